@@ -38,6 +38,26 @@ pub mod waku {
         include!("generated/waku.metadata.v1.rs");
     }
     pub use message::WakuMessage;
+
+    /// The 14/WAKU2-MESSAGE deterministic message hash:
+    /// `SHA-256(pubsub_topic ‖ payload ‖ content_topic ‖ meta ‖ timestamp as 8-byte big-endian)`.
+    ///
+    /// An absent `meta` hashes like an empty one, and an absent timestamp hashes as 0 (eight zero bytes),
+    /// as in go-waku's `pb.Hash` and nwaku's `computeMessageHash`. This is the `hash` that
+    /// status-go stores in the archived `WakuMessage`; it is *not* the gossipsub message id.
+    #[must_use]
+    pub fn message_hash(pubsub_topic: &str, msg: &WakuMessage) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(pubsub_topic.as_bytes());
+        hasher.update(&msg.payload);
+        hasher.update(msg.content_topic.as_bytes());
+        if let Some(meta) = &msg.meta {
+            hasher.update(meta);
+        }
+        hasher.update(msg.timestamp.unwrap_or(0).to_be_bytes());
+        hasher.finalize().into()
+    }
 }
 
 pub use prost::{self, Message};
