@@ -1,7 +1,10 @@
 //! Project automation: `cargo xtask <task>`. See README.md for the list of tasks.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod ci;
 mod codegen;
+mod layering;
+mod tidy;
 
 use std::path::PathBuf;
 
@@ -17,6 +20,8 @@ fn main() -> anyhow::Result<()> {
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     match args.first().map(String::as_str) {
         Some("codegen") => codegen::run(&root, rest.contains(&"--check")),
+        Some("ci") => ci::run(&root),
+        Some("layering") => layering::check(&root),
         _ => {
             eprintln!("usage: cargo xtask <codegen [--check] | ci | bench [name] | interop | fuzz>");
             std::process::exit(2)

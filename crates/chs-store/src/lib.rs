@@ -182,7 +182,7 @@ impl Store {
             return Ok(());
         }
         let sql = format!(
-            "SELECT {COLUMNS} FROM messages WHERE timestamp >= ?1 AND timestamp < ?2 AND topic IN ({}) \
+            "SELECT {COLUMNS} FROM messages WHERE timestamp >= ?1 AND timestamp < ?2 AND +topic IN ({}) \
              ORDER BY timestamp, topic, rowid",
             placeholders(3, topics.len())
         );

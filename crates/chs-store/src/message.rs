@@ -115,11 +115,11 @@ pub fn topic_from_content_topic(content_topic: &str) -> Topic {
 }
 
 pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> Result<StoredMessage, StoreError> {
-    let hash_bytes: Vec<u8> = row.get(0)?;
-    let malformed = |what: String| StoreError::MalformedRow { hash: hex::encode(&hash_bytes), what };
-    let hash: [u8; 32] = hash_bytes.as_slice().try_into().map_err(|_| malformed("hash is not 32 bytes".into()))?;
-    let topic_bytes: Vec<u8> = row.get(3)?;
-    let topic: Topic = topic_bytes.as_slice().try_into().map_err(|_| malformed("topic is not 4 bytes".into()))?;
+    let hash_ref = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+    let malformed = |what: &str| StoreError::MalformedRow { hash: hex::encode(hash_ref), what: what.to_owned() };
+    let hash: [u8; 32] = hash_ref.try_into().map_err(|_| malformed("hash is not 32 bytes"))?;
+    let topic_ref = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+    let topic: Topic = topic_ref.try_into().map_err(|_| malformed("topic is not 4 bytes"))?;
     Ok(StoredMessage {
         hash,
         pubsub_topic: row.get(1)?,
