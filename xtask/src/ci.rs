@@ -24,7 +24,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    step("rustdoc", || Ok(cmd!(sh, "cargo doc --workspace --no-deps --locked").env("RUSTDOCFLAGS", "-D warnings").run()?))?;
+    step("rustdoc", || {
+        Ok(cmd!(sh, "cargo doc --workspace --no-deps --locked").env("RUSTDOCFLAGS", "-D warnings").run()?)
+    })?;
     println!("xtask ci: all green");
     Ok(())
 }
@@ -51,7 +53,10 @@ fn protoc_golden(sh: &Shell, root: &Path) -> anyhow::Result<()> {
         let bytes = decode_hex(&hex)?;
         let got = cmd!(sh, "protoc --decode={message} -Iproto proto/{proto}").stdin(bytes).quiet().read()?;
         if got.trim_end() != want.trim_end() {
-            bail!("protoc decodes the golden {message} ({}) differently:\n--- expected\n{want}\n--- protoc\n{got}", field("source")?);
+            bail!(
+                "protoc decodes the golden {message} ({}) differently:\n--- expected\n{want}\n--- protoc\n{got}",
+                field("source")?
+            );
         }
     }
     println!("protoc confirmed {} golden vectors", vectors.len());

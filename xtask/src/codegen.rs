@@ -23,11 +23,7 @@ pub(crate) fn run(root: &Path, check: bool) -> anyhow::Result<()> {
     let files: Vec<_> = PROTOS.iter().map(|p| proto_dir.join(p)).collect();
     let fds = protox::compile(&files, [&proto_dir]).context("parsing proto/*.proto")?;
     let out = tempdir(root)?;
-    prost_build::Config::new()
-        .out_dir(&out)
-        .btree_map(["."])
-        .compile_fds(fds)
-        .context("prost-build")?;
+    prost_build::Config::new().out_dir(&out).btree_map(["."]).compile_fds(fds).context("prost-build")?;
     let gen_dir = root.join("crates/chs-proto/src/generated");
     let mut stale = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(&out)?

@@ -51,9 +51,5 @@ pub(crate) fn check(root: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        bail!("layering violations:\n  {}", errors.join("\n  "))
-    }
+    if errors.is_empty() { Ok(()) } else { bail!("layering violations:\n  {}", errors.join("\n  ")) }
 }

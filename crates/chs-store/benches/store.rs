@@ -93,7 +93,8 @@ fn plain_insert(path: &Path, n: u64) -> f64 {
     while i < n {
         let tx = conn.transaction().unwrap();
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO m VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)").unwrap();
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO m VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)").unwrap();
             for j in i..(i + BATCH as u64).min(n) {
                 let m = message(j);
                 stmt.execute(rusqlite::params![
@@ -187,7 +188,10 @@ fn main() {
     let mut rss = Vec::new();
     for rows in [n / 10, n] {
         let db = dir.path().join(format!("rss-{rows}.db"));
-        let out = std::process::Command::new(&exe).args(["child-scan", db.to_str().unwrap(), &rows.to_string()]).output().unwrap();
+        let out = std::process::Command::new(&exe)
+            .args(["child-scan", db.to_str().unwrap(), &rows.to_string()])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         let f: Vec<u64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
         rss.push((rows, f.get(1).copied().unwrap_or(0), f.get(2).copied().unwrap_or(0)));
@@ -195,8 +199,18 @@ fn main() {
 
     let rate = |secs: f64| n as f64 / secs;
     println!("store bench: {n} messages of ~300 bytes");
-    println!("  insert: ours {:>10.0} msg/s   plain rusqlite {:>10.0} msg/s   ratio {:.2}x (goal >= 0.7)", rate(ours_ins), rate(plain_ins), plain_ins / ours_ins);
-    println!("  scan:   ours {:>10.0} msg/s   plain rusqlite {:>10.0} msg/s   ratio {:.2}x (goal >= 0.7)", rate(ours_sc), rate(plain_sc), plain_sc / ours_sc);
+    println!(
+        "  insert: ours {:>10.0} msg/s   plain rusqlite {:>10.0} msg/s   ratio {:.2}x (goal >= 0.7)",
+        rate(ours_ins),
+        rate(plain_ins),
+        plain_ins / ours_ins
+    );
+    println!(
+        "  scan:   ours {:>10.0} msg/s   plain rusqlite {:>10.0} msg/s   ratio {:.2}x (goal >= 0.7)",
+        rate(ours_sc),
+        rate(plain_sc),
+        plain_sc / ours_sc
+    );
     for (rows, before, peak) in &rss {
         println!("  scan of {rows:>8} rows: RSS before {before} KiB, peak during scan {peak} KiB");
     }

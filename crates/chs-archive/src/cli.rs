@@ -1,0 +1,102 @@
+//! Helpers for the `chs archive …` commands: argument parsing and serialisable output rows.
+//!
+//! The commands map onto the library as follows (see each item):
+//! `build` → [`crate::Builder`] with [`crate::BuildOptions`] and a progress callback;
+//! `inspect` → [`crate::Reader::rows`]; `verify` → [`crate::Reader::verify`];
+//! `extract` → [`crate::Reader::extract`] and [`MessageRow`] for `--ndjson`.
+
+use chs_proto::protobuf::WakuMessage;
+use serde::Serialize;
+
+use crate::Topic;
+
+/// A command-line value that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    /// Not a 4-byte topic.
+    #[error("invalid topic {0:?}: expected 8 hex digits (optionally 0x-prefixed) or a /waku/1/0x…/rfc26 content topic")]
+    Topic(String),
+    /// Not a duration.
+    #[error(
+        "invalid duration {0:?}: expected a number of seconds or a number followed by s, m, h, d or w (at least 1 s)"
+    )]
+    Duration(String),
+}
+
+/// Parses a topic: `0xa4abdf64`, `a4abdf64`, or a status-go content topic `/waku/1/0xa4abdf64/rfc26`.
+///
+/// # Errors
+/// [`ArgError::Topic`].
+pub fn parse_topic(text: &str) -> Result<Topic, ArgError> {
+    let trimmed = text.trim();
+    let hex_part = if let Some(rest) = trimmed.strip_prefix("/waku/1/") {
+        rest.strip_suffix("/rfc26").unwrap_or(rest)
+    } else {
+        trimmed
+    };
+    let hex_part = hex_part.strip_prefix("0x").or_else(|| hex_part.strip_prefix("0X")).unwrap_or(hex_part);
+    let mut topic = [0u8; 4];
+    match hex::decode_to_slice(hex_part, &mut topic) {
+        Ok(()) => Ok(topic),
+        Err(_) => Err(ArgError::Topic(text.to_owned())),
+    }
+}
+
+/// Parses a duration in seconds: `604800`, `7d`, `1w`, `12h`, `30m`, `45s`. Zero is refused
+/// (spec §15 item 26).
+///
+/// # Errors
+/// [`ArgError::Duration`].
+pub fn parse_duration(text: &str) -> Result<u64, ArgError> {
+    let err = || ArgError::Duration(text.to_owned());
+    let trimmed = text.trim();
+    let (number, unit) = match trimmed.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((pos, _)) => trimmed.split_at(pos),
+        None => (trimmed, "s"),
+    };
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(err()),
+    };
+    let value: u64 = number.parse().map_err(|_| err())?;
+    value.checked_mul(factor).filter(|secs| *secs > 0).ok_or_else(err)
+}
+
+/// One archived message as a JSON line (`chs archive extract --ndjson`); bytes are `0x` + hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageRow {
+    /// Timestamp (seconds).
+    pub timestamp: u64,
+    /// 4-byte topic.
+    pub topic: String,
+    /// Message hash.
+    pub hash: String,
+    /// Signer public key.
+    pub sig: String,
+    /// Decrypted payload.
+    pub payload: String,
+    /// Waku padding.
+    pub padding: String,
+    /// Third-party id (Discord imports).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub third_party_id: String,
+}
+
+impl From<&WakuMessage> for MessageRow {
+    fn from(m: &WakuMessage) -> Self {
+        let hex0x = |bytes: &[u8]| format!("0x{}", hex::encode(bytes));
+        MessageRow {
+            timestamp: m.timestamp,
+            topic: hex0x(&m.topic),
+            hash: hex0x(&m.hash),
+            sig: hex0x(&m.sig),
+            payload: hex0x(&m.payload),
+            padding: hex0x(&m.padding),
+            third_party_id: m.third_party_id.clone(),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Status history archives: the `data` and `index` files of status-go's Community History Service,
+//! byte-compatible with status-go (`protocol/communities/manager_archive_file.go`).
+//!
+//! Start with [`Builder`] (append the archives of a time range from a [`MessageSource`], crash
+//! safely), [`plan_catch_up`] (which range to build when), and [`Reader`] (list, extract and verify
+//! the archives of a directory). [`format`](mod@format) holds the byte-level rules: padding, archive ids and the
+//! codecs; [`fuzz`] the fuzzing entry points.
+//!
+//! A directory holds `data` (the padded archives, append-only) and `index` (a
+//! `WakuMessageArchiveIndex`, rewritten atomically). Nothing else is left behind: the torrent is
+//! built from every file of the directory.
+//!
+//! This crate is synchronous and does its file I/O through `std`. It knows nothing of torrents,
+//! Waku, communities or keys (encrypted archives are recognised, not decrypted), and nothing of
+//! SQLite beyond implementing [`MessageSource`] for the message store.
+
+pub mod builder;
+pub mod cli;
+pub mod format;
+pub mod fuzz;
+pub mod plan;
+pub mod reader;
+pub mod source;
+mod writer;
+
+pub use builder::{
+    BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook,
+};
+pub use format::{DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, padding};
+pub use plan::{CatchUpCase, CatchUpPlan, CatchUpPolicy, PlanError, Window, plan_catch_up, windows};
+pub use reader::{ArchiveEntry, ArchiveProblem, ArchiveRow, ReadError, Reader, VerifyReport, Violation};
+pub use source::{MemorySource, MessageSource, ScanError, SourceError};
+
+/// status-go's legacy 4-byte topic (the same type as `chs_store::Topic`).
+pub type Topic = [u8; 4];
+
+/// Name of the archive data file inside an archive directory.
+pub const DATA_FILE: &str = "data";
+/// Name of the index file inside an archive directory.
+pub const INDEX_FILE: &str = "index";
+/// Name of the temporary index written before the atomic rename (removed on the next build).
+pub const INDEX_TEMP_FILE: &str = "index.tmp";
+
+/// The end of the last archive in `<dir>/index` (largest `to`), if there is one: where the next
+/// build resumes, and a fallback for the stored "last archive end date".
+///
+/// # Errors
+/// [`ReadError`] if the index cannot be read.
+pub fn last_archive_end(dir: &std::path::Path) -> Result<Option<u64>, ReadError> {
+    Ok(Reader::open(dir)?.entries().iter().map(ArchiveEntry::to).max())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+//! Integration tests of chs-archive (one binary, one module per area).
+
+mod common;
+
+mod crash;
+mod golden;
+mod plan;
+mod props;
+mod reader;
+mod spec15;
+mod store;

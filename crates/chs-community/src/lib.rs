@@ -1,0 +1,633 @@
+//! The community manager: a community's state and rules.
+//!
+//! Start with [`Communities`]: open it on a [`chs_store::Store`] (its tables live in the store's
+//! SQLite file, see `docs/chs-community.md`), then [`Communities::create`] a community (control
+//! node: the private key is generated and stored), [`Communities::import_key`] one, or
+//! [`Communities::join`] one (member: the id only).
+//!
+//! What it knows:
+//! * who the community is ([`CommunityId`], chats, topics, pubsub topic) and whether this node is
+//!   its control node (holds the private key);
+//! * which magnetlinks a member accepts ([`Communities::receive_magnetlink`]: signed by the
+//!   community key, newer-or-equal clock, not the last fully fetched URI, exactly as status-go),
+//!   every rejection logged and counted ([`Communities::rejection_counts`]);
+//! * what was downloaded and imported ([`ArchiveInfo`], [`ArchiveRecord`], the "which archives are
+//!   missing" query [`missing_archives`] with a [`Strategy`]);
+//! * how an archive becomes the canonical history ([`Communities::import_archive`]: one SQLite
+//!   transaction replaces the range and records the archive id) and how an application reads it
+//!   ([`Communities::history`]).
+//!
+//! What it must NOT know: Waku networking, gossipsub, torrents, librqbit or any socket. It takes
+//! and returns messages, bytes and records; the orchestrator moves them. Every wire-level
+//! encoding (topics, keys, envelopes, signatures) comes from `chs-status`; this crate holds no
+//! copy of it. The API is synchronous: call it from `spawn_blocking` (or inside
+//! [`chs_store::AsyncStore::with`]).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![deny(missing_docs)]
+
+mod bookkeeping;
+mod community;
+mod error;
+mod import;
+mod keys;
+mod magnetlink;
+mod schema;
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
+
+use chs_proto::protobuf::WakuMessageArchiveIndex;
+use chs_proto::waku::WakuMessage;
+use chs_store::Store;
+use serde::{Deserialize, Serialize};
+
+pub use bookkeeping::{ArchiveInfo, ArchiveRecord, MissingArchive, Strategy, missing_archives, normalize_archive_id};
+pub use chs_status::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, RejectCounters, RejectKind, RejectReason};
+/// The secp256k1 private key type (community keys, identity keys).
+pub use chs_waku_payload::SecretKey;
+pub use community::Community;
+pub use error::CommunityError;
+pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportReport};
+pub use keys::{generate_installation_id, generate_key, parse_private_key};
+pub use magnetlink::{MagnetlinkOptions, Verdict};
+
+/// How to create a community.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateOptions {
+    /// Display name.
+    pub name: String,
+    /// Pubsub topic; `None` for [`DEFAULT_PUBSUB_TOPIC`].
+    pub pubsub_topic: Option<String>,
+    /// Channel uuids to create. When empty, one channel with a random uuid is created, so that a
+    /// new community has a chat to archive.
+    pub channels: Vec<String>,
+}
+
+/// A chat of a community with its 4-byte topic and content topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatInfo {
+    /// The chat id.
+    pub chat_id: String,
+    /// `0x` + 8 hex digits: `Keccak-256(chat id)[0..4]`.
+    pub topic: String,
+    /// `/waku/1/0x<topic>/rfc26`.
+    pub content_topic: String,
+}
+
+impl ChatInfo {
+    /// The topics of `chat_id` (via `chs-status`).
+    #[must_use]
+    pub fn new(chat_id: &str) -> ChatInfo {
+        let topic = chs_status::Topic::from_chat_id(chat_id);
+        ChatInfo { chat_id: chat_id.to_owned(), topic: topic.to_string(), content_topic: topic.content_topic() }
+    }
+}
+
+/// Everything `chs community show` prints: identity, topics and bookkeeping (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommunityInfo {
+    /// The community id.
+    pub id: CommunityId,
+    /// Display name.
+    pub name: String,
+    /// Whether this node holds the private key.
+    pub control_node: bool,
+    /// Whether this node has joined.
+    pub joined: bool,
+    /// The pubsub topic.
+    pub pubsub_topic: String,
+    /// The community-description chat (`id`).
+    pub description_chat: ChatInfo,
+    /// The magnetlink chat status-go c72f491 sends on (`id-magnetlinks`).
+    pub magnetlinks_chat: ChatInfo,
+    /// The chat newer status-go sends magnetlinks on (`id-memberUpdate`).
+    pub member_update_chat: ChatInfo,
+    /// The channel chats (what archives hold).
+    pub channels: Vec<ChatInfo>,
+    /// Magnetlink clock, last fetched URI, last archive end date.
+    pub archive_info: ArchiveInfo,
+    /// Archive ids recorded, oldest window first.
+    pub archives: Vec<ArchiveRecord>,
+}
+
+/// The community manager. Holds no database handle: every call takes the [`Store`] whose file
+/// holds the community tables, so it works with a plain `Store` and inside
+/// [`chs_store::AsyncStore::with`]. It is `Send + Sync`; its counters are shared by all callers.
+#[derive(Debug, Default)]
+pub struct Communities {
+    /// Chat keys (65356 PBKDF2 rounds each): derived once per chat id.
+    chat_keys: chs_status::ChatKeyCache,
+    /// Magnetlink outcomes, per rejection reason.
+    counters: Mutex<RejectCounters>,
+}
+
+impl Communities {
+    /// Migrates the community tables in `store`'s file and returns the manager.
+    ///
+    /// # Errors
+    /// [`CommunityError::Store`] (e.g. `SchemaTooNew`) or SQLite errors.
+    pub fn open(store: &mut Store) -> Result<Communities, CommunityError> {
+        chs_store::migrate(store.connection_mut(), schema::COMPONENT, schema::MIGRATIONS)?;
+        Ok(Communities::default())
+    }
+
+    /// Creates a community with a freshly generated key (this node is its control node).
+    ///
+    /// # Errors
+    /// [`CommunityError::Random`] if the RNG fails, SQLite errors.
+    pub fn create(&self, store: &mut Store, options: &CreateOptions) -> Result<Community, CommunityError> {
+        let key = generate_key()?;
+        self.create_with_key(store, &key, options)
+    }
+
+    /// Stores a community whose private key is given as hex (64 digits, optional `0x`): this node
+    /// becomes its control node. If the community is already stored as a member, the key is added;
+    /// if it is already stored with this key, the stored community is returned.
+    ///
+    /// # Errors
+    /// [`CommunityError::InvalidPrivateKey`], SQLite errors.
+    pub fn import_key(
+        &self,
+        store: &mut Store,
+        key_hex: &str,
+        options: &CreateOptions,
+    ) -> Result<Community, CommunityError> {
+        let key = parse_private_key(key_hex)?;
+        let id = CommunityId::from_public_key(&key.public_key());
+        if community::load(store.connection(), &id)?.is_some() {
+            community::set_key(store.connection(), &id, &key)?;
+            tracing::info!(community_id = %id, "private key imported: this node is now the control node");
+            return self.get(store, &id);
+        }
+        self.create_with_key(store, &key, options)
+    }
+
+    /// Creates a community with the given key (see [`Communities::create`]).
+    ///
+    /// # Errors
+    /// [`CommunityError::AlreadyExists`], [`CommunityError::Random`], SQLite errors.
+    pub fn create_with_key(
+        &self,
+        store: &mut Store,
+        key: &SecretKey,
+        options: &CreateOptions,
+    ) -> Result<Community, CommunityError> {
+        let id = CommunityId::from_public_key(&key.public_key());
+        let channels =
+            if options.channels.is_empty() { vec![generate_installation_id()?] } else { options.channels.clone() };
+        let chats: Vec<String> = channels.iter().map(|uuid| format!("{id}{uuid}")).collect();
+        let pubsub_topic = options.pubsub_topic.as_deref().unwrap_or(DEFAULT_PUBSUB_TOPIC);
+        community::insert(store.connection(), &id, &options.name, Some(key), pubsub_topic, &chats)?;
+        tracing::info!(community_id = %id, name = %options.name, "community created (control node)");
+        self.get(store, &id)
+    }
+
+    /// Joins a community as a member: stores its id (no key). Joining a stored community marks it
+    /// joined again and returns it.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn join(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        pubsub_topic: Option<&str>,
+    ) -> Result<Community, CommunityError> {
+        if community::load(store.connection(), id)?.is_some() {
+            community::set_joined(store.connection(), id, true)?;
+        } else {
+            let topic = pubsub_topic.unwrap_or(DEFAULT_PUBSUB_TOPIC);
+            community::insert(store.connection(), id, "", None, topic, &[])?;
+            tracing::info!(community_id = %id, "community joined (member)");
+        }
+        self.get(store, id)
+    }
+
+    /// Leaves a community: it stays stored, but a member no longer acts on its magnetlinks.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn leave(&self, store: &mut Store, id: &CommunityId) -> Result<(), CommunityError> {
+        community::set_joined(store.connection(), id, false)
+    }
+
+    /// Adds a channel chat (`id` + `channel_uuid`). Returns false if it was already there.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn add_channel(&self, store: &mut Store, id: &CommunityId, channel_uuid: &str) -> Result<bool, CommunityError> {
+        community::add_chat(store.connection(), id, &format!("{id}{channel_uuid}"))
+    }
+
+    /// The stored community.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn get(&self, store: &Store, id: &CommunityId) -> Result<Community, CommunityError> {
+        community::load(store.connection(), id)?.ok_or_else(|| CommunityError::UnknownCommunity(id.to_string()))
+    }
+
+    /// What `chs community show ID [--json]` prints (serialisable; no private key).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn info(&self, store: &Store, id: &CommunityId) -> Result<CommunityInfo, CommunityError> {
+        let community = self.get(store, id)?;
+        Ok(CommunityInfo {
+            id: community.id,
+            name: community.name.clone(),
+            control_node: community.is_control_node(),
+            joined: community.joined,
+            pubsub_topic: community.pubsub_topic.clone(),
+            description_chat: ChatInfo::new(&id.description_chat_id()),
+            magnetlinks_chat: ChatInfo::new(&id.magnetlinks_chat_id()),
+            member_update_chat: ChatInfo::new(&id.member_update_chat_id()),
+            channels: community.chats.iter().map(|chat| ChatInfo::new(chat)).collect(),
+            archive_info: self.archive_info(store, id)?,
+            archives: self.archive_records(store, id)?,
+        })
+    }
+
+    /// The 4-byte topics of the community's channel chats (what its archives cover).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn channel_topics(&self, store: &Store, id: &CommunityId) -> Result<Vec<[u8; 4]>, CommunityError> {
+        let community = self.get(store, id)?;
+        Ok(community.chats.iter().map(|chat| *chs_status::Topic::from_chat_id(chat).as_bytes()).collect())
+    }
+
+    /// Every stored community, by id.
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn list(&self, store: &Store) -> Result<Vec<Community>, CommunityError> {
+        community::list_ids(store.connection())?.iter().map(|id| self.get(store, id)).collect()
+    }
+
+    /// This node's chat identity key (signs the 26/WAKU2 payload of what it sends) and installation
+    /// id, generated and stored on first use.
+    ///
+    /// # Errors
+    /// [`CommunityError::Random`], SQLite errors.
+    pub fn node_identity(&self, store: &mut Store) -> Result<(SecretKey, String), CommunityError> {
+        community::node_identity(store.connection())
+    }
+
+    // ----- magnetlinks -----
+
+    /// Builds the magnetlink message of `community` for `magnet_uri` at `clock` (ms), exactly as
+    /// status-go's `dispatchMagnetlinkMessage` puts it on the wire: the magnetlink signed by the
+    /// community key, the 26/WAKU2 payload signed by `identity_key`. Publish the result on
+    /// `community.pubsub_topic`.
+    ///
+    /// # Errors
+    /// [`CommunityError::NotControlNode`] without the private key, [`CommunityError::Build`] if
+    /// the wire layer refuses (e.g. a URI too large for one unsegmented message).
+    pub fn build_magnetlink(
+        &self,
+        community: &Community,
+        identity_key: &SecretKey,
+        magnet_uri: &str,
+        clock: u64,
+        options: &MagnetlinkOptions,
+    ) -> Result<WakuMessage, CommunityError> {
+        let community_key =
+            community.private_key().ok_or_else(|| CommunityError::NotControlNode(community.id.to_string()))?;
+        let params = chs_status::MagnetlinkParams {
+            community_key,
+            identity_key,
+            magnet_uri,
+            clock,
+            installation_id: &options.installation_id,
+            bundle: None,
+            timestamp_ns: options.timestamp_ns.unwrap_or_else(magnetlink::now_ns),
+            channel: options.channel,
+            padding: options.padding.clone(),
+            nonce: options.nonce,
+        };
+        let built = chs_status::build_magnetlink(&params, &self.chat_keys)
+            .map_err(|e| CommunityError::Build(error_chain(&e)))?;
+        tracing::debug!(community_id = %community.id, clock, content_topic = %built.content_topic, "magnetlink built");
+        Ok(built.waku_message)
+    }
+
+    /// [`Communities::build_magnetlink`] with the stored community key, this node's stored identity
+    /// and installation id ([`Communities::node_identity`]), the current time and random padding
+    /// and nonce: what the orchestrator publishes after seeding a new torrent.
+    ///
+    /// # Errors
+    /// As [`Communities::build_magnetlink`], plus [`CommunityError::UnknownCommunity`].
+    pub fn build_magnetlink_now(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        magnet_uri: &str,
+        clock: u64,
+    ) -> Result<WakuMessage, CommunityError> {
+        let community = self.get(store, id)?;
+        let (identity_key, installation_id) = self.node_identity(store)?;
+        let options = MagnetlinkOptions { installation_id, ..MagnetlinkOptions::default() };
+        self.build_magnetlink(&community, &identity_key, magnet_uri, clock, &options)
+    }
+
+    /// A member's handling of a received magnetlink `WakuMessage` (relayed on `pubsub_topic`):
+    /// find the stored community whose `-magnetlinks` or `-memberUpdate` topic it carries, let
+    /// `chs-status` verify every layer (signed by the community key, type 43, ...), then apply
+    /// status-go's rule with the stored state: joined, not the control node,
+    /// `clock >= magnetlink_clock`, URI ≠ the last fully fetched one. On accept the stored clock
+    /// is set to the message's clock. Every rejection is logged and counted.
+    ///
+    /// # Errors
+    /// Only database errors; a bad message is a [`Verdict::Rejected`].
+    pub fn receive_magnetlink(
+        &self,
+        store: &mut Store,
+        message: &WakuMessage,
+        pubsub_topic: &str,
+    ) -> Result<Verdict, CommunityError> {
+        let communities = self.list(store)?;
+        let outcome = magnetlink::find_community(message, pubsub_topic, &communities).and_then(|community| {
+            let ring = chs_status::ChatKeyRing::for_magnetlinks(&community.id, &self.chat_keys);
+            let parsed = chs_status::parse_magnetlink(message, pubsub_topic, &community.id, &ring)?;
+            Ok((community, parsed))
+        });
+        let verdict = match outcome {
+            Err(reason) => Verdict::Rejected(reason),
+            Ok((community, parsed)) => {
+                let info = bookkeeping::archive_info(store.connection(), &community.id)?;
+                let state = chs_status::MagnetlinkState {
+                    is_control_node: community.is_control_node(),
+                    joined: community.joined,
+                    last_clock: info.magnetlink_clock,
+                    last_uri: Some(info.last_magnetlink_uri).filter(|uri| !uri.is_empty()),
+                };
+                match chs_status::accept_magnetlink(&parsed, &community.id, &state) {
+                    Err(reason) => Verdict::Rejected(reason),
+                    Ok(()) => {
+                        bookkeeping::set_magnetlink_clock(store.connection(), &community.id, parsed.clock)?;
+                        Verdict::Accepted {
+                            community_id: community.id,
+                            clock: parsed.clock,
+                            magnet_uri: parsed.magnet_uri,
+                        }
+                    }
+                }
+            }
+        };
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        match &verdict {
+            Verdict::Accepted { community_id, clock, magnet_uri } => {
+                counters.record_accepted();
+                tracing::info!(%community_id, clock, %magnet_uri, "magnetlink accepted");
+            }
+            Verdict::Rejected(reason) => {
+                counters.record_rejected(reason);
+                tracing::debug!(%reason, kind = reason.kind().as_str(), pubsub_topic, content_topic = %message.content_topic, "magnetlink rejected");
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Magnetlinks accepted, and rejected per reason, since this manager was opened.
+    #[must_use]
+    pub fn rejection_counts(&self) -> RejectCounters {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    // ----- bookkeeping -----
+
+    /// The community's archive info (zero values if none was stored yet).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn archive_info(&self, store: &Store, id: &CommunityId) -> Result<ArchiveInfo, CommunityError> {
+        bookkeeping::archive_info(store.connection(), id)
+    }
+
+    /// Stores the end (seconds) of the last archive window built by the control node. Touches
+    /// only that value (status-go's INSERT-or-REPLACE also wiped the clock and URI, §15 item 11).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn save_last_archive_end_date(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        end: u64,
+    ) -> Result<(), CommunityError> {
+        bookkeeping::set_last_archive_end_date(store.connection(), id, end)
+    }
+
+    /// Stores the magnetlink clock (ms); [`Communities::receive_magnetlink`] does this on accept.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_magnetlink_clock(&self, store: &mut Store, id: &CommunityId, clock: u64) -> Result<(), CommunityError> {
+        bookkeeping::set_magnetlink_clock(store.connection(), id, clock)
+    }
+
+    /// Raises the stored magnetlink clock to `clock` if it is newer (what status-go does with a
+    /// community description's `archive_magnetlink_clock`, wire §3.11). Returns the stored clock.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn raise_magnetlink_clock(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        clock: u64,
+    ) -> Result<u64, CommunityError> {
+        let stored = bookkeeping::archive_info(store.connection(), id)?.magnetlink_clock;
+        if clock > stored {
+            bookkeeping::set_magnetlink_clock(store.connection(), id, clock)?;
+            return Ok(clock);
+        }
+        Ok(stored)
+    }
+
+    /// Records that the download of `uri` completed (index and every wanted archive fetched): a
+    /// later magnetlink with the same URI is then rejected as already fetched.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn mark_magnetlink_fetched(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        uri: &str,
+    ) -> Result<(), CommunityError> {
+        bookkeeping::set_last_magnetlink_uri(store.connection(), id, uri)
+    }
+
+    /// Records a downloaded (not yet imported) archive. Returns false if it was already recorded.
+    ///
+    /// # Errors
+    /// [`CommunityError::InvalidArchiveId`], SQLite errors.
+    pub fn record_downloaded_archive(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        archive_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, CommunityError> {
+        bookkeeping::record_downloaded(store.connection(), id, archive_id, from, to)
+    }
+
+    /// Records a failed import attempt (e.g. the archive could not be extracted). The archive stays
+    /// pending but moves behind the others in [`Communities::pending_imports`], so a broken archive
+    /// never blocks later ones (status-go retried it forever, §15 item 17).
+    ///
+    /// # Errors
+    /// [`CommunityError::InvalidArchiveId`], SQLite errors.
+    pub fn record_import_failure(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        archive_id: &str,
+        error: &str,
+    ) -> Result<(), CommunityError> {
+        let archive_id = normalize_archive_id(archive_id)?;
+        tracing::warn!(community_id = %id, %archive_id, %error, "archive import failed");
+        bookkeeping::record_import_failure(store.connection(), id, &archive_id, error)
+    }
+
+    /// Every archive id recorded for the community, oldest window first.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn archive_records(&self, store: &Store, id: &CommunityId) -> Result<Vec<ArchiveRecord>, CommunityError> {
+        bookkeeping::archive_records(store.connection(), id)
+    }
+
+    /// Downloaded archives still to import: never-failed ones first (oldest window first), then
+    /// those that failed before (fewest failures first).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn pending_imports(&self, store: &Store, id: &CommunityId) -> Result<Vec<ArchiveRecord>, CommunityError> {
+        let mut pending: Vec<ArchiveRecord> =
+            bookkeeping::archive_records(store.connection(), id)?.into_iter().filter(|r| !r.imported).collect();
+        pending.sort_by(|a, b| {
+            (a.import_failures, a.from, &a.archive_id).cmp(&(b.import_failures, b.from, &b.archive_id))
+        });
+        Ok(pending)
+    }
+
+    /// The archive ids recorded (downloaded, imported or not) for the community.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn downloaded_archive_ids(&self, store: &Store, id: &CommunityId) -> Result<BTreeSet<String>, CommunityError> {
+        bookkeeping::downloaded_ids(store.connection(), id)
+    }
+
+    /// The archives of `index` selected by `strategy` that this node has not downloaded, oldest
+    /// first. Compares sets of ids (status-go compared counts, §15 item 18).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn missing_archives(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        index: &WakuMessageArchiveIndex,
+        strategy: Strategy,
+    ) -> Result<Vec<MissingArchive>, CommunityError> {
+        let have = bookkeeping::downloaded_ids(store.connection(), id)?;
+        Ok(missing_archives(index, &have, strategy))
+    }
+
+    // ----- import and history -----
+
+    /// Canonical import of one extracted archive: in ONE SQLite transaction, the stored messages of
+    /// the archive's topics in `[from, to)` are replaced by exactly the archive's messages, their
+    /// history rows likewise, and the archive id is recorded as imported. A crash leaves the old or
+    /// the new set, never a mix. Importing the same archive again changes nothing.
+    ///
+    /// Messages that do not decode down to an `ApplicationMetadataMessage` are stored but counted as
+    /// undecodable; malformed messages and messages outside the window are skipped and counted.
+    /// On error the failure is recorded (see [`Communities::record_import_failure`]) and nothing of
+    /// the archive is stored.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], [`CommunityError::InvalidArchiveId`],
+    /// [`CommunityError::EmptyRange`], store or SQLite errors.
+    pub fn import_archive(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        archive: &ArchiveImport<'_>,
+    ) -> Result<ImportReport, CommunityError> {
+        self.import_archive_with(store, id, archive, DecodeMode::Immediate)
+    }
+
+    /// [`Communities::import_archive`] with a choice of when the history is decoded: with
+    /// [`DecodeMode::Deferred`] the transaction stores the canonical message set and pending
+    /// history rows only (the ECDSA recoveries, most of an import's cost, run later in
+    /// [`Communities::decode_pending_history`] or on the next [`Communities::history`]).
+    ///
+    /// # Errors
+    /// As [`Communities::import_archive`].
+    pub fn import_archive_with(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        archive: &ArchiveImport<'_>,
+        mode: DecodeMode,
+    ) -> Result<ImportReport, CommunityError> {
+        let community = self.get(store, id)?;
+        let result = import::import_archive(store.connection_mut(), id, &community.pubsub_topic, archive, mode);
+        if let Err(err) = &result
+            && let Ok(archive_id) = normalize_archive_id(archive.archive_id)
+        {
+            let message = error_chain(err);
+            tracing::warn!(community_id = %id, %archive_id, error = %message, "archive import failed");
+            if let Err(record_err) = bookkeeping::record_import_failure(store.connection(), id, &archive_id, &message) {
+                tracing::warn!(community_id = %id, %archive_id, error = %record_err, "could not record the import failure");
+            }
+        }
+        result
+    }
+
+    /// Decodes up to `max` history rows left pending by a [`DecodeMode::Deferred`] import
+    /// (oldest first, in batches of 10,000, each batch one transaction; decoding runs on all
+    /// cores). Call it in the background after deferred imports.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn decode_pending_history(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        max: usize,
+    ) -> Result<DecodeReport, CommunityError> {
+        import::decode_pending(store.connection_mut(), id, max)
+    }
+
+    /// The community's readable history in time order (archived timestamp, then clock, then
+    /// hash): every imported message that decoded. Pending rows are decoded first.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn history(&self, store: &mut Store, id: &CommunityId) -> Result<Vec<HistoryRecord>, CommunityError> {
+        import::decode_pending(store.connection_mut(), id, usize::MAX)?;
+        import::history(store.connection(), id)
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+//! This crate's tables in the store's SQLite file, with versioned migrations.
+//!
+//! The versions are recorded by [`chs_store::migrate`] in the store's `chs_schema` table under the
+//! component name [`COMPONENT`]; entry `i` of [`MIGRATIONS`] upgrades from version `i` to `i + 1`.
+//! Never edit a released entry: append a new one.
+
+/// The component name in `chs_schema`.
+pub(crate) const COMPONENT: &str = "community";
+
+/// The migrations of the community tables.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "CREATE TABLE chs_communities (
+        community_id TEXT PRIMARY KEY NOT NULL,          -- 0x + 66 lowercase hex (compressed key)
+        name TEXT NOT NULL DEFAULT '',
+        private_key BLOB CHECK (private_key IS NULL OR length(private_key) = 32), -- control node iff set
+        pubsub_topic TEXT NOT NULL,
+        joined INTEGER NOT NULL DEFAULT 1,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE chs_community_chats (
+        community_id TEXT NOT NULL REFERENCES chs_communities (community_id) ON DELETE CASCADE,
+        chat_id TEXT NOT NULL,                           -- community id + channel uuid
+        PRIMARY KEY (community_id, chat_id)
+    );
+    -- status-go's communities_archive_info, without `ON CONFLICT REPLACE` (spec section 15 item 11):
+    -- every write touches only its own column.
+    CREATE TABLE chs_archive_info (
+        community_id TEXT PRIMARY KEY NOT NULL,
+        magnetlink_clock INTEGER NOT NULL DEFAULT 0,     -- ms
+        last_magnetlink_uri TEXT NOT NULL DEFAULT '',    -- last fully fetched magnet URI
+        last_message_archive_end_date INTEGER NOT NULL DEFAULT 0 -- seconds
+    );
+    -- status-go's community_message_archive_hashes, keyed per community (spec section 15 item 25).
+    CREATE TABLE chs_archive_ids (
+        community_id TEXT NOT NULL,
+        archive_id TEXT NOT NULL,                        -- 0x + 64 lowercase hex
+        from_secs INTEGER NOT NULL DEFAULT 0,
+        to_secs INTEGER NOT NULL DEFAULT 0,
+        imported INTEGER NOT NULL DEFAULT 0,
+        import_failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        downloaded_at_ms INTEGER NOT NULL,
+        imported_at_ms INTEGER,
+        PRIMARY KEY (community_id, archive_id)
+    );
+    -- The unwrapped ApplicationMetadataMessage of every imported message, keyed for range
+    -- replacement and time-ordered reading. `community_ref` is chs_communities.rowid.
+    -- state: 0 = decode pending, 1 = decoded, 2 = undecodable (`error` says why).
+    CREATE TABLE chs_history (
+        community_ref INTEGER NOT NULL,
+        timestamp INTEGER NOT NULL,                      -- archived WakuMessage timestamp, seconds
+        message_hash BLOB NOT NULL CHECK (length(message_hash) = 32),
+        topic BLOB NOT NULL CHECK (length(topic) = 4),
+        state INTEGER NOT NULL DEFAULT 0,
+        amm_type INTEGER NOT NULL DEFAULT 0,
+        signer TEXT NOT NULL DEFAULT '',                 -- 0x + uncompressed key hex
+        clock INTEGER NOT NULL DEFAULT 0,                -- the application clock, ms (0 if none)
+        sent_at_ms INTEGER NOT NULL DEFAULT 0,           -- ChatMessage timestamp, ms (0 if none)
+        chat_id TEXT NOT NULL DEFAULT '',
+        text TEXT,                                       -- CHAT_MESSAGE text
+        error TEXT,
+        PRIMARY KEY (community_ref, timestamp, message_hash)
+    ) WITHOUT ROWID;
+    -- The node's own chat identity (the 26/WAKU2 payload signer) and installation id.
+    CREATE TABLE chs_node_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        identity_key BLOB NOT NULL CHECK (length(identity_key) = 32),
+        installation_id TEXT NOT NULL
+    );",
+];

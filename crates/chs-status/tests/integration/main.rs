@@ -1,0 +1,6 @@
+//! Integration tests of chs-status: status-go vectors, properties, capture and history.
+
+mod archive;
+mod properties;
+mod support;
+mod vectors;

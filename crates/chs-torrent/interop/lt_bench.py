@@ -1,0 +1,49 @@
+"""libtorrent baseline for the chs-torrent benchmark: create, then seed -> download over loopback.
+
+usage: lt_bench.py FOLDER PIECE_LENGTH OUT_DIR
+Creates a v1-only torrent of FOLDER (timed: hashing), seeds it from one session and downloads it
+into OUT_DIR with a second session in the same process (timed). Prints one JSON line:
+{"create_seconds": s, "download_seconds": s, "bytes": n}.
+"""
+import os
+import sys
+import time
+
+import libtorrent as lt
+
+from lt_common import emit, session, wait
+
+
+def main():
+    folder = os.path.abspath(sys.argv[1])
+    piece_length = int(sys.argv[2])
+    out_dir = sys.argv[3]
+    t0 = time.monotonic()
+    fs = lt.file_storage()
+    lt.add_files(fs, folder)
+    ct = lt.create_torrent(fs, piece_length, flags=lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, os.path.dirname(folder))
+    ti = lt.torrent_info(lt.bencode(ct.generate()))
+    create_seconds = time.monotonic() - t0
+
+    seeder = session()
+    atp = lt.add_torrent_params()
+    atp.ti = ti
+    atp.save_path = os.path.dirname(folder)
+    sh = seeder.add_torrent(atp)
+    wait(lambda: sh.status().is_seeding, 600, "seeder hash check")
+
+    leecher = session()
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(ti)
+    atp.save_path = out_dir
+    atp.peers = [("127.0.0.1", seeder.listen_port())]
+    t1 = time.monotonic()
+    lh = leecher.add_torrent(atp)
+    wait(lambda: lh.status().is_seeding, 1800, "download")
+    download_seconds = time.monotonic() - t1
+    emit({"create_seconds": create_seconds, "download_seconds": download_seconds, "bytes": ti.total_size()})
+
+
+if __name__ == "__main__":
+    main()

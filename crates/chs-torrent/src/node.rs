@@ -1,0 +1,678 @@
+//! One librqbit session per node: seeding the latest torrent of each key, and downloads.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use librqbit::api::TorrentIdOrHash;
+use librqbit::dht::Id20;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, ManagedTorrent, Session,
+    SessionOptions, SessionPersistenceConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::magnet::Magnet;
+use crate::meta::{InfoHash, TorrentFileOptions, TorrentMeta};
+use crate::wire::{FetchJob, FetchStats, PieceStore, fetch_pieces};
+
+/// Name of the file in the state directory that maps keys to info hashes.
+const KEYS_FILE: &str = "chs-keys.tsv";
+
+/// Configuration of a [`TorrentNode`].
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Directory for librqbit's session persistence and our key map.
+    pub state_dir: PathBuf,
+    /// TCP listen address for incoming peers; `None` means no listener (download-only node).
+    /// Use port 0 for an ephemeral port and read [`TorrentNode::listen_addr`].
+    pub listen_addr: Option<SocketAddr>,
+    /// Enable the mainline DHT.
+    pub enable_dht: bool,
+    /// Enable local service discovery (multicast).
+    pub enable_lsd: bool,
+    /// Talk to trackers (those of each torrent plus [`NodeConfig::extra_trackers`]).
+    pub enable_trackers: bool,
+    /// Trackers added to every torrent.
+    pub extra_trackers: Vec<String>,
+    /// Persist the session so that torrents come back after a restart.
+    pub persistence: bool,
+    /// With persistence, trust stored have-bitfields on restart instead of re-hashing all pieces.
+    pub fastresume: bool,
+}
+
+impl NodeConfig {
+    /// A loopback-only node for tests and local tools: listener on 127.0.0.1 with an ephemeral
+    /// port, no DHT, LSD or trackers, persistence on, full re-verification on restart.
+    pub fn local(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            listen_addr: Some((Ipv4Addr::LOCALHOST, 0).into()),
+            enable_dht: false,
+            enable_lsd: false,
+            enable_trackers: false,
+            extra_trackers: Vec::new(),
+            persistence: true,
+            fastresume: false,
+        }
+    }
+}
+
+/// Timeouts, retries, peers and progress reporting of a download.
+#[derive(Clone)]
+pub struct DownloadOptions {
+    /// Peers to contact in addition to the magnet's `x.pe` hints.
+    pub peers: Vec<SocketAddr>,
+    /// Time allowed for one attempt to fetch the metadata (status-go: 20 s).
+    pub metadata_timeout: Duration,
+    /// A file or range fetch fails when no progress is made for this long.
+    pub stall_timeout: Duration,
+    /// TCP connect timeout per peer.
+    pub connect_timeout: Duration,
+    /// Attempts per step (metadata) or per peer (ranges) before giving up.
+    pub max_attempts: u32,
+    /// First retry delay; doubled after each failure.
+    pub backoff: Duration,
+    /// Cancels the download.
+    pub cancel: CancellationToken,
+    /// Receives progress events.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            peers: Vec::new(),
+            metadata_timeout: Duration::from_secs(20),
+            stall_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            backoff: Duration::from_millis(250),
+            cancel: CancellationToken::new(),
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("peers", &self.peers)
+            .field("metadata_timeout", &self.metadata_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A progress callback; it runs on the download's task, so it must return quickly.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Which step of a download a [`Progress`] event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Whole files through librqbit (e.g. the `index`).
+    Files,
+    /// Chosen byte ranges through the piece fetcher.
+    Ranges,
+}
+
+/// A progress event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The step.
+    pub phase: Phase,
+    /// Verified bytes of this step so far.
+    pub bytes_done: u64,
+    /// Bytes this step needs.
+    pub bytes_total: u64,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// What a node is seeding for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedStatus {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Verified bytes on disk.
+    pub have_bytes: u64,
+    /// Size of the torrent.
+    pub total_bytes: u64,
+    /// Bytes uploaded in this session.
+    pub uploaded_bytes: u64,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// One BitTorrent node: a librqbit session plus the map of key → seeded torrent.
+/// Cloning is cheap and gives another handle to the same node.
+#[derive(Clone)]
+pub struct TorrentNode {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    session: Arc<Session>,
+    config: NodeConfig,
+    keys: Mutex<HashMap<String, InfoHash>>,
+    peer_id: [u8; 20],
+}
+
+impl std::fmt::Debug for TorrentNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TorrentNode")
+            .field("listen_addr", &self.listen_addr())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn id20(h: InfoHash) -> Id20 {
+    Id20::new(h.0)
+}
+
+impl TorrentNode {
+    /// Starts the session. With persistence, torrents of the previous run are re-added and their
+    /// data re-verified (or spot-checked with `fastresume`), so nothing is downloaded again.
+    pub async fn start(config: NodeConfig) -> Result<Self, Error> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
+        let listen = config.listen_addr.map(|addr| ListenerOptions {
+            mode: ListenerMode::TcpOnly,
+            listen_addr: addr,
+            ipv4_only: addr.is_ipv4(),
+            ..Default::default()
+        });
+        let trackers = config.extra_trackers.iter().filter_map(|t| t.parse().ok()).collect();
+        let opts = SessionOptions {
+            dht: if config.enable_dht { Some(librqbit::DhtSessionConfig::default()) } else { None },
+            disable_trackers: !config.enable_trackers,
+            trackers,
+            disable_local_service_discovery: !config.enable_lsd,
+            listen,
+            persistence: config
+                .persistence
+                .then(|| SessionPersistenceConfig::Json { folder: Some(config.state_dir.join("session")) }),
+            fastresume: config.fastresume && config.persistence,
+            ..Default::default()
+        };
+        let session = Session::new_with_opts(config.state_dir.join("downloads"), opts)
+            .await
+            .map_err(|e| Error::rqbit("starting session", e))?;
+        let keys = load_keys(&config.state_dir);
+        let peer_id = make_peer_id(&config.state_dir);
+        tracing::info!(listen = ?session.listen_addr(), n_keys = keys.len(), "torrent node started");
+        Ok(Self { inner: Arc::new(NodeInner { session, config, keys: Mutex::new(keys), peer_id }) })
+    }
+
+    /// The bound listen address (with the real port when configured with port 0).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.session.listen_addr()
+    }
+
+    /// An address peers on this machine can dial (an unspecified IP becomes loopback).
+    pub fn local_peer_addr(&self) -> Option<SocketAddr> {
+        self.listen_addr().map(|mut a| {
+            if a.ip().is_unspecified() {
+                a.set_ip(Ipv4Addr::LOCALHOST.into());
+            }
+            a
+        })
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, InfoHash>> {
+        self.inner.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_key(&self, key: &str, value: Option<InfoHash>) {
+        let mut keys = self.keys();
+        match value {
+            Some(h) => keys.insert(key.to_owned(), h),
+            None => keys.remove(key),
+        };
+        if let Err(e) = save_keys(&self.inner.config.state_dir, &keys) {
+            tracing::warn!(error = %e, "could not save the key map");
+        }
+    }
+
+    /// The torrent seeded for `key`, if any.
+    pub fn seeded(&self, key: &str) -> Option<InfoHash> {
+        self.keys().get(key).copied()
+    }
+
+    /// Seeds `meta` from `folder` (which holds the torrent's files directly) as the torrent of
+    /// `key`, replacing (unseeding, files kept) the previous one. Every piece is verified first;
+    /// the call fails with [`Error::DataMismatch`] if the folder does not hold all the data.
+    pub async fn seed(&self, key: &str, folder: &Path, meta: &TorrentMeta) -> Result<SeedStatus, Error> {
+        check_key(key)?;
+        let info_hash = meta.info_hash();
+        if let Some(old) = self.seeded(key)
+            && old != info_hash
+        {
+            self.unseed(key).await?;
+        }
+        let torrent = meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
+        let handle = self.add(torrent, folder, None, Vec::new()).await?;
+        handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
+        let (have, total) = have_and_total(&handle);
+        if have != total {
+            self.remove(info_hash).await?;
+            return Err(Error::DataMismatch { folder: folder.to_owned(), info_hash: info_hash.to_hex(), have, total });
+        }
+        self.set_key(key, Some(info_hash));
+        tracing::info!(key, %info_hash, "seeding");
+        self.status(key).ok_or(Error::Shutdown)
+    }
+
+    /// Stops seeding the torrent of `key` (files are kept). Returns the torrent that was dropped.
+    pub async fn unseed(&self, key: &str) -> Result<Option<InfoHash>, Error> {
+        let Some(old) = self.seeded(key) else { return Ok(None) };
+        self.remove(old).await?;
+        self.set_key(key, None);
+        tracing::info!(key, info_hash = %old, "unseeded");
+        Ok(Some(old))
+    }
+
+    /// Seeding status of `key`.
+    pub fn status(&self, key: &str) -> Option<SeedStatus> {
+        let info_hash = self.seeded(key)?;
+        let handle = self.inner.session.get(TorrentIdOrHash::Hash(id20(info_hash)))?;
+        let stats = handle.stats();
+        let peers = stats.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live as usize);
+        let (have_bytes, total_bytes) = have_and_total(&handle);
+        Some(SeedStatus { info_hash, have_bytes, total_bytes, uploaded_bytes: stats.uploaded_bytes, peers })
+    }
+
+    async fn remove(&self, info_hash: InfoHash) -> Result<(), Error> {
+        if self.inner.session.get(TorrentIdOrHash::Hash(id20(info_hash))).is_some() {
+            self.inner
+                .session
+                .delete(TorrentIdOrHash::Hash(id20(info_hash)), false)
+                .await
+                .map_err(|e| Error::rqbit("removing torrent", e))?;
+        }
+        Ok(())
+    }
+
+    async fn add(
+        &self,
+        torrent: Vec<u8>,
+        folder: &Path,
+        only_files: Option<Vec<usize>>,
+        peers: Vec<SocketAddr>,
+    ) -> Result<Arc<ManagedTorrent>, Error> {
+        let opts = AddTorrentOptions {
+            overwrite: true,
+            output_folder: Some(folder.to_string_lossy().into_owned()),
+            only_files,
+            initial_peers: if peers.is_empty() { None } else { Some(peers) },
+            ..Default::default()
+        };
+        let response = self
+            .inner
+            .session
+            .add_torrent(AddTorrent::from_bytes(torrent), Some(opts))
+            .await
+            .map_err(|e| Error::rqbit("adding torrent", e))?;
+        response.into_handle().ok_or(Error::Librqbit { context: "adding torrent", message: "list-only".into() })
+    }
+
+    /// Starts downloading `magnet` for `key` into `parent_dir/<torrent name>/`: the previous
+    /// torrent of `key` is unseeded, the metadata is fetched (with timeout and retries) and checked
+    /// against the magnet's info hash. Nothing else is downloaded until asked on the [`Download`].
+    pub async fn download(
+        &self,
+        key: &str,
+        magnet: &Magnet,
+        parent_dir: &Path,
+        opts: DownloadOptions,
+    ) -> Result<Download, Error> {
+        check_key(key)?;
+        let mut peers = opts.peers.clone();
+        for p in &magnet.peers {
+            if !peers.contains(p) {
+                peers.push(*p);
+            }
+        }
+        if self.seeded(key) != Some(magnet.info_hash) {
+            self.unseed(key).await?;
+        }
+        let meta = self.fetch_metadata(magnet, &peers, &opts).await?;
+        let folder = parent_dir.join(meta.name());
+        let meta = Arc::new(meta);
+        // Create the files with the torrent's lengths: an older, longer `index` left in place
+        // would otherwise keep its tail (librqbit does not truncate).
+        let store = PieceStore::new(folder.clone(), Arc::clone(&meta));
+        tokio::task::spawn_blocking(move || store.prepare()).await.map_err(|_| Error::Cancelled)??;
+        let torrent = meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
+        // librqbit keeps the peers a torrent was added with (and re-dials only those on unpause),
+        // so a torrent already in the session (seeded, or restored after a restart) is re-added
+        // with this download's peers; its data on disk is re-verified, not downloaded again.
+        let mut only_files = Vec::new();
+        if let Some(existing) = self.inner.session.get(TorrentIdOrHash::Hash(id20(magnet.info_hash))) {
+            only_files = existing.only_files().unwrap_or_else(|| (0..meta.files().len()).collect());
+            self.remove(magnet.info_hash).await?;
+        }
+        let handle = self.add(torrent, &folder, Some(only_files), peers.clone()).await?;
+        tokio::select! {
+            r = handle.wait_until_initialized() => r.map_err(|e| Error::rqbit("checking local data", e))?,
+            () = opts.cancel.cancelled() => return Err(Error::Cancelled),
+        }
+        Ok(Download { node: self.clone(), key: key.to_owned(), meta, folder, peers, opts, handle })
+    }
+
+    async fn fetch_metadata(
+        &self,
+        magnet: &Magnet,
+        peers: &[SocketAddr],
+        opts: &DownloadOptions,
+    ) -> Result<TorrentMeta, Error> {
+        if let Some(h) = self.inner.session.get(TorrentIdOrHash::Hash(id20(magnet.info_hash))) {
+            let bytes = h.with_metadata(|m| m.info_bytes.clone()).map_err(|e| Error::rqbit("metadata", e))?;
+            return TorrentMeta::from_info_bytes(&bytes);
+        }
+        if peers.is_empty() && !self.inner.config.enable_dht && !self.inner.config.enable_trackers {
+            return Err(Error::NoPeers);
+        }
+        let uri = Magnet { peers: Vec::new(), ..magnet.clone() }.to_string();
+        let mut backoff = opts.backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let add = self.inner.session.add_torrent(
+                AddTorrent::from_url(uri.clone()),
+                Some(AddTorrentOptions {
+                    list_only: true,
+                    initial_peers: if peers.is_empty() { None } else { Some(peers.to_vec()) },
+                    ..Default::default()
+                }),
+            );
+            let result = tokio::select! {
+                r = tokio::time::timeout(opts.metadata_timeout, add) => r,
+                () = opts.cancel.cancelled() => return Err(Error::Cancelled),
+            };
+            let err = match result {
+                Ok(Ok(AddTorrentResponse::ListOnly(list))) => {
+                    let meta = TorrentMeta::from_torrent_bytes(&list.torrent_bytes)?;
+                    if meta.info_hash() != magnet.info_hash {
+                        return Err(Error::InfoHashMismatch {
+                            expected: magnet.info_hash.to_hex(),
+                            actual: meta.info_hash().to_hex(),
+                        });
+                    }
+                    return Ok(meta);
+                }
+                Ok(Ok(_)) => Error::Librqbit { context: "fetching metadata", message: "unexpected response".into() },
+                Ok(Err(e)) => Error::rqbit("fetching metadata", e),
+                Err(_) => Error::Timeout(opts.metadata_timeout, "torrent metadata"),
+            };
+            if attempt >= opts.max_attempts {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, attempt, "metadata fetch failed, retrying");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = opts.cancel.cancelled() => return Err(Error::Cancelled),
+            }
+            backoff *= 2;
+        }
+    }
+
+    /// Stops the session (all torrents; files are kept). Every clone of this node stops too.
+    pub async fn shutdown(&self) {
+        self.inner.session.stop().await;
+    }
+}
+
+/// A download in progress, created by [`TorrentNode::download`].
+pub struct Download {
+    node: TorrentNode,
+    key: String,
+    meta: Arc<TorrentMeta>,
+    folder: PathBuf,
+    peers: Vec<SocketAddr>,
+    opts: DownloadOptions,
+    handle: Arc<ManagedTorrent>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("key", &self.key)
+            .field("meta", &self.meta)
+            .field("folder", &self.folder)
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// The torrent's metainfo (from the swarm, verified against the magnet's info hash).
+    pub fn meta(&self) -> &TorrentMeta {
+        &self.meta
+    }
+
+    /// The folder that receives the files (`parent_dir/<name>`).
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// Replaces the peers that later [`Download::fetch_ranges`] calls contact.
+    pub fn set_peers(&mut self, peers: Vec<SocketAddr>) {
+        self.peers = peers;
+    }
+
+    /// Peers librqbit is connected to for this torrent right now.
+    pub fn live_peers(&self) -> usize {
+        self.handle.stats().live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live as usize)
+    }
+
+    fn progress(&self, phase: Phase, bytes_done: u64, bytes_total: u64, peers: usize) {
+        if let Some(cb) = &self.opts.progress {
+            cb(Progress { phase, bytes_done, bytes_total, peers });
+        }
+    }
+
+    /// Downloads the `index` file and returns its bytes.
+    pub async fn fetch_index(&self) -> Result<Vec<u8>, Error> {
+        self.fetch_files(&["index"]).await?;
+        let len = self.meta.file_index("index").map_or(0, |i| self.meta.files()[i].length);
+        self.read_range("index", 0..len).await
+    }
+
+    /// Downloads whole files (by `/`-joined path) through librqbit, verifying every piece.
+    ///
+    /// Works around librqbit's "finished peer is never reconnected" (deps-and-peers.md §1.9):
+    /// after a selection finished, librqbit drops the peers and never dials them again, so the
+    /// torrent is paused and unpaused, which rebuilds the peer list from the initial peers.
+    pub async fn fetch_files(&self, paths: &[&str]) -> Result<(), Error> {
+        let mut selected: HashSet<usize> = self.handle.only_files().unwrap_or_default().into_iter().collect();
+        for p in paths {
+            selected.insert(self.meta.file_index(p).ok_or_else(|| Error::NoSuchFile((*p).to_owned()))?);
+        }
+        let was_finished = self.handle.stats().finished;
+        self.node
+            .inner
+            .session
+            .update_only_files(&self.handle, &selected)
+            .await
+            .map_err(|e| Error::rqbit("selecting files", e))?;
+        if was_finished || self.handle.is_paused() {
+            self.redial().await?;
+        }
+        let mut backoff = self.opts.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.wait_completed(Phase::Files).await {
+                Err(e @ Error::Timeout(..)) if attempt < self.opts.max_attempts => {
+                    tracing::debug!(error = %e, attempt, "file download stalled, re-dialing peers");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.opts.cancel.cancelled() => return Err(Error::Cancelled),
+                    }
+                    backoff *= 2;
+                    attempt += 1;
+                    self.redial().await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Pause + unpause: librqbit rebuilds the peer list from the initial peers (§1.9 workaround).
+    async fn redial(&self) -> Result<(), Error> {
+        let session = &self.node.inner.session;
+        if !self.handle.is_paused() {
+            session.pause(&self.handle).await.map_err(|e| Error::rqbit("pausing", e))?;
+        }
+        session.unpause(&self.handle).await.map_err(|e| Error::rqbit("unpausing", e))
+    }
+
+    /// Waits for librqbit to complete the selection, failing on stall, cancellation or error.
+    async fn wait_completed(&self, phase: Phase) -> Result<(), Error> {
+        let mut last_progress = (0u64, tokio::time::Instant::now());
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        let completed = self.handle.wait_until_completed();
+        tokio::pin!(completed);
+        loop {
+            tokio::select! {
+                r = &mut completed => {
+                    r.map_err(|e| Error::rqbit("downloading files", e))?;
+                    let s = self.handle.stats();
+                    self.progress(phase, s.progress_bytes, s.total_bytes, 0);
+                    return Ok(());
+                }
+                () = self.opts.cancel.cancelled() => return Err(Error::Cancelled),
+                _ = ticker.tick() => {
+                    let s = self.handle.stats();
+                    if let Some(e) = s.error {
+                        return Err(Error::Librqbit { context: "downloading files", message: e });
+                    }
+                    let peers = s.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live as usize);
+                    self.progress(phase, s.progress_bytes, s.total_bytes, peers);
+                    if s.progress_bytes != last_progress.0 {
+                        last_progress = (s.progress_bytes, tokio::time::Instant::now());
+                    } else if last_progress.1.elapsed() > self.opts.stall_timeout {
+                        return Err(Error::Timeout(self.opts.stall_timeout, "file download progress"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Downloads only the pieces covering `ranges` of file `path` (e.g. the archives a member
+    /// lacks in `data`), verifying each piece's SHA-1. Pieces already on disk and valid are not
+    /// fetched again, so this resumes after a restart.
+    pub async fn fetch_ranges(&self, path: &str, ranges: &[std::ops::Range<u64>]) -> Result<FetchStats, Error> {
+        let file_idx = self.meta.file_index(path).ok_or_else(|| Error::NoSuchFile(path.to_owned()))?;
+        let mut pieces = Vec::new();
+        for r in ranges {
+            pieces.extend(self.meta.pieces_for_file_range(file_idx, r.clone())?);
+        }
+        let progress = self.opts.progress.clone();
+        let job = FetchJob {
+            info_hash: self.meta.info_hash(),
+            peer_id: self.node.inner.peer_id,
+            store: Arc::new(PieceStore::new(self.folder.clone(), Arc::clone(&self.meta))),
+            peers: self.peers.clone(),
+            connect_timeout: self.opts.connect_timeout,
+            stall_timeout: self.opts.stall_timeout,
+            max_attempts: self.opts.max_attempts,
+            backoff: self.opts.backoff,
+            cancel: self.opts.cancel.clone(),
+            progress: Arc::new(move |bytes_done, bytes_total, peers| {
+                if let Some(cb) = &progress {
+                    cb(Progress { phase: Phase::Ranges, bytes_done, bytes_total, peers });
+                }
+            }),
+        };
+        fetch_pieces(job, pieces).await
+    }
+
+    /// Reads bytes `range` of file `path` from disk (after fetching them).
+    pub async fn read_range(&self, path: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, Error> {
+        let file_idx = self.meta.file_index(path).ok_or_else(|| Error::NoSuchFile(path.to_owned()))?;
+        let file = &self.meta.files()[file_idx];
+        if range.start > range.end || range.end > file.length {
+            return Err(Error::RangeOutOfFile { start: range.start, end: range.end, file_len: file.length });
+        }
+        let full = self.folder.join(file.path.join("/"));
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(&full).map_err(|e| Error::io(&full, e))?;
+            let mut buf = vec![0u8; usize::try_from(range.end - range.start).unwrap_or(0)];
+            f.read_exact_at(&mut buf, range.start).map_err(|e| Error::io(&full, e))?;
+            Ok(buf)
+        })
+        .await
+        .map_err(|_| Error::Cancelled)?
+    }
+
+    /// Ends the download and seeds what is on disk (all verified pieces, complete or not) as the
+    /// torrent of the key. The torrent is re-added so that librqbit re-verifies the pieces the
+    /// range fetcher wrote.
+    pub async fn finish(self) -> Result<SeedStatus, Error> {
+        let info_hash = self.meta.info_hash();
+        self.node.remove(info_hash).await?;
+        let torrent = self.meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
+        let handle = self.node.add(torrent, &self.folder, Some(Vec::new()), Vec::new()).await?;
+        handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
+        self.node.set_key(&self.key, Some(info_hash));
+        self.node.status(&self.key).ok_or(Error::Shutdown)
+    }
+}
+
+/// Verified bytes on disk and torrent size. librqbit's `progress_bytes`/`total_bytes` only count
+/// selected files, and a partial seed selects none, so use the per-file counters.
+fn have_and_total(handle: &ManagedTorrent) -> (u64, u64) {
+    let stats = handle.stats();
+    let total = handle.with_metadata(|m| m.info.lengths().total_length()).unwrap_or(stats.total_bytes);
+    let have = if stats.file_progress.is_empty() { stats.progress_bytes } else { stats.file_progress.iter().sum() };
+    (have, total)
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() || key.contains(['\t', '\n', '\r']) {
+        return Err(Error::InvalidKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+fn load_keys(state_dir: &Path) -> HashMap<String, InfoHash> {
+    let Ok(text) = std::fs::read_to_string(state_dir.join(KEYS_FILE)) else { return HashMap::new() };
+    text.lines()
+        .filter_map(|line| {
+            let (key, hash) = line.split_once('\t')?;
+            Some((key.to_owned(), hash.parse().ok()?))
+        })
+        .collect()
+}
+
+fn save_keys(state_dir: &Path, keys: &HashMap<String, InfoHash>) -> Result<(), Error> {
+    let mut text = String::new();
+    for (k, h) in keys {
+        text.push_str(&format!("{k}\t{h}\n"));
+    }
+    let tmp = state_dir.join(format!("{KEYS_FILE}.tmp"));
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    let path = state_dir.join(KEYS_FILE);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
+
+/// `-CH0001-` followed by 12 bytes derived from the state dir and the time.
+fn make_peer_id(state_dir: &Path) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut h = Sha1::new();
+    h.update(state_dir.to_string_lossy().as_bytes());
+    h.update(nanos.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let digest: [u8; 20] = h.finalize().into();
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-CH0001-");
+    id[8..].copy_from_slice(&digest[..12]);
+    id
+}

@@ -1,0 +1,551 @@
+//! Piece-exact fetching over the BitTorrent peer wire protocol (BEP 3).
+//!
+//! librqbit 9.1 can only select whole files, and its file streams read ahead up to 32 MiB, so it
+//! cannot fetch "just these pieces" the way anacrolix's `DownloadPieces` does (status-go-archives.md
+//! §8.2). This module does exactly that: it connects to the given peers, requests the blocks of the
+//! wanted pieces only, verifies each piece's SHA-1 against the info dict, and writes it into the
+//! torrent's files. Pieces already on disk with the right hash are not fetched again.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::meta::{InfoHash, TorrentMeta};
+
+/// Block size of requests: 16 KiB, what every client serves.
+const BLOCK: u32 = 16 * 1024;
+/// Requests kept in flight per peer.
+const PIPELINE: usize = 64;
+/// Pieces one peer works on at once.
+const MAX_ACTIVE_PIECES: usize = 8;
+/// A peer that sends this many pieces failing verification is dropped for good.
+const MAX_BAD_PIECES: u32 = 3;
+
+/// The files of one torrent in one folder, addressed by piece.
+#[derive(Debug)]
+pub(crate) struct PieceStore {
+    folder: PathBuf,
+    meta: Arc<TorrentMeta>,
+}
+
+impl PieceStore {
+    pub(crate) fn new(folder: PathBuf, meta: Arc<TorrentMeta>) -> Self {
+        Self { folder, meta }
+    }
+
+    fn file_path(&self, idx: usize) -> PathBuf {
+        let mut p = self.folder.clone();
+        for c in &self.meta.files()[idx].path {
+            p.push(c);
+        }
+        p
+    }
+
+    /// Creates missing files and gives every file its torrent length (sparse). Blocking.
+    pub(crate) fn prepare(&self) -> Result<(), Error> {
+        for (idx, file) in self.meta.files().iter().enumerate() {
+            let path = self.file_path(idx);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
+            if len != file.length {
+                f.set_len(file.length).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `(file index, offset in file, offset in piece, length)` of each file slice of `piece`.
+    fn slices(&self, piece: u32) -> Vec<(usize, u64, usize, usize)> {
+        let start = u64::from(piece) * u64::from(self.meta.piece_length());
+        let end = start + self.meta.piece_len(piece);
+        let mut out = Vec::new();
+        let mut file_start = 0u64;
+        for (idx, file) in self.meta.files().iter().enumerate() {
+            let file_end = file_start + file.length;
+            let lo = start.max(file_start);
+            let hi = end.min(file_end);
+            if lo < hi {
+                out.push((idx, lo - file_start, (lo - start) as usize, (hi - lo) as usize));
+            }
+            file_start = file_end;
+        }
+        out
+    }
+
+    /// Reads `piece` from disk; `None` if a file is missing or too short. Blocking.
+    pub(crate) fn read_piece(&self, piece: u32) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; usize::try_from(self.meta.piece_len(piece)).ok()?];
+        for (idx, file_off, piece_off, len) in self.slices(piece) {
+            let f = std::fs::File::open(self.file_path(idx)).ok()?;
+            f.read_exact_at(&mut buf[piece_off..piece_off + len], file_off).ok()?;
+        }
+        Some(buf)
+    }
+
+    /// Whether `piece` is on disk with the right SHA-1. Blocking.
+    pub(crate) fn has_piece(&self, piece: u32) -> bool {
+        let expected = self.meta.pieces().get(piece as usize);
+        self.read_piece(piece).is_some_and(|buf| Some(&<[u8; 20]>::from(Sha1::digest(&buf))) == expected)
+    }
+
+    /// Writes a verified piece. Blocking.
+    pub(crate) fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), Error> {
+        use std::os::unix::fs::FileExt;
+        for (idx, file_off, piece_off, len) in self.slices(piece) {
+            let path = self.file_path(idx);
+            let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+            f.write_all_at(&data[piece_off..piece_off + len], file_off).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Pieces that were already on disk and verified, so not fetched.
+    pub pieces_already_present: usize,
+    /// Pieces fetched and verified now.
+    pub pieces_fetched: usize,
+    /// Payload bytes received from peers (all piece blocks, including any discarded).
+    pub bytes_received: u64,
+}
+
+/// Settings of one fetch.
+#[derive(Clone)]
+pub(crate) struct FetchJob {
+    pub(crate) info_hash: InfoHash,
+    pub(crate) peer_id: [u8; 20],
+    pub(crate) store: Arc<PieceStore>,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) cancel: CancellationToken,
+    /// Called with `(bytes verified so far, bytes wanted, connected peers)`.
+    pub(crate) progress: Arc<dyn Fn(u64, u64, usize) + Send + Sync>,
+}
+
+impl std::fmt::Debug for FetchJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchJob").field("info_hash", &self.info_hash).field("peers", &self.peers).finish()
+    }
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<u32>>,
+    remaining: AtomicUsize,
+    bytes_received: AtomicU64,
+    bytes_done: AtomicU64,
+    bytes_wanted: u64,
+    connected: AtomicUsize,
+    all_done: CancellationToken,
+    work_returned: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn take_piece(&self, peer_has: &[bool]) -> Option<u32> {
+        let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pos = q.iter().position(|p| peer_has.get(*p as usize).copied().unwrap_or(false))?;
+        q.remove(pos)
+    }
+
+    fn give_back(&self, pieces: impl IntoIterator<Item = u32>) {
+        let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = q.len();
+        q.extend(pieces);
+        if q.len() > before {
+            self.work_returned.notify_waiters();
+        }
+    }
+}
+
+/// Fetches `pieces` (deduplicated) into the store, skipping those already present.
+pub(crate) async fn fetch_pieces(job: FetchJob, pieces: Vec<u32>) -> Result<FetchStats, Error> {
+    let meta = Arc::clone(&job.store.meta);
+    let wanted: Vec<u32> = {
+        let mut seen = HashSet::new();
+        pieces.into_iter().filter(|p| (*p as usize) < meta.pieces().len() && seen.insert(*p)).collect()
+    };
+    let store = Arc::clone(&job.store);
+    let (missing, present) = tokio::task::spawn_blocking(move || {
+        store.prepare()?;
+        let (present, missing): (Vec<u32>, Vec<u32>) = wanted.iter().partition(|p| store.has_piece(**p));
+        Ok::<_, Error>((missing, present))
+    })
+    .await
+    .map_err(|_| Error::Cancelled)??;
+
+    let bytes_wanted: u64 = missing.iter().map(|p| meta.piece_len(*p)).sum();
+    let mut stats = FetchStats { pieces_already_present: present.len(), ..FetchStats::default() };
+    tracing::debug!(info_hash = %job.info_hash, present = present.len(), missing = missing.len(), "fetching pieces");
+    if missing.is_empty() {
+        return Ok(stats);
+    }
+    if job.peers.is_empty() {
+        return Err(Error::NoPeers);
+    }
+    let shared = Arc::new(Shared {
+        remaining: AtomicUsize::new(missing.len()),
+        queue: Mutex::new(missing.iter().copied().collect()),
+        bytes_received: AtomicU64::new(0),
+        bytes_done: AtomicU64::new(0),
+        bytes_wanted,
+        connected: AtomicUsize::new(0),
+        all_done: job.cancel.child_token(),
+        work_returned: tokio::sync::Notify::new(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for peer in job.peers.iter().copied() {
+        tasks.spawn(peer_task(job.clone(), Arc::clone(&shared), peer));
+    }
+    let mut last_error = None;
+    while let Some(res) = tasks.join_next().await {
+        if let Ok(Err(e)) = res {
+            last_error = Some(e);
+        }
+        if shared.remaining.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+    }
+    shared.all_done.cancel();
+    tasks.shutdown().await;
+    stats.bytes_received = shared.bytes_received.load(Ordering::SeqCst);
+    let remaining = shared.remaining.load(Ordering::SeqCst);
+    stats.pieces_fetched = missing.len() - remaining;
+    if job.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    if remaining > 0 {
+        tracing::warn!(info_hash = %job.info_hash, remaining, error = ?last_error, "pieces left unfetched");
+        return Err(last_error.unwrap_or(Error::Incomplete { missing: remaining }));
+    }
+    Ok(stats)
+}
+
+/// Connects to one peer, retrying with exponential backoff, until all pieces are done.
+async fn peer_task(job: FetchJob, shared: Arc<Shared>, peer: SocketAddr) -> Result<(), Error> {
+    let mut attempt = 0u32;
+    let mut backoff = job.backoff;
+    loop {
+        if shared.remaining.load(Ordering::SeqCst) == 0 || shared.all_done.is_cancelled() {
+            return Ok(());
+        }
+        let before = shared.bytes_done.load(Ordering::SeqCst);
+        let mut session = PeerSession::new(&job, &shared, peer);
+        let result = tokio::select! {
+            r = session.run() => r,
+            () = shared.all_done.cancelled() => Ok(()),
+        };
+        let held = session.release();
+        shared.give_back(held);
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e @ Error::Peer { .. }) if session.bad_pieces >= MAX_BAD_PIECES => {
+                tracing::warn!(%peer, error = %e, "dropping peer that sent bad pieces");
+                return Err(e);
+            }
+            Err(e) => {
+                if shared.bytes_done.load(Ordering::SeqCst) > before {
+                    attempt = 0;
+                    backoff = job.backoff;
+                }
+                attempt += 1;
+                if attempt >= job.max_attempts {
+                    tracing::debug!(%peer, error = %e, "giving up on peer");
+                    return Err(e);
+                }
+                tracing::debug!(%peer, error = %e, attempt, ?backoff, "peer failed, retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shared.all_done.cancelled() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+struct ActivePiece {
+    index: u32,
+    buf: Vec<u8>,
+    requested: Vec<bool>,
+    received: Vec<bool>,
+}
+
+struct PeerSession<'a> {
+    job: &'a FetchJob,
+    shared: &'a Shared,
+    peer: SocketAddr,
+    active: Vec<ActivePiece>,
+    bad_pieces: u32,
+    connected: bool,
+}
+
+impl Drop for PeerSession<'_> {
+    fn drop(&mut self) {
+        if self.connected {
+            self.shared.connected.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl<'a> PeerSession<'a> {
+    fn new(job: &'a FetchJob, shared: &'a Shared, peer: SocketAddr) -> Self {
+        Self { job, shared, peer, active: Vec::new(), bad_pieces: 0, connected: false }
+    }
+
+    fn err(&self, reason: impl Into<String>) -> Error {
+        Error::Peer { peer: self.peer, reason: reason.into() }
+    }
+
+    /// Pieces this session holds but did not finish.
+    fn release(&mut self) -> Vec<u32> {
+        self.active.drain(..).map(|a| a.index).collect()
+    }
+
+    async fn run(&mut self) -> Result<(), Error> {
+        let stream = tokio::time::timeout(self.job.connect_timeout, TcpStream::connect(self.peer))
+            .await
+            .map_err(|_| self.err("connect timed out"))?
+            .map_err(|e| self.err(format!("connect: {e}")))?;
+        stream.set_nodelay(true).ok();
+        let (mut rd, wr) = stream.into_split();
+        let mut wr = BufWriter::new(wr);
+        self.handshake(&mut rd, &mut wr).await?;
+        let n_pieces = self.job.store.meta.pieces().len();
+        let max_msg = (n_pieces / 8 + 16).max(BLOCK as usize + 64);
+        // A reader task makes receiving cancel-safe inside `select!`.
+        let (msg_tx, mut msg_rx) = tokio::sync::mpsc::channel(PIPELINE);
+        let reader = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                let msg = read_message(&mut rd, max_msg).await;
+                let failed = msg.is_err();
+                if msg_tx.send(msg).await.is_err() || failed {
+                    return;
+                }
+            }
+        }));
+        self.connected = true;
+        self.shared.connected.fetch_add(1, Ordering::SeqCst);
+        // interested
+        wr.write_all(&[0, 0, 0, 1, 2]).await.map_err(|e| self.err(format!("write: {e}")))?;
+        wr.flush().await.map_err(|e| self.err(format!("write: {e}")))?;
+
+        let mut peer_has = vec![false; n_pieces];
+        let mut choked = true;
+        let _reader = reader;
+        loop {
+            if self.shared.remaining.load(Ordering::SeqCst) == 0 {
+                return Ok(());
+            }
+            if !choked {
+                self.fill_pipeline(&mut wr, &peer_has).await?;
+            }
+            let msg = tokio::select! {
+                m = tokio::time::timeout(self.job.stall_timeout, msg_rx.recv()) => m,
+                () = self.shared.work_returned.notified(), if self.active.is_empty() && !choked => continue,
+            };
+            let msg = msg.map_err(|_| self.err("stalled: no message within the stall timeout"))?;
+            let msg = msg.ok_or_else(|| self.err("connection closed"))?.map_err(|e| self.err(e))?;
+            let Some((id, payload)) = msg else { continue };
+            match id {
+                0 => {
+                    choked = true;
+                    for a in &mut self.active {
+                        for (req, rec) in a.requested.iter_mut().zip(&a.received) {
+                            *req = *rec;
+                        }
+                    }
+                }
+                1 => choked = false,
+                4 => {
+                    let idx = be_u32(&payload, 0).ok_or_else(|| self.err("short have"))? as usize;
+                    if let Some(bit) = peer_has.get_mut(idx) {
+                        *bit = true;
+                    }
+                }
+                5 => {
+                    for (i, bit) in peer_has.iter_mut().enumerate() {
+                        *bit = payload.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0);
+                    }
+                }
+                7 => self.on_block(&payload).await?,
+                _ => {}
+            }
+        }
+    }
+
+    async fn handshake(&self, rd: &mut OwnedReadHalf, wr: &mut BufWriter<OwnedWriteHalf>) -> Result<(), Error> {
+        let mut hs = Vec::with_capacity(68);
+        hs.push(19);
+        hs.extend_from_slice(b"BitTorrent protocol");
+        hs.extend_from_slice(&[0; 8]);
+        hs.extend_from_slice(&self.job.info_hash.0);
+        hs.extend_from_slice(&self.job.peer_id);
+        wr.write_all(&hs).await.map_err(|e| self.err(format!("write handshake: {e}")))?;
+        wr.flush().await.map_err(|e| self.err(format!("write handshake: {e}")))?;
+        let mut theirs = [0u8; 68];
+        tokio::time::timeout(self.job.stall_timeout, rd.read_exact(&mut theirs))
+            .await
+            .map_err(|_| self.err("handshake timed out"))?
+            .map_err(|e| self.err(format!("read handshake: {e}")))?;
+        if theirs[0] != 19 || &theirs[1..20] != b"BitTorrent protocol" {
+            return Err(self.err("not a BitTorrent handshake"));
+        }
+        if theirs[28..48] != self.job.info_hash.0 {
+            return Err(self.err("peer answered with another info hash"));
+        }
+        Ok(())
+    }
+
+    async fn fill_pipeline(&mut self, wr: &mut BufWriter<OwnedWriteHalf>, peer_has: &[bool]) -> Result<(), Error> {
+        let mut outstanding: usize =
+            self.active.iter().map(|a| a.requested.iter().zip(&a.received).filter(|(q, r)| **q && !**r).count()).sum();
+        let mut sent = false;
+        while outstanding < PIPELINE {
+            let next = self.active.iter_mut().find_map(|a| {
+                let block = a.requested.iter().position(|q| !q)?;
+                a.requested[block] = true;
+                Some((a.index, block, a.buf.len()))
+            });
+            let (index, block, piece_len) = match next {
+                Some(n) => n,
+                None if self.active.len() < MAX_ACTIVE_PIECES => {
+                    let Some(index) = self.shared.take_piece(peer_has) else { break };
+                    let len = usize::try_from(self.job.store.meta.piece_len(index)).unwrap_or(0);
+                    let n_blocks = len.div_ceil(BLOCK as usize);
+                    self.active.push(ActivePiece {
+                        index,
+                        buf: vec![0; len],
+                        requested: vec![false; n_blocks],
+                        received: vec![false; n_blocks],
+                    });
+                    continue;
+                }
+                None => break,
+            };
+            let begin = block * BLOCK as usize;
+            let length = (piece_len - begin).min(BLOCK as usize);
+            let mut msg = [0u8; 17];
+            msg[..4].copy_from_slice(&13u32.to_be_bytes());
+            msg[4] = 6;
+            msg[5..9].copy_from_slice(&index.to_be_bytes());
+            msg[9..13].copy_from_slice(&(begin as u32).to_be_bytes());
+            msg[13..17].copy_from_slice(&(length as u32).to_be_bytes());
+            wr.write_all(&msg).await.map_err(|e| self.err(format!("write: {e}")))?;
+            outstanding += 1;
+            sent = true;
+        }
+        if sent {
+            wr.flush().await.map_err(|e| self.err(format!("write: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn on_block(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let (Some(index), Some(begin)) = (be_u32(payload, 0), be_u32(payload, 4)) else {
+            return Err(self.err("short piece message"));
+        };
+        let data = &payload[8..];
+        self.shared.bytes_received.fetch_add(data.len() as u64, Ordering::SeqCst);
+        let Some(pos) = self.active.iter().position(|a| a.index == index) else { return Ok(()) };
+        let a = &mut self.active[pos];
+        let begin = begin as usize;
+        let block = begin / BLOCK as usize;
+        let expected_len = a.buf.len().saturating_sub(begin).min(BLOCK as usize);
+        if !begin.is_multiple_of(BLOCK as usize) || block >= a.received.len() || data.len() != expected_len {
+            return Err(self.err("piece block with unexpected offset or length"));
+        }
+        if a.received[block] {
+            return Ok(());
+        }
+        a.buf[begin..begin + data.len()].copy_from_slice(data);
+        a.received[block] = true;
+        if !a.received.iter().all(|r| *r) {
+            return Ok(());
+        }
+        let done = self.active.swap_remove(pos);
+        let expected = self.job.store.meta.pieces().get(index as usize).copied();
+        let buf = done.buf;
+        let hash_ok = tokio::task::spawn_blocking(move || {
+            let ok = Some(<[u8; 20]>::from(Sha1::digest(&buf))) == expected;
+            (ok, buf)
+        })
+        .await
+        .map_err(|_| Error::Cancelled)?;
+        let (ok, buf) = hash_ok;
+        if !ok {
+            self.bad_pieces += 1;
+            self.shared.give_back([index]);
+            tracing::warn!(peer = %self.peer, piece = index, "piece failed SHA-1 verification");
+            return if self.bad_pieces >= MAX_BAD_PIECES {
+                Err(self.err("too many pieces failed verification"))
+            } else {
+                Ok(())
+            };
+        }
+        let store = Arc::clone(&self.job.store);
+        let len = buf.len() as u64;
+        tokio::task::spawn_blocking(move || store.write_piece(index, &buf)).await.map_err(|_| Error::Cancelled)??;
+        let done_bytes = self.shared.bytes_done.fetch_add(len, Ordering::SeqCst) + len;
+        self.shared.remaining.fetch_sub(1, Ordering::SeqCst);
+        (self.job.progress)(done_bytes, self.shared.bytes_wanted, self.shared.connected.load(Ordering::SeqCst));
+        if self.shared.remaining.load(Ordering::SeqCst) == 0 {
+            self.shared.all_done.cancel();
+        }
+        Ok(())
+    }
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    let bytes: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// Reads one length-prefixed message; `None` for a keep-alive.
+async fn read_message(rd: &mut OwnedReadHalf, max_len: usize) -> Result<Option<(u8, Vec<u8>)>, String> {
+    let mut len = [0u8; 4];
+    rd.read_exact(&mut len).await.map_err(|e| format!("read: {e}"))?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 {
+        return Ok(None);
+    }
+    if len > max_len {
+        return Err(format!("message of {len} bytes exceeds limit {max_len}"));
+    }
+    let mut id = [0u8; 1];
+    rd.read_exact(&mut id).await.map_err(|e| format!("read: {e}"))?;
+    let mut buf = vec![0u8; len - 1];
+    rd.read_exact(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+    Ok(Some((id[0], buf)))
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

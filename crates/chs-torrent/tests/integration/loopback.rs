@@ -1,0 +1,373 @@
+//! Owner and members on loopback: seeding, index then ranges, §1.9, restarts, replacement, errors.
+
+use std::time::Duration;
+
+use chs_torrent::{DownloadOptions, Error, Magnet, NodeConfig, Phase, TorrentNode};
+use tokio::time::timeout;
+
+use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder, recorder, vector_dir};
+
+fn magnet_for(node: &TorrentNode, meta: &chs_torrent::TorrentMeta) -> Magnet {
+    Magnet::for_meta(meta, &[]).with_peer(node.local_peer_addr().expect("owner listens"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_fetches_index_then_one_of_three_archives() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+        let status = owner.seed(CID, &folder, &meta).await.expect("owner seeds");
+        assert_eq!(status.have_bytes, meta.total_length());
+
+        let member = node(&tmp.path().join("member-state")).await;
+        let (progress, events) = recorder();
+        let opts = DownloadOptions { progress: Some(progress), ..DownloadOptions::default() };
+        // The peer comes only from the magnet's x.pe hint.
+        let dl = member
+            .download(CID, &magnet_for(&owner, &meta), &tmp.path().join("member-data"), opts)
+            .await
+            .expect("metadata");
+        assert_eq!(dl.meta(), &meta);
+        let index = dl.fetch_index().await.expect("index");
+        assert_eq!(index, std::fs::read(vector_dir().join("index")).expect("vector index"));
+
+        // Archive 2 of 3: bytes [102400, 204800) of `data`.
+        let range = ARCHIVE_SIZE..2 * ARCHIVE_SIZE;
+        let stats = dl.fetch_ranges("data", std::slice::from_ref(&range)).await.expect("range");
+        assert_eq!(stats.pieces_fetched, 1);
+        assert!(
+            stats.bytes_received as f64 <= 1.05 * ARCHIVE_SIZE as f64,
+            "received {} bytes for one {ARCHIVE_SIZE}-byte archive",
+            stats.bytes_received
+        );
+        let got = dl.read_range("data", range.clone()).await.expect("read");
+        let want = std::fs::read(folder.join("data")).expect("owner data");
+        assert_eq!(got, want[range.start as usize..range.end as usize]);
+        // The other archives were not fetched (the sparse file holds zeros there).
+        for other in [0..ARCHIVE_SIZE, 2 * ARCHIVE_SIZE..3 * ARCHIVE_SIZE] {
+            let bytes = dl.read_range("data", other).await.expect("read");
+            assert!(bytes.iter().all(|b| *b == 0));
+        }
+
+        let ranges: Vec<_> =
+            events.lock().expect("lock").iter().filter(|p| p.phase == Phase::Ranges).copied().collect();
+        let last = ranges.last().expect("range progress events");
+        assert_eq!((last.bytes_done, last.bytes_total), (ARCHIVE_SIZE, ARCHIVE_SIZE));
+        assert!(last.peers >= 1);
+
+        // The member seeds what it has; a second member gets archive 2 from it alone.
+        let member_status = dl.finish().await.expect("member seeds");
+        assert_eq!(member_status.info_hash, meta.info_hash());
+        assert!(member_status.have_bytes >= ARCHIVE_SIZE);
+        owner.shutdown().await;
+        let member2 = node(&tmp.path().join("member2-state")).await;
+        let dl2 = member2
+            .download(CID, &magnet_for(&member, &meta), &tmp.path().join("member2-data"), DownloadOptions::default())
+            .await
+            .expect("metadata from member");
+        let stats2 = dl2.fetch_ranges("data", std::slice::from_ref(&range)).await.expect("range from member");
+        assert_eq!(stats2.pieces_fetched, 1);
+        assert_eq!(dl2.read_range("data", range.clone()).await.expect("read"), got);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// deps-and-peers.md §1.9: once the selected files are finished and the seeder's connection is
+/// gone (here: the seeder restarts), librqbit never dials that peer again, so selecting more files
+/// would hang; `fetch_files` pauses and unpauses the torrent to rebuild the peer list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_data_after_index_despite_finished_peer_pitfall() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let owner_state = tmp.path().join("owner-state");
+        // A fixed port so that the restarted seeder is reachable at the address the member knows.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let owner_config =
+            NodeConfig { listen_addr: Some(([127, 0, 0, 1], port).into()), ..NodeConfig::local(&owner_state) };
+        let owner = TorrentNode::start(owner_config.clone()).await.expect("owner");
+        owner.seed(CID, &folder, &meta).await.expect("owner seeds");
+        let member = node(&tmp.path().join("member-state")).await;
+        let opts = DownloadOptions { stall_timeout: Duration::from_secs(10), ..DownloadOptions::default() };
+        let dl = member
+            .download(CID, &magnet_for(&owner, &meta), &tmp.path().join("member-data"), opts)
+            .await
+            .expect("metadata");
+        dl.fetch_index().await.expect("index");
+
+        owner.shutdown().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while dl.live_peers() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "member still sees the stopped seeder");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let owner = TorrentNode::start(owner_config).await.expect("owner restarts");
+        let status = owner.seed(CID, &folder, &meta).await.expect("owner re-seeds after restart");
+        assert_eq!(status.have_bytes, meta.total_length());
+
+        dl.fetch_files(&["data"]).await.expect("data after index (needs the §1.9 workaround)");
+        let got = std::fs::read(dl.folder().join("data")).expect("data");
+        assert_eq!(got, std::fs::read(folder.join("data")).expect("owner data"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_reseed_and_resume_without_refetching() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let owner_state = tmp.path().join("owner-state");
+        let owner = node(&owner_state).await;
+        owner.seed(CID, &folder, &meta).await.expect("seeds");
+        owner.shutdown().await;
+
+        // Restart: the torrent comes back from persistence, re-verified, under the same key.
+        let owner = node(&owner_state).await;
+        assert_eq!(owner.seeded(CID), Some(meta.info_hash()));
+        let status = owner.seed(CID, &folder, &meta).await.expect("re-seed is idempotent");
+        assert_eq!(status.have_bytes, meta.total_length());
+
+        let member_state = tmp.path().join("member-state");
+        let member_data = tmp.path().join("member-data");
+        let range = 2 * ARCHIVE_SIZE..3 * ARCHIVE_SIZE;
+        {
+            let member = node(&member_state).await;
+            let dl = member
+                .download(CID, &magnet_for(&owner, &meta), &member_data, DownloadOptions::default())
+                .await
+                .expect("metadata");
+            let stats = dl.fetch_ranges("data", std::slice::from_ref(&range)).await.expect("range");
+            assert_eq!(stats.pieces_fetched, 1);
+            member.shutdown().await;
+        }
+        let member = node(&member_state).await;
+        let dl = member
+            .download(CID, &magnet_for(&owner, &meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("metadata again");
+        let stats = dl.fetch_ranges("data", &[range.clone(), 0..ARCHIVE_SIZE]).await.expect("ranges");
+        assert_eq!(stats.pieces_already_present, 1, "the verified archive is not fetched again");
+        assert_eq!(stats.pieces_fetched, 1);
+        assert_eq!(stats.bytes_received, ARCHIVE_SIZE);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_the_torrent_of_a_key_unseeds_the_old_one_and_keeps_files() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let old_meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+
+        // A new archive is appended and the index rewritten: a new torrent for the same key.
+        let mut data = std::fs::read(folder.join("data")).expect("data");
+        data.extend(std::iter::repeat_n(7u8, ARCHIVE_SIZE as usize));
+        std::fs::write(folder.join("data"), &data).expect("append");
+        std::fs::write(folder.join("index"), b"new index").expect("index");
+        let new_meta = meta_of(&folder);
+        assert_ne!(new_meta.info_hash(), old_meta.info_hash());
+        let status = owner.seed(CID, &folder, &new_meta).await.expect("seeds new");
+        assert_eq!(status.info_hash, new_meta.info_hash());
+        assert_eq!(owner.seeded(CID), Some(new_meta.info_hash()));
+        assert!(folder.join("data").exists() && folder.join("index").exists());
+
+        // The old torrent is no longer served: fetching its metadata fails.
+        let member = node(&tmp.path().join("member-state")).await;
+        let opts =
+            DownloadOptions { metadata_timeout: Duration::from_secs(2), max_attempts: 1, ..DownloadOptions::default() };
+        let old = member.download(CID, &magnet_for(&owner, &old_meta), &tmp.path().join("m"), opts.clone()).await;
+        assert!(old.is_err(), "old torrent must be unseeded");
+        let new = member.download(CID, &magnet_for(&owner, &new_meta), &tmp.path().join("m"), opts).await;
+        assert!(new.is_ok(), "new torrent is served: {new:?}");
+
+        assert_eq!(owner.unseed(CID).await.expect("unseed"), Some(new_meta.info_hash()));
+        assert_eq!(owner.seeded(CID), None);
+        assert!(folder.join("data").exists());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+
+        // Local data that does not match the torrent.
+        std::fs::write(folder.join("index"), vec![0u8; 308]).expect("corrupt");
+        let err = owner.seed(CID, &folder, &meta).await.expect_err("mismatch");
+        assert!(matches!(err, Error::DataMismatch { .. }), "{err:?}");
+        assert_eq!(owner.seeded(CID), None);
+        assert!(matches!(owner.seed("a\tb", &folder, &meta).await, Err(Error::InvalidKey(_))));
+
+        let member = node(&tmp.path().join("member-state")).await;
+        let no_peer = Magnet::for_meta(&meta, &[]);
+        let err = member.download(CID, &no_peer, tmp.path(), DownloadOptions::default()).await.expect_err("no peers");
+        assert!(matches!(err, Error::NoPeers), "{err:?}");
+
+        // A peer that accepts TCP but never answers: metadata times out after the retries.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let silent_addr = silent.local_addr().expect("addr");
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let opts = DownloadOptions {
+            peers: vec![silent_addr],
+            metadata_timeout: Duration::from_millis(500),
+            max_attempts: 2,
+            backoff: Duration::from_millis(10),
+            ..DownloadOptions::default()
+        };
+        let err = member.download(CID, &no_peer, tmp.path(), opts.clone()).await.expect_err("timeout");
+        assert!(matches!(err, Error::Timeout(..)), "{err:?}");
+
+        // Cancellation wins over waiting.
+        opts.cancel.cancel();
+        let err = member.download(CID, &no_peer, tmp.path(), opts).await.expect_err("cancelled");
+        assert!(matches!(err, Error::Cancelled), "{err:?}");
+        holder.abort();
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The calls behind `chs torrent create|seed|fetch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_create_seed_fetch_round_trip() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let created =
+            chs_torrent::cli::create(&folder, chs_torrent::DEFAULT_PIECE_LENGTH, Some(&tmp.path().join("torrents")))
+                .await
+                .expect("create");
+        assert_eq!(created.meta.info_hash().to_hex(), "354fe196816674e0a5d4fbaf2d0a07d805ffa30f");
+        assert!(created.magnet.to_string().contains("&tr=udp%3A%2F%2Ftracker.opentrackr.org%3A1337%2Fannounce"));
+        assert!(created.torrent_path.as_ref().is_some_and(|p| p.exists()));
+
+        let owner = node(&tmp.path().join("owner-state")).await;
+        let (_, status, magnet) =
+            chs_torrent::cli::seed_dir(&owner, &folder, chs_torrent::DEFAULT_PIECE_LENGTH).await.expect("seed");
+        assert_eq!(status.have_bytes, status.total_bytes);
+        assert_eq!(magnet.peers, vec![owner.local_peer_addr().expect("addr")]);
+
+        let member = node(&tmp.path().join("member-state")).await;
+        let link: Magnet = magnet.to_string().parse().expect("printed magnet parses");
+        let out = tmp.path().join("out");
+        let index_only =
+            chs_torrent::cli::fetch(&member, &link, &out, DownloadOptions::default(), true).await.expect("index only");
+        assert_eq!(index_only.index_len, Some(308));
+        assert_eq!(index_only.seeding.have_bytes, 308);
+        let full = chs_torrent::cli::fetch(&member, &link, &out, DownloadOptions::default(), false).await.expect("all");
+        assert_eq!(full.seeding.have_bytes, full.meta.total_length());
+        for f in ["data", "index"] {
+            assert_eq!(
+                std::fs::read(full.folder.join(f)).expect("ours"),
+                std::fs::read(folder.join(f)).expect("theirs")
+            );
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// status-go-archives.md §15 item 20: status-go's request-to-join path starts a new download
+/// without unseeding the key's old torrent (both map to the same files). Ours replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let old_meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let member = node(&tmp.path().join("member-state")).await;
+        let member_data = tmp.path().join("member-data");
+        let dl = member
+            .download(CID, &magnet_for(&owner, &old_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("old");
+        dl.fetch_index().await.expect("index");
+        dl.finish().await.expect("member seeds old");
+        assert_eq!(member.seeded(CID), Some(old_meta.info_hash()));
+
+        std::fs::write(folder.join("index"), b"a newer index").expect("index");
+        let new_meta = meta_of(&folder);
+        owner.seed(CID, &folder, &new_meta).await.expect("owner seeds new");
+        let dl = member
+            .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("new");
+        assert_eq!(member.seeded(CID), None, "the old torrent is unseeded before the new download");
+        assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
+        assert_eq!(dl.finish().await.expect("member seeds new").info_hash, new_meta.info_hash());
+        assert_eq!(member.seeded(CID), Some(new_meta.info_hash()));
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// status-go-archives.md §15 item 28: status-go members never re-seed after a restart. Ours do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec15_item28_member_reseeds_after_restart() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+        owner.seed(CID, &folder, &meta).await.expect("seeds");
+        let member_state = tmp.path().join("member-state");
+        let member = node(&member_state).await;
+        let dl = member
+            .download(CID, &magnet_for(&owner, &meta), &tmp.path().join("member-data"), DownloadOptions::default())
+            .await
+            .expect("metadata");
+        dl.fetch_ranges("data", std::slice::from_ref(&(0..ARCHIVE_SIZE))).await.expect("range");
+        dl.finish().await.expect("seeds");
+        member.shutdown().await;
+        owner.shutdown().await;
+
+        let member = node(&member_state).await;
+        assert_eq!(member.seeded(CID), Some(meta.info_hash()));
+        // A new member fetches archive 1 from the restarted member alone.
+        let other = node(&tmp.path().join("other-state")).await;
+        let dl = other
+            .download(CID, &magnet_for(&member, &meta), &tmp.path().join("other-data"), DownloadOptions::default())
+            .await
+            .expect("metadata from restarted member");
+        let stats = dl
+            .fetch_ranges("data", std::slice::from_ref(&(0..ARCHIVE_SIZE)))
+            .await
+            .expect("range from restarted member");
+        assert_eq!(stats.pieces_fetched, 1);
+        let want = std::fs::read(folder.join("data")).expect("data");
+        assert_eq!(dl.read_range("data", 0..ARCHIVE_SIZE).await.expect("read"), want[..ARCHIVE_SIZE as usize]);
+    })
+    .await
+    .expect("test timed out");
+}

@@ -1,0 +1,261 @@
+//! Relay benchmark: 20 chs-waku nodes on loopback (a ring plus two random links per node),
+//! 1,000 messages of 1 KB from random publishers (seeded RNG); prints the delivery ratio, the
+//! p50/p99 latency, the same figures for a same-run two-node baseline (one direct hop) and the
+//! ratio, then one `BENCH_JSON {...}` line.
+//!
+//! Run: `cargo run --release -p chs-waku --example bench_waku`
+//! (env `CHS_BENCH_INTERVAL_US`, default 1000: pause between two publishes, in µs).
+
+// A benchmark binary reports on stdout.
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use chs_waku::{Config, ContentFilter, MessageReceiver, WakuMessage, WakuNode, timestamp_now};
+use rand::{RngExt as _, SeedableRng as _, rngs::StdRng};
+
+const NODES: usize = 20;
+const MESSAGES: usize = 1_000;
+const PAYLOAD_SIZE: usize = 1_024;
+const RANDOM_LINKS: usize = 2;
+const TOPIC: &str = chs_waku::DEFAULT_PUBSUB_TOPIC;
+const CONTENT_TOPIC: &str = "/chs/1/bench/proto";
+const SEED: u64 = 0x5eed_0005;
+/// How long receivers wait for stragglers after the last publish.
+const DRAIN: Duration = Duration::from_secs(15);
+
+struct Figures {
+    delivered: usize,
+    expected: usize,
+    duplicates: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    publish_errors: usize,
+    elapsed: Duration,
+}
+
+impl Figures {
+    fn ratio(&self) -> f64 {
+        if self.expected == 0 { 1.0 } else { self.delivered as f64 / self.expected as f64 }
+    }
+}
+
+fn payload(seq: usize) -> Vec<u8> {
+    let mut payload = vec![0xab; PAYLOAD_SIZE];
+    payload[..8].copy_from_slice(&(seq as u64).to_be_bytes());
+    payload
+}
+
+fn seq_of(payload: &[u8]) -> Option<usize> {
+    let bytes: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    usize::try_from(u64::from_be_bytes(bytes)).ok()
+}
+
+fn percentile(sorted: &[Duration], pct: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * pct / 100.0).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Collects up to `expected` messages (or until `deadline`) as (seq, arrival).
+async fn collect(
+    mut receiver: MessageReceiver,
+    expected: usize,
+    deadline: tokio::time::Instant,
+) -> Vec<(usize, Instant)> {
+    let mut arrivals = Vec::with_capacity(expected);
+    while arrivals.len() < expected {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(message)) => {
+                if let Some(seq) = seq_of(&message.message.payload) {
+                    arrivals.push((seq, Instant::now()));
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    arrivals
+}
+
+async fn start_nodes(count: usize) -> anyhow::Result<Vec<WakuNode>> {
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        nodes.push(WakuNode::start(Config { channel_capacity: 4096, ..Config::default() }).await?);
+    }
+    Ok(nodes)
+}
+
+/// Publishes `MESSAGES` messages from `publishers[seq]` and measures delivery at every other node.
+async fn run(nodes: &[WakuNode], publishers: &[usize], interval: Duration) -> anyhow::Result<Figures> {
+    let receivers: Vec<MessageReceiver> =
+        nodes.iter().map(|node| node.messages(ContentFilter::new(TOPIC, [CONTENT_TOPIC]))).collect::<Result<_, _>>()?;
+    // Generous overall deadline; receivers normally stop as soon as they have everything.
+    let deadline = tokio::time::Instant::now() + interval * MESSAGES as u32 + Duration::from_secs(60);
+    let mut tasks = Vec::new();
+    for (idx, receiver) in receivers.into_iter().enumerate() {
+        let expected = publishers.iter().filter(|&&p| p != idx).count();
+        tasks.push(tokio::spawn(collect(receiver, expected, deadline)));
+    }
+
+    let started = Instant::now();
+    let mut sent_at = vec![None; MESSAGES];
+    let mut publish_errors = 0;
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_micros(1)));
+    for (seq, &publisher) in publishers.iter().enumerate() {
+        ticker.tick().await;
+        let message = WakuMessage {
+            payload: payload(seq),
+            content_topic: CONTENT_TOPIC.to_owned(),
+            version: Some(0),
+            timestamp: Some(timestamp_now()),
+            ..WakuMessage::default()
+        };
+        let now = Instant::now();
+        match nodes[publisher].publish(TOPIC, message).await {
+            Ok(_) => sent_at[seq] = Some(now),
+            Err(err) => {
+                publish_errors += 1;
+                println!("publish {seq} from node {publisher} failed: {err}");
+            }
+        }
+    }
+    let last_publish = Instant::now();
+
+    let mut latencies = Vec::new();
+    let mut delivered = 0;
+    let mut duplicates = 0;
+    let mut expected = 0;
+    for (idx, task) in tasks.into_iter().enumerate() {
+        let drain_deadline = tokio::time::Instant::from_std(last_publish + DRAIN);
+        let arrivals = match tokio::time::timeout_at(drain_deadline, task).await {
+            Ok(joined) => joined?,
+            Err(_) => Vec::new(),
+        };
+        let mut seen = vec![false; MESSAGES];
+        for (seq, arrived) in arrivals {
+            if seq >= MESSAGES {
+                continue;
+            }
+            if seen[seq] {
+                duplicates += 1;
+                continue;
+            }
+            seen[seq] = true;
+            if let Some(sent) = sent_at[seq] {
+                delivered += 1;
+                latencies.push(arrived.saturating_duration_since(sent));
+            }
+        }
+        expected += publishers.iter().enumerate().filter(|&(seq, &p)| p != idx && sent_at[seq].is_some()).count();
+    }
+    latencies.sort();
+    Ok(Figures {
+        delivered,
+        expected,
+        duplicates,
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+        max: latencies.last().copied().unwrap_or_default(),
+        publish_errors,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn report(name: &str, nodes: usize, figures: &Figures) {
+    println!(
+        "{name:>9}: {nodes:>2} nodes, delivered {}/{} ({:.2}%), duplicates {}, publish errors {}, \
+         latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, run {:.2} s",
+        figures.delivered,
+        figures.expected,
+        figures.ratio() * 100.0,
+        figures.duplicates,
+        figures.publish_errors,
+        figures.p50.as_secs_f64() * 1e3,
+        figures.p99.as_secs_f64() * 1e3,
+        figures.max.as_secs_f64() * 1e3,
+        figures.elapsed.as_secs_f64(),
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let interval_us: u64 = std::env::var("CHS_BENCH_INTERVAL_US").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+    let interval = Duration::from_micros(interval_us);
+    let mut rng = StdRng::seed_from_u64(SEED);
+
+    // Baseline: two directly connected nodes, all messages from node 0.
+    let pair = start_nodes(2).await?;
+    pair[0].dial(&pair[1].listen_addrs().await?[0]).await?;
+    for node in &pair {
+        tokio::time::timeout(Duration::from_secs(30), node.wait_for_mesh_peers(TOPIC, 1)).await??;
+    }
+    let baseline = run(&pair, &vec![0; MESSAGES], interval).await?;
+    for node in pair {
+        node.shutdown().await;
+    }
+
+    // 20 nodes: a ring plus RANDOM_LINKS random links per node.
+    let nodes = start_nodes(NODES).await?;
+    let mut addrs = Vec::new();
+    for node in &nodes {
+        addrs.push(node.listen_addrs().await?[0].clone());
+    }
+    for idx in 0..NODES {
+        nodes[idx].dial(&addrs[(idx + 1) % NODES]).await?;
+        for _ in 0..RANDOM_LINKS {
+            let other = rng.random_range(0..NODES);
+            if other != idx {
+                nodes[idx].dial(&addrs[other]).await?;
+            }
+        }
+    }
+    let mesh_started = Instant::now();
+    for node in &nodes {
+        tokio::time::timeout(Duration::from_secs(60), node.wait_for_mesh_peers(TOPIC, 2)).await??;
+    }
+    let mesh_time = mesh_started.elapsed();
+    let mut links = 0;
+    for node in &nodes {
+        links += node.connected_peers().await?.len();
+    }
+    let publishers: Vec<usize> = (0..MESSAGES).map(|_| rng.random_range(0..NODES)).collect();
+    let relay = run(&nodes, &publishers, interval).await?;
+    let lagged: u64 = nodes.iter().map(|node| node.stats().lagged_receivers).sum();
+    for node in nodes {
+        node.shutdown().await;
+    }
+
+    println!(
+        "chs-waku relay: {MESSAGES} messages of {PAYLOAD_SIZE} B, publish interval {interval_us} µs, seed {SEED:#x}; \
+         {NODES} nodes with {} links (mesh ready in {:.2} s), receiver lag losses {lagged}",
+        links / 2,
+        mesh_time.as_secs_f64()
+    );
+    report("baseline", 2, &baseline);
+    report("relay", NODES, &relay);
+    let p99_ratio = relay.p99.as_secs_f64() / baseline.p99.as_secs_f64().max(1e-9);
+    let p50_ratio = relay.p50.as_secs_f64() / baseline.p50.as_secs_f64().max(1e-9);
+    println!("ratio relay/baseline: p50 x{p50_ratio:.2}, p99 x{p99_ratio:.2}; goals: delivery 100%, p99 < 1 s");
+    let json = serde_json::json!({
+        "bench": "waku_relay",
+        "nodes": NODES,
+        "messages": MESSAGES,
+        "payload_bytes": PAYLOAD_SIZE,
+        "publish_interval_us": interval_us,
+        "seed": SEED,
+        "delivery_ratio": relay.ratio(),
+        "duplicates": relay.duplicates,
+        "p50_ms": relay.p50.as_secs_f64() * 1e3,
+        "p99_ms": relay.p99.as_secs_f64() * 1e3,
+        "max_ms": relay.max.as_secs_f64() * 1e3,
+        "baseline_delivery_ratio": baseline.ratio(),
+        "baseline_p50_ms": baseline.p50.as_secs_f64() * 1e3,
+        "baseline_p99_ms": baseline.p99.as_secs_f64() * 1e3,
+        "p99_ratio": p99_ratio,
+    });
+    println!("BENCH_JSON {json}");
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Node configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::topic::{DEFAULT_COMMUNITY_SHARD, DEFAULT_PUBSUB_TOPIC, STATUS_CLUSTER_ID};
+use crate::validation::ValidationConfig;
+
+/// How a [`crate::WakuNode`] is set up. `Config::default()` is a Status node (cluster 16,
+/// subscribed to `/waku/2/rs/16/32`) with an ephemeral key, listening on `127.0.0.1` on a
+/// free port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the node key (`node_key`, 32 secret bytes) lives; created if absent. `None` gives
+    /// a fresh key each start (tests).
+    pub data_dir: Option<PathBuf>,
+    /// Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/60000`.
+    pub listen_addrs: Vec<String>,
+    /// Multiaddrs dialed at start (`…/p2p/<peer id>` recommended). A failing dial is logged, not fatal.
+    pub bootstrap_peers: Vec<String>,
+    /// Pubsub topics subscribed at start.
+    pub pubsub_topics: Vec<String>,
+    /// Our cluster id, announced and checked with 66/WAKU2-METADATA.
+    pub cluster_id: u32,
+    /// Shards announced with 66/WAKU2-METADATA, in addition to those of the subscribed
+    /// static-sharding topics of our cluster.
+    pub shards: Vec<u32>,
+    /// gossipsub heartbeat (1 s as in nwaku; tests may shorten it).
+    pub heartbeat_interval: Duration,
+    /// Limits for incoming messages.
+    pub validation: ValidationConfig,
+    /// Capacity of the command queue and of each message/event receiver.
+    pub channel_capacity: usize,
+    /// How long a connection without relay mesh traffic is kept.
+    pub idle_connection_timeout: Duration,
+    /// Timeout of a 66/WAKU2-METADATA request.
+    pub metadata_timeout: Duration,
+    /// On shutdown, how long the swarm keeps running (without taking commands) so that just
+    /// published messages leave the send queues.
+    pub shutdown_linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".to_owned()],
+            bootstrap_peers: Vec::new(),
+            pubsub_topics: vec![DEFAULT_PUBSUB_TOPIC.to_owned()],
+            cluster_id: STATUS_CLUSTER_ID,
+            shards: vec![DEFAULT_COMMUNITY_SHARD],
+            heartbeat_interval: Duration::from_secs(1),
+            validation: ValidationConfig::default(),
+            channel_capacity: 1024,
+            idle_connection_timeout: Duration::from_secs(120),
+            metadata_timeout: Duration::from_secs(10),
+            shutdown_linger: Duration::from_millis(250),
+        }
+    }
+}
