@@ -260,15 +260,8 @@ fn go_waku_message_hash_vectors() {
     );
     // TestHashWithTimestamp, timestamp unset: go-waku hashes 8 zero bytes for it
     // (`toBytes(msg.GetTimestamp())`), giving 58e2fc03…8f1f56.
-    // FIXME(chs-proto): `message_hash` skips an absent timestamp and gives the hash of go-waku's
-    // older rule (e1a95962…, also in go-waku's history). Asserting today's behaviour until the
-    // lead fixes chs-proto; then this must become 58e2fc032a82c4adeb967a8b87086d0d6fb304912f120d4404e6236add8f1f56.
     let unset = hash(pubsub, &message(b"", content, Some(b"super-secret"), None));
-    assert!(
-        unset == "e1a9596237dbe2cc8aaf4b838c46a7052df6bc0d42ba214b998a8bfdbe8487d6"
-            || unset == "58e2fc032a82c4adeb967a8b87086d0d6fb304912f120d4404e6236add8f1f56",
-        "unexpected hash {unset}"
-    );
+    assert_eq!(unset, "58e2fc032a82c4adeb967a8b87086d0d6fb304912f120d4404e6236add8f1f56");
 }
 
 /// go-waku `relay/validators_test.go` `TestMsgHash` (values reproduced in status-go-wire.md
