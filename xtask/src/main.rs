@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <task>`. See README.md for the list of tasks.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod codegen;
 mod layering;
@@ -21,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("codegen") => codegen::run(&root, rest.contains(&"--check")),
         Some("ci") => ci::run(&root),
+        Some("bench") => bench::run(&root, rest.first().copied()),
         Some("layering") => layering::check(&root),
         _ => {
             eprintln!("usage: cargo xtask <codegen [--check] | ci | bench [name] | interop | fuzz>");
