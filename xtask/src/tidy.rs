@@ -15,10 +15,10 @@ pub(crate) fn check(root: &Path) -> anyhow::Result<()> {
         }
         for root_file in ["src/lib.rs", "src/main.rs"] {
             let path = dir.join(root_file);
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                if !text.trim_start().starts_with("//!") {
-                    problems.push(format!("{}: crate root must open with a `//!` doc comment", path.display()));
-                }
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && !text.trim_start().starts_with("//!")
+            {
+                problems.push(format!("{}: crate root must open with a `//!` doc comment", path.display()));
             }
         }
     }
