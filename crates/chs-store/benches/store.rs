@@ -3,7 +3,13 @@
 //! with [`Store::for_each_in_range`], against a plain rusqlite batched INSERT / SELECT of the same rows
 //! into a bare table measured in the same run, and measures the scan's peak RSS in a child process
 //! for N/10 and N rows (it must not grow with N).
-#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::cast_precision_loss)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::cast_precision_loss,
+    clippy::type_complexity
+)]
 
 use std::ops::ControlFlow;
 use std::path::Path;
