@@ -258,6 +258,20 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Number of stored messages on `topics` (0 for no topics).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn count_on_topics(&self, topics: &[Topic]) -> Result<u64, StoreError> {
+        if topics.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!("SELECT COUNT(*) FROM messages WHERE topic IN ({})", placeholders(1, topics.len()));
+        let n: i64 =
+            self.conn.query_row(&sql, rusqlite::params_from_iter(topics.iter().map(|t| t.to_vec())), |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Whether a message with this hash is stored.
     ///
     /// # Errors

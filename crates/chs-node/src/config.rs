@@ -1,0 +1,421 @@
+//! The node's configuration: `chs node --config chs.toml`.
+//!
+//! The `[torrent]` table mirrors status-go's `TorrentConfig` (`enabled`, `port`, `data_dir`,
+//! `torrent_dir`); the rest is ours. Every field has a default, so an empty file is a valid
+//! configuration. Unknown keys are errors (a typo must not silently fall back to a default).
+//!
+//! ```toml
+//! data_dir = "chs-data"          # SQLite file, archives, torrent and Waku state live here
+//!
+//! [torrent]
+//! enabled = true
+//! port = 9025                    # 0: an ephemeral port
+//! listen_ip = "0.0.0.0"
+//! # data_dir = "chs-data/archives"      # status-go's ArchiveDataDir
+//! # torrent_dir = "chs-data/torrents"   # status-go's TorrentDir
+//! # announce_addr = "203.0.113.7:9025"  # peer hint put in our magnet links
+//! dht = false
+//! trackers = false
+//!
+//! [waku]
+//! listen = ["/ip4/0.0.0.0/tcp/60000"]
+//! bootstrap = []
+//! cluster_id = 16
+//!
+//! [archive]
+//! interval = "7d"
+//! piece_length = 102400
+//! policy = "whole-intervals"     # or "up-to-now" (status-go's exact rule)
+//!
+//! [member]
+//! debounce = "20s"
+//! retry_backoff = "5s"
+//! max_attempts = 5
+//!
+//! [communities]
+//! join = []                      # community ids to join as a member at start
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has wrong types or unknown keys.
+    #[error("invalid config{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Parse {
+        /// The file, if read from one.
+        path: Option<PathBuf>,
+        /// toml's message (it names the line and key).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config value `{key}`: {message}")]
+    Value {
+        /// The key, e.g. `archive.interval`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Root of the node's files: `chs.db`, `archives/`, `torrents/`, `torrent-state/`, `waku/`.
+    pub data_dir: PathBuf,
+    /// BitTorrent.
+    pub torrent: TorrentSection,
+    /// Waku relay.
+    pub waku: WakuSection,
+    /// Archive creation (control nodes).
+    pub archive: ArchiveSection,
+    /// Magnetlink handling (members).
+    pub member: MemberSection,
+    /// Communities to join at start.
+    pub communities: CommunitiesSection,
+}
+
+/// `[torrent]`: status-go's `TorrentConfig` plus peer settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TorrentSection {
+    /// Archives are built, seeded and downloaded only when enabled (status-go: `Enabled`).
+    pub enabled: bool,
+    /// Listen port (status-go: `Port`, default 9025); 0 picks a free port.
+    pub port: u16,
+    /// Listen address.
+    pub listen_ip: IpAddr,
+    /// Archive folders, one per community (status-go: `DataDir`); default `<data_dir>/archives`.
+    pub data_dir: Option<PathBuf>,
+    /// `.torrent` files (status-go: `TorrentDir`); default `<data_dir>/torrents`.
+    pub torrent_dir: Option<PathBuf>,
+    /// The `x.pe` peer hint put in published magnet links; default the listen address
+    /// (loopback when listening on all interfaces).
+    pub announce_addr: Option<SocketAddr>,
+    /// Extra peers tried for every download.
+    pub peers: Vec<SocketAddr>,
+    /// Mainline DHT.
+    pub dht: bool,
+    /// Trackers (status-go's two defaults are always written into `.torrent` files).
+    pub trackers: bool,
+    /// Trust stored piece bitfields on restart instead of re-hashing.
+    pub fastresume: bool,
+    /// Time allowed to fetch a torrent's metadata, per attempt.
+    #[serde(with = "duration_text")]
+    pub metadata_timeout: Duration,
+    /// A fetch fails when no byte arrives for this long.
+    #[serde(with = "duration_text")]
+    pub stall_timeout: Duration,
+}
+
+/// `[waku]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WakuSection {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Multiaddrs (`…/p2p/<peer id>`) dialed at start.
+    pub bootstrap: Vec<String>,
+    /// Cluster id (Status: 16).
+    pub cluster_id: u32,
+    /// gossipsub heartbeat.
+    #[serde(with = "duration_text")]
+    pub heartbeat: Duration,
+}
+
+/// How the control node catches up after time offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Whole intervals only (30 days offline → 4 archives).
+    #[default]
+    WholeIntervals,
+    /// status-go's rule: build up to now at once.
+    UpToNow,
+}
+
+/// `[archive]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSection {
+    /// Archive window (status-go: 7 days).
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// Torrent piece length; archives are padded to it.
+    pub piece_length: u32,
+    /// Catch-up policy.
+    pub policy: Policy,
+    /// How often the archive folder is checked for archives built by another process
+    /// (`chs archive build` on this node's database): new ones are seeded and announced.
+    #[serde(with = "duration_text")]
+    pub watch_interval: Duration,
+}
+
+/// `[member]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemberSection {
+    /// Wait this long after the last accepted magnetlink of a community before downloading
+    /// (RFC: 20 s), so that only the newest of a burst is fetched.
+    #[serde(with = "duration_text")]
+    pub debounce: Duration,
+    /// First retry delay after a failed download; doubled after each failure.
+    #[serde(with = "duration_text")]
+    pub retry_backoff: Duration,
+    /// Attempts per magnetlink before waiting for a newer one.
+    pub max_attempts: u32,
+    /// Largest torrent (sum of its files) a member accepts to download.
+    pub max_torrent_bytes: u64,
+}
+
+/// `[communities]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommunitiesSection {
+    /// Community ids (`0x` + 66 hex) this node joins as a member at start.
+    pub join: Vec<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("chs-data"),
+            torrent: TorrentSection::default(),
+            waku: WakuSection::default(),
+            archive: ArchiveSection::default(),
+            member: MemberSection::default(),
+            communities: CommunitiesSection::default(),
+        }
+    }
+}
+
+impl Default for TorrentSection {
+    fn default() -> Self {
+        TorrentSection {
+            enabled: true,
+            port: 9025,
+            listen_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            data_dir: None,
+            torrent_dir: None,
+            announce_addr: None,
+            peers: Vec::new(),
+            dht: false,
+            trackers: false,
+            fastresume: false,
+            metadata_timeout: Duration::from_secs(20),
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for WakuSection {
+    fn default() -> Self {
+        WakuSection {
+            listen: vec!["/ip4/0.0.0.0/tcp/60000".to_owned()],
+            bootstrap: Vec::new(),
+            cluster_id: chs_waku::STATUS_CLUSTER_ID,
+            heartbeat: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for ArchiveSection {
+    fn default() -> Self {
+        ArchiveSection {
+            interval: Duration::from_secs(chs_archive::DEFAULT_INTERVAL_SECS),
+            piece_length: chs_torrent::DEFAULT_PIECE_LENGTH,
+            policy: Policy::WholeIntervals,
+            watch_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for MemberSection {
+    fn default() -> Self {
+        MemberSection {
+            debounce: Duration::from_secs(20),
+            retry_backoff: Duration::from_secs(5),
+            max_attempts: 5,
+            max_torrent_bytes: 64 << 30,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the line and key, or [`ConfigError::Value`].
+    pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
+        let config: NodeConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: None, message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file; relative paths in it are taken relative to the
+    /// file's folder.
+    ///
+    /// # Errors
+    /// As [`NodeConfig::from_toml_str`], plus [`ConfigError::Read`].
+    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config = NodeConfig::from_toml_str(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: Some(path.to_owned()), message },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut config.data_dir);
+        if let Some(p) = config.torrent.data_dir.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = config.torrent.torrent_dir.as_mut() {
+            rebase(p);
+        }
+        Ok(config)
+    }
+
+    /// Checks value ranges.
+    ///
+    /// # Errors
+    /// [`ConfigError::Value`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.archive.interval.as_secs() == 0 {
+            return Err(ConfigError::Value { key: "archive.interval", message: "must be at least 1s".into() });
+        }
+        if !(16 * 1024..=16 * 1024 * 1024).contains(&self.archive.piece_length) {
+            return Err(ConfigError::Value {
+                key: "archive.piece_length",
+                message: format!("{} is outside 16 KiB ..= 16 MiB", self.archive.piece_length),
+            });
+        }
+        if self.member.max_attempts == 0 {
+            return Err(ConfigError::Value { key: "member.max_attempts", message: "must be at least 1".into() });
+        }
+        if self.waku.heartbeat.is_zero() {
+            return Err(ConfigError::Value { key: "waku.heartbeat", message: "must be more than 0".into() });
+        }
+        if self.archive.watch_interval.is_zero() {
+            return Err(ConfigError::Value { key: "archive.watch_interval", message: "must be more than 0".into() });
+        }
+        for id in &self.communities.join {
+            chs_status::CommunityId::parse(id)
+                .map_err(|e| ConfigError::Value { key: "communities.join", message: format!("{id}: {e}") })?;
+        }
+        Ok(())
+    }
+
+    /// The SQLite file.
+    #[must_use]
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("chs.db")
+    }
+
+    /// The folder holding one archive folder per community.
+    #[must_use]
+    pub fn archive_root(&self) -> PathBuf {
+        self.torrent.data_dir.clone().unwrap_or_else(|| self.data_dir.join("archives"))
+    }
+
+    /// The folder of `.torrent` files.
+    #[must_use]
+    pub fn torrent_dir(&self) -> PathBuf {
+        self.torrent.torrent_dir.clone().unwrap_or_else(|| self.data_dir.join("torrents"))
+    }
+
+    /// A configuration for loopback tests and the demo: ephemeral ports on 127.0.0.1, no
+    /// debounce, short heartbeat and retry delays.
+    #[must_use]
+    pub fn local(data_dir: impl Into<PathBuf>) -> NodeConfig {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            torrent: TorrentSection {
+                port: 0,
+                listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                metadata_timeout: Duration::from_secs(10),
+                stall_timeout: Duration::from_secs(10),
+                ..TorrentSection::default()
+            },
+            waku: WakuSection {
+                listen: vec!["/ip4/127.0.0.1/tcp/0".to_owned()],
+                heartbeat: Duration::from_millis(200),
+                ..WakuSection::default()
+            },
+            archive: ArchiveSection::default(),
+            member: MemberSection {
+                debounce: Duration::ZERO,
+                retry_backoff: Duration::from_millis(200),
+                ..MemberSection::default()
+            },
+            communities: CommunitiesSection::default(),
+        }
+    }
+}
+
+/// Parses `0`, `250ms`, `20s`, `5m`, `2h`, `7d`, `1w`.
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 250ms, 20s, 5m, 2h, 7d"))?;
+    let ms = match unit.trim() {
+        "" if n == 0 => 0,
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" | "min" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
+        "w" => n.saturating_mul(7 * 86_400_000),
+        _ => return Err(format!("`{text}`: unknown unit (use ms, s, m, h, d or w)")),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+/// Prints a duration the way [`parse_duration`] reads it.
+#[must_use]
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("w", 604_800_000u128), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+mod duration_text {
+    use super::{Deserialize, Deserializer, Duration, Serializer, format_duration, parse_duration};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,100 @@
+//! The magnetlink dispatcher: on `HistoryArchivesSeeding` of a community this node controls,
+//! build the signed magnetlink message and publish it on the community's pubsub topic
+//! (status-go's `dispatchMagnetlinkMessage`). The latest link of each community is published
+//! again whenever a peer subscribes to that topic, so members that connect later (or restart)
+//! still learn it; members ignore a link they have fetched already.
+
+use std::sync::Arc;
+
+use chs_community::CommunityId;
+use chs_waku::{NodeEvent, PublishError};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::error::NodeError;
+use crate::node::{Shared, lock};
+use crate::signal::Signal;
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut signals: broadcast::Receiver<Signal>,
+    mut events: broadcast::Receiver<NodeEvent>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return,
+            signal = signals.recv() => match signal {
+                Ok(Signal::HistoryArchivesSeeding { community_id, magnet_uri, control_node: true }) => {
+                    lock(&shared.latest_magnet).insert(community_id.clone(), magnet_uri.clone());
+                    tokio::spawn(publish_logged(Arc::clone(&shared), community_id, magnet_uri));
+                }
+                Ok(Signal::HistoryArchivesUnseeded { community_id }) => {
+                    lock(&shared.latest_magnet).remove(&community_id);
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "dispatcher fell behind the signal bus"),
+                Err(RecvError::Closed) => return,
+            },
+            event = events.recv() => match event {
+                Ok(NodeEvent::PeerSubscribed { pubsub_topic, .. }) => {
+                    let latest: Vec<(String, String)> =
+                        lock(&shared.latest_magnet).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    for (community_id, magnet_uri) in latest {
+                        let shared2 = Arc::clone(&shared);
+                        let topic = pubsub_topic.clone();
+                        tokio::spawn(async move {
+                            if community_topic(&shared2, &community_id).await.is_ok_and(|t| t == topic) {
+                                publish_logged(shared2, community_id, magnet_uri).await;
+                            }
+                        });
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+async fn community_topic(shared: &Shared, community_id: &str) -> Result<String, NodeError> {
+    let id = CommunityId::parse(community_id).map_err(|e| NodeError::UnknownCommunity(e.to_string()))?;
+    shared.db(move |c, s| Ok(c.get(s, &id)?.pubsub_topic)).await
+}
+
+async fn publish_logged(shared: Arc<Shared>, community_id: String, magnet_uri: String) {
+    match publish(&shared, &community_id, &magnet_uri).await {
+        Ok(()) => {}
+        Err(e) => tracing::warn!(%community_id, error = %e, "magnetlink not published"),
+    }
+}
+
+/// Builds and publishes the magnetlink of `community_id` with a clock newer than any before.
+async fn publish(shared: &Arc<Shared>, community_id: &str, magnet_uri: &str) -> Result<(), NodeError> {
+    let id = CommunityId::parse(community_id).map_err(|e| NodeError::UnknownCommunity(e.to_string()))?;
+    let now = shared.clock.now_ms();
+    let uri = magnet_uri.to_owned();
+    let (message, topic, clock) = shared
+        .db(move |c, s| {
+            let info = c.archive_info(s, &id)?;
+            let clock = now.max(info.magnetlink_clock.saturating_add(1));
+            let message = c.build_magnetlink_now(s, &id, &uri, clock)?;
+            c.set_magnetlink_clock(s, &id, clock)?;
+            Ok((message, c.get(s, &id)?.pubsub_topic, clock))
+        })
+        .await?;
+    match shared.waku.publish(&topic, message).await {
+        Ok(_) => {
+            shared.bus.publish(Signal::MagnetlinkPublished {
+                community_id: community_id.to_owned(),
+                clock,
+                magnet_uri: magnet_uri.to_owned(),
+            });
+            Ok(())
+        }
+        Err(PublishError::NoPeers { .. }) => {
+            tracing::info!(%community_id, "no peer on the community topic yet: the magnetlink goes out when one subscribes");
+            Ok(())
+        }
+        Err(e) => Err(NodeError::Task(format!("publishing the magnetlink: {e}"))),
+    }
+}

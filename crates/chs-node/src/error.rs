@@ -1,0 +1,72 @@
+//! Errors of the orchestrator.
+
+use std::path::PathBuf;
+
+/// What went wrong in the node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A directory or file could not be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What the node was doing.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The message store failed.
+    #[error("message store: {0}")]
+    Store(#[from] chs_store::StoreError),
+    /// The community manager failed.
+    #[error("community: {0}")]
+    Community(#[from] chs_community::CommunityError),
+    /// Building archives failed.
+    #[error("archive build: {0}")]
+    Build(#[from] chs_archive::BuildError),
+    /// Reading archives failed.
+    #[error("archive: {0}")]
+    Read(#[from] chs_archive::ReadError),
+    /// Decoding an archive or index failed.
+    #[error("archive decode: {0}")]
+    Decode(#[from] chs_archive::DecodeError),
+    /// The torrent layer failed.
+    #[error("torrent: {0}")]
+    Torrent(#[from] chs_torrent::Error),
+    /// The Waku node could not start.
+    #[error("waku: {0}")]
+    WakuStart(#[from] chs_waku::StartError),
+    /// The Waku node has stopped.
+    #[error("waku node stopped")]
+    WakuStopped,
+    /// The downloaded torrent is not an archive torrent of this community.
+    #[error("torrent {info_hash} rejected: {reason}")]
+    HostileTorrent {
+        /// The info hash.
+        info_hash: String,
+        /// Why.
+        reason: String,
+    },
+    /// A community is not known to this node.
+    #[error("community {0} is not known to this node")]
+    UnknownCommunity(String),
+    /// The operation needs the community's control node.
+    #[error("community {0}: this node is not its control node")]
+    NotControlNode(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+    /// The operation was cancelled (shutdown or a newer magnetlink).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl NodeError {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        NodeError::Io { what, path: path.into(), source }
+    }
+}

@@ -1,0 +1,37 @@
+//! The chs orchestrator: where the archive builder, the torrent layer, the Waku layer and the
+//! community manager meet.
+//!
+//! A [`Node`] owns one SQLite store, one torrent session and one Waku relay node, and runs:
+//!
+//! * per community it **controls**: an archive task ([`owner`](crate::owner)-side: seed the
+//!   existing torrent, catch up on missed windows, build one archive per interval, seed only the
+//!   latest torrent) and live capture of the community's chat messages into the store;
+//! * the **magnetlink dispatcher**: on [`Signal::HistoryArchivesSeeding`] of a controlled
+//!   community, publish the signed magnetlink on the community's pubsub topic;
+//! * per community it has **joined**: the member pipeline (verdict, debounce, index first, missing
+//!   archives only, canonical import, seed).
+//!
+//! Everything that happens is a [`Signal`] on the node's bus ([`NodeHandle::signals`]).
+//! The `chs` binary runs a node from a TOML file ([`NodeConfig::from_file`]) and the
+//! [`demo`](crate::demo).
+
+mod capture;
+pub mod clock;
+pub mod config;
+pub mod demo;
+mod dispatch;
+mod error;
+mod member;
+mod node;
+mod owner;
+mod pending;
+pub mod signal;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, NodeConfig};
+pub use error::NodeError;
+pub use node::{CommunityStatus, DownloadView, Node, NodeHandle, SeedView};
+pub use signal::{Signal, SignalBus};
+
+#[cfg(test)]
+mod tests;

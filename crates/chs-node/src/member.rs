@@ -1,0 +1,338 @@
+//! The member pipeline of one community: magnetlink messages → community verdict → debounce
+//! (only the newest link of a burst is acted on) → index → missing archives only → canonical
+//! import → bookkeeping → seed. Failures are retried with backoff; an accepted link survives a
+//! restart (`pending`), and already imported archives are never fetched or lost again.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chs_archive::format::{decode_archive, decode_index};
+use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, Strategy, Verdict};
+use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
+use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::system_now_ms;
+use crate::error::NodeError;
+use crate::node::{DownloadView, Shared};
+use crate::owner::backoff;
+use crate::pending::{self, Pending};
+use crate::signal::Signal;
+
+pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<MessageReceiver, NodeError> {
+    let topics = chs_status::ids::magnetlink_content_topics(&community.id);
+    shared.waku.messages(ContentFilter::new(community.pubsub_topic.clone(), topics)).map_err(|_| NodeError::WakuStopped)
+}
+
+struct Running {
+    pending: Pending,
+    attempt: u32,
+    cancel: CancellationToken,
+    handle: JoinHandle<Result<(), NodeError>>,
+}
+
+async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, tokio::task::JoinError> {
+    match running {
+        Some(r) => (&mut r.handle).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver) {
+    let id = community.id;
+    let debounce = shared.config.member.debounce;
+    let id2 = id;
+    let mut pending: Option<(Pending, u32)> = match shared.db(move |_, s| pending::load(s, &id2)).await {
+        Ok(p) => p.map(|p| (p, 0)),
+        Err(e) => {
+            tracing::error!(community_id = %id, error = %e, "cannot read the pending magnetlink");
+            None
+        }
+    };
+    // A link accepted before a restart is resumed at once.
+    let mut deadline: Option<Instant> = pending.as_ref().map(|_| Instant::now());
+    let mut running: Option<Running> = None;
+    loop {
+        let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => {
+                if let Some(r) = running.take() {
+                    r.cancel.cancel();
+                    let _ = r.handle.await;
+                }
+                return;
+            }
+            result = join(&mut running) => {
+                let Some(r) = running.take() else { continue };
+                let outcome = result.unwrap_or_else(|e| Err(NodeError::Task(e.to_string())));
+                match outcome {
+                    Ok(()) => {}
+                    Err(NodeError::Cancelled) => {}
+                    Err(e) => {
+                        let attempt = r.attempt + 1;
+                        let newer = pending.is_some();
+                        let retry = !newer && attempt < shared.config.member.max_attempts;
+                        let delay = if retry { backoff(shared.config.member.retry_backoff, attempt) } else { Duration::ZERO };
+                        shared.bus.publish(Signal::HistoryArchiveDownloadFailed {
+                            community_id: id.to_string(),
+                            magnet_uri: r.pending.magnet_uri.clone(),
+                            error: e.to_string(),
+                            attempt,
+                            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        });
+                        if retry {
+                            pending = Some((r.pending, attempt));
+                            deadline = Some(Instant::now() + delay);
+                        }
+                    }
+                }
+                shared.set_download(&id.to_string(), None);
+            }
+            message = rx.recv() => {
+                let Some(message) = message else { return };
+                let Some((clock, magnet_uri)) = verdict(&shared, message).await else { continue };
+                let same_running = running.as_ref().is_some_and(|r| r.pending.magnet_uri == magnet_uri);
+                let same_pending = pending.as_ref().is_some_and(|(p, _)| p.magnet_uri == magnet_uri);
+                if same_running || same_pending {
+                    continue;
+                }
+                let p = Pending { magnet_uri, clock };
+                let (id2, p2) = (id, p.clone());
+                if let Err(e) = shared.db(move |_, s| pending::save(s, &id2, &p2, system_now_ms())).await {
+                    tracing::error!(community_id = %id, error = %e, "cannot record the pending magnetlink");
+                }
+                pending = Some((p, 0));
+                deadline = Some(Instant::now() + debounce);
+                if let Some(r) = &running {
+                    tracing::info!(community_id = %id, "newer magnetlink: cancelling the current download");
+                    r.cancel.cancel();
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
+                deadline = None;
+                if let Some((p, attempt)) = pending.take() {
+                    let cancel = shared.cancel.child_token();
+                    let handle = tokio::spawn(download(Arc::clone(&shared), id, p.clone(), cancel.clone()));
+                    running = Some(Running { pending: p, attempt, cancel, handle });
+                }
+            }
+        }
+    }
+}
+
+/// The community manager's verdict; `Some((clock, uri))` if accepted.
+async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64, String)> {
+    let result = shared.db(move |c, s| Ok(c.receive_magnetlink(s, &message.message, &message.pubsub_topic)?)).await;
+    match result {
+        Ok(Verdict::Accepted { community_id, clock, magnet_uri }) => {
+            shared.bus.publish(Signal::MagnetlinkAccepted {
+                community_id: community_id.to_string(),
+                clock,
+                magnet_uri: magnet_uri.clone(),
+            });
+            Some((clock, magnet_uri))
+        }
+        Ok(Verdict::Rejected(reason)) => {
+            shared.bus.publish(Signal::MagnetlinkRejected { reason: reason.to_string() });
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "magnetlink verdict failed");
+            None
+        }
+    }
+}
+
+fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
+    let shared = Arc::clone(shared);
+    let key = key.to_owned();
+    let uri = uri.to_owned();
+    Arc::new(move |p: Progress| {
+        let phase = match p.phase {
+            Phase::Files => "index",
+            Phase::Ranges => "data",
+        };
+        shared.set_download(
+            &key,
+            Some(DownloadView {
+                magnet_uri: uri.clone(),
+                phase: phase.to_owned(),
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+            }),
+        );
+    })
+}
+
+fn hostile(magnet: &Magnet, reason: impl Into<String>) -> NodeError {
+    NodeError::HostileTorrent { info_hash: magnet.info_hash.to_hex(), reason: reason.into() }
+}
+
+/// One download of `p`: see the module docs.
+async fn download(
+    shared: Arc<Shared>,
+    id: CommunityId,
+    p: Pending,
+    cancel: CancellationToken,
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let key = id.to_string();
+    let magnet: Magnet = p.magnet_uri.parse().map_err(|e: chs_torrent::Error| NodeError::HostileTorrent {
+        info_hash: String::new(),
+        reason: format!("bad magnet link: {e}"),
+    })?;
+    let torrent = shared.torrent()?.clone();
+    shared.bus.publish(Signal::DownloadingHistoryArchivesStarted {
+        community_id: key.clone(),
+        magnet_uri: p.magnet_uri.clone(),
+    });
+    let view = |phase: &str| DownloadView {
+        magnet_uri: p.magnet_uri.clone(),
+        phase: phase.to_owned(),
+        bytes_done: 0,
+        bytes_total: 0,
+    };
+    shared.set_download(&key, Some(view("metadata")));
+    let config = &shared.config;
+    let options = DownloadOptions {
+        peers: config.torrent.peers.clone(),
+        metadata_timeout: config.torrent.metadata_timeout,
+        stall_timeout: config.torrent.stall_timeout,
+        cancel: cancel.clone(),
+        progress: Some(progress_fn(&shared, &key, &p.magnet_uri)),
+        ..DownloadOptions::default()
+    };
+    let download = torrent.download(&key, &magnet, &config.archive_root(), options).await?;
+    let meta = download.meta().clone();
+    // Only our own kind of torrent: folder named after the community, files `data` and `index`.
+    if meta.name() != key {
+        return Err(hostile(&magnet, format!("torrent name {:?} is not the community id", meta.name())));
+    }
+    let paths: BTreeSet<String> = meta.files().iter().map(chs_torrent::FileEntry::display_path).collect();
+    if paths != BTreeSet::from(["data".to_owned(), "index".to_owned()]) {
+        return Err(hostile(&magnet, format!("files {paths:?} are not exactly `data` and `index`")));
+    }
+    if meta.total_length() > config.member.max_torrent_bytes {
+        return Err(hostile(
+            &magnet,
+            format!(
+                "{} bytes exceed member.max_torrent_bytes = {}",
+                meta.total_length(),
+                config.member.max_torrent_bytes
+            ),
+        ));
+    }
+    let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
+
+    let index_bytes = download.fetch_index().await?;
+    let index = decode_index(&index_bytes)?;
+    let id2 = id;
+    let index2 = index.clone();
+    let missing = shared.db(move |c, s| Ok(c.missing_archives(s, &id2, &index2, Strategy::All)?)).await?;
+    shared.bus.publish(Signal::HistoryArchiveIndexFetched {
+        community_id: key.clone(),
+        archives: index.archives.len(),
+        missing: missing.len(),
+    });
+    let (good, bad): (Vec<_>, Vec<_>) = missing.into_iter().partition(|m| {
+        m.size > 0 && m.padding < m.size && m.offset.checked_add(m.size).is_some_and(|end| end <= data_len)
+    });
+    for m in bad {
+        // A bogus index entry is reported and skipped; it never stops the others.
+        shared.bus.publish(Signal::HistoryArchiveImportFailed {
+            community_id: key.clone(),
+            archive_id: m.archive_id.clone(),
+            error: format!(
+                "entry offset {} size {} padding {} does not fit `data` ({data_len} bytes)",
+                m.offset, m.size, m.padding
+            ),
+        });
+    }
+    let ranges: Vec<_> = good.iter().map(|m| m.offset..m.offset + m.size).collect();
+    let mut bytes_received = 0;
+    if !ranges.is_empty() {
+        bytes_received = download.fetch_ranges("data", &ranges).await?.bytes_received;
+    }
+    let mut archives = 0;
+    let mut messages = 0;
+    for m in good {
+        if cancel.is_cancelled() {
+            return Err(NodeError::Cancelled);
+        }
+        shared.set_download(&key, Some(view("import")));
+        let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
+        let archive_id = m.archive_id.clone();
+        let (id2, key2) = (id, key.clone());
+        let imported = shared
+            .db(move |c, s| {
+                c.record_downloaded_archive(s, &id2, &archive_id, m.from, m.to)?;
+                let result = decode_archive(&bytes).map_err(NodeError::from).and_then(|archive| {
+                    let metadata = archive.metadata.unwrap_or_default();
+                    if metadata.from != m.from || metadata.to != m.to {
+                        return Err(NodeError::HostileTorrent {
+                            info_hash: String::new(),
+                            reason: format!(
+                                "archive {archive_id} covers [{}, {}) but its index entry says [{}, {})",
+                                metadata.from, metadata.to, m.from, m.to
+                            ),
+                        });
+                    }
+                    let import =
+                        ArchiveImport { archive_id: &archive_id, metadata: &metadata, messages: &archive.messages };
+                    Ok(c.import_archive_with(s, &id2, &import, DecodeMode::Deferred)?)
+                });
+                match result {
+                    Ok(report) => Ok(Ok(report.messages)),
+                    Err(e) => {
+                        c.record_import_failure(s, &id2, &archive_id, &e.to_string())?;
+                        Ok(Err((key2, archive_id, e.to_string())))
+                    }
+                }
+            })
+            .await?;
+        match imported {
+            Ok(count) => {
+                archives += 1;
+                messages += count;
+                shared.bus.publish(Signal::HistoryArchiveDownloaded {
+                    community_id: key.clone(),
+                    archive_id: m.archive_id.clone(),
+                    from: m.from,
+                    to: m.to,
+                });
+                shared.bus.publish(Signal::ImportingHistoryArchiveMessages {
+                    community_id: key.clone(),
+                    archive_id: m.archive_id,
+                    messages: count,
+                });
+            }
+            Err((community_id, archive_id, error)) => {
+                shared.bus.publish(Signal::HistoryArchiveImportFailed { community_id, archive_id, error });
+            }
+        }
+    }
+    // Who wrote what: decoded now so that the history reads at once.
+    let id2 = id;
+    shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
+    shared.set_download(&key, Some(view("seed")));
+    download.finish().await?;
+    let (id2, uri) = (id, p.magnet_uri.clone());
+    shared
+        .db(move |c, s| {
+            c.mark_magnetlink_fetched(s, &id2, &uri)?;
+            pending::clear(s, &id2, &uri)
+        })
+        .await?;
+    shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
+        community_id: key,
+        magnet_uri: p.magnet_uri,
+        archives,
+        messages,
+        bytes_received,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The node: one store, one community manager, one torrent session and one Waku node, and the
+//! tasks that wire them (owner archive tasks, dispatcher, live capture, member pipelines).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chs_community::{Communities, Community, CommunityId};
+use chs_status::ChatKeyCache;
+use chs_store::Store;
+use chs_torrent::TorrentNode;
+use chs_waku::{WakuHandle, WakuNode};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::pending;
+use crate::signal::{Signal, SignalBus};
+use crate::{capture, dispatch, member, owner};
+
+/// A member download in progress, as shown by [`NodeHandle::status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownloadView {
+    /// The magnet link being fetched.
+    pub magnet_uri: String,
+    /// `metadata`, `index`, `data`, `import` or `seed`.
+    pub phase: String,
+    /// Bytes of the current phase done.
+    pub bytes_done: u64,
+    /// Bytes of the current phase in all.
+    pub bytes_total: u64,
+}
+
+/// What this node seeds for a community.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeedView {
+    /// Info hash, hex.
+    pub info_hash: String,
+    /// Bytes this node has of the torrent.
+    pub have_bytes: u64,
+    /// Size of the torrent.
+    pub total_bytes: u64,
+    /// Bytes uploaded to peers in this session.
+    pub uploaded_bytes: u64,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// One community's state, as `chs node status` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommunityStatus {
+    /// Community id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether this node holds the community key.
+    pub control_node: bool,
+    /// Whether this node has joined.
+    pub joined: bool,
+    /// Archives in the local archive folder.
+    pub archives: usize,
+    /// End of the last archive window built (control node), Unix seconds; 0 if none.
+    pub last_archive_end: u64,
+    /// Clock of the newest magnetlink (published or accepted), ms.
+    pub magnetlink_clock: u64,
+    /// Last magnet link fully fetched (member).
+    pub last_magnetlink_uri: String,
+    /// Magnet link accepted but not fully fetched yet (member).
+    pub pending_magnetlink: Option<String>,
+    /// What is seeded, if anything.
+    pub seeding: Option<SeedView>,
+    /// Download in progress (member).
+    pub download: Option<DownloadView>,
+    /// Archive ids recorded as downloaded.
+    pub downloaded_archives: usize,
+    /// Of those, imported.
+    pub imported_archives: usize,
+    /// Stored messages on the community's channel topics.
+    pub stored_messages: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: NodeConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) bus: SignalBus,
+    store: Arc<Mutex<Store>>,
+    pub(crate) communities: Arc<Communities>,
+    pub(crate) chat_keys: ChatKeyCache,
+    pub(crate) torrent: Option<TorrentNode>,
+    pub(crate) waku: WakuHandle,
+    pub(crate) triggers: Mutex<HashMap<String, mpsc::Sender<()>>>,
+    pub(crate) latest_magnet: Mutex<HashMap<String, String>>,
+    pub(crate) downloads: Mutex<HashMap<String, DownloadView>>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Runs `f` with the community manager and the store on the blocking pool.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, NodeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Communities, &mut Store) -> Result<T, NodeError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        let communities = Arc::clone(&self.communities);
+        tokio::task::spawn_blocking(move || {
+            let mut store = lock(&store);
+            f(&communities, &mut store)
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    pub(crate) fn archive_dir(&self, id: &CommunityId) -> PathBuf {
+        self.config.archive_root().join(id.to_string())
+    }
+
+    pub(crate) fn torrent(&self) -> Result<&TorrentNode, NodeError> {
+        self.torrent.as_ref().ok_or_else(|| NodeError::Task("torrents are disabled in the configuration".into()))
+    }
+
+    pub(crate) fn set_download(&self, id: &str, view: Option<DownloadView>) {
+        let mut downloads = lock(&self.downloads);
+        match view {
+            Some(v) => downloads.insert(id.to_owned(), v),
+            None => downloads.remove(id),
+        };
+    }
+}
+
+/// A running node. Dropping it without [`Node::shutdown`] stops its tasks abruptly (as a crash
+/// would; nothing stored is lost).
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    waku: Option<WakuNode>,
+    tasks: JoinSet<()>,
+}
+
+/// A cheap, cloneable view of a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+impl Node {
+    /// Opens the store, joins the configured communities, starts the torrent session and the
+    /// Waku node, and spawns the tasks: for every community this node controls an archive task
+    /// (seed existing archives, catch up, then one build per interval) and live capture; for
+    /// every joined community a member pipeline; and the magnetlink dispatcher.
+    ///
+    /// Communities created or joined after the start are picked up at the next start.
+    ///
+    /// # Errors
+    /// Bad configuration, unusable files, ports in use.
+    pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
+        config.validate()?;
+        for dir in [config.data_dir.clone(), config.archive_root(), config.torrent_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|e| NodeError::io("creating", &dir, e))?;
+        }
+        let db_path = config.db_path();
+        let join: Vec<CommunityId> = config
+            .communities
+            .join
+            .iter()
+            .map(|id| CommunityId::parse(id).map_err(|e| NodeError::UnknownCommunity(format!("{id}: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let (store, communities, list) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+            let mut store = Store::open(&db_path)?;
+            let communities = Communities::open(&mut store)?;
+            pending::migrate(&mut store)?;
+            for id in &join {
+                let joined = communities.get(&store, id).is_ok_and(|c| c.joined || c.is_control_node());
+                if !joined {
+                    communities.join(&mut store, id, None)?;
+                }
+            }
+            let list = communities.list(&store)?;
+            Ok((store, communities, list))
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
+
+        let torrent = if config.torrent.enabled {
+            let t = &config.torrent;
+            let torrent_config = chs_torrent::NodeConfig {
+                state_dir: config.data_dir.join("torrent-state"),
+                listen_addr: Some(SocketAddr::new(t.listen_ip, t.port)),
+                enable_dht: t.dht,
+                enable_lsd: false,
+                enable_trackers: t.trackers,
+                extra_trackers: Vec::new(),
+                persistence: true,
+                fastresume: t.fastresume,
+            };
+            Some(TorrentNode::start(torrent_config).await?)
+        } else {
+            None
+        };
+
+        let mut pubsub_topics: Vec<String> = list.iter().map(|c| c.pubsub_topic.clone()).collect();
+        pubsub_topics.sort();
+        pubsub_topics.dedup();
+        if pubsub_topics.is_empty() {
+            pubsub_topics.push(chs_waku::DEFAULT_PUBSUB_TOPIC.to_owned());
+        }
+        let waku_config = chs_waku::Config {
+            data_dir: Some(config.data_dir.join("waku")),
+            listen_addrs: config.waku.listen.clone(),
+            bootstrap_peers: config.waku.bootstrap.clone(),
+            pubsub_topics,
+            cluster_id: config.waku.cluster_id,
+            heartbeat_interval: config.waku.heartbeat,
+            ..chs_waku::Config::default()
+        };
+        let waku = match WakuNode::start(waku_config).await {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(t) = &torrent {
+                    t.shutdown().await;
+                }
+                return Err(e.into());
+            }
+        };
+
+        let shared = Arc::new(Shared {
+            config,
+            clock,
+            bus: SignalBus::default(),
+            store: Arc::new(Mutex::new(store)),
+            communities: Arc::new(communities),
+            chat_keys: ChatKeyCache::new(),
+            torrent,
+            waku: waku.handle(),
+            triggers: Mutex::new(HashMap::new()),
+            latest_magnet: Mutex::new(HashMap::new()),
+            downloads: Mutex::new(HashMap::new()),
+            cancel: CancellationToken::new(),
+        });
+        let mut tasks = JoinSet::new();
+        // Subscribe before any owner task can publish a seeding signal.
+        let dispatcher_rx = shared.bus.subscribe();
+        let events = shared.waku.events().map_err(|_| NodeError::WakuStopped)?;
+        tasks.spawn(dispatch::run(Arc::clone(&shared), dispatcher_rx, events));
+        for community in list {
+            spawn_community_tasks(&shared, &mut tasks, community)?;
+        }
+        Ok(Node { shared, waku: Some(waku), tasks })
+    }
+
+    /// A handle for other tasks.
+    #[must_use]
+    pub fn handle(&self) -> NodeHandle {
+        NodeHandle { shared: Arc::clone(&self.shared) }
+    }
+
+    /// Stops every task (cancelling downloads and builds at a safe point), the torrent session
+    /// and the Waku node.
+    pub async fn shutdown(mut self) {
+        self.shared.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(t) = &self.shared.torrent {
+            t.shutdown().await;
+        }
+        if let Some(w) = self.waku.take() {
+            w.shutdown().await;
+        }
+    }
+}
+
+fn spawn_community_tasks(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, community: Community) -> Result<(), NodeError> {
+    let id = community.id;
+    if community.is_control_node() {
+        let (tx, rx) = mpsc::channel(4);
+        lock(&shared.triggers).insert(id.to_string(), tx);
+        let receiver = capture::receiver(shared, &community)?;
+        tasks.spawn(capture::run(Arc::clone(shared), community.clone(), receiver));
+        if shared.torrent.is_some() {
+            tasks.spawn(owner::run(Arc::clone(shared), community, rx));
+        }
+    } else if community.joined && shared.torrent.is_some() {
+        let receiver = member::receiver(shared, &community)?;
+        tasks.spawn(member::run(Arc::clone(shared), community, receiver));
+    }
+    Ok(())
+}
+
+impl NodeHandle {
+    /// A receiver of every signal from now on.
+    #[must_use]
+    pub fn signals(&self) -> broadcast::Receiver<Signal> {
+        self.shared.bus.subscribe()
+    }
+
+    /// The node's clock.
+    #[must_use]
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.clock)
+    }
+
+    /// The Waku node (publish, dial, listen addresses).
+    #[must_use]
+    pub fn waku(&self) -> &WakuHandle {
+        &self.shared.waku
+    }
+
+    /// The address peers reach this node's torrent session at, if torrents are enabled.
+    #[must_use]
+    pub fn torrent_addr(&self) -> Option<SocketAddr> {
+        self.shared.torrent.as_ref().and_then(TorrentNode::local_peer_addr)
+    }
+
+    /// The node's configuration.
+    #[must_use]
+    pub fn config(&self) -> &NodeConfig {
+        &self.shared.config
+    }
+
+    /// Runs an archive cycle of `id` now (control node): plan at the clock's time, build what is
+    /// due, seed and announce. The result arrives as signals.
+    ///
+    /// # Errors
+    /// [`NodeError::NotControlNode`] if no archive task runs for `id`.
+    pub async fn trigger_archive(&self, id: &CommunityId) -> Result<(), NodeError> {
+        let tx = lock(&self.shared.triggers).get(&id.to_string()).cloned();
+        let tx = tx.ok_or_else(|| NodeError::NotControlNode(id.to_string()))?;
+        tx.send(()).await.map_err(|_| NodeError::Cancelled)
+    }
+
+    /// Runs `f` with the community manager and the store (on the blocking pool).
+    ///
+    /// # Errors
+    /// What `f` returns, or [`NodeError::Task`].
+    pub async fn with_store<T, F>(&self, f: F) -> Result<T, NodeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Communities, &mut Store) -> Result<T, NodeError> + Send + 'static,
+    {
+        self.shared.db(f).await
+    }
+
+    /// Per-community state.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn status(&self) -> Result<Vec<CommunityStatus>, NodeError> {
+        let root = self.shared.config.archive_root();
+        let downloads = lock(&self.shared.downloads).clone();
+        let mut list = self
+            .shared
+            .db(move |communities, store| {
+                let mut out = Vec::new();
+                for c in communities.list(store)? {
+                    let info = communities.archive_info(store, &c.id)?;
+                    let records = communities.archive_records(store, &c.id)?;
+                    let topics = communities.channel_topics(store, &c.id)?;
+                    let dir = root.join(c.id.to_string());
+                    let archives = chs_archive::Reader::open(&dir).map(|r| r.entries().len()).unwrap_or(0);
+                    out.push(CommunityStatus {
+                        id: c.id.to_string(),
+                        name: c.name.clone(),
+                        control_node: c.is_control_node(),
+                        joined: c.joined,
+                        archives,
+                        last_archive_end: info.last_archive_end_date,
+                        magnetlink_clock: info.magnetlink_clock,
+                        last_magnetlink_uri: info.last_magnetlink_uri.clone(),
+                        pending_magnetlink: pending::load(store, &c.id)?.map(|p| p.magnet_uri),
+                        seeding: None,
+                        download: downloads.get(&c.id.to_string()).cloned(),
+                        downloaded_archives: records.len(),
+                        imported_archives: records.iter().filter(|r| r.imported).count(),
+                        stored_messages: store.count_on_topics(&topics)?,
+                    });
+                }
+                Ok(out)
+            })
+            .await?;
+        if let Some(t) = &self.shared.torrent {
+            for s in &mut list {
+                s.seeding = t.status(&s.id).map(|st| SeedView {
+                    info_hash: st.info_hash.to_hex(),
+                    have_bytes: st.have_bytes,
+                    total_bytes: st.total_bytes,
+                    uploaded_bytes: st.uploaded_bytes,
+                    peers: st.peers,
+                });
+            }
+        }
+        Ok(list)
+    }
+}

@@ -1,0 +1,198 @@
+//! The control node's archive task for one community (status-go's `InitHistoryArchiveTasks`
+//! and `StartHistoryArchiveTasksInterval`): seed the existing torrent at start, catch up on
+//! missed windows, then build once per interval; reseed when another process appended archives
+//! to the folder (`chs archive build` on this node's database).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chs_archive::{BuildOptions, Builder, CatchUpPolicy, INDEX_FILE, plan_catch_up};
+use chs_community::{Community, CommunityId};
+use chs_store::Store;
+use chs_torrent::{Magnet, STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta};
+use tokio::sync::mpsc;
+
+use crate::config::Policy;
+use crate::error::NodeError;
+use crate::node::Shared;
+use crate::signal::Signal;
+
+/// Delay before the next attempt after a failed cycle.
+const RETRY_AFTER_FAILURE_SECS: u64 = 60;
+
+/// What identifies the archive folder's content cheaply: (index length, index mtime, data length).
+type Fingerprint = Option<(u64, SystemTime, u64)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
+    let index = std::fs::metadata(dir.join(INDEX_FILE)).ok()?;
+    let data = std::fs::metadata(dir.join(chs_archive::DATA_FILE)).ok()?;
+    Some((index.len(), index.modified().ok()?, data.len()))
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: mpsc::Receiver<()>) {
+    let id = community.id;
+    let dir = shared.archive_dir(&id);
+    let mut seeded: Fingerprint = None;
+    // status-go seeds the existing torrent at start, which announces it again.
+    if fingerprint(&dir).is_some() {
+        match seed(&shared, &id, &dir).await {
+            Ok(fp) => seeded = fp,
+            Err(e) => tracing::warn!(community_id = %id, error = %e, "cannot seed existing archives"),
+        }
+    }
+    let mut watch = tokio::time::interval(shared.config.archive.watch_interval);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    watch.tick().await;
+    loop {
+        let next = match cycle(&shared, &id, &dir, &mut seeded).await {
+            Ok(next) => next,
+            Err(e) => {
+                shared
+                    .bus
+                    .publish(Signal::HistoryArchivesFailed { community_id: id.to_string(), error: e.to_string() });
+                shared.clock.now_secs().saturating_add(RETRY_AFTER_FAILURE_SECS)
+            }
+        };
+        tracing::debug!(community_id = %id, next_run_at = next, "archive task waiting");
+        loop {
+            tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => return,
+                t = trigger.recv() => {
+                    if t.is_none() {
+                        return;
+                    }
+                    break;
+                }
+                () = shared.clock.wait_until_ms(next.saturating_mul(1000)) => break,
+                _ = watch.tick() => {
+                    let now = fingerprint(&dir);
+                    if now.is_some() && now != seeded {
+                        tracing::info!(community_id = %id, "archive folder changed: reseeding");
+                        match seed(&shared, &id, &dir).await {
+                            Ok(fp) => seeded = fp,
+                            Err(e) => tracing::warn!(community_id = %id, error = %e, "reseeding failed"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One planning step: build what is due, seed it; returns when to plan again (Unix seconds).
+async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut Fingerprint) -> Result<u64, NodeError> {
+    let id2 = *id;
+    let (topics, info, first) = shared
+        .db(move |c, s| {
+            let topics = c.channel_topics(s, &id2)?;
+            let info = c.archive_info(s, &id2)?;
+            let first = s.first_timestamp_secs(&topics)?;
+            Ok((topics, info, first))
+        })
+        .await?;
+    let index_end = if fingerprint(dir).is_some() {
+        let d = dir.to_owned();
+        match tokio::task::spawn_blocking(move || chs_archive::last_archive_end(&d)).await {
+            Ok(Ok(end)) => end,
+            Ok(Err(e)) => {
+                tracing::warn!(community_id = %id, error = %e, "archive index unreadable; the builder repairs it");
+                None
+            }
+            Err(e) => return Err(NodeError::Task(e.to_string())),
+        }
+    } else {
+        None
+    };
+    let stored_end = Some(info.last_archive_end_date).filter(|t| *t > 0);
+    let last = stored_end.max(index_end);
+    let interval = shared.config.archive.interval.as_secs();
+    let policy = match shared.config.archive.policy {
+        Policy::WholeIntervals => CatchUpPolicy::WholeIntervals,
+        Policy::UpToNow => CatchUpPolicy::UpToNow,
+    };
+    let now = shared.clock.now_secs();
+    let plan = plan_catch_up(last, first, now, interval, policy).map_err(|e| NodeError::Task(e.to_string()))?;
+    tracing::debug!(community_id = %id, ?plan, "archive plan");
+    let Some(range) = plan.build_now else {
+        return Ok(plan.next_run_at);
+    };
+    let options = BuildOptions {
+        from: Some(range.from),
+        interval,
+        piece_length: u64::from(shared.config.archive.piece_length),
+        ..BuildOptions::new(topics, range.to)
+    };
+    let db_path = shared.config.db_path();
+    let build_dir: PathBuf = dir.to_owned();
+    let report = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        // A second connection: reading in WAL mode does not block the capture task's writes.
+        let store = Store::open(&db_path)?;
+        Ok(Builder::new(build_dir, options).run(&store)?)
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))??;
+    if !report.oversized.is_empty() {
+        tracing::warn!(community_id = %id, count = report.oversized.len(), "messages larger than the archive cap were not archived");
+    }
+    let end = report.archived_until.max(range.to);
+    let id2 = *id;
+    shared.db(move |c, s| Ok(c.save_last_archive_end_date(s, &id2, end)?)).await?;
+    if report.archives.is_empty() {
+        shared.bus.publish(Signal::NoHistoryArchivesCreated {
+            community_id: id.to_string(),
+            from: range.from,
+            to: range.to,
+        });
+    } else {
+        shared.bus.publish(Signal::HistoryArchivesCreated {
+            community_id: id.to_string(),
+            from: range.from,
+            to: range.to,
+            archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
+            messages: report.messages_archived,
+        });
+        *seeded = seed(shared, id, dir).await?;
+    }
+    Ok(plan.next_run_at)
+}
+
+/// Makes the torrent of the folder, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the
+/// previous one and raises `HistoryArchivesSeeding` with the magnet link.
+async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path) -> Result<Fingerprint, NodeError> {
+    let torrent = shared.torrent()?;
+    let piece_length = shared.config.archive.piece_length;
+    let torrent_dir = shared.config.torrent_dir();
+    let d = dir.to_owned();
+    let (meta, fp) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        let fp = fingerprint(&d);
+        let meta = TorrentMeta::from_dir(&d, piece_length)?;
+        meta.write_torrent_file(&torrent_dir, &TorrentFileOptions::default())?;
+        Ok((meta, fp))
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))??;
+    let key = id.to_string();
+    let previous = torrent.seeded(&key);
+    torrent.seed(&key, dir, &meta).await?;
+    if previous.is_some_and(|p| p != meta.info_hash()) {
+        shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key.clone() });
+    }
+    let trackers: Vec<String> = STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect();
+    let mut magnet = Magnet::for_meta(&meta, &trackers);
+    if let Some(hint) = shared.config.torrent.announce_addr.or_else(|| torrent.local_peer_addr()) {
+        magnet = magnet.with_peer(hint);
+    }
+    shared.bus.publish(Signal::HistoryArchivesSeeding {
+        community_id: key,
+        magnet_uri: magnet.to_string(),
+        control_node: true,
+    });
+    Ok(fp)
+}
+
+/// How long to wait before retrying after `attempt` failures.
+pub(crate) fn backoff(first: Duration, attempt: u32) -> Duration {
+    first.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+}

@@ -1,0 +1,218 @@
+//! The node's event bus: status-go's history-archive signals (`signal/events_community_archives.go`)
+//! plus a few of ours, published by the owner tasks and the member pipeline, consumed by the
+//! magnetlink dispatcher, the status file, the demo and tests.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Capacity of the bus; a subscriber that falls this far behind loses the oldest signals
+/// (and is told so by `RecvError::Lagged`).
+pub const BUS_CAPACITY: usize = 4096;
+
+/// A signal. Community ids are `0x` + 66 hex; times are Unix seconds unless named `_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Signal {
+    /// New archives were appended to the community's folder (control node).
+    HistoryArchivesCreated {
+        /// Community.
+        community_id: String,
+        /// Start of the range built.
+        from: u64,
+        /// End of the range built.
+        to: u64,
+        /// Ids of the new archives, oldest first.
+        archive_ids: Vec<String>,
+        /// Messages in them.
+        messages: u64,
+    },
+    /// A build found no message in its range (status-go: `NoHistoryArchivesCreated`).
+    NoHistoryArchivesCreated {
+        /// Community.
+        community_id: String,
+        /// Start of the range.
+        from: u64,
+        /// End of the range.
+        to: u64,
+    },
+    /// Building archives failed; the task retries later.
+    HistoryArchivesFailed {
+        /// Community.
+        community_id: String,
+        /// The error.
+        error: String,
+    },
+    /// The community's torrent is seeded (status-go: `HistoryArchivesSeeding`); on a control node
+    /// the dispatcher publishes its magnetlink.
+    HistoryArchivesSeeding {
+        /// Community.
+        community_id: String,
+        /// The magnet link (with this node's peer hint).
+        magnet_uri: String,
+        /// Whether this node is the community's control node.
+        control_node: bool,
+    },
+    /// The community's torrent is no longer seeded (status-go: `HistoryArchivesUnseeded`).
+    HistoryArchivesUnseeded {
+        /// Community.
+        community_id: String,
+    },
+    /// The control node published a magnetlink message.
+    MagnetlinkPublished {
+        /// Community.
+        community_id: String,
+        /// Its clock (ms).
+        clock: u64,
+        /// The magnet link.
+        magnet_uri: String,
+    },
+    /// A member accepted a magnetlink (signed by the community, newest, not fetched yet).
+    MagnetlinkAccepted {
+        /// Community.
+        community_id: String,
+        /// Its clock (ms).
+        clock: u64,
+        /// The magnet link.
+        magnet_uri: String,
+    },
+    /// A member rejected a message on a magnetlink topic.
+    MagnetlinkRejected {
+        /// Why (the reason's display text).
+        reason: String,
+    },
+    /// A member started downloading (status-go: `DownloadingHistoryArchivesStarted`).
+    DownloadingHistoryArchivesStarted {
+        /// Community.
+        community_id: String,
+        /// The magnet link.
+        magnet_uri: String,
+    },
+    /// The index was fetched and compared with what this member has.
+    HistoryArchiveIndexFetched {
+        /// Community.
+        community_id: String,
+        /// Archives in the index.
+        archives: usize,
+        /// Archives this member lacks (to be downloaded).
+        missing: usize,
+    },
+    /// One archive was downloaded and verified (status-go: `HistoryArchiveDownloaded`).
+    HistoryArchiveDownloaded {
+        /// Community.
+        community_id: String,
+        /// Archive id.
+        archive_id: String,
+        /// Window start.
+        from: u64,
+        /// Window end.
+        to: u64,
+    },
+    /// One archive's messages were imported as the canonical history of its window
+    /// (status-go: `ImportingHistoryArchiveMessages`).
+    ImportingHistoryArchiveMessages {
+        /// Community.
+        community_id: String,
+        /// Archive id.
+        archive_id: String,
+        /// Messages in the archive.
+        messages: usize,
+    },
+    /// An archive could not be imported (recorded; later archives are not blocked).
+    HistoryArchiveImportFailed {
+        /// Community.
+        community_id: String,
+        /// Archive id.
+        archive_id: String,
+        /// The error.
+        error: String,
+    },
+    /// A member's download ended (status-go: `DownloadingHistoryArchivesFinished`).
+    DownloadingHistoryArchivesFinished {
+        /// Community.
+        community_id: String,
+        /// The magnet link.
+        magnet_uri: String,
+        /// Archives downloaded and imported.
+        archives: usize,
+        /// Messages imported.
+        messages: usize,
+        /// Payload bytes received from peers.
+        bytes_received: u64,
+        /// Time from the start of the download.
+        elapsed_ms: u64,
+    },
+    /// A member's download failed; it is retried after `retry_in_ms` (0: not retried).
+    HistoryArchiveDownloadFailed {
+        /// Community.
+        community_id: String,
+        /// The magnet link.
+        magnet_uri: String,
+        /// The error.
+        error: String,
+        /// Attempt number (1-based).
+        attempt: u32,
+        /// Delay before the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The control node stored a live message of the community.
+    MessageCaptured {
+        /// Community.
+        community_id: String,
+    },
+}
+
+impl Signal {
+    /// The community the signal is about, if any.
+    #[must_use]
+    pub fn community_id(&self) -> Option<&str> {
+        match self {
+            Signal::MagnetlinkRejected { .. } => None,
+            Signal::HistoryArchivesCreated { community_id, .. }
+            | Signal::NoHistoryArchivesCreated { community_id, .. }
+            | Signal::HistoryArchivesFailed { community_id, .. }
+            | Signal::HistoryArchivesSeeding { community_id, .. }
+            | Signal::HistoryArchivesUnseeded { community_id }
+            | Signal::MagnetlinkPublished { community_id, .. }
+            | Signal::MagnetlinkAccepted { community_id, .. }
+            | Signal::DownloadingHistoryArchivesStarted { community_id, .. }
+            | Signal::HistoryArchiveIndexFetched { community_id, .. }
+            | Signal::HistoryArchiveDownloaded { community_id, .. }
+            | Signal::ImportingHistoryArchiveMessages { community_id, .. }
+            | Signal::HistoryArchiveImportFailed { community_id, .. }
+            | Signal::DownloadingHistoryArchivesFinished { community_id, .. }
+            | Signal::HistoryArchiveDownloadFailed { community_id, .. }
+            | Signal::MessageCaptured { community_id } => Some(community_id),
+        }
+    }
+}
+
+/// Publisher side of the bus; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SignalBus {
+    tx: broadcast::Sender<Signal>,
+}
+
+impl Default for SignalBus {
+    fn default() -> Self {
+        SignalBus { tx: broadcast::Sender::new(BUS_CAPACITY) }
+    }
+}
+
+impl SignalBus {
+    /// Sends `signal` to every current subscriber (none is fine) and logs it.
+    pub fn publish(&self, signal: Signal) {
+        match &signal {
+            Signal::MessageCaptured { .. } => tracing::trace!(?signal, "signal"),
+            Signal::MagnetlinkRejected { .. } => tracing::debug!(?signal, "signal"),
+            _ => tracing::info!(?signal, "signal"),
+        }
+        let _ = self.tx.send(signal);
+    }
+
+    /// A receiver of every signal published from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
+        self.tx.subscribe()
+    }
+}
