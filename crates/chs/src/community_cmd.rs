@@ -1,0 +1,193 @@
+//! `chs community create|import-key|show|join|list`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chs_community::{CommunityInfo, CreateOptions};
+use clap::Subcommand;
+
+use crate::util;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CommunityCommand {
+    /// Creates a community with a fresh key: this node becomes its control node.
+    #[command(long_about = "Creates a community: generates its secp256k1 key and stores it in the database \
+        (in clear: a new database file is created with mode 0600), with one channel (random uuid) \
+        unless --channel is given. Prints the community id, its chats and their topics.")]
+    Create {
+        /// SQLite database (created if absent).
+        #[arg(long)]
+        db: PathBuf,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Pubsub topic of the community's traffic.
+        #[arg(long)]
+        pubsub_topic: Option<String>,
+        /// Channel uuid to create. Repeatable (default: one random channel).
+        #[arg(long = "channel")]
+        channels: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stores a community from its private key: this node becomes its control node.
+    ImportKey {
+        /// SQLite database (created if absent).
+        #[arg(long)]
+        db: PathBuf,
+        /// The private key (64 hex digits); `-` or absent: read it from stdin (keeps it out of the process list).
+        key: Option<String>,
+        /// Display name (for a community not stored yet).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Channel uuid (for a community not stored yet). Repeatable.
+        #[arg(long = "channel")]
+        channels: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a stored community: id, chats, topics, archive bookkeeping (never the key).
+    Show {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Joins a community as a member: stores its id (no key).
+    Join {
+        /// SQLite database (created if absent).
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        id: String,
+        /// Pubsub topic of the community's traffic.
+        #[arg(long)]
+        pubsub_topic: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the stored communities.
+    List {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print JSON (an array of what `show --json` prints).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CommunityCommand::Create { db, name, pubsub_topic, channels, json } => {
+            check_channels(&channels)?;
+            let mut store = util::open_or_create_private_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            let community = communities.create(&mut store, &CreateOptions { name, pubsub_topic, channels })?;
+            print_info(&communities.info(&store, &community.id)?, json)
+        }
+        CommunityCommand::ImportKey { db, key, name, channels, json } => {
+            check_channels(&channels)?;
+            let key = match key.as_deref() {
+                None | Some("-") => util::arg_or_stdin("-", "the private key")?,
+                Some(k) => k.to_owned(),
+            };
+            let mut store = util::open_or_create_private_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            let community =
+                communities.import_key(&mut store, &key, &CreateOptions { name, pubsub_topic: None, channels })?;
+            print_info(&communities.info(&store, &community.id)?, json)
+        }
+        CommunityCommand::Show { db, id, json } => {
+            let id = util::parse_community_id(&id)?;
+            let mut store = util::open_existing_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            print_info(&communities.info(&store, &id)?, json)
+        }
+        CommunityCommand::Join { db, id, pubsub_topic, json } => {
+            let id = util::parse_community_id(&id)?;
+            let mut store = util::open_or_create_private_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            let community = communities.join(&mut store, &id, pubsub_topic.as_deref())?;
+            print_info(&communities.info(&store, &community.id)?, json)
+        }
+        CommunityCommand::List { db, json } => list(&db, json),
+    }
+}
+
+fn check_channels(channels: &[String]) -> anyhow::Result<()> {
+    for c in channels {
+        anyhow::ensure!(!c.trim().is_empty(), "--channel must not be empty");
+    }
+    Ok(())
+}
+
+fn list(db: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut store = util::open_existing_store(db)?;
+    let communities = util::communities(&mut store)?;
+    let infos: Vec<CommunityInfo> = communities
+        .list(&store)?
+        .iter()
+        .map(|c| communities.info(&store, &c.id))
+        .collect::<Result<_, _>>()
+        .context("reading the communities")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&infos)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for info in &infos {
+        println!(
+            "{}  {:<12} {}{}",
+            info.id,
+            if info.control_node { "control node" } else { "member" },
+            if info.joined { "" } else { "(left) " },
+            info.name
+        );
+    }
+    println!("{} communities", infos.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_info(info: &CommunityInfo, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("community:    {}", info.id);
+    println!("name:         {}", info.name);
+    println!("role:         {}", if info.control_node { "control node (private key stored)" } else { "member" });
+    println!("joined:       {}", info.joined);
+    println!("pubsub topic: {}", info.pubsub_topic);
+    let chat = |label: &str, c: &chs_community::ChatInfo| {
+        println!("{label:<13} {}  topic {}  {}", c.chat_id, c.topic, c.content_topic);
+    };
+    chat("description:", &info.description_chat);
+    chat("magnetlinks:", &info.magnetlinks_chat);
+    chat("memberUpdate:", &info.member_update_chat);
+    for c in &info.channels {
+        chat("channel:", c);
+    }
+    let a = &info.archive_info;
+    println!("magnetlink clock: {}", a.magnetlink_clock);
+    println!("last magnet uri:  {}", if a.last_magnetlink_uri.is_empty() { "-" } else { &a.last_magnetlink_uri });
+    println!("last archive end: {}", a.last_archive_end_date);
+    for r in &info.archives {
+        println!(
+            "archive {} [{} .. {}) {}{}",
+            r.archive_id,
+            r.from,
+            r.to,
+            if r.imported { "imported" } else { "downloaded" },
+            r.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,255 @@
+//! `chs torrent create|seed|fetch`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chs_torrent::{DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, TorrentNode};
+use clap::Subcommand;
+
+use crate::util;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TorrentCommand {
+    /// Hashes DIR into a BitTorrent v1 torrent (as status-go does) and prints its info hash and magnet link.
+    Create {
+        /// The folder (e.g. an archive directory holding `data` and `index`).
+        dir: PathBuf,
+        /// Piece length in bytes.
+        #[arg(long, default_value_t = DEFAULT_PIECE_LENGTH)]
+        piece_length: u32,
+        /// Also write `<TORRENT_DIR>/<name>.torrent`.
+        #[arg(long)]
+        torrent_dir: Option<PathBuf>,
+        /// Print JSON (info_hash, magnet, name, files, total_length, pieces).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seeds DIR until Ctrl-C; prints the magnet link with this node's address as a peer hint.
+    #[command(long_about = "Seeds DIR until Ctrl-C (or SIGTERM). Prints `info hash: …`, `listening on: …` \
+        and then the magnet link on a line of its own (starting with `magnet:?`), carrying this node's \
+        address as an `x.pe` peer hint so that `chs torrent fetch` needs no tracker or DHT.")]
+    Seed {
+        /// The folder to seed.
+        dir: PathBuf,
+        /// TCP address to accept peers on (default: 127.0.0.1 on a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Piece length in bytes (must match the torrent members expect).
+        #[arg(long, default_value_t = DEFAULT_PIECE_LENGTH)]
+        piece_length: u32,
+        /// Directory for the BitTorrent session state (default: a temporary directory).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Downloads a magnet link into `OUT/<name>`: the `index` first, then every file (unless --index-only).
+    Fetch {
+        /// The magnet link (`magnet:?xt=urn:btih:…`).
+        magnet: String,
+        /// Parent directory of the downloaded folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// A peer to download from (`ip:port`), in addition to the link's `x.pe` hints. Repeatable.
+        #[arg(long = "peer")]
+        peers: Vec<SocketAddr>,
+        /// Fetch the `index` file only.
+        #[arg(long)]
+        index_only: bool,
+        /// Directory for the BitTorrent session state (default: a temporary directory).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Seconds without progress before a step fails.
+        #[arg(long, default_value_t = 30)]
+        stall_timeout: u64,
+    },
+}
+
+pub(crate) fn run(cmd: TorrentCommand) -> anyhow::Result<ExitCode> {
+    let rt = util::runtime()?;
+    match cmd {
+        TorrentCommand::Create { dir, piece_length, torrent_dir, json } => {
+            rt.block_on(create(&dir, piece_length, torrent_dir.as_deref(), json))
+        }
+        TorrentCommand::Seed { dir, listen, piece_length, state_dir } => {
+            rt.block_on(seed(&dir, listen, piece_length, state_dir.as_deref()))
+        }
+        TorrentCommand::Fetch { magnet, out, peers, index_only, state_dir, stall_timeout } => {
+            rt.block_on(fetch(&magnet, &out, peers, index_only, state_dir.as_deref(), stall_timeout))
+        }
+    }
+}
+
+fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+    Ok(())
+}
+
+fn check_piece_length(piece_length: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(piece_length >= 16 * 1024, "--piece-length {piece_length} is too small (at least 16384)");
+    Ok(())
+}
+
+async fn create(dir: &Path, piece_length: u32, torrent_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    check_dir(dir)?;
+    check_piece_length(piece_length)?;
+    let created = chs_torrent::cli::create(dir, piece_length, torrent_dir)
+        .await
+        .with_context(|| format!("creating the torrent of {}", dir.display()))?;
+    let meta = &created.meta;
+    if json {
+        let files: Vec<serde_json::Value> =
+            meta.files().iter().map(|f| serde_json::json!({ "path": f.display_path(), "length": f.length })).collect();
+        let value = serde_json::json!({
+            "info_hash": meta.info_hash().to_hex(),
+            "magnet": created.magnet.to_string(),
+            "name": meta.name(),
+            "piece_length": meta.piece_length(),
+            "pieces": meta.pieces().len(),
+            "total_length": meta.total_length(),
+            "files": files,
+            "torrent_file": created.torrent_path.as_ref().map(|p| p.display().to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("info hash: {}", meta.info_hash().to_hex());
+        println!(
+            "name: {} ({} files, {} bytes, {} pieces)",
+            meta.name(),
+            meta.files().len(),
+            meta.total_length(),
+            meta.pieces().len()
+        );
+        if let Some(p) = &created.torrent_path {
+            println!("torrent file: {}", p.display());
+        }
+        println!("{}", created.magnet);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A state directory: the given one, or a temporary one removed when the guard drops.
+fn state_dir(given: Option<&Path>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match given {
+        Some(p) => Ok((p.to_owned(), None)),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix("chs-torrent-")
+                .tempdir()
+                .context("creating a temporary state directory")?;
+            Ok((tmp.path().to_owned(), Some(tmp)))
+        }
+    }
+}
+
+async fn seed(
+    dir: &Path,
+    listen: Option<SocketAddr>,
+    piece_length: u32,
+    state: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    check_dir(dir)?;
+    check_piece_length(piece_length)?;
+    let (state_path, guard) = state_dir(state)?;
+    let mut config = chs_torrent::cli::node_config(&state_path, listen);
+    // A temporary state directory is gone after the run: nothing to persist.
+    config.persistence = guard.is_none();
+    let node = TorrentNode::start(config).await.with_context(|| {
+        format!("starting the BitTorrent node (listen {})", listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
+    })?;
+    let seeded = chs_torrent::cli::seed_dir(&node, dir, piece_length).await;
+    let (created, status, magnet) = match seeded {
+        Ok(v) => v,
+        Err(e) => {
+            node.shutdown().await;
+            return Err(e).with_context(|| format!("seeding {}", dir.display()));
+        }
+    };
+    println!("info hash: {}", created.meta.info_hash().to_hex());
+    if let Some(addr) = node.listen_addr() {
+        println!("listening on: {addr}");
+    }
+    println!("{magnet}");
+    eprintln!(
+        "seeding {} ({} of {} bytes verified); press Ctrl-C to stop",
+        dir.display(),
+        status.have_bytes,
+        status.total_bytes
+    );
+    wait_for_shutdown_signal().await?;
+    eprintln!("stopping");
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
+}
+
+async fn fetch(
+    magnet_text: &str,
+    out: &Path,
+    peers: Vec<SocketAddr>,
+    index_only: bool,
+    state: Option<&Path>,
+    stall_timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    let magnet: Magnet = magnet_text.trim().parse()?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating output directory {}", out.display()))?;
+    anyhow::ensure!(
+        !peers.is_empty() || !magnet.peers.is_empty(),
+        "no peer to download from: the magnet link has no x.pe peer hint; give one with --peer IP:PORT"
+    );
+    let (state_path, guard) = state_dir(state)?;
+    let mut config = chs_torrent::cli::node_config(&state_path, None);
+    config.listen_addr = None;
+    config.persistence = guard.is_none();
+    let node = TorrentNode::start(config).await.context("starting the BitTorrent node")?;
+    let bar = Arc::new(util::progress_bar(0, "{spinner} [{elapsed_precise}] [{bar:40}] {bytes}/{total_bytes} {msg}"));
+    let progress_bar = Arc::clone(&bar);
+    let opts = DownloadOptions {
+        peers,
+        stall_timeout: std::time::Duration::from_secs(stall_timeout.max(1)),
+        progress: Some(Arc::new(move |p: chs_torrent::Progress| {
+            progress_bar.set_length(p.bytes_total);
+            progress_bar.set_position(p.bytes_done);
+            progress_bar.set_message(format!("{} peers", p.peers));
+        })),
+        ..DownloadOptions::default()
+    };
+    let result = tokio::select! {
+        r = chs_torrent::cli::fetch(&node, &magnet, out, opts, index_only) => r,
+        r = wait_for_shutdown_signal() => {
+            r?;
+            Err(chs_torrent::Error::Cancelled)
+        }
+    };
+    bar.finish_and_clear();
+    node.shutdown().await;
+    let fetched = result.with_context(|| format!("fetching {}", magnet.info_hash.to_hex()))?;
+    println!("info hash: {}", fetched.meta.info_hash().to_hex());
+    println!("folder: {}", fetched.folder.display());
+    if let Some(len) = fetched.index_len {
+        println!("index: {len} bytes");
+    }
+    println!(
+        "fetched {} of {} bytes{}",
+        fetched.seeding.have_bytes,
+        fetched.seeding.total_bytes,
+        if index_only { " (index only)" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,143 @@
+//! Helpers shared by the command modules: opening the database, parsing ids, clocks, progress
+//! bars and the async runtime.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use chs_community::{Communities, CommunityId};
+use chs_store::Store;
+
+/// Opens an existing store; a missing file is an error (never silently created).
+pub(crate) fn open_existing_store(db: &Path) -> anyhow::Result<Store> {
+    anyhow::ensure!(
+        db.exists(),
+        "no store at {} (create it with `chs store import` or `chs community create`)",
+        db.display()
+    );
+    Store::open(db).with_context(|| format!("opening store {}", db.display()))
+}
+
+/// Opens a store, creating the file with mode 0600 first if it is absent: the community tables
+/// hold private keys in clear (docs/chs-community.md).
+pub(crate) fn open_or_create_private_store(db: &Path) -> anyhow::Result<Store> {
+    if !db.exists() {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            anyhow::ensure!(
+                parent.is_dir(),
+                "cannot create {}: directory {} does not exist",
+                db.display(),
+                parent.display()
+            );
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(db) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", db.display())),
+        }
+    }
+    Store::open(db).with_context(|| format!("opening store {}", db.display()))
+}
+
+/// Opens the community tables of `store` (running their migrations).
+pub(crate) fn communities(store: &mut Store) -> anyhow::Result<Communities> {
+    Communities::open(store).with_context(|| format!("opening the community tables of {}", store.path().display()))
+}
+
+/// Parses a community id (`0x` + 66 hex digits of a compressed public key).
+pub(crate) fn parse_community_id(text: &str) -> anyhow::Result<CommunityId> {
+    CommunityId::parse(text.trim()).with_context(|| {
+        format!("invalid community id {text:?}: expected 0x followed by 66 hex digits (a compressed public key)")
+    })
+}
+
+/// Parses hex, with or without `0x`, naming `what` in the error.
+pub(crate) fn parse_hex(text: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    let t = text.trim();
+    let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    hex::decode(digits).map_err(|e| anyhow::anyhow!("{what} is not valid hex: {e}"))
+}
+
+/// Now, Unix seconds.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Now, Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Now, Unix nanoseconds.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A multi-threaded tokio runtime for the network commands.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal (pipes, tests, CI logs).
+pub(crate) fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub(crate) fn format_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+}
+
+/// Reads an argument that may be `-` (standard input, trimmed).
+pub(crate) fn arg_or_stdin(value: &str, what: &str) -> anyhow::Result<String> {
+    if value == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .with_context(|| format!("reading {what} from stdin"))?;
+        Ok(s.trim().to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn format_utc_known_dates() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::format_utc(1_729_749_223), "2024-10-24 05:53:43");
+        assert_eq!(super::format_utc(951_782_400), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,191 @@
+//! Running the real `chs` binary: children are killed on drop, every wait is bounded, and
+//! synchronisation is on output lines (never on sleeps).
+
+#![allow(dead_code, clippy::unwrap_used)] // a panic is a test failure
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous bound on any single child process step.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(120);
+
+pub(crate) fn chs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chs"))
+}
+
+enum Event {
+    Line(String),
+    OutEof,
+    ErrEof,
+}
+
+/// A running `chs` process.
+pub(crate) struct Proc {
+    child: Child,
+    events: Receiver<Event>,
+    stderr: Arc<Mutex<String>>,
+    stdout_seen: Vec<String>,
+    out_eof: bool,
+    err_eof: bool,
+    what: String,
+}
+
+/// What a finished process printed.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Finished {
+    pub(crate) fn ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "expected success, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub(crate) fn failed(self) -> Self {
+        assert!(!self.status.success(), "expected failure\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl Proc {
+    pub(crate) fn spawn<I, S>(args: I) -> Proc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = chs();
+        cmd.args(args);
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+        let (tx, events) = channel();
+        let stdout = child.stdout.take().expect("stdout piped");
+        let out_tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if out_tx.send(Event::Line(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = out_tx.send(Event::OutEof);
+        });
+        let mut stderr_pipe = child.stderr.take().expect("stderr piped");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stderr_pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+            let _ = tx.send(Event::ErrEof);
+        });
+        Proc { child, events, stderr, stdout_seen: Vec::new(), out_eof: false, err_eof: false, what }
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        panic!("{why}: {}\nstdout so far:\n{}\nstderr:\n{}", self.what, self.stdout_seen.join("\n"), self.stderr())
+    }
+
+    /// Waits (bounded by `timeout`) for the next stdout line matching `pred`.
+    pub(crate) fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Line(line)) => {
+                    self.stdout_seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Ok(Event::OutEof) => {
+                    self.out_eof = true;
+                    self.fail("stdout closed before the expected line");
+                }
+                Ok(Event::ErrEof) => self.err_eof = true,
+                Err(RecvTimeoutError::Timeout) => self.fail("timed out waiting for a line"),
+                Err(RecvTimeoutError::Disconnected) => self.fail("output readers ended"),
+            }
+        }
+    }
+
+    /// Waits (bounded) until the process closed stdout and stderr, then for its exit.
+    pub(crate) fn finish(mut self, timeout: Duration) -> Finished {
+        let deadline = Instant::now() + timeout;
+        while !(self.out_eof && self.err_eof) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Line(line)) => self.stdout_seen.push(line),
+                Ok(Event::OutEof) => self.out_eof = true,
+                Ok(Event::ErrEof) => self.err_eof = true,
+                Err(_) => self.fail("timed out waiting for the process to end"),
+            }
+        }
+        let status = self.child.wait().expect("waiting for the child");
+        let mut stdout = self.stdout_seen.join("\n");
+        if !stdout.is_empty() {
+            stdout.push('\n');
+        }
+        Finished { status, stdout, stderr: self.stderr() }
+    }
+
+    /// Kills the process (e.g. a seeder) and waits for it.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `chs ARGS` to completion (bounded by [`TIMEOUT`]).
+pub(crate) fn run<I, S>(args: I) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Proc::spawn(args).finish(TIMEOUT)
+}
+
+pub(crate) fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+pub(crate) const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample-messages.ndjson");
