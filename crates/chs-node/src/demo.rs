@@ -264,7 +264,8 @@ pub fn chat_message(
 }
 
 /// Fills the owner's store in `<dir>/chs.db` with `count` chat messages of `authors` authors
-/// spread evenly over `[from_ms, to_ms)`, each stored exactly as live capture would store it.
+/// spread evenly over `[from_ms, to_ms)` (the first exactly at `from_ms`), each stored exactly as
+/// live capture would store it.
 /// Returns the number stored.
 ///
 /// # Errors
@@ -293,7 +294,8 @@ pub fn generate_history(
     let mut batch = Vec::with_capacity(500);
     let mut stored = 0;
     for i in 0..count {
-        let jitter = if step > 1 { rng.next_u64() % step } else { 0 };
+        // The first message sits exactly at `from_ms`, which anchors the owner's first window.
+        let jitter = if step > 1 && i > 0 { rng.next_u64() % step } else { 0 };
         let ts = from_ms + (i as u64) * step + jitter;
         let author = &keys[rng.below(keys.len())];
         let channel = CHANNELS[rng.below(CHANNELS.len())];
