@@ -527,3 +527,55 @@ async fn wait_finished(
     })
     .await
 }
+
+/// What [`setup`] created.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// The community.
+    pub community_id: String,
+    /// The owner's `chs.toml`.
+    pub owner_config: PathBuf,
+    /// Each member's `chs.toml`.
+    pub member_configs: Vec<PathBuf>,
+    /// Messages in the owner's store.
+    pub messages: usize,
+}
+
+/// Prepares the demo as separate node folders, each with a `chs.toml` for `chs node --config`:
+/// `<dir>/owner` (the community and `weeks` of history ending an hour ago) and
+/// `<dir>/member-<n>` (joined). Loopback, ephemeral ports, debounce `debounce`.
+///
+/// # Errors
+/// Files, store or wire errors.
+pub fn setup(options: &DemoOptions) -> Result<Setup, NodeError> {
+    let owner_dir = options.dir.join("owner");
+    let id = create_owner(&owner_dir, "chs demo")?;
+    let end = system_now_ms() - HOUR_MS;
+    let start = end - u64::from(options.weeks) * WEEK_MS;
+    let messages = generate_history(
+        &owner_dir,
+        &id,
+        start,
+        end,
+        options.messages_per_week * options.weeks as usize,
+        options.authors,
+        7,
+    )?;
+    let write = |dir: &Path, join: Vec<String>| -> Result<PathBuf, NodeError> {
+        let mut config = NodeConfig::local(".");
+        config.member.debounce = options.debounce;
+        config.communities.join = join;
+        let text = toml::to_string(&config).map_err(|e| NodeError::Task(e.to_string()))?;
+        let path = dir.join("chs.toml");
+        std::fs::write(&path, text).map_err(|e| NodeError::io("writing", &path, e))?;
+        Ok(path)
+    };
+    let owner_config = write(&owner_dir, Vec::new())?;
+    let mut member_configs = Vec::new();
+    for index in 0..options.members {
+        let dir = options.dir.join(format!("member-{index}"));
+        join_member(&dir, &id)?;
+        member_configs.push(write(&dir, vec![id.to_string()])?);
+    }
+    Ok(Setup { community_id: id.to_string(), owner_config, member_configs, messages })
+}

@@ -30,8 +30,17 @@ pub mod signal;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
-pub use node::{CommunityStatus, DownloadView, Node, NodeHandle, SeedView};
+pub use node::{CommunityStatus, DownloadView, Node, NodeHandle, SeedView, community_statuses};
 pub use signal::{Signal, SignalBus};
+
+/// Runs the node's own migrations on `store` (the pending-magnetlink table), so that
+/// [`community_statuses`] can read a store the node has never opened.
+///
+/// # Errors
+/// Store errors.
+pub fn migrate_store(store: &mut chs_store::Store) -> Result<(), NodeError> {
+    pending::migrate(store)
+}
 
 #[cfg(test)]
 mod tests;

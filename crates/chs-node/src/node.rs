@@ -80,7 +80,8 @@ pub struct CommunityStatus {
     pub downloaded_archives: usize,
     /// Of those, imported.
     pub imported_archives: usize,
-    /// Stored messages on the community's channel topics.
+    /// Stored messages on the community's channel topics (for a member: the topics its
+    /// archives list).
     pub stored_messages: u64,
 }
 
@@ -300,6 +301,49 @@ fn spawn_community_tasks(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, communit
     Ok(())
 }
 
+/// Per-community state read from a node's store and archive folders (no seeding information):
+/// what [`NodeHandle::status`] shows, also usable while the node is not running.
+///
+/// # Errors
+/// Store errors.
+pub fn community_statuses(
+    communities: &Communities,
+    store: &Store,
+    archive_root: &std::path::Path,
+    downloads: &HashMap<String, DownloadView>,
+) -> Result<Vec<CommunityStatus>, NodeError> {
+    let mut out = Vec::new();
+    for c in communities.list(store)? {
+        let info = communities.archive_info(store, &c.id)?;
+        let records = communities.archive_records(store, &c.id)?;
+        let mut topics = communities.channel_topics(store, &c.id)?;
+        let dir = archive_root.join(c.id.to_string());
+        let entries = chs_archive::Reader::open(&dir).map(|r| r.entries().to_vec()).unwrap_or_default();
+        // A member learns the channel topics from the archives' metadata.
+        topics.extend(entries.iter().flat_map(chs_archive::ArchiveEntry::topics));
+        topics.sort_unstable();
+        topics.dedup();
+        let archives = entries.len();
+        out.push(CommunityStatus {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            control_node: c.is_control_node(),
+            joined: c.joined,
+            archives,
+            last_archive_end: info.last_archive_end_date,
+            magnetlink_clock: info.magnetlink_clock,
+            last_magnetlink_uri: info.last_magnetlink_uri.clone(),
+            pending_magnetlink: pending::load(store, &c.id)?.map(|p| p.magnet_uri),
+            seeding: None,
+            download: downloads.get(&c.id.to_string()).cloned(),
+            downloaded_archives: records.len(),
+            imported_archives: records.iter().filter(|r| r.imported).count(),
+            stored_messages: store.count_on_topics(&topics)?,
+        });
+    }
+    Ok(out)
+}
+
 impl NodeHandle {
     /// A receiver of every signal from now on.
     #[must_use]
@@ -361,36 +405,8 @@ impl NodeHandle {
     pub async fn status(&self) -> Result<Vec<CommunityStatus>, NodeError> {
         let root = self.shared.config.archive_root();
         let downloads = lock(&self.shared.downloads).clone();
-        let mut list = self
-            .shared
-            .db(move |communities, store| {
-                let mut out = Vec::new();
-                for c in communities.list(store)? {
-                    let info = communities.archive_info(store, &c.id)?;
-                    let records = communities.archive_records(store, &c.id)?;
-                    let topics = communities.channel_topics(store, &c.id)?;
-                    let dir = root.join(c.id.to_string());
-                    let archives = chs_archive::Reader::open(&dir).map(|r| r.entries().len()).unwrap_or(0);
-                    out.push(CommunityStatus {
-                        id: c.id.to_string(),
-                        name: c.name.clone(),
-                        control_node: c.is_control_node(),
-                        joined: c.joined,
-                        archives,
-                        last_archive_end: info.last_archive_end_date,
-                        magnetlink_clock: info.magnetlink_clock,
-                        last_magnetlink_uri: info.last_magnetlink_uri.clone(),
-                        pending_magnetlink: pending::load(store, &c.id)?.map(|p| p.magnet_uri),
-                        seeding: None,
-                        download: downloads.get(&c.id.to_string()).cloned(),
-                        downloaded_archives: records.len(),
-                        imported_archives: records.iter().filter(|r| r.imported).count(),
-                        stored_messages: store.count_on_topics(&topics)?,
-                    });
-                }
-                Ok(out)
-            })
-            .await?;
+        let mut list =
+            self.shared.db(move |communities, store| community_statuses(communities, store, &root, &downloads)).await?;
         if let Some(t) = &self.shared.torrent {
             for s in &mut list {
                 s.seeding = t.status(&s.id).map(|st| SeedView {

@@ -3,7 +3,9 @@
 
 mod archive_cmd;
 mod community_cmd;
+mod demo_cmd;
 mod history_cmd;
+mod node_cmd;
 mod status_cmd;
 mod store_cmd;
 mod torrent_cmd;
@@ -24,6 +26,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The one-command demo: an owner and N members on loopback, history archived, announced, downloaded.
+    Demo(demo_cmd::DemoArgs),
+    /// Runs a node from a TOML configuration (`chs node --config chs.toml`); `status`, `init`.
+    Node(node_cmd::NodeArgs),
     /// The message store (SQLite).
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
@@ -51,13 +57,15 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librqbit=error,librqbit_core=off")),
         )
         .with_writer(std::io::stderr)
         .init();
     quiet_on_broken_pipe();
     let cli = Cli::parse();
     let res = match cli.command {
+        Command::Demo(args) => demo_cmd::run(args),
+        Command::Node(args) => node_cmd::run(args),
         Command::Store(cmd) => store_cmd::run(cmd),
         Command::Archive(cmd) => archive_cmd::run(cmd),
         Command::Torrent(cmd) => torrent_cmd::run(cmd),

@@ -86,6 +86,11 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
+/// Whether stderr is a terminal (progress bars are drawn only then).
+pub(crate) fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal (pipes, tests, CI logs).
 pub(crate) fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -107,6 +107,10 @@ impl Proc {
         Proc { child, events, stderr, stdout_seen: Vec::new(), out_eof: false, err_eof: false, what }
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

@@ -1,0 +1,114 @@
+//! `chs node` and `chs demo` as real processes: the daemon announces, a member killed with
+//! SIGKILL in the middle of its import resumes after a restart and ends with the whole history
+//! (issue 7 e2e (e)); bad configuration is a clear error; SIGTERM shuts down cleanly.
+
+mod support;
+
+use support::{Proc, TIMEOUT, p, run};
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+fn is_type(line: &str, t: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == t)
+}
+
+#[test]
+fn member_killed_mid_import_resumes_after_restart_and_gets_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = run([
+        "demo",
+        "--setup",
+        p(dir.path()),
+        "--members",
+        "1",
+        "--weeks",
+        "4",
+        "--messages-per-week",
+        "300",
+        "--debounce",
+        "0",
+        "--json",
+    ])
+    .ok()
+    .json();
+    let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
+    let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
+
+    let mut owner = Proc::spawn(["node", "--config", &owner_cfg]);
+    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let owner_addr = started["waku"][0].as_str().unwrap().to_owned();
+    owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding"));
+
+    let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
+    let index = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveIndexFetched")));
+    assert_eq!((index["archives"].as_u64(), index["missing"].as_u64()), (Some(4), Some(4)));
+    // SIGKILL right after the first archive is imported: the others are not.
+    member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveDownloaded"));
+    member.kill();
+
+    let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
+    let index = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveIndexFetched")));
+    let missing = index["missing"].as_u64().unwrap();
+    assert!(missing < 4, "the restarted member fetches only what it lacks, not all again: {index}");
+    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!(done["archives"].as_u64(), Some(missing));
+
+    let member_status = run(["node", "status", "--config", &member_cfg, "--json"]).ok().json();
+    let owner_status = run(["node", "status", "--config", &owner_cfg, "--json"]).ok().json();
+    assert_eq!(member_status["running"], true);
+    let (m, o) = (&member_status["communities"][0], &owner_status["communities"][0]);
+    assert_eq!(m["imported_archives"], 4, "{m}");
+    assert_eq!(m["stored_messages"], o["stored_messages"], "member {m}\nowner {o}");
+    assert_eq!(o["stored_messages"], 1200);
+    assert!(m["pending_magnetlink"].is_null(), "{m}");
+
+    // SIGTERM: a clean shutdown that records `running: false`.
+    let status = std::process::Command::new("kill").args(["-TERM", &member.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let finished = member.finish(TIMEOUT);
+    assert!(finished.status.success(), "{finished:?}");
+    let member_status = run(["node", "status", "--config", &member_cfg, "--json"]).ok().json();
+    assert_eq!(member_status["running"], false);
+    assert_eq!(member_status["communities"][0]["imported_archives"], 4);
+    owner.kill();
+    // Killed with SIGKILL, the owner's status file is stale: `status` notices.
+    let owner_status = run(["node", "status", "--config", &owner_cfg, "--json"]).ok().json();
+    assert_eq!(owner_status["running"], false);
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("chs.toml");
+    std::fs::write(&cfg, "data_dir = \".\"\n[member]\ndebounse = \"20s\"\n").unwrap();
+    let out = run(["node", "--config", p(&cfg)]).failed();
+    assert!(out.stderr.contains("debounse"), "names the unknown key: {}", out.stderr);
+    std::fs::write(&cfg, "[archive]\ninterval = \"7 parsecs\"\n").unwrap();
+    let out = run(["node", "--config", p(&cfg)]).failed();
+    assert!(out.stderr.contains("parsecs") && out.stderr.contains("interval"), "{}", out.stderr);
+    std::fs::write(&cfg, "[communities]\njoin = [\"0x1234\"]\n").unwrap();
+    let out = run(["node", "--config", p(&cfg)]).failed();
+    assert!(out.stderr.contains("communities.join"), "{}", out.stderr);
+    let out = run(["node", "--config", p(&dir.path().join("missing.toml"))]).failed();
+    assert!(out.stderr.contains("missing.toml"), "{}", out.stderr);
+    // `init` writes a file that loads back.
+    let fresh = dir.path().join("fresh.toml");
+    run(["node", "init", "--config", p(&fresh)]).ok();
+    let text = std::fs::read_to_string(&fresh).unwrap();
+    assert!(text.contains("debounce = \"20s\""), "{text}");
+    run(["node", "init", "--config", p(&fresh)]).failed();
+}
+
+#[test]
+fn demo_runs_and_reports_identical_history() {
+    let out =
+        run(["demo", "--members", "2", "--weeks", "2", "--messages-per-week", "40", "--debounce", "0", "--json"]).ok();
+    let report = out.json();
+    assert_eq!(report["owner_archives"], 3);
+    for m in report["members"].as_array().unwrap() {
+        assert_eq!(m["identical"], true, "{m}");
+        assert_eq!(m["second_round_archives"], 1, "{m}");
+    }
+}
