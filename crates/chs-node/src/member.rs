@@ -167,6 +167,24 @@ fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
     })
 }
 
+/// Only our own kind of torrent, checked before anything is written or the previous torrent is
+/// unseeded: folder named after the community, files exactly `data` and `index`, size capped.
+fn validator(key: String, max_bytes: u64) -> chs_torrent::ValidateFn {
+    Arc::new(move |meta: &chs_torrent::TorrentMeta| {
+        if meta.name() != key {
+            return Err(format!("torrent name {:?} is not the community id", meta.name()));
+        }
+        let paths: BTreeSet<String> = meta.files().iter().map(chs_torrent::FileEntry::display_path).collect();
+        if paths != BTreeSet::from(["data".to_owned(), "index".to_owned()]) {
+            return Err(format!("files {paths:?} are not exactly `data` and `index`"));
+        }
+        if meta.total_length() > max_bytes {
+            return Err(format!("{} bytes exceed member.max_torrent_bytes = {max_bytes}", meta.total_length()));
+        }
+        Ok(())
+    })
+}
+
 fn hostile(magnet: &Magnet, reason: impl Into<String>) -> NodeError {
     NodeError::HostileTorrent { info_hash: magnet.info_hash.to_hex(), reason: reason.into() }
 }
@@ -203,28 +221,14 @@ async fn download(
         stall_timeout: config.torrent.stall_timeout,
         cancel: cancel.clone(),
         progress: Some(progress_fn(&shared, &key, &p.magnet_uri)),
+        validate: Some(validator(key.clone(), config.member.max_torrent_bytes)),
         ..DownloadOptions::default()
     };
-    let download = torrent.download(&key, &magnet, &config.archive_root(), options).await?;
+    let download = match torrent.download(&key, &magnet, &config.archive_root(), options).await {
+        Err(chs_torrent::Error::Rejected(reason)) => return Err(hostile(&magnet, reason)),
+        other => other?,
+    };
     let meta = download.meta().clone();
-    // Only our own kind of torrent: folder named after the community, files `data` and `index`.
-    if meta.name() != key {
-        return Err(hostile(&magnet, format!("torrent name {:?} is not the community id", meta.name())));
-    }
-    let paths: BTreeSet<String> = meta.files().iter().map(chs_torrent::FileEntry::display_path).collect();
-    if paths != BTreeSet::from(["data".to_owned(), "index".to_owned()]) {
-        return Err(hostile(&magnet, format!("files {paths:?} are not exactly `data` and `index`")));
-    }
-    if meta.total_length() > config.member.max_torrent_bytes {
-        return Err(hostile(
-            &magnet,
-            format!(
-                "{} bytes exceed member.max_torrent_bytes = {}",
-                meta.total_length(),
-                config.member.max_torrent_bytes
-            ),
-        ));
-    }
     let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
 
     let index_bytes = download.fetch_index().await?;

@@ -170,6 +170,15 @@ impl Node {
     /// # Errors
     /// Bad configuration, unusable files, ports in use.
     pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
+        Node::start_with_bus(config, clock, SignalBus::default()).await
+    }
+
+    /// [`Node::start`] publishing on `bus`: subscribe to it first to see every signal, including
+    /// those raised while the node starts (seeding existing archives, the catch-up build).
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_with_bus(config: NodeConfig, clock: Arc<dyn Clock>, bus: SignalBus) -> Result<Node, NodeError> {
         config.validate()?;
         for dir in [config.data_dir.clone(), config.archive_root(), config.torrent_dir()] {
             std::fs::create_dir_all(&dir).map_err(|e| NodeError::io("creating", &dir, e))?;
@@ -242,7 +251,7 @@ impl Node {
         let shared = Arc::new(Shared {
             config,
             clock,
-            bus: SignalBus::default(),
+            bus,
             store: Arc::new(Mutex::new(store)),
             communities: Arc::new(communities),
             chat_keys: ChatKeyCache::new(),

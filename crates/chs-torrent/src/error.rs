@@ -122,6 +122,9 @@ pub enum Error {
     /// The caller's cancellation token fired.
     #[error("cancelled")]
     Cancelled,
+    /// The caller's [`crate::DownloadOptions::validate`] refused the torrent's metadata.
+    #[error("torrent refused: {0}")]
+    Rejected(String),
     /// No peer to download from: give explicit peers or enable DHT/trackers.
     #[error("no peers to download from")]
     NoPeers,

@@ -52,7 +52,9 @@ pub use meta::{
     DEFAULT_PIECE_LENGTH, FileEntry, InfoHash, STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta, piece_count,
 };
 
-pub use node::{Download, DownloadOptions, NodeConfig, Phase, Progress, ProgressFn, SeedStatus, TorrentNode};
+pub use node::{
+    Download, DownloadOptions, NodeConfig, Phase, Progress, ProgressFn, SeedStatus, TorrentNode, ValidateFn,
+};
 pub use wire::FetchStats;
 
 #[cfg(test)]

@@ -80,7 +80,13 @@ pub struct DownloadOptions {
     pub cancel: CancellationToken,
     /// Receives progress events.
     pub progress: Option<ProgressFn>,
+    /// Checks the torrent's metadata before anything is written or the key's previous torrent is
+    /// unseeded; an `Err(reason)` ends the download with [`Error::Rejected`].
+    pub validate: Option<ValidateFn>,
 }
+
+/// See [`DownloadOptions::validate`].
+pub type ValidateFn = Arc<dyn Fn(&TorrentMeta) -> Result<(), String> + Send + Sync>;
 
 impl Default for DownloadOptions {
     fn default() -> Self {
@@ -93,6 +99,7 @@ impl Default for DownloadOptions {
             backoff: Duration::from_millis(250),
             cancel: CancellationToken::new(),
             progress: None,
+            validate: None,
         }
     }
 }
@@ -337,10 +344,13 @@ impl TorrentNode {
                 peers.push(*p);
             }
         }
+        let meta = self.fetch_metadata(magnet, &peers, &opts).await?;
+        if let Some(validate) = &opts.validate {
+            validate(&meta).map_err(Error::Rejected)?;
+        }
         if self.seeded(key) != Some(magnet.info_hash) {
             self.unseed(key).await?;
         }
-        let meta = self.fetch_metadata(magnet, &peers, &opts).await?;
         let folder = parent_dir.join(meta.name());
         let meta = Arc::new(meta);
         // Create the files with the torrent's lengths: an older, longer `index` left in place

@@ -1,0 +1,134 @@
+//! Hostile inputs over the real network (issue 8 §3, part) and status-go's member-side bugs
+//! (archives spec §15) that the orchestrator fixes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chs_community::{Communities, CommunityId};
+use chs_node::demo::{create_owner, generate_history, join_member, wait_for};
+use chs_node::{ManualClock, Node, NodeConfig, Signal};
+use chs_store::Store;
+use chs_torrent::{Magnet, TorrentMeta, TorrentNode};
+
+const HOUR_MS: u64 = 3_600_000;
+const WEEK_MS: u64 = 7 * 24 * HOUR_MS;
+const STEP: Duration = Duration::from_secs(60);
+
+fn now_ms() -> u64 {
+    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
+        .expect("ms")
+}
+
+async fn start(dir: &std::path::Path, clock: &ManualClock, bootstrap: Vec<String>) -> Node {
+    let mut config = NodeConfig::local(dir);
+    config.waku.bootstrap = bootstrap;
+    config.member.max_attempts = 1;
+    Node::start(config, Arc::new(clock.clone())).await.expect("node starts")
+}
+
+/// Publishes a magnetlink for `uri`, correctly signed with the community key held in
+/// `<owner_dir>/chs.db`, from a plain Waku node connected to `member_addr`.
+async fn publish_signed_magnetlink(owner_dir: &std::path::Path, id: &CommunityId, uri: &str, member_addr: String) {
+    let message = {
+        let mut store = Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = Communities::open(&mut store).expect("communities");
+        communities.build_magnetlink_now(&mut store, id, uri, now_ms()).expect("magnetlink")
+    };
+    let node = chs_waku::WakuNode::start(chs_waku::Config {
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap_peers: vec![member_addr],
+        ..chs_waku::Config::default()
+    })
+    .await
+    .expect("waku");
+    tokio::time::timeout(STEP, node.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
+        .await
+        .expect("peer")
+        .expect("running");
+    node.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, message).await.expect("publish");
+    node.shutdown().await;
+}
+
+/// A signed magnetlink (so, from the owner's key: a compromised or buggy control node) pointing
+/// at a torrent that is not an archive torrent of this community is refused before any of it is
+/// downloaded into the member's archive folder, and nothing is imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "hostile").expect("community");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![]).await;
+    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let mut signals = member.handle().signals();
+
+    // Seeder of hostile torrents: (1) a folder with a different name, (2) the community's name
+    // but an extra file.
+    let seeder =
+        TorrentNode::start(chs_torrent::NodeConfig::local(dir.path().join("seeder-state"))).await.expect("seeder");
+    let cases = [
+        ("other-name".to_owned(), vec!["data", "index"], "not the community id"),
+        (id.to_string(), vec!["data", "index", "evil.sh"], "not exactly"),
+    ];
+    for (round, (name, files, expect)) in cases.iter().enumerate() {
+        let folder = dir.path().join(format!("hostile-{round}")).join(name);
+        std::fs::create_dir_all(&folder).expect("folder");
+        for f in files {
+            std::fs::write(folder.join(f), vec![b'x'; 200_000]).expect("file");
+        }
+        let meta = TorrentMeta::from_dir(&folder, 102_400).expect("meta");
+        seeder.seed(&format!("hostile-{round}"), &folder, &meta).await.expect("seed");
+        let magnet = Magnet::for_meta(&meta, &[]).with_peer(seeder.local_peer_addr().expect("addr"));
+        publish_signed_magnetlink(&owner_dir, &id, &magnet.to_string(), member_addr.clone()).await;
+        let error = wait_for(&mut signals, STEP, "the refusal", |s| match s {
+            Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
+            Signal::ImportingHistoryArchiveMessages { .. } | Signal::DownloadingHistoryArchivesFinished { .. } => {
+                panic!("hostile torrent imported: {s:?}")
+            }
+            _ => None,
+        })
+        .await
+        .expect("refused");
+        assert!(error.contains(expect), "round {round}: {error}");
+    }
+    let status = member.handle().status().await.expect("status");
+    assert_eq!(status[0].imported_archives, 0);
+    assert_eq!(status[0].stored_messages, 0);
+    assert!(!member_dir.join("archives/other-name").exists(), "nothing written outside the community folder");
+    seeder.shutdown().await;
+    member.shutdown().await;
+}
+
+/// spec §15 item 28: status-go members seed only in the session in which they downloaded; ours
+/// seed the downloaded archives again after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec15_item28_member_seeds_again_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "reseed").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 5).expect("history");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![]).await;
+    let mut signals = member.handle().signals();
+    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let owner = start(&owner_dir, &clock, vec![member_addr]).await;
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("downloaded");
+    let before = member.handle().status().await.expect("status")[0].seeding.clone().expect("seeding after download");
+    owner.shutdown().await;
+    member.shutdown().await;
+
+    let member = start(&member_dir, &clock, vec![]).await;
+    let after = member.handle().status().await.expect("status")[0].seeding.clone().expect("seeding after restart");
+    assert_eq!(after.info_hash, before.info_hash);
+    assert_eq!(after.have_bytes, after.total_bytes, "every piece re-verified and served");
+    member.shutdown().await;
+}
