@@ -132,3 +132,54 @@ async fn spec15_item28_member_seeds_again_after_restart() {
     assert_eq!(after.have_bytes, after.total_bytes, "every piece re-verified and served");
     member.shutdown().await;
 }
+
+/// A peer that accepts TCP connections and never says a word.
+fn silent_peer() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// spec §15 item 19: status-go has no timeout on the index or piece download, and its shutdown
+/// waits on download tasks without cancelling them. A silent peer here ends the attempt with a
+/// timeout (a failure signal), and a shutdown during a stuck download returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec15_item19_stuck_downloads_time_out_and_shutdown_cancels_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "stuck").expect("community");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.member.max_attempts = 2;
+    config.torrent.metadata_timeout = Duration::from_secs(1);
+    let member = Node::start(config, Arc::new(clock.clone())).await.expect("member");
+    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let mut signals = member.handle().signals();
+    let magnet = format!("magnet:?xt=urn:btih:{}&dn={id}&x.pe={}", "ab".repeat(20), silent_peer());
+    publish_signed_magnetlink(&owner_dir, &id, &magnet, member_addr).await;
+    let (error, retry_in_ms) = wait_for(&mut signals, STEP, "the timeout", |s| match s {
+        Signal::HistoryArchiveDownloadFailed { error, retry_in_ms, .. } => Some((error.clone(), *retry_in_ms)),
+        _ => None,
+    })
+    .await
+    .expect("the stuck attempt fails instead of hanging");
+    assert!(error.contains("timed out"), "{error}");
+    assert!(retry_in_ms > 0, "retried with backoff");
+    // The retry is stuck on the silent peer again: shutting down must not wait for it.
+    wait_for(&mut signals, STEP, "the retry", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesStarted { .. }).then_some(())
+    })
+    .await
+    .expect("retry starts");
+    tokio::time::timeout(Duration::from_secs(10), member.shutdown())
+        .await
+        .expect("shutdown cancels the stuck download instead of waiting for it");
+}
