@@ -183,3 +183,55 @@ async fn spec15_item19_stuck_downloads_time_out_and_shutdown_cancels_them() {
         .await
         .expect("shutdown cancels the stuck download instead of waiting for it");
 }
+
+/// spec §15 item 22: status-go's `CreateAndSeed` unseeds before creating, so a failed creation
+/// leaves the community unseeded until the next run. Here a build that fails (its `index.tmp`
+/// cannot be written) leaves the previous torrent seeded, and the next build repairs the folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec15_item22_failed_build_keeps_the_previous_torrent_seeded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t0 = now_ms();
+    let clock = ManualClock::new(t0);
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "failing build").expect("community");
+    let end = t0 - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 8).expect("history");
+    let mut config = NodeConfig::local(&owner_dir);
+    config.archive.watch_interval = Duration::from_secs(3600);
+    let bus = chs_node::SignalBus::default();
+    let mut signals = bus.subscribe();
+    let owner = Node::start_with_bus(config, Arc::new(clock.clone()), bus).await.expect("owner");
+    wait_for(&mut signals, STEP, "the first seeding", |s| {
+        matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(())
+    })
+    .await
+    .expect("seeded");
+    let first = owner.handle().status().await.expect("status")[0].seeding.clone().expect("seeding").info_hash;
+
+    generate_history(&owner_dir, &id, end, end + WEEK_MS, 10, 2, 9).expect("next week");
+    let blocker = owner_dir.join("archives").join(id.to_string()).join(chs_archive::INDEX_TEMP_FILE);
+    std::fs::create_dir_all(blocker.join("x")).expect("blocker");
+    clock.advance(Duration::from_millis(WEEK_MS));
+    owner.handle().trigger_archive(&id).await.expect("trigger");
+    let error = wait_for(&mut signals, STEP, "the failure", |s| match s {
+        Signal::HistoryArchivesFailed { error, .. } => Some(error.clone()),
+        Signal::HistoryArchivesSeeding { .. } => panic!("seeded despite the failure: {s:?}"),
+        _ => None,
+    })
+    .await
+    .expect("build fails");
+    let still = owner.handle().status().await.expect("status")[0].seeding.clone();
+    assert_eq!(still.map(|s| s.info_hash), Some(first.clone()), "the previous torrent stays seeded ({error})");
+
+    std::fs::remove_dir_all(&blocker).expect("unblock");
+    owner.handle().trigger_archive(&id).await.expect("trigger");
+    wait_for(&mut signals, STEP, "the reseeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("seeded again");
+    let status = owner.handle().status().await.expect("status");
+    assert_eq!(status[0].archives, 3);
+    assert_ne!(status[0].seeding.as_ref().map(|s| s.info_hash.clone()), Some(first));
+    let reader = chs_archive::Reader::open(&owner_dir.join("archives").join(id.to_string())).expect("reader");
+    assert!(reader.verify(102_400).is_ok(), "the repaired folder verifies");
+    owner.shutdown().await;
+}
