@@ -235,3 +235,160 @@ async fn spec15_item22_failed_build_keeps_the_previous_torrent_seeded() {
     assert!(reader.verify(102_400).is_ok(), "the repaired folder verifies");
     owner.shutdown().await;
 }
+
+/// A forged magnetlink (right topic and chat key, wrong signer), with a fresh clock each time.
+fn forged(id: &CommunityId, n: u64) -> chs_proto::waku::WakuMessage {
+    use chs_proto::Message as _;
+    let forger = chs_waku_payload::SecretKey::generate().expect("key");
+    let cache = chs_status::ChatKeyCache::new();
+    let chat_key = cache.chat_key(&id.magnetlinks_chat_id());
+    let inner = chs_proto::protobuf::CommunityMessageArchiveMagnetlink {
+        clock: now_ms() + n,
+        magnet_uri: format!("magnet:?xt=urn:btih:{}&dn=flood{n}", "cd".repeat(20)),
+    };
+    let params = chs_status::envelope::EnvelopeParams {
+        chat_key: &chat_key,
+        transport_key: &forger,
+        installation_id: "flood",
+        bundle: None,
+        timestamp_ns: i64::try_from(now_ms()).expect("ms") * 1_000_000,
+        padding: chs_waku_payload::Padding::Random,
+        nonce: chs_waku_payload::NonceSource::Random,
+    };
+    chs_status::envelope::build_status_message(
+        inner.encode_to_vec(),
+        chs_proto::ApplicationMetadataMessageType::CommunityMessageArchiveMagnetlink,
+        &forger,
+        &params,
+    )
+    .expect("builds")
+    .waku_message
+}
+
+/// A flood of forged magnetlinks is rejected one by one without stopping the member; a signed
+/// link to a torrent whose index has an entry beyond `data` imports the good archives and
+/// reports the bogus one; a replayed older clock is refused afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "bogus").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 11).expect("history");
+
+    // The owner's archives, built in a folder of our own, plus one bogus index entry.
+    let folder = dir.path().join("crafted").join(id.to_string());
+    {
+        let mut store = Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = Communities::open(&mut store).expect("communities");
+        let topics = communities.channel_topics(&store, &id).expect("topics");
+        let options = chs_archive::BuildOptions {
+            from: Some((end - 2 * WEEK_MS) / 1000),
+            ..chs_archive::BuildOptions::new(topics.clone(), end / 1000)
+        };
+        let report = chs_archive::Builder::new(&folder, options).run(&store).expect("build");
+        assert_eq!(report.archives.len(), 2);
+        let index_path = folder.join(chs_archive::INDEX_FILE);
+        let mut index = chs_archive::format::decode_index(&std::fs::read(&index_path).expect("index")).expect("decode");
+        let bogus = chs_proto::protobuf::WakuMessageArchiveIndexMetadata {
+            version: 0,
+            metadata: Some(chs_archive::format::archive_metadata(end / 1000, end / 1000 + 604_800, &topics)),
+            offset: 1 << 40,
+            size: 102_400,
+            padding: 0,
+        };
+        index.archives.insert(chs_archive::archive_id(&bogus), bogus);
+        std::fs::write(&index_path, chs_archive::format::encode_index(&index)).expect("write index");
+    }
+    let seeder = TorrentNode::start(chs_torrent::NodeConfig::local(dir.path().join("seeder"))).await.expect("seeder");
+    let meta = TorrentMeta::from_dir(&folder, 102_400).expect("meta");
+    seeder.seed("crafted", &folder, &meta).await.expect("seed");
+    let magnet = Magnet::for_meta(&meta, &[]).with_peer(seeder.local_peer_addr().expect("addr")).to_string();
+
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![]).await;
+    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let mut signals = member.handle().signals();
+
+    // Flood.
+    let flooder = chs_waku::WakuNode::start(chs_waku::Config {
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap_peers: vec![member_addr.clone()],
+        ..chs_waku::Config::default()
+    })
+    .await
+    .expect("flooder");
+    tokio::time::timeout(STEP, flooder.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
+        .await
+        .expect("peer")
+        .expect("running");
+    const FLOOD: u64 = 200;
+    for n in 0..FLOOD {
+        flooder.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, forged(&id, n)).await.expect("publish");
+    }
+    let mut rejected = 0;
+    wait_for(&mut signals, STEP, "every forged link rejected", |s| {
+        match s {
+            Signal::MagnetlinkRejected { .. } => rejected += 1,
+            Signal::MagnetlinkAccepted { .. } => panic!("forged link accepted: {s:?}"),
+            _ => {}
+        }
+        (rejected == FLOOD).then_some(())
+    })
+    .await
+    .expect("flood rejected");
+    flooder.shutdown().await;
+
+    // The real (signed) link to the crafted torrent.
+    publish_signed_magnetlink(&owner_dir, &id, &magnet, member_addr.clone()).await;
+    let mut bogus_reported = false;
+    let archives = wait_for(&mut signals, STEP, "the download", |s| match s {
+        Signal::HistoryArchiveImportFailed { error, .. } => {
+            assert!(error.contains("does not fit"), "{error}");
+            bogus_reported = true;
+            None
+        }
+        Signal::DownloadingHistoryArchivesFinished { archives, .. } => Some(*archives),
+        _ => None,
+    })
+    .await
+    .expect("finished");
+    assert!(bogus_reported, "the bogus entry is reported");
+    assert_eq!(archives, 2, "the two good archives are imported");
+    let status = member.handle().status().await.expect("status");
+    assert_eq!(status[0].stored_messages, 30);
+
+    // Replay: a correctly signed link with an older clock is refused.
+    let stale = {
+        let mut store = Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = Communities::open(&mut store).expect("communities");
+        communities
+            .build_magnetlink_now(&mut store, &id, "magnet:?xt=urn:btih:ef01ef01ef01ef01ef01ef01ef01ef01ef01ef01", 1)
+            .expect("link")
+    };
+    let replayer = chs_waku::WakuNode::start(chs_waku::Config {
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap_peers: vec![member_addr],
+        ..chs_waku::Config::default()
+    })
+    .await
+    .expect("replayer");
+    tokio::time::timeout(STEP, replayer.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
+        .await
+        .expect("peer")
+        .expect("running");
+    replayer.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, stale).await.expect("publish");
+    let reason = wait_for(&mut signals, STEP, "the replay rejection", |s| match s {
+        Signal::MagnetlinkRejected { reason } => Some(reason.clone()),
+        Signal::MagnetlinkAccepted { .. } => panic!("replayed clock accepted"),
+        _ => None,
+    })
+    .await
+    .expect("rejected");
+    assert!(reason.contains("older"), "{reason}");
+    replayer.shutdown().await;
+    seeder.shutdown().await;
+    member.shutdown().await;
+}
