@@ -392,3 +392,51 @@ async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
     seeder.shutdown().await;
     member.shutdown().await;
 }
+
+/// The member's SQLite file is locked by another connection (another program) while it
+/// downloads: the import fails after the busy timeout, nothing is half-written, the download is
+/// retried with backoff, and once the lock is gone everything is imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn locked_database_during_import_is_retried_without_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "locked").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 12).expect("history");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    // Long enough for the test to take the lock between the accept and the download.
+    config.member.debounce = Duration::from_secs(2);
+    let member = Node::start(config, Arc::new(clock.clone())).await.expect("member");
+    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let mut signals = member.handle().signals();
+    let owner = start(&owner_dir, &clock, vec![member_addr]).await;
+    wait_for(&mut signals, STEP, "the accept", |s| matches!(s, Signal::MagnetlinkAccepted { .. }).then_some(()))
+        .await
+        .expect("accepted");
+    let locker = rusqlite::Connection::open(member_dir.join("chs.db")).expect("open");
+    locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let error = wait_for(&mut signals, STEP, "the failure", |s| match s {
+        Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
+        Signal::DownloadingHistoryArchivesFinished { .. } => panic!("finished while the database was locked"),
+        _ => None,
+    })
+    .await
+    .expect("fails while locked");
+    assert!(error.contains("locked") || error.contains("busy"), "{error}");
+    locker.execute_batch("ROLLBACK").expect("unlock");
+    drop(locker);
+    let archives = wait_for(&mut signals, STEP, "the retry", |s| match s {
+        Signal::DownloadingHistoryArchivesFinished { archives, .. } => Some(*archives),
+        _ => None,
+    })
+    .await
+    .expect("retried");
+    assert_eq!(archives, 2);
+    let status = member.handle().status().await.expect("status");
+    assert_eq!((status[0].imported_archives, status[0].stored_messages), (2, 30));
+    owner.shutdown().await;
+    member.shutdown().await;
+}

@@ -5,7 +5,13 @@
 //! orchestration. Goal: delivery < 3 s. Last line: `BENCH_JSON {...}`.
 //!
 //! `cargo run --release -p chs-node --example bench_e2e [MB]`
-#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used, clippy::single_range_in_vec_init)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::single_range_in_vec_init
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

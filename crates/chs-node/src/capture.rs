@@ -49,7 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
         };
         match shared.db(move |_, s| Ok(s.insert_batch(&[stored])?)).await {
             Ok(_) => shared.bus.publish(Signal::MessageCaptured { community_id: community_id.clone() }),
-            Err(e) => tracing::error!(%community_id, error = %e, "storing a live message failed"),
+            Err(e) => tracing::error!(%community_id, error = %e.chain(), "storing a live message failed"),
         }
     }
 }

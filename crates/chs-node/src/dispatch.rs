@@ -64,7 +64,7 @@ async fn community_topic(shared: &Shared, community_id: &str) -> Result<String, 
 async fn publish_logged(shared: Arc<Shared>, community_id: String, magnet_uri: String) {
     match publish(&shared, &community_id, &magnet_uri).await {
         Ok(()) => {}
-        Err(e) => tracing::warn!(%community_id, error = %e, "magnetlink not published"),
+        Err(e) => tracing::warn!(%community_id, error = %e.chain(), "magnetlink not published"),
     }
 }
 

@@ -66,6 +66,22 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// The message with every cause, `outer: inner: innermost` (what signals and logs carry).
+    #[must_use]
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let more = cause.to_string();
+            if !text.ends_with(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = cause.source();
+        }
+        text
+    }
+
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         NodeError::Io { what, path: path.into(), source }
     }

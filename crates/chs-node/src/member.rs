@@ -47,7 +47,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
     let mut pending: Option<(Pending, u32)> = match shared.db(move |_, s| pending::load(s, &id2)).await {
         Ok(p) => p.map(|p| (p, 0)),
         Err(e) => {
-            tracing::error!(community_id = %id, error = %e, "cannot read the pending magnetlink");
+            tracing::error!(community_id = %id, error = %e.chain(), "cannot read the pending magnetlink");
             None
         }
     };
@@ -79,7 +79,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                         shared.bus.publish(Signal::HistoryArchiveDownloadFailed {
                             community_id: id.to_string(),
                             magnet_uri: r.pending.magnet_uri.clone(),
-                            error: e.to_string(),
+                            error: e.chain(),
                             attempt,
                             retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         });
@@ -102,7 +102,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 let p = Pending { magnet_uri, clock };
                 let (id2, p2) = (id, p.clone());
                 if let Err(e) = shared.db(move |_, s| pending::save(s, &id2, &p2, system_now_ms())).await {
-                    tracing::error!(community_id = %id, error = %e, "cannot record the pending magnetlink");
+                    tracing::error!(community_id = %id, error = %e.chain(), "cannot record the pending magnetlink");
                 }
                 pending = Some((p, 0));
                 deadline = Some(Instant::now() + debounce);
@@ -140,7 +140,7 @@ async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64,
             None
         }
         Err(e) => {
-            tracing::error!(error = %e, "magnetlink verdict failed");
+            tracing::error!(error = %e.chain(), "magnetlink verdict failed");
             None
         }
     }
@@ -291,8 +291,8 @@ async fn download(
                 match result {
                     Ok(report) => Ok(Ok(report.messages)),
                     Err(e) => {
-                        c.record_import_failure(s, &id2, &archive_id, &e.to_string())?;
-                        Ok(Err((key2, archive_id, e.to_string())))
+                        c.record_import_failure(s, &id2, &archive_id, &e.chain())?;
+                        Ok(Err((key2, archive_id, e.chain())))
                     }
                 }
             })

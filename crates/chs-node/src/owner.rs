@@ -38,7 +38,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: 
     if fingerprint(&dir).is_some() {
         match seed(&shared, &id, &dir).await {
             Ok(fp) => seeded = fp,
-            Err(e) => tracing::warn!(community_id = %id, error = %e, "cannot seed existing archives"),
+            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "cannot seed existing archives"),
         }
     }
     let mut watch = tokio::time::interval(shared.config.archive.watch_interval);
@@ -48,9 +48,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: 
         let next = match cycle(&shared, &id, &dir, &mut seeded).await {
             Ok(next) => next,
             Err(e) => {
-                shared
-                    .bus
-                    .publish(Signal::HistoryArchivesFailed { community_id: id.to_string(), error: e.to_string() });
+                shared.bus.publish(Signal::HistoryArchivesFailed { community_id: id.to_string(), error: e.chain() });
                 shared.clock.now_secs().saturating_add(RETRY_AFTER_FAILURE_SECS)
             }
         };
@@ -72,7 +70,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: 
                         tracing::info!(community_id = %id, "archive folder changed: reseeding");
                         match seed(&shared, &id, &dir).await {
                             Ok(fp) => seeded = fp,
-                            Err(e) => tracing::warn!(community_id = %id, error = %e, "reseeding failed"),
+                            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "reseeding failed"),
                         }
                     }
                 }
