@@ -126,7 +126,10 @@ async fn main() {
     .await
     .unwrap();
     let owner_secs = t.elapsed().as_secs_f64();
-    println!("(1) owner: {communities} communities built and seeded in {owner_secs:.2} s, peak RSS {:.0} MB", peak_rss_mb());
+    println!(
+        "(1) owner: {communities} communities built and seeded in {owner_secs:.2} s, peak RSS {:.0} MB",
+        peak_rss_mb()
+    );
     let owner_addr = owner.handle().waku().listen_addrs().await.unwrap().remove(0);
 
     // Baseline: one member alone.

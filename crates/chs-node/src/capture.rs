@@ -20,8 +20,20 @@ pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<Message
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver) {
-    let ring = ChatKeyRing::from_chat_ids(community.chats.iter().map(String::as_str), &shared.chat_keys);
     let community_id = community.id.to_string();
+    // Chat keys cost 65,356 PBKDF2 rounds each: derive them off the async threads.
+    let (s2, chats) = (Arc::clone(&shared), community.chats.clone());
+    let ring = match tokio::task::spawn_blocking(move || {
+        ChatKeyRing::from_chat_ids(chats.iter().map(String::as_str), &s2.chat_keys)
+    })
+    .await
+    {
+        Ok(ring) => ring,
+        Err(e) => {
+            tracing::error!(%community_id, error = %e, "deriving chat keys failed; live capture is off");
+            return;
+        }
+    };
     loop {
         let message = tokio::select! {
             biased;

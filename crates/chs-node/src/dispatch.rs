@@ -1,9 +1,10 @@
 //! The magnetlink dispatcher: on `HistoryArchivesSeeding` of a community this node controls,
 //! build the signed magnetlink message and publish it on the community's pubsub topic
 //! (status-go's `dispatchMagnetlinkMessage`). The latest link of each community is published
-//! again whenever a peer subscribes to that topic, so members that connect later (or restart)
-//! still learn it; members ignore a link they have fetched already.
+//! again when peers subscribe to that topic (once per burst of subscriptions), so members that
+//! connect later (or restart) still learn it; members ignore a link they have fetched already.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chs_community::CommunityId;
@@ -14,12 +15,20 @@ use crate::error::NodeError;
 use crate::node::{Shared, lock};
 use crate::signal::Signal;
 
+/// Peers that subscribe within this window of each other get one re-announcement between them.
+const REANNOUNCE_COALESCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut signals: broadcast::Receiver<Signal>,
     mut events: broadcast::Receiver<NodeEvent>,
 ) {
+    // Topics with new subscribers since the last re-announcement; a burst of joining peers
+    // (or a lagged event stream) gives one round, not one per peer.
+    let mut topics: HashSet<String> = HashSet::new();
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
+        let wake = flush_at.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
@@ -37,21 +46,33 @@ pub(crate) async fn run(
             },
             event = events.recv() => match event {
                 Ok(NodeEvent::PeerSubscribed { pubsub_topic, .. }) => {
-                    let latest: Vec<(String, String)> =
-                        lock(&shared.latest_magnet).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                    for (community_id, magnet_uri) in latest {
-                        let shared2 = Arc::clone(&shared);
-                        let topic = pubsub_topic.clone();
-                        tokio::spawn(async move {
-                            if community_topic(&shared2, &community_id).await.is_ok_and(|t| t == topic) {
-                                publish_logged(shared2, community_id, magnet_uri).await;
-                            }
-                        });
-                    }
+                    topics.insert(pubsub_topic);
+                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + REANNOUNCE_COALESCE);
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Lagged(_)) => {
+                    // Subscriptions may be among the lost events: re-announce everything.
+                    topics.insert(String::new());
+                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + REANNOUNCE_COALESCE);
+                }
+                Ok(_) => {}
                 Err(RecvError::Closed) => return,
             },
+            () = tokio::time::sleep_until(wake), if flush_at.is_some() => {
+                flush_at = None;
+                let due = std::mem::take(&mut topics);
+                let latest: Vec<(String, String)> =
+                    lock(&shared.latest_magnet).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let shared2 = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    for (community_id, magnet_uri) in latest {
+                        let wanted = due.contains("")
+                            || community_topic(&shared2, &community_id).await.is_ok_and(|t| due.contains(&t));
+                        if wanted {
+                            publish_logged(Arc::clone(&shared2), community_id, magnet_uri).await;
+                        }
+                    }
+                });
+            }
         }
     }
 }
