@@ -175,3 +175,65 @@ async fn owner_back_after_30_days_offline_builds_4_archives_and_members_fetch_on
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// Archives built by another process (`chs archive build` on the running node's database and
+/// archive folder) are noticed, seeded and announced by the running owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn archives_built_by_hand_on_a_running_owner_are_seeded_and_announced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "manual").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 21).expect("history");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![]).await;
+    let mut member_signals = member.handle().signals();
+    let mut config = NodeConfig::local(&owner_dir);
+    config.waku.bootstrap = vec![first_addr(&member).await];
+    config.archive.watch_interval = Duration::from_millis(100);
+    let bus = chs_node::SignalBus::default();
+    let mut signals = bus.subscribe();
+    let owner = Node::start_with_bus(config, Arc::new(clock.clone()), bus).await.expect("owner");
+    let first = wait_for(&mut signals, STEP, "the first seeding", |s| match s {
+        Signal::HistoryArchivesSeeding { magnet_uri, .. } => Some(magnet_uri.clone()),
+        _ => None,
+    })
+    .await
+    .expect("seeded");
+    wait_for(&mut member_signals, STEP, "the first download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("downloaded");
+
+    // Imported messages of a later week, archived by hand into the node's folder.
+    generate_history(&owner_dir, &id, end, end + WEEK_MS, 12, 2, 22).expect("imported week");
+    {
+        let mut store = chs_store::Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = chs_community::Communities::open(&mut store).expect("communities");
+        let topics = communities.channel_topics(&store, &id).expect("topics");
+        let options = chs_archive::BuildOptions::new(topics, (end + WEEK_MS) / 1000);
+        let report = chs_archive::Builder::new(owner_dir.join("archives").join(id.to_string()), options)
+            .run(&store)
+            .expect("manual build");
+        assert_eq!(report.archives.len(), 1);
+    }
+    let second = wait_for(&mut signals, STEP, "the reseeding", |s| match s {
+        Signal::HistoryArchivesSeeding { magnet_uri, .. } => Some(magnet_uri.clone()),
+        _ => None,
+    })
+    .await
+    .expect("reseeded");
+    assert_ne!(first, second);
+    let missing = wait_for(&mut member_signals, STEP, "the member's index", |s| match s {
+        Signal::HistoryArchiveIndexFetched { missing, .. } => Some(*missing),
+        _ => None,
+    })
+    .await
+    .expect("announced and fetched");
+    assert_eq!(missing, 1, "only the hand-built archive");
+    owner.shutdown().await;
+    member.shutdown().await;
+}

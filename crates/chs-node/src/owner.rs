@@ -36,7 +36,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: 
     let mut seeded: Fingerprint = None;
     // status-go seeds the existing torrent at start, which announces it again.
     if fingerprint(&dir).is_some() {
-        match seed(&shared, &id, &dir).await {
+        match seed(&shared, &id, &dir, true).await {
             Ok(fp) => seeded = fp,
             Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "cannot seed existing archives"),
         }
@@ -68,7 +68,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: 
                     let now = fingerprint(&dir);
                     if now.is_some() && now != seeded {
                         tracing::info!(community_id = %id, "archive folder changed: reseeding");
-                        match seed(&shared, &id, &dir).await {
+                        match seed(&shared, &id, &dir, false).await {
                             Ok(fp) => seeded = fp,
                             Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "reseeding failed"),
                         }
@@ -151,31 +151,40 @@ async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut 
             archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
             messages: report.messages_archived,
         });
-        *seeded = seed(shared, id, dir).await?;
+        *seeded = seed(shared, id, dir, true).await?;
     }
     Ok(plan.next_run_at)
 }
 
 /// Makes the torrent of the folder, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the
-/// previous one and raises `HistoryArchivesSeeding` with the magnet link.
-async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path) -> Result<Fingerprint, NodeError> {
+/// previous one and raises `HistoryArchivesSeeding` with the magnet link. When the folder's torrent
+/// is the one already seeded, nothing changes and the signal is raised only if `announce` (at
+/// start: status-go announces the existing torrent again). Returns the folder's fingerprint,
+/// taken after seeding (librqbit may touch the files).
+async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool) -> Result<Fingerprint, NodeError> {
     let torrent = shared.torrent()?;
     let piece_length = shared.config.archive.piece_length;
     let torrent_dir = shared.config.torrent_dir();
     let d = dir.to_owned();
-    let (meta, fp) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-        let fp = fingerprint(&d);
+    let meta = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
         let meta = TorrentMeta::from_dir(&d, piece_length)?;
         meta.write_torrent_file(&torrent_dir, &TorrentFileOptions::default())?;
-        Ok((meta, fp))
+        Ok(meta)
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))??;
     let key = id.to_string();
     let previous = torrent.seeded(&key);
-    torrent.seed(&key, dir, &meta).await?;
-    if previous.is_some_and(|p| p != meta.info_hash()) {
+    let unchanged = previous == Some(meta.info_hash());
+    if !unchanged {
+        torrent.seed(&key, dir, &meta).await?;
+    }
+    let fp = fingerprint(dir);
+    if previous.is_some() && !unchanged {
         shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key.clone() });
+    }
+    if unchanged && !announce {
+        return Ok(fp);
     }
     let trackers: Vec<String> = STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect();
     let mut magnet = Magnet::for_meta(&meta, &trackers);
