@@ -91,8 +91,8 @@ impl MessageSource for MemorySource {
     }
 }
 
-/// The SQLite message store: rows are converted with the same field mapping as
-/// [`chs_store::StoredMessage::to_archive_message`] (moved, not cloned).
+/// The SQLite message store, read with [`chs_store::Store::for_each_archived_in_range`]: the
+/// field mapping of [`chs_store::StoredMessage::to_archive_message`], only the archived columns.
 impl MessageSource for chs_store::Store {
     fn for_each_in_range<E>(
         &self,
@@ -101,8 +101,8 @@ impl MessageSource for chs_store::Store {
         to_secs: u64,
         f: &mut dyn FnMut(WakuMessage) -> Result<(), E>,
     ) -> Result<(), ScanError<E>> {
-        chs_store::Store::for_each_in_range(self, topics, from_secs, to_secs, |stored| {
-            f(into_archive_message(stored)).map(|()| ControlFlow::Continue(()))
+        chs_store::Store::for_each_archived_in_range(self, topics, from_secs, to_secs, |archived| {
+            f(archived).map(|()| ControlFlow::Continue(()))
         })
         .map_err(|err| match err {
             chs_store::ScanError::Store(err) => ScanError::Source(Box::new(err)),
@@ -112,18 +112,5 @@ impl MessageSource for chs_store::Store {
 
     fn first_timestamp_secs(&self, topics: &[Topic]) -> Result<Option<u64>, SourceError> {
         chs_store::Store::first_timestamp_secs(self, topics).map_err(|err| Box::new(err) as SourceError)
-    }
-}
-
-/// [`chs_store::StoredMessage::to_archive_message`] without copying the payload.
-pub(crate) fn into_archive_message(stored: chs_store::StoredMessage) -> WakuMessage {
-    WakuMessage {
-        timestamp: stored.timestamp_secs(),
-        sig: stored.sig,
-        topic: stored.topic.to_vec(),
-        payload: stored.payload,
-        padding: stored.padding,
-        hash: stored.hash.to_vec(),
-        third_party_id: stored.third_party_id,
     }
 }

@@ -222,6 +222,41 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::for_each_in_range`] for archiving: the same rows in the same order, read as
+    /// status-go's archived `WakuMessage` directly (only the columns an archive holds, no
+    /// intermediate [`StoredMessage`]), which is what the archive builder streams.
+    ///
+    /// # Errors
+    /// [`ScanError::Store`] for SQLite or malformed-row errors, [`ScanError::Callback`] for `f`'s.
+    pub fn for_each_archived_in_range<E>(
+        &self,
+        topics: &[Topic],
+        from_secs: u64,
+        to_secs: u64,
+        mut f: impl FnMut(chs_proto::protobuf::WakuMessage) -> Result<ControlFlow<()>, E>,
+    ) -> Result<(), ScanError<E>> {
+        if topics.is_empty() || from_secs >= to_secs {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT hash, topic, timestamp_ns, payload, padding, sig, third_party_id FROM messages \
+             WHERE timestamp >= ?1 AND timestamp < ?2 AND +topic IN ({}) ORDER BY timestamp, topic, rowid",
+            placeholders(3, topics.len())
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
+        let mut values: Vec<rusqlite::types::Value> = vec![clamp_i64(from_secs).into(), clamp_i64(to_secs).into()];
+        values.extend(topics.iter().map(|t| rusqlite::types::Value::Blob(t.to_vec())));
+        let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let msg = message::archived_from_row(row)?;
+            match f(msg).map_err(ScanError::Callback)? {
+                ControlFlow::Continue(()) => {}
+                ControlFlow::Break(()) => break,
+            }
+        }
+        Ok(())
+    }
+
     /// Timestamp (seconds) of the oldest message on `topics`, if any.
     ///
     /// # Errors

@@ -136,3 +136,27 @@ pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> Result<StoredMessage, StoreEr
         received_at_ms: row.get(13)?,
     })
 }
+
+/// A row of `SELECT hash, topic, timestamp_ns, payload, padding, sig, third_party_id` as status-go's
+/// archived message (the mapping of [`StoredMessage::to_archive_message`]).
+pub(crate) fn archived_from_row(row: &rusqlite::Row<'_>) -> Result<ArchivedMessage, StoreError> {
+    let hash = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+    let malformed = |what: &str| StoreError::MalformedRow { hash: hex::encode(hash), what: what.to_owned() };
+    if hash.len() != 32 {
+        return Err(malformed("hash is not 32 bytes"));
+    }
+    let topic = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+    if topic.len() != 4 {
+        return Err(malformed("topic is not 4 bytes"));
+    }
+    let timestamp_ns: i64 = row.get(2)?;
+    Ok(ArchivedMessage {
+        sig: row.get(5)?,
+        timestamp: u64::try_from(timestamp_ns / 1_000_000_000).unwrap_or(0),
+        topic: topic.to_vec(),
+        payload: row.get(3)?,
+        padding: row.get(4)?,
+        hash: hash.to_vec(),
+        third_party_id: row.get(6)?,
+    })
+}

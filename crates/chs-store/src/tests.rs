@@ -211,3 +211,49 @@ mod props {
         }
     }
 }
+
+#[test]
+fn archived_scan_equals_the_full_scan_mapped_and_counts_by_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let topics = [[1u8, 2, 3, 4], [9u8, 9, 9, 9]];
+    let msgs: Vec<StoredMessage> = (0..50u64)
+        .map(|i| {
+            let archived = chs_proto::protobuf::WakuMessage {
+                sig: vec![4; 65],
+                timestamp: 1_700_000_000 + i * 37,
+                topic: topics[(i % 2) as usize].to_vec(),
+                payload: vec![i as u8; 10 + i as usize],
+                padding: vec![0; (i % 3) as usize],
+                hash: {
+                    let mut h = [0u8; 32];
+                    h[..8].copy_from_slice(&i.to_be_bytes());
+                    h.to_vec()
+                },
+                third_party_id: if i % 5 == 0 { format!("tp{i}") } else { String::new() },
+            };
+            StoredMessage::from_archive_message("/waku/2/rs/16/32", &archived, 0).unwrap()
+        })
+        .collect();
+    store.insert_batch(&msgs).unwrap();
+    let (from, to) = (1_700_000_100, 1_700_001_500);
+    let mut full = Vec::new();
+    store
+        .for_each_in_range(&topics, from, to, |m| {
+            full.push(m.to_archive_message());
+            Ok::<_, std::convert::Infallible>(std::ops::ControlFlow::Continue(()))
+        })
+        .unwrap();
+    let mut lean = Vec::new();
+    store
+        .for_each_archived_in_range(&topics, from, to, |m| {
+            lean.push(m);
+            Ok::<_, std::convert::Infallible>(std::ops::ControlFlow::Continue(()))
+        })
+        .unwrap();
+    assert!(!full.is_empty());
+    assert_eq!(lean, full);
+    assert_eq!(store.count_on_topics(&topics[..1]).unwrap(), 25);
+    assert_eq!(store.count_on_topics(&topics).unwrap(), 50);
+    assert_eq!(store.count_on_topics(&[]).unwrap(), 0);
+}
