@@ -237,3 +237,60 @@ async fn archives_built_by_hand_on_a_running_owner_are_seeded_and_announced() {
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// Leaving stops the member pipeline and unseeds; the next archive is not fetched, and the node
+/// does not resume the community after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leaving_a_community_stops_its_tasks_and_unseeds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "leave").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 31).expect("history");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![]).await;
+    let mut signals = member.handle().signals();
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await]).await;
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("downloaded");
+    assert!(member.handle().status().await.expect("status")[0].seeding.is_some());
+    member.handle().leave(&id).await.expect("leave");
+    wait_for(&mut signals, STEP, "the unseeding", |s| {
+        matches!(s, Signal::HistoryArchivesUnseeded { .. }).then_some(())
+    })
+    .await
+    .expect("unseeded");
+    let status = member.handle().status().await.expect("status");
+    assert!(!status[0].joined);
+    assert!(status[0].seeding.is_none());
+    assert_eq!(status[0].stored_messages, 30, "history is kept");
+
+    // A new week: the owner announces it; the member that left does not act on it.
+    generate_history(&owner_dir, &id, end, end + WEEK_MS, 10, 2, 32).expect("week");
+    let mut owner_signals = owner.handle().signals();
+    clock.advance(Duration::from_millis(WEEK_MS));
+    owner.handle().trigger_archive(&id).await.expect("trigger");
+    wait_for(&mut owner_signals, STEP, "the announcement", |s| {
+        matches!(s, Signal::MagnetlinkPublished { .. }).then_some(())
+    })
+    .await
+    .expect("published");
+    member.shutdown().await;
+    let member = start(&member_dir, &clock, vec![first_addr(&owner).await]).await;
+    let status = member.handle().status().await.expect("status");
+    assert!(!status[0].joined);
+    assert_eq!(status[0].imported_archives, 2, "the new week was not fetched");
+    while let Ok(s) = signals.try_recv() {
+        assert!(
+            !matches!(s, Signal::MagnetlinkAccepted { .. } | Signal::DownloadingHistoryArchivesStarted { .. }),
+            "{s:?}"
+        );
+    }
+    owner.shutdown().await;
+    member.shutdown().await;
+}

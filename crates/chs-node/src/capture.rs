@@ -10,6 +10,8 @@ use chs_store::StoredMessage;
 use chs_waku::{ContentFilter, MessageReceiver};
 
 use crate::clock::system_now_ms;
+use tokio_util::sync::CancellationToken;
+
 use crate::error::NodeError;
 use crate::node::Shared;
 use crate::signal::Signal;
@@ -19,7 +21,7 @@ pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<Message
     shared.waku.messages(ContentFilter::new(community.pubsub_topic.clone(), topics)).map_err(|_| NodeError::WakuStopped)
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver) {
+pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver, cancel: CancellationToken) {
     let community_id = community.id.to_string();
     // Chat keys cost 65,356 PBKDF2 rounds each: derive them off the async threads.
     let (s2, chats) = (Arc::clone(&shared), community.chats.clone());
@@ -37,7 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
     loop {
         let message = tokio::select! {
             biased;
-            () = shared.cancel.cancelled() => return,
+            () = cancel.cancelled() => return,
             m = rx.recv() => match m {
                 Some(m) => m,
                 None => return,

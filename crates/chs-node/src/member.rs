@@ -40,7 +40,7 @@ async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, to
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver) {
+pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver, cancel: CancellationToken) {
     let id = community.id;
     let debounce = shared.config.member.debounce;
     let id2 = id;
@@ -58,7 +58,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
         let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
-            () = shared.cancel.cancelled() => {
+            () = cancel.cancelled() => {
                 if let Some(r) = running.take() {
                     r.cancel.cancel();
                     let _ = r.handle.await;
@@ -114,9 +114,9 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
             () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
                 deadline = None;
                 if let Some((p, attempt)) = pending.take() {
-                    let cancel = shared.cancel.child_token();
-                    let handle = tokio::spawn(download(Arc::clone(&shared), id, p.clone(), cancel.clone()));
-                    running = Some(Running { pending: p, attempt, cancel, handle });
+                    let download_cancel = cancel.child_token();
+                    let handle = tokio::spawn(download(Arc::clone(&shared), id, p.clone(), download_cancel.clone()));
+                    running = Some(Running { pending: p, attempt, cancel: download_cancel, handle });
                 }
             }
         }

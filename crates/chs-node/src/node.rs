@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) triggers: Mutex<HashMap<String, mpsc::Sender<()>>>,
     pub(crate) latest_magnet: Mutex<HashMap<String, String>>,
     pub(crate) downloads: Mutex<HashMap<String, DownloadView>>,
+    /// Per community: cancels its tasks (leave), child of `cancel`.
+    pub(crate) community_tasks: Mutex<HashMap<String, CancellationToken>>,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -260,6 +262,7 @@ impl Node {
             triggers: Mutex::new(HashMap::new()),
             latest_magnet: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
+            community_tasks: Mutex::new(HashMap::new()),
             cancel: CancellationToken::new(),
         });
         let mut tasks = JoinSet::new();
@@ -295,17 +298,22 @@ impl Node {
 
 fn spawn_community_tasks(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, community: Community) -> Result<(), NodeError> {
     let id = community.id;
+    if !community.joined {
+        return Ok(());
+    }
+    let token = shared.cancel.child_token();
+    lock(&shared.community_tasks).insert(id.to_string(), token.clone());
     if community.is_control_node() {
         let (tx, rx) = mpsc::channel(4);
         lock(&shared.triggers).insert(id.to_string(), tx);
         let receiver = capture::receiver(shared, &community)?;
-        tasks.spawn(capture::run(Arc::clone(shared), community.clone(), receiver));
+        tasks.spawn(capture::run(Arc::clone(shared), community.clone(), receiver, token.clone()));
         if shared.torrent.is_some() {
-            tasks.spawn(owner::run(Arc::clone(shared), community, rx));
+            tasks.spawn(owner::run(Arc::clone(shared), community, rx, token));
         }
-    } else if community.joined && shared.torrent.is_some() {
+    } else if shared.torrent.is_some() {
         let receiver = member::receiver(shared, &community)?;
-        tasks.spawn(member::run(Arc::clone(shared), community, receiver));
+        tasks.spawn(member::run(Arc::clone(shared), community, receiver, token));
     }
     Ok(())
 }
@@ -393,6 +401,30 @@ impl NodeHandle {
         let tx = lock(&self.shared.triggers).get(&id.to_string()).cloned();
         let tx = tx.ok_or_else(|| NodeError::NotControlNode(id.to_string()))?;
         tx.send(()).await.map_err(|_| NodeError::Cancelled)
+    }
+
+    /// Leaves `id` (status-go's `LeaveCommunity` for history archives): stops its tasks (archive
+    /// building, capture, or the member pipeline, cancelling a download at a safe point), unseeds
+    /// its torrent (`HistoryArchivesUnseeded`) and marks it not joined in the store. Stored
+    /// messages and archive files are kept. A control node keeps its key.
+    ///
+    /// # Errors
+    /// Store or torrent errors; [`NodeError::UnknownCommunity`] if the node does not know `id`.
+    pub async fn leave(&self, id: &CommunityId) -> Result<(), NodeError> {
+        let key = id.to_string();
+        if let Some(token) = lock(&self.shared.community_tasks).remove(&key) {
+            token.cancel();
+        }
+        lock(&self.shared.triggers).remove(&key);
+        lock(&self.shared.latest_magnet).remove(&key);
+        let id2 = *id;
+        self.shared.db(move |c, s| Ok(c.leave(s, &id2)?)).await?;
+        if let Some(t) = &self.shared.torrent
+            && t.unseed(&key).await?.is_some()
+        {
+            self.shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key });
+        }
+        Ok(())
     }
 
     /// Runs `f` with the community manager and the store (on the blocking pool).

@@ -14,6 +14,8 @@ use chs_torrent::{Magnet, STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta}
 use tokio::sync::mpsc;
 
 use crate::config::Policy;
+use tokio_util::sync::CancellationToken;
+
 use crate::error::NodeError;
 use crate::node::Shared;
 use crate::signal::Signal;
@@ -30,7 +32,12 @@ fn fingerprint(dir: &Path) -> Fingerprint {
     Some((index.len(), index.modified().ok()?, data.len()))
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: mpsc::Receiver<()>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    community: Community,
+    mut trigger: mpsc::Receiver<()>,
+    cancel: CancellationToken,
+) {
     let id = community.id;
     let dir = shared.archive_dir(&id);
     let mut seeded: Fingerprint = None;
@@ -56,7 +63,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut trigger: 
         loop {
             tokio::select! {
                 biased;
-                () = shared.cancel.cancelled() => return,
+                () = cancel.cancelled() => return,
                 t = trigger.recv() => {
                     if t.is_none() {
                         return;
