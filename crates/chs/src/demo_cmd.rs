@@ -99,7 +99,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         match event {
             DemoEvent::Step(text) => {
                 steps.set_message(text.clone());
-                if !json {
+                if !json && multi.is_hidden() {
+                    eprintln!("• {text}");
+                } else if !json {
                     let _ = multi.println(format!("• {text}"));
                 }
             }
