@@ -294,3 +294,50 @@ async fn leaving_a_community_stops_its_tasks_and_unseeds() {
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// spec §15 item 20: status-go's request-to-join path downloads the community's magnet link
+/// without unseeding the old torrent or checking the clock and last fetched URI. Here a member
+/// that joins late learns the link through the same verdict as any other (re-announced to new
+/// subscribers), and the same torrent announced again after the owner restarts (a new port in
+/// its peer hint, so a different URI: status-go would fetch it again) is refused as already
+/// fetched: no second download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "late").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 41).expect("history");
+    let bus = chs_node::SignalBus::default();
+    let mut owner_signals = bus.subscribe();
+    let owner = Node::start_with_bus(NodeConfig::local(&owner_dir), Arc::new(clock.clone()), bus).await.expect("owner");
+    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("seeded before anyone joined");
+
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![first_addr(&owner).await]).await;
+    let mut signals = member.handle().signals();
+    let uri = wait_for(&mut signals, STEP, "the late download", |s| match s {
+        Signal::DownloadingHistoryArchivesFinished { magnet_uri, .. } => Some(magnet_uri.clone()),
+        _ => None,
+    })
+    .await
+    .expect("late joiner downloads");
+    owner.shutdown().await;
+
+    // The owner comes back: it seeds the same torrent and announces it again.
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await]).await;
+    let reason = wait_for(&mut signals, STEP, "the repeated link", |s| match s {
+        Signal::MagnetlinkRejected { reason } => Some(reason.clone()),
+        Signal::DownloadingHistoryArchivesStarted { .. } => panic!("the fetched link was downloaded again"),
+        _ => None,
+    })
+    .await
+    .expect("rejected");
+    assert!(reason.contains("already fetched") && reason.contains(&uri), "{reason}");
+    owner.shutdown().await;
+    member.shutdown().await;
+}

@@ -125,9 +125,26 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
 
 /// The community manager's verdict; `Some((clock, uri))` if accepted.
 async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64, String)> {
-    let result = shared.db(move |c, s| Ok(c.receive_magnetlink(s, &message.message, &message.pubsub_topic)?)).await;
+    let result = shared
+        .db(move |c, s| {
+            let verdict = c.receive_magnetlink(s, &message.message, &message.pubsub_topic)?;
+            let last = match &verdict {
+                Verdict::Accepted { community_id, .. } => Some(c.archive_info(s, community_id)?.last_magnetlink_uri),
+                Verdict::Rejected(_) => None,
+            };
+            Ok((verdict, last))
+        })
+        .await;
     match result {
-        Ok(Verdict::Accepted { community_id, clock, magnet_uri }) => {
+        Ok((Verdict::Accepted { magnet_uri, .. }, Some(last))) if same_torrent(&magnet_uri, &last) => {
+            // status-go compares whole URIs, so a restarted owner (new port in `x.pe`) makes every
+            // member fetch the same torrent again; the info hash is what identifies it.
+            shared.bus.publish(Signal::MagnetlinkRejected {
+                reason: format!("already fetched: same info hash as the last fetched link {last}"),
+            });
+            None
+        }
+        Ok((Verdict::Accepted { community_id, clock, magnet_uri }, _)) => {
             shared.bus.publish(Signal::MagnetlinkAccepted {
                 community_id: community_id.to_string(),
                 clock,
@@ -135,7 +152,7 @@ async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64,
             });
             Some((clock, magnet_uri))
         }
-        Ok(Verdict::Rejected(reason)) => {
+        Ok((Verdict::Rejected(reason), _)) => {
             shared.bus.publish(Signal::MagnetlinkRejected { reason: reason.to_string() });
             None
         }
@@ -143,6 +160,14 @@ async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64,
             tracing::error!(error = %e.chain(), "magnetlink verdict failed");
             None
         }
+    }
+}
+
+/// Whether two magnet links name the same torrent (info hash), whatever their peer hints.
+fn same_torrent(a: &str, b: &str) -> bool {
+    match (a.parse::<Magnet>(), b.parse::<Magnet>()) {
+        (Ok(a), Ok(b)) => a.info_hash == b.info_hash,
+        _ => false,
     }
 }
 
