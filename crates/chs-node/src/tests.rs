@@ -1,1 +1,103 @@
+//! Unit tests: configuration parsing (including arbitrary and mutated inputs), durations, clocks.
 
+use std::time::Duration;
+
+use crate::config::{NodeConfig, format_duration, parse_duration};
+use crate::demo::SplitMix;
+use crate::{Clock, ManualClock};
+
+#[test]
+fn default_config_round_trips_through_toml() {
+    let text = toml::to_string(&NodeConfig::default()).expect("serialises");
+    assert_eq!(NodeConfig::from_toml_str(&text).expect("parses"), NodeConfig::default());
+    assert_eq!(NodeConfig::from_toml_str("").expect("empty is valid"), NodeConfig::default());
+    let local = NodeConfig::local("/tmp/x");
+    let text = toml::to_string(&local).expect("serialises");
+    assert_eq!(NodeConfig::from_toml_str(&text).expect("parses"), local);
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let cases = [
+        ("[member]\ndebounse = \"1s\"", "debounse"),
+        ("[archive]\ninterval = \"0\"", "archive.interval"),
+        ("[archive]\ninterval = \"3 fortnights\"", "fortnights"),
+        ("[archive]\npiece_length = 10", "archive.piece_length"),
+        ("[member]\nmax_attempts = 0", "member.max_attempts"),
+        ("[torrent]\nport = 70000", "port"),
+        ("[torrent]\nlisten_ip = \"localhost\"", "listen_ip"),
+        ("[communities]\njoin = [\"0x02\"]", "communities.join"),
+        ("data_dir = 3", "data_dir"),
+        ("[waku]\nheartbeat = \"0\"", "waku.heartbeat"),
+    ];
+    for (text, key) in cases {
+        let err = NodeConfig::from_toml_str(text).expect_err(text).to_string();
+        assert!(err.contains(key), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn durations_parse_and_print() {
+    for (text, d) in [
+        ("0", Duration::ZERO),
+        ("250ms", Duration::from_millis(250)),
+        ("20s", Duration::from_secs(20)),
+        ("5m", Duration::from_secs(300)),
+        ("2h", Duration::from_secs(7200)),
+        ("7d", Duration::from_secs(604_800)),
+        ("1w", Duration::from_secs(604_800)),
+    ] {
+        assert_eq!(parse_duration(text).expect(text), d);
+        assert_eq!(parse_duration(&format_duration(d)).expect("printed"), d);
+    }
+    for bad in ["", "s", "1", "1x", "-1s", "1.5s", "99999999999999999999999s"] {
+        assert!(parse_duration(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// Mutated configurations (bytes flipped, inserted, deleted, lines cut) never panic the parser:
+/// each is a config or a clear error (issue 8: the TOML config is outside input).
+#[test]
+fn mutated_configs_never_panic() {
+    let base = toml::to_string(&NodeConfig::local("/data")).expect("serialises").into_bytes();
+    let mut rng = SplitMix::new(42);
+    let alphabet = b"[]=\"'#.,0123456789abcdefghijklmnopqrstuvwxyz_-\n \t{}\\\xff";
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let mut text = base.clone();
+        for _ in 0..1 + rng.below(6) {
+            let at = rng.below(text.len().max(1));
+            match rng.below(4) {
+                0 if !text.is_empty() => {
+                    text.remove(at.min(text.len() - 1));
+                }
+                1 => text.insert(at, alphabet[rng.below(alphabet.len())]),
+                2 if !text.is_empty() => {
+                    let i = at.min(text.len() - 1);
+                    text[i] = alphabet[rng.below(alphabet.len())];
+                }
+                _ => text.truncate(at),
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        if let Ok(config) = NodeConfig::from_toml_str(&text) {
+            config.validate().expect("a parsed config is valid");
+            accepted += 1;
+        }
+    }
+    assert!(accepted > 0, "some mutations keep the config valid");
+}
+
+#[tokio::test]
+async fn manual_clock_wakes_waiters_when_moved() {
+    let clock = ManualClock::new(1_000);
+    let waiter = {
+        let clock = clock.clone();
+        tokio::spawn(async move { clock.wait_until_ms(5_000).await })
+    };
+    clock.advance(Duration::from_millis(1_000));
+    assert!(!waiter.is_finished());
+    clock.set_ms(5_000);
+    tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken").expect("task");
+    assert_eq!(clock.now_secs(), 5);
+}
