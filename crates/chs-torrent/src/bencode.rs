@@ -185,8 +185,11 @@ impl Decoder<'_> {
         }
         let digits = &self.input[start..self.pos];
         let text = std::str::from_utf8(digits).map_err(|_| self.err("non-ASCII integer"))?;
-        let canonical =
-            text == "0" || (!text.starts_with('0') && !text.starts_with("-0") && !text.is_empty() && text != "-");
+        // Canonical: `0`, or an optional `-` then digits without a leading zero. `+` is not
+        // bencode even though `i64::from_str` takes it (found by the `torrent_meta` fuzz target).
+        let magnitude = text.strip_prefix('-').unwrap_or(text);
+        let canonical = text == "0"
+            || (!magnitude.is_empty() && magnitude.bytes().all(|b| b.is_ascii_digit()) && !magnitude.starts_with('0'));
         if !canonical {
             return Err(self.err("non-canonical integer"));
         }

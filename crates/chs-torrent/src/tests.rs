@@ -41,6 +41,18 @@ fn bencode_rejects_bad_input() {
     assert!(Value::decode(deep.as_bytes()).is_err());
 }
 
+/// Found by the `torrent_meta` fuzz target: `i+1e` decoded to 1 (Rust's `i64::from_str` takes a
+/// `+`), so a strictly decoded value did not re-encode to its bytes.
+#[test]
+fn bencode_rejects_signs_other_than_a_single_minus() {
+    for bad in [&b"i+1e"[..], b"i+0e", b"i--1e", b"i-+1e", b"i-e", b"i1-e", b"i 1e", b"d12:piece lengthi+204800ee"] {
+        assert!(Value::decode(bad).is_err(), "{:?} must be rejected", String::from_utf8_lossy(bad));
+    }
+    for good in [&b"i0e"[..], b"i-1e", b"i1234e", b"i-9223372036854775808e"] {
+        assert_eq!(Value::decode(good).expect("decodes").encode(), good);
+    }
+}
+
 #[test]
 fn vector_info_dict_and_torrent_bytes_match_golden() {
     let meta = TorrentMeta::from_dir(&vector_dir(), DEFAULT_PIECE_LENGTH).expect("builds");
