@@ -8,7 +8,11 @@ use xshell::{Shell, cmd};
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(root);
-    step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
+    step("fmt", || {
+        cmd!(sh, "cargo fmt --all -- --check").run()?;
+        // fuzz/ is a standalone crate (not a workspace member).
+        Ok(cmd!(sh, "cargo fmt --manifest-path fuzz/Cargo.toml -- --check").run()?)
+    })?;
     step("codegen --check", || crate::codegen::run(root, true))?;
     step("layering", || crate::layering::check(root))?;
     step("tidy", || crate::tidy::check(root))?;

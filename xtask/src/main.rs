@@ -4,6 +4,8 @@
 mod bench;
 mod ci;
 mod codegen;
+mod fuzz;
+mod interop;
 mod layering;
 mod tidy;
 
@@ -24,8 +26,12 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci::run(&root),
         Some("bench") => bench::run(&root, rest.first().copied()),
         Some("layering") => layering::check(&root),
+        Some("fuzz") => fuzz::run(&root, &rest),
+        Some("interop") => interop::run(&root),
         _ => {
-            eprintln!("usage: cargo xtask <codegen [--check] | ci | bench [name] | interop | fuzz>");
+            eprintln!(
+                "usage: cargo xtask <codegen [--check] | ci | bench [name] | interop | fuzz [target] [--seconds N]>"
+            );
             std::process::exit(2)
         }
     }
