@@ -440,3 +440,59 @@ async fn locked_database_during_import_is_retried_without_loss() {
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// A seeder serving a corrupted piece, then vanishing: the member drops it (SHA-1 per piece),
+/// fetches from another member that re-seeds, and imports exactly the owner's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "corrupt").expect("community");
+    let end = now_ms() - HOUR_MS;
+    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 400, 4, 51).expect("history");
+    let a_dir = dir.path().join("member-a");
+    join_member(&a_dir, &id).expect("join");
+    let a = start(&a_dir, &clock, vec![]).await;
+    let mut a_signals = a.handle().signals();
+    let owner = start(&owner_dir, &clock, vec![a.handle().waku().listen_addrs().await.expect("addrs").remove(0)]).await;
+    wait_for(&mut a_signals, STEP, "member A's download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("A downloaded");
+    let owner_rows = {
+        let store = Store::open(&owner_dir.join("chs.db")).expect("store");
+        chs_node::demo::history_fingerprint(&store, &id).expect("rows")
+    };
+
+    // Corrupt one byte inside the first archive of the owner's seeded `data`.
+    let data = owner_dir.join("archives").join(id.to_string()).join(chs_archive::DATA_FILE);
+    let mut bytes = std::fs::read(&data).expect("data");
+    bytes[100] ^= 0xff;
+    std::fs::write(&data, &bytes).expect("corrupt");
+
+    // Member B knows A as a peer; the owner's link names the owner.
+    let b_dir = dir.path().join("member-b");
+    join_member(&b_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&b_dir);
+    config.torrent.peers = a.handle().torrent_addr().into_iter().collect();
+    config.waku.bootstrap = vec![owner.handle().waku().listen_addrs().await.expect("addrs").remove(0)];
+    let b = Node::start(config, Arc::new(clock.clone())).await.expect("member B");
+    let mut b_signals = b.handle().signals();
+    wait_for(&mut b_signals, STEP, "B's start", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesStarted { .. }).then_some(())
+    })
+    .await
+    .expect("B starts");
+    owner.shutdown().await; // the (corrupt) seeder vanishes mid-transfer
+    wait_for(&mut b_signals, STEP, "B's download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("B completes from A");
+    let b_rows = b.handle().with_store(move |_, s| chs_node::demo::history_fingerprint(s, &id)).await.expect("rows");
+    assert_eq!(b_rows, owner_rows, "verified pieces only: B's history is the owner's");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -260,7 +260,20 @@ async fn download(
     let index = decode_index(&index_bytes)?;
     let id2 = id;
     let index2 = index.clone();
-    let missing = shared.db(move |c, s| Ok(c.missing_archives(s, &id2, &index2, Strategy::All)?)).await?;
+    // What to fetch and import: every archive not imported yet, including those recorded as
+    // downloaded by a run that died before importing them (a failed import is not retried here:
+    // the same bytes would fail again; it stays recorded with its error).
+    let missing = shared
+        .db(move |c, s| {
+            let done: BTreeSet<String> = c
+                .archive_records(s, &id2)?
+                .into_iter()
+                .filter(|r| r.imported || r.import_failures > 0)
+                .map(|r| r.archive_id)
+                .collect();
+            Ok(chs_community::missing_archives(&index2, &done, Strategy::All))
+        })
+        .await?;
     shared.bus.publish(Signal::HistoryArchiveIndexFetched {
         community_id: key.clone(),
         archives: index.archives.len(),
@@ -297,7 +310,8 @@ async fn download(
         let (id2, key2) = (id, key.clone());
         let imported = shared
             .db(move |c, s| {
-                c.record_downloaded_archive(s, &id2, &archive_id, m.from, m.to)?;
+                // The import records the archive as downloaded and imported in one transaction, so a
+                // crash leaves it either imported or still missing (never recorded-but-lost).
                 let result = decode_archive(&bytes).map_err(NodeError::from).and_then(|archive| {
                     let metadata = archive.metadata.unwrap_or_default();
                     if metadata.from != m.from || metadata.to != m.to {
@@ -316,6 +330,7 @@ async fn download(
                 match result {
                     Ok(report) => Ok(Ok(report.messages)),
                     Err(e) => {
+                        c.record_downloaded_archive(s, &id2, &archive_id, m.from, m.to)?;
                         c.record_import_failure(s, &id2, &archive_id, &e.chain())?;
                         Ok(Err((key2, archive_id, e.chain())))
                     }
