@@ -3,9 +3,9 @@
 //!
 //! A [`Node`] owns one SQLite store, one torrent session and one Waku relay node, and runs:
 //!
-//! * per community it **controls**: an archive task ([`owner`](crate::owner)-side: seed the
-//!   existing torrent, catch up on missed windows, build one archive per interval, seed only the
-//!   latest torrent) and live capture of the community's chat messages into the store;
+//! * per community it **controls**: an archive task (seed the existing torrent, catch up on
+//!   missed windows, build one archive per interval, seed only the latest torrent) and live
+//!   capture of the community's chat messages into the store;
 //! * the **magnetlink dispatcher**: on [`Signal::HistoryArchivesSeeding`] of a controlled
 //!   community, publish the signed magnetlink on the community's pubsub topic;
 //! * per community it has **joined**: the member pipeline (verdict, debounce, index first, missing
@@ -13,7 +13,7 @@
 //!
 //! Everything that happens is a [`Signal`] on the node's bus ([`NodeHandle::signals`]).
 //! The `chs` binary runs a node from a TOML file ([`NodeConfig::from_file`]) and the
-//! [`demo`](crate::demo).
+//! [`demo`].
 
 mod capture;
 pub mod clock;
