@@ -176,28 +176,9 @@ impl Store {
         topics: &[Topic],
         from_secs: u64,
         to_secs: u64,
-        mut f: impl FnMut(StoredMessage) -> Result<ControlFlow<()>, E>,
+        f: impl FnMut(StoredMessage) -> Result<ControlFlow<()>, E>,
     ) -> Result<(), ScanError<E>> {
-        if topics.is_empty() || from_secs >= to_secs {
-            return Ok(());
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM messages WHERE timestamp >= ?1 AND timestamp < ?2 AND +topic IN ({}) \
-             ORDER BY timestamp, topic, rowid",
-            placeholders(3, topics.len())
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
-        let mut values: Vec<rusqlite::types::Value> = vec![clamp_i64(from_secs).into(), clamp_i64(to_secs).into()];
-        values.extend(topics.iter().map(|t| rusqlite::types::Value::Blob(t.to_vec())));
-        let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(StoreError::from)?;
-        while let Some(row) = rows.next().map_err(StoreError::from)? {
-            let msg = message::from_row(row)?;
-            match f(msg).map_err(ScanError::Callback)? {
-                ControlFlow::Continue(()) => {}
-                ControlFlow::Break(()) => break,
-            }
-        }
-        Ok(())
+        self.scan_range(COLUMNS, topics, from_secs, to_secs, message::from_row, f)
     }
 
     /// Collects a range into memory (for small ranges and tests; prefer [`Store::for_each_in_range`]).
@@ -233,14 +214,29 @@ impl Store {
         topics: &[Topic],
         from_secs: u64,
         to_secs: u64,
-        mut f: impl FnMut(chs_proto::protobuf::WakuMessage) -> Result<ControlFlow<()>, E>,
+        f: impl FnMut(chs_proto::protobuf::WakuMessage) -> Result<ControlFlow<()>, E>,
+    ) -> Result<(), ScanError<E>> {
+        let columns = "hash, topic, timestamp_ns, payload, padding, sig, third_party_id";
+        self.scan_range(columns, topics, from_secs, to_secs, message::archived_from_row, f)
+    }
+
+    /// The range scan behind both `for_each_*_in_range`: `columns` of the rows on `topics` with
+    /// `from_secs <= timestamp < to_secs`, in `timestamp, topic, rowid` order, each mapped by `map`.
+    fn scan_range<T, E>(
+        &self,
+        columns: &str,
+        topics: &[Topic],
+        from_secs: u64,
+        to_secs: u64,
+        map: fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+        mut f: impl FnMut(T) -> Result<ControlFlow<()>, E>,
     ) -> Result<(), ScanError<E>> {
         if topics.is_empty() || from_secs >= to_secs {
             return Ok(());
         }
         let sql = format!(
-            "SELECT hash, topic, timestamp_ns, payload, padding, sig, third_party_id FROM messages \
-             WHERE timestamp >= ?1 AND timestamp < ?2 AND +topic IN ({}) ORDER BY timestamp, topic, rowid",
+            "SELECT {columns} FROM messages WHERE timestamp >= ?1 AND timestamp < ?2 AND +topic IN ({}) \
+             ORDER BY timestamp, topic, rowid",
             placeholders(3, topics.len())
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
@@ -248,8 +244,7 @@ impl Store {
         values.extend(topics.iter().map(|t| rusqlite::types::Value::Blob(t.to_vec())));
         let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
-            let msg = message::archived_from_row(row)?;
-            match f(msg).map_err(ScanError::Callback)? {
+            match f(map(row)?).map_err(ScanError::Callback)? {
                 ControlFlow::Continue(()) => {}
                 ControlFlow::Break(()) => break,
             }
