@@ -10,14 +10,8 @@ use chs_node::{ManualClock, Node, NodeConfig, Signal};
 use chs_store::Store;
 use chs_torrent::{Magnet, TorrentMeta, TorrentNode};
 
-const HOUR_MS: u64 = 3_600_000;
-const WEEK_MS: u64 = 7 * 24 * HOUR_MS;
-const STEP: Duration = Duration::from_secs(60);
-
-fn now_ms() -> u64 {
-    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
-        .expect("ms")
-}
+mod support;
+use support::{HOUR_MS, STEP, WEEK_MS, forged_magnetlink, now_ms, waku_peer};
 
 async fn start(dir: &std::path::Path, clock: &ManualClock, bootstrap: Vec<String>) -> Node {
     let mut config = NodeConfig::local(dir);
@@ -34,17 +28,7 @@ async fn publish_signed_magnetlink(owner_dir: &std::path::Path, id: &CommunityId
         let communities = Communities::open(&mut store).expect("communities");
         communities.build_magnetlink_now(&mut store, id, uri, now_ms()).expect("magnetlink")
     };
-    let node = chs_waku::WakuNode::start(chs_waku::Config {
-        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        bootstrap_peers: vec![member_addr],
-        ..chs_waku::Config::default()
-    })
-    .await
-    .expect("waku");
-    tokio::time::timeout(STEP, node.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
-        .await
-        .expect("peer")
-        .expect("running");
+    let node = waku_peer(member_addr).await;
     node.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, message).await.expect("publish");
     node.shutdown().await;
 }
@@ -238,31 +222,9 @@ async fn spec15_item22_failed_build_keeps_the_previous_torrent_seeded() {
 
 /// A forged magnetlink (right topic and chat key, wrong signer), with a fresh clock each time.
 fn forged(id: &CommunityId, n: u64) -> chs_proto::waku::WakuMessage {
-    use chs_proto::Message as _;
     let forger = chs_waku_payload::SecretKey::generate().expect("key");
-    let cache = chs_status::ChatKeyCache::new();
-    let chat_key = cache.chat_key(&id.magnetlinks_chat_id());
-    let inner = chs_proto::protobuf::CommunityMessageArchiveMagnetlink {
-        clock: now_ms() + n,
-        magnet_uri: format!("magnet:?xt=urn:btih:{}&dn=flood{n}", "cd".repeat(20)),
-    };
-    let params = chs_status::envelope::EnvelopeParams {
-        chat_key: &chat_key,
-        transport_key: &forger,
-        installation_id: "flood",
-        bundle: None,
-        timestamp_ns: i64::try_from(now_ms()).expect("ms") * 1_000_000,
-        padding: chs_waku_payload::Padding::Random,
-        nonce: chs_waku_payload::NonceSource::Random,
-    };
-    chs_status::envelope::build_status_message(
-        inner.encode_to_vec(),
-        chs_proto::ApplicationMetadataMessageType::CommunityMessageArchiveMagnetlink,
-        &forger,
-        &params,
-    )
-    .expect("builds")
-    .waku_message
+    let uri = format!("magnet:?xt=urn:btih:{}&dn=flood{n}", "cd".repeat(20));
+    forged_magnetlink(id, &forger, &uri, now_ms() + n)
 }
 
 /// A flood of forged magnetlinks is rejected one by one without stopping the member; a signed
@@ -313,17 +275,7 @@ async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
     let mut signals = member.handle().signals();
 
     // Flood.
-    let flooder = chs_waku::WakuNode::start(chs_waku::Config {
-        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        bootstrap_peers: vec![member_addr.clone()],
-        ..chs_waku::Config::default()
-    })
-    .await
-    .expect("flooder");
-    tokio::time::timeout(STEP, flooder.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
-        .await
-        .expect("peer")
-        .expect("running");
+    let flooder = waku_peer(member_addr.clone()).await;
     const FLOOD: u64 = 200;
     for n in 0..FLOOD {
         flooder.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, forged(&id, n)).await.expect("publish");
@@ -368,17 +320,7 @@ async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
             .build_magnetlink_now(&mut store, &id, "magnet:?xt=urn:btih:ef01ef01ef01ef01ef01ef01ef01ef01ef01ef01", 1)
             .expect("link")
     };
-    let replayer = chs_waku::WakuNode::start(chs_waku::Config {
-        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        bootstrap_peers: vec![member_addr],
-        ..chs_waku::Config::default()
-    })
-    .await
-    .expect("replayer");
-    tokio::time::timeout(STEP, replayer.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
-        .await
-        .expect("peer")
-        .expect("running");
+    let replayer = waku_peer(member_addr).await;
     replayer.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, stale).await.expect("publish");
     let reason = wait_for(&mut signals, STEP, "the replay rejection", |s| match s {
         Signal::MagnetlinkRejected { reason } => Some(reason.clone()),

@@ -6,22 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chs_community::CommunityId;
 use chs_node::demo::{create_owner, generate_history, history_fingerprint, join_member, wait_for};
 use chs_node::{ManualClock, Node, NodeConfig, Signal};
-use chs_proto::{ApplicationMetadataMessageType, Message as _};
-use chs_status::ChatKeyCache;
-use chs_status::envelope::{EnvelopeParams, build_status_message};
-use chs_waku_payload::{NonceSource, Padding, SecretKey};
+use chs_waku_payload::SecretKey;
 
-const HOUR_MS: u64 = 3_600_000;
-const WEEK_MS: u64 = 7 * 24 * HOUR_MS;
-const STEP: Duration = Duration::from_secs(60);
-
-fn now_ms() -> u64 {
-    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
-        .expect("ms")
-}
+mod support;
+use support::{HOUR_MS, STEP, WEEK_MS, forged_magnetlink, now_ms, waku_peer};
 
 async fn start(dir: &std::path::Path, clock: &ManualClock, bootstrap: Vec<String>) -> Node {
     let mut config = NodeConfig::local(dir);
@@ -31,31 +21,6 @@ async fn start(dir: &std::path::Path, clock: &ManualClock, bootstrap: Vec<String
 
 async fn first_addr(node: &Node) -> String {
     node.handle().waku().listen_addrs().await.expect("addrs").remove(0)
-}
-
-/// A magnetlink for the real community, on its real `-magnetlinks` topic and encrypted with its
-/// real chat key, but signed by a key that is not the community's.
-fn forged_magnetlink(id: &CommunityId, forger: &SecretKey, uri: &str, clock: u64) -> chs_proto::waku::WakuMessage {
-    let cache = ChatKeyCache::new();
-    let chat_key = cache.chat_key(&id.magnetlinks_chat_id());
-    let inner = chs_proto::protobuf::CommunityMessageArchiveMagnetlink { clock, magnet_uri: uri.to_owned() };
-    let params = EnvelopeParams {
-        chat_key: &chat_key,
-        transport_key: forger,
-        installation_id: "forger",
-        bundle: None,
-        timestamp_ns: i64::try_from(now_ms()).expect("ms") * 1_000_000,
-        padding: Padding::Random,
-        nonce: NonceSource::Random,
-    };
-    build_status_message(
-        inner.encode_to_vec(),
-        ApplicationMetadataMessageType::CommunityMessageArchiveMagnetlink,
-        forger,
-        &params,
-    )
-    .expect("forged message builds")
-    .waku_message
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -72,17 +37,7 @@ async fn forged_magnetlink_from_a_non_owner_key_is_ignored() {
     let mut signals = member.handle().signals();
 
     // The forger is a plain Waku node on the network, connected to the member.
-    let forger_node = chs_waku::WakuNode::start(chs_waku::Config {
-        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        bootstrap_peers: vec![first_addr(&member).await],
-        ..chs_waku::Config::default()
-    })
-    .await
-    .expect("forger starts");
-    tokio::time::timeout(STEP, forger_node.wait_for_topic_peers(chs_waku::DEFAULT_PUBSUB_TOPIC, 1))
-        .await
-        .expect("forger meets the member")
-        .expect("node running");
+    let forger_node = waku_peer(first_addr(&member).await).await;
     let forger = SecretKey::generate().expect("key");
     let bogus = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=evil";
     let far_future_clock = now_ms() + 10 * WEEK_MS;
