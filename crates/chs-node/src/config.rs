@@ -88,6 +88,19 @@ pub struct NodeConfig {
     pub member: MemberSection,
     /// Communities to join at start.
     pub communities: CommunitiesSection,
+    /// Fault injection for crash tests, never read from TOML (`chs node` takes it from the
+    /// `CHS_PAUSE_AT` environment variable): on reaching this point the node raises
+    /// [`Signal::FaultPaused`](crate::Signal::FaultPaused) and stops there for good, so that a
+    /// test can kill the process at exactly that step. Points of a control node, in order:
+    /// `build:<n>` (before the archive builder's `n`-th I/O step, from 0, in each build), `built`
+    /// (archives written, end date not saved), `end-saved` (end date saved, no torrent made),
+    /// `torrent-written` (`.torrent` written, not seeded), `seeded` (seeded, signal not raised),
+    /// `published` (magnetlink published on Waku). Points of a member: `metadata` (metadata
+    /// fetched and validated, index not requested), `index-fetch` (the index download is running),
+    /// `data` (the data download is running, some of its bytes on disk), `import` (before the
+    /// first archive's import transaction).
+    #[serde(skip)]
+    pub pause_at: Option<String>,
 }
 
 /// `[torrent]`: status-go's `TorrentConfig` plus peer settings.
@@ -200,6 +213,7 @@ impl Default for NodeConfig {
             archive: ArchiveSection::default(),
             member: MemberSection::default(),
             communities: CommunitiesSection::default(),
+            pause_at: None,
         }
     }
 }
@@ -369,6 +383,7 @@ impl NodeConfig {
                 ..MemberSection::default()
             },
             communities: CommunitiesSection::default(),
+            pause_at: None,
         }
     }
 }

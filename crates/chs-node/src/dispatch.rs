@@ -12,6 +12,7 @@ use chs_waku::{NodeEvent, PublishError};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::error::NodeError;
+use crate::fault;
 use crate::node::{Shared, lock};
 use crate::signal::Signal;
 
@@ -103,7 +104,7 @@ async fn publish(shared: &Arc<Shared>, community_id: &str, magnet_uri: &str) -> 
             Ok((message, c.get(s, &id)?.pubsub_topic, clock))
         })
         .await?;
-    match shared.waku.publish(&topic, message).await {
+    let result = match shared.waku.publish(&topic, message).await {
         Ok(_) => {
             shared.bus.publish(Signal::MagnetlinkPublished {
                 community_id: community_id.to_owned(),
@@ -117,5 +118,10 @@ async fn publish(shared: &Arc<Shared>, community_id: &str, magnet_uri: &str) -> 
             Ok(())
         }
         Err(e) => Err(NodeError::Task(format!("publishing the magnetlink: {e}"))),
+    };
+    // After the attempt (sent, or no peer yet), with its clock stored.
+    if fault::is_at(shared.config.pause_at.as_deref(), "published") {
+        fault::pause(&shared.bus, "published").await;
     }
+    result
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 mod dispatch;
 mod error;
+mod fault;
 mod member;
 mod node;
 mod owner;

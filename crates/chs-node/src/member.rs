@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::system_now_ms;
 use crate::error::NodeError;
+use crate::fault;
 use crate::node::{DownloadView, Shared};
 use crate::owner::backoff;
 use crate::pending::{self, Pending};
@@ -180,6 +181,15 @@ fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
             Phase::Files => "index",
             Phase::Ranges => "data",
         };
+        let pause_at = shared.config.pause_at.as_deref();
+        if (p.phase == Phase::Files && fault::is_at(pause_at, "index-fetch"))
+            || (p.phase == Phase::Ranges
+                && p.bytes_done > 0
+                && p.bytes_done < p.bytes_total
+                && fault::is_at(pause_at, "data"))
+        {
+            fault::pause_blocking(&shared.bus, pause_at.unwrap_or_default());
+        }
         shared.set_download(
             &key,
             Some(DownloadView {
@@ -253,6 +263,9 @@ async fn download(
         Err(chs_torrent::Error::Rejected(reason)) => return Err(hostile(&magnet, reason)),
         other => other?,
     };
+    if fault::is_at(config.pause_at.as_deref(), "metadata") {
+        fault::pause(&shared.bus, "metadata").await;
+    }
     let meta = download.meta().clone();
     let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
 
@@ -305,6 +318,9 @@ async fn download(
             return Err(NodeError::Cancelled);
         }
         shared.set_download(&key, Some(view("import")));
+        if archives == 0 && fault::is_at(config.pause_at.as_deref(), "import") {
+            fault::pause(&shared.bus, "import").await;
+        }
         let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
         let archive_id = m.archive_id.clone();
         let (id2, key2) = (id, key.clone());

@@ -17,6 +17,7 @@ use crate::config::Policy;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::NodeError;
+use crate::fault;
 use crate::node::Shared;
 use crate::signal::Signal;
 
@@ -131,19 +132,26 @@ async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut 
     };
     let db_path = shared.config.db_path();
     let build_dir: PathBuf = dir.to_owned();
+    let mut hook = fault::BuildPause::new(&shared.bus, pause_at(shared));
     let report = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
         // A second connection: reading in WAL mode does not block the capture task's writes.
         let store = Store::open(&db_path)?;
-        Ok(Builder::new(build_dir, options).run(&store)?)
+        Ok(Builder::new(build_dir, options).hook(&mut hook).run(&store)?)
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))??;
     if !report.oversized.is_empty() {
         tracing::warn!(community_id = %id, count = report.oversized.len(), "messages larger than the archive cap were not archived");
     }
+    if fault::is_at(pause_at(shared), "built") {
+        fault::pause(&shared.bus, "built").await;
+    }
     let end = report.archived_until.max(range.to);
     let id2 = *id;
     shared.db(move |c, s| Ok(c.save_last_archive_end_date(s, &id2, end)?)).await?;
+    if fault::is_at(pause_at(shared), "end-saved") {
+        fault::pause(&shared.bus, "end-saved").await;
+    }
     if report.archives.is_empty() {
         shared.bus.publish(Signal::NoHistoryArchivesCreated {
             community_id: id.to_string(),
@@ -180,11 +188,17 @@ async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))??;
+    if fault::is_at(pause_at(shared), "torrent-written") {
+        fault::pause(&shared.bus, "torrent-written").await;
+    }
     let key = id.to_string();
     let previous = torrent.seeded(&key);
     let unchanged = previous == Some(meta.info_hash());
     if !unchanged {
         torrent.seed(&key, dir, &meta).await?;
+    }
+    if fault::is_at(pause_at(shared), "seeded") {
+        fault::pause(&shared.bus, "seeded").await;
     }
     let fp = fingerprint(dir);
     if previous.is_some() && !unchanged {
@@ -204,6 +218,10 @@ async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool
         control_node: true,
     });
     Ok(fp)
+}
+
+fn pause_at(shared: &Shared) -> Option<&str> {
+    shared.config.pause_at.as_deref()
 }
 
 /// How long to wait before retrying after `attempt` failures.

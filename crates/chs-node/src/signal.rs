@@ -160,6 +160,12 @@ pub enum Signal {
         /// Community.
         community_id: String,
     },
+    /// Fault injection: the node reached [`NodeConfig::pause_at`](crate::NodeConfig::pause_at)
+    /// and stops there (crash tests kill it now).
+    FaultPaused {
+        /// The point reached.
+        point: String,
+    },
 }
 
 impl Signal {
@@ -167,7 +173,7 @@ impl Signal {
     #[must_use]
     pub fn community_id(&self) -> Option<&str> {
         match self {
-            Signal::MagnetlinkRejected { .. } => None,
+            Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. } => None,
             Signal::HistoryArchivesCreated { community_id, .. }
             | Signal::NoHistoryArchivesCreated { community_id, .. }
             | Signal::HistoryArchivesFailed { community_id, .. }

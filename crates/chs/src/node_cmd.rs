@@ -66,6 +66,8 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 args.config.context("`chs node` needs --config FILE (write one with `chs node init --config FILE`)")?;
             let mut config = NodeConfig::from_file(&path)?;
             config.waku.bootstrap.extend(args.bootstrap);
+            // Crash tests only: stop at this step so that the test can kill -9 the process there.
+            config.pause_at = std::env::var("CHS_PAUSE_AT").ok().filter(|p| !p.is_empty());
             util::runtime()?.block_on(daemon(config))
         }
     }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Proc, TIMEOUT, p, run};
+use support::{Proc, TIMEOUT, demo_setup, p, run};
 
 fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
@@ -17,22 +17,7 @@ fn is_type(line: &str, t: &str) -> bool {
 #[test]
 fn member_killed_mid_import_resumes_after_restart_and_gets_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let setup = run([
-        "demo",
-        "--setup",
-        p(dir.path()),
-        "--members",
-        "1",
-        "--weeks",
-        "4",
-        "--messages-per-week",
-        "300",
-        "--debounce",
-        "0",
-        "--json",
-    ])
-    .ok()
-    .json();
+    let setup = demo_setup(dir.path(), 1, 4, 300);
     let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
     let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
 

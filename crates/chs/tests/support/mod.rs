@@ -70,8 +70,20 @@ impl Proc {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        Proc::spawn_env(args, [] as [(&str, &str); 0])
+    }
+
+    /// [`Proc::spawn`] with extra environment variables.
+    pub(crate) fn spawn_env<I, S, E, K, V>(args: I, envs: E) -> Proc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+        E: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
         let mut cmd = chs();
-        cmd.args(args);
+        cmd.args(args).envs(envs);
         let what = format!("{cmd:?}");
         let mut child = cmd
             .stdin(Stdio::null())
@@ -193,3 +205,25 @@ pub(crate) fn p(path: &Path) -> &str {
 }
 
 pub(crate) const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample-messages.ndjson");
+
+/// `chs demo --setup DIR` (debounce 0): an owner folder with `weeks × per_week` stored messages and
+/// `members` member folders, each with its `chs.toml`; returns the printed JSON.
+pub(crate) fn demo_setup(dir: &Path, members: usize, weeks: u32, per_week: usize) -> serde_json::Value {
+    let (members, weeks, per_week) = (members.to_string(), weeks.to_string(), per_week.to_string());
+    run([
+        "demo",
+        "--setup",
+        p(dir),
+        "--members",
+        &members,
+        "--weeks",
+        &weeks,
+        "--messages-per-week",
+        &per_week,
+        "--debounce",
+        "0",
+        "--json",
+    ])
+    .ok()
+    .json()
+}

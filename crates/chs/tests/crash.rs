@@ -1,0 +1,181 @@
+//! `kill -9` at every step (issue 8, fault tests): real `chs node` processes stopped at a named
+//! step (`CHS_PAUSE_AT`, see `NodeConfig::pause_at`) and killed there with SIGKILL. Each case
+//! ends with: no stored message lost, the folder and database consistent, and the work completed
+//! by a restarted process (the owner seeds byte-identical archives; the member imports all of
+//! them, exactly once).
+
+#![allow(clippy::unwrap_used)] // a panic is a test failure
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{Proc, TIMEOUT, demo_setup, p, run};
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+fn is_type(line: &str, t: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == t)
+}
+
+/// The `btih` of a magnet link (its peer hint changes with every process).
+fn info_hash(magnet: &str) -> String {
+    let start = magnet.find("btih:").unwrap_or_else(|| panic!("no btih in {magnet}")) + 5;
+    magnet[start..].split('&').next().unwrap_or_default().to_ascii_lowercase()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn status(config: &str) -> serde_json::Value {
+    let status = run(["node", "status", "--config", config, "--json"]).ok().json();
+    assert_eq!(status["running"], false, "read after the kill: {status}");
+    status["communities"][0].clone()
+}
+
+struct OwnerCase {
+    root: PathBuf,
+    pristine: PathBuf,
+    community_id: String,
+    messages: u64,
+}
+
+impl OwnerCase {
+    /// A fresh copy of the owner's folder as prepared (messages stored, nothing archived yet).
+    fn fresh(&self, name: &str) -> String {
+        let dir = self.root.join(name);
+        copy_dir(&self.pristine, &dir);
+        p(&dir.join("chs.toml")).to_owned()
+    }
+
+    /// Starts the owner, paused at `point` if given; returns it and the first line that is either
+    /// `faultPaused` or `historyArchivesSeeding`.
+    fn start(config: &str, point: Option<&str>) -> (Proc, serde_json::Value) {
+        let env: Vec<(&str, &str)> = point.map(|p| ("CHS_PAUSE_AT", p)).into_iter().collect();
+        let mut owner = Proc::spawn_env(["node", "--config", config], env);
+        let line = owner.wait_line(TIMEOUT, |l| is_type(l, "faultPaused") || is_type(l, "historyArchivesSeeding"));
+        (owner, json(&line))
+    }
+
+    /// Kill -9 at `point`, then check and complete the work with a restart: the restarted owner
+    /// ends up seeding the `reference` torrent (byte-identical archives). It may first seed what
+    /// the killed one had committed (status-go too seeds the existing torrent at start); it must
+    /// never fail a build or seed anything else after the reference.
+    fn kill_and_recover(&self, config: &str, owner: Proc, point: &str, reference: &str) {
+        owner.kill();
+        let before = status(config);
+        assert_eq!(before["stored_messages"], self.messages, "killed at {point}: no stored message lost: {before}");
+        let mut owner = Proc::spawn(["node", "--config", config]);
+        let mut seeded = Vec::new();
+        while seeded.last().map(String::as_str) != Some(reference) {
+            let line =
+                json(&owner.wait_line(TIMEOUT, |l| {
+                    is_type(l, "historyArchivesSeeding") || is_type(l, "historyArchivesFailed")
+                }));
+            assert_eq!(line["type"], "historyArchivesSeeding", "after a kill at {point}: {line}");
+            seeded.push(info_hash(line["magnet_uri"].as_str().unwrap()));
+            assert!(seeded.len() <= 2, "killed at {point}: seeded {seeded:?}, the reference is {reference}");
+        }
+        owner.kill();
+        let archives = Path::new(config).parent().unwrap().join("archives").join(&self.community_id);
+        run(["archive", "verify", p(&archives)]).ok();
+        let after = status(config);
+        assert_eq!(after["stored_messages"], self.messages, "killed at {point}: {after}");
+    }
+}
+
+#[test]
+fn owner_killed_at_every_step_of_archive_creation_and_seeding_completes_identically_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("setup");
+    let setup = demo_setup(&base, 1, 2, 120);
+    let case = OwnerCase {
+        root: dir.path().to_owned(),
+        pristine: Path::new(setup["owner_config"].as_str().unwrap()).parent().unwrap().to_owned(),
+        community_id: setup["community_id"].as_str().unwrap().to_owned(),
+        messages: setup["messages"].as_u64().unwrap(),
+    };
+
+    // Reference: an owner that is never interrupted.
+    let config = case.fresh("reference");
+    let (owner, line) = OwnerCase::start(&config, None);
+    let reference = info_hash(line["magnet_uri"].as_str().unwrap());
+    owner.kill();
+
+    // Every I/O step of the archive build, until a build runs past the last one.
+    let mut build_steps = 0;
+    loop {
+        let point = format!("build:{build_steps}");
+        let config = case.fresh(&point.replace(':', "-"));
+        let (owner, line) = OwnerCase::start(&config, Some(&point));
+        if line["type"] == "historyArchivesSeeding" {
+            owner.kill();
+            break;
+        }
+        assert_eq!(line["point"], point.as_str());
+        case.kill_and_recover(&config, owner, &point, &reference);
+        build_steps += 1;
+    }
+    // 2 archives: header + padding each, then data sync, index temp/sync/rename, dir sync.
+    assert!(build_steps >= 8, "the build has more steps than were reached: {build_steps}");
+
+    for point in ["built", "end-saved", "torrent-written", "seeded", "published"] {
+        let config = case.fresh(point);
+        let mut owner = Proc::spawn_env(["node", "--config", &config], [("CHS_PAUSE_AT", point)]);
+        let line = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "faultPaused")));
+        assert_eq!(line["point"], point, "{line}");
+        case.kill_and_recover(&config, owner, point, &reference);
+    }
+}
+
+#[test]
+fn member_killed_during_metadata_index_data_and_import_completes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let points = ["metadata", "index-fetch", "data", "import"];
+    let setup = demo_setup(dir.path(), points.len(), 4, 300);
+    let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
+    let messages = setup["messages"].as_u64().unwrap();
+    let mut owner = Proc::spawn(["node", "--config", &owner_cfg]);
+    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let owner_addr = started["waku"][0].as_str().unwrap().to_owned();
+    owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding"));
+
+    for (i, point) in points.into_iter().enumerate() {
+        let member_cfg = setup["member_configs"][i].as_str().unwrap().to_owned();
+        let mut member =
+            Proc::spawn_env(["node", "--config", &member_cfg, "--bootstrap", &owner_addr], [("CHS_PAUSE_AT", point)]);
+        let paused = json(&member.wait_line(TIMEOUT, |l| is_type(l, "faultPaused")));
+        assert_eq!(paused["point"], point);
+        member.kill();
+
+        // Killed before any import transaction: nothing imported, nothing half-imported, and the
+        // accepted link is still pending.
+        let killed = status(&member_cfg);
+        assert_eq!((killed["imported_archives"].as_u64(), killed["stored_messages"].as_u64()), (Some(0), Some(0)));
+        assert!(!killed["pending_magnetlink"].is_null(), "killed at {point}: the link is kept: {killed}");
+
+        let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
+        let index = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveIndexFetched")));
+        assert_eq!((index["archives"].as_u64(), index["missing"].as_u64()), (Some(4), Some(4)), "{point}");
+        let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+        assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(4), Some(messages)), "{point}");
+        member.kill();
+        let after = status(&member_cfg);
+        assert_eq!(after["imported_archives"], 4, "killed at {point}: {after}");
+        assert_eq!(after["stored_messages"], messages, "killed at {point}: every message exactly once: {after}");
+        assert!(after["pending_magnetlink"].is_null(), "{after}");
+    }
+    owner.kill();
+}
