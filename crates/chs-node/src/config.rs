@@ -177,6 +177,9 @@ pub struct ArchiveSection {
     /// (`chs archive build` on this node's database): new ones are seeded and announced.
     #[serde(with = "duration_text")]
     pub watch_interval: Duration,
+    /// After a failed build (e.g. disk full), plan again this much later.
+    #[serde(with = "duration_text")]
+    pub retry_after_failure: Duration,
 }
 
 /// `[member]`.
@@ -255,6 +258,7 @@ impl Default for ArchiveSection {
             piece_length: chs_torrent::DEFAULT_PIECE_LENGTH,
             policy: Policy::WholeIntervals,
             watch_interval: Duration::from_secs(10),
+            retry_after_failure: Duration::from_secs(60),
         }
     }
 }
@@ -329,6 +333,12 @@ impl NodeConfig {
         }
         if self.waku.heartbeat.is_zero() {
             return Err(ConfigError::Value { key: "waku.heartbeat", message: "must be more than 0".into() });
+        }
+        if self.archive.retry_after_failure.is_zero() {
+            return Err(ConfigError::Value {
+                key: "archive.retry_after_failure",
+                message: "must be more than 0".into(),
+            });
         }
         if self.archive.watch_interval.is_zero() {
             return Err(ConfigError::Value { key: "archive.watch_interval", message: "must be more than 0".into() });

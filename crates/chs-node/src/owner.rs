@@ -21,9 +21,6 @@ use crate::fault;
 use crate::node::Shared;
 use crate::signal::Signal;
 
-/// Delay before the next attempt after a failed cycle.
-const RETRY_AFTER_FAILURE_SECS: u64 = 60;
-
 /// What identifies the archive folder's content cheaply: (index length, index mtime, data length).
 type Fingerprint = Option<(u64, SystemTime, u64)>;
 
@@ -57,7 +54,7 @@ pub(crate) async fn run(
             Ok(next) => next,
             Err(e) => {
                 shared.bus.publish(Signal::HistoryArchivesFailed { community_id: id.to_string(), error: e.chain() });
-                shared.clock.now_secs().saturating_add(RETRY_AFTER_FAILURE_SECS)
+                shared.clock.now_secs().saturating_add(shared.config.archive.retry_after_failure.as_secs().max(1))
             }
         };
         tracing::debug!(community_id = %id, next_run_at = next, "archive task waiting");

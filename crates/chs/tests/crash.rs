@@ -4,7 +4,7 @@
 //! by a restarted process (the owner seeds byte-identical archives; the member imports all of
 //! them, exactly once).
 
-#![allow(clippy::unwrap_used)] // a panic is a test failure
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)] // a panic is a test failure; the child reports on stdout
 
 mod support;
 
@@ -178,4 +178,134 @@ fn member_killed_during_metadata_index_data_and_import_completes_after_restart()
         assert!(after["pending_magnetlink"].is_null(), "{after}");
     }
     owner.kill();
+}
+
+const DISK_FULL_CHILD: &str = "CHS_DISK_FULL_CHILD_DIR";
+const DISK_FULL_DONE: &str = "CHS-DISK-FULL-SCENARIO-DONE";
+const TEST_NAME: &str = "disk_full_on_the_data_dir_fails_cleanly_and_completes_once_space_is_freed";
+
+/// Bytes still free on the file system of `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = std::process::Command::new("stat").args(["-f", "-c", "%a %S", p(dir)]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut it = text.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+    it.next().unwrap() * it.next().unwrap()
+}
+
+/// Fills the file system of `dir` with a ballast file until only about `leave` bytes are free.
+fn fill(dir: &Path, leave: u64) -> PathBuf {
+    use std::io::Write as _;
+    let ballast = dir.join("ballast");
+    let mut file = std::fs::File::create(&ballast).unwrap();
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut todo = free_bytes(dir).saturating_sub(leave);
+    while todo > 0 {
+        let n = todo.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n]).unwrap();
+        todo -= n as u64;
+    }
+    file.sync_all().unwrap();
+    assert!(free_bytes(dir) <= leave + 64 * 1024, "ballast written: {} bytes free", free_bytes(dir));
+    ballast
+}
+
+/// Replaces the value of `key` (written by `chs demo --setup` with every key spelled out).
+fn set_key(config: &str, key: &str, value: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let prefix = format!("{key} = ");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{config} has no {key}"));
+    std::fs::write(config, text.replacen(line, &format!("{prefix}{value}"), 1)).unwrap();
+}
+
+/// Runs inside a private mount namespace (`unshare -rm`), where `fs` is a small tmpfs holding
+/// the owner's and the member's whole data folders.
+fn disk_full_child(root: &Path) {
+    let fs = root.join("fs");
+    std::fs::create_dir_all(&fs).unwrap();
+    let mount =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=12m", "tmpfs", p(&fs)]).output().unwrap();
+    assert!(mount.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&mount.stderr));
+
+    let setup = demo_setup(&fs.join("setup"), 1, 4, 300);
+    let messages = setup["messages"].as_u64().unwrap();
+    let community_id = setup["community_id"].as_str().unwrap().to_owned();
+    let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
+    let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
+    // Reference: the same owner folder on the ordinary disk, never short of space.
+    let reference_dir = root.join("reference");
+    copy_dir(Path::new(&owner_cfg).parent().unwrap(), &reference_dir);
+    let (owner, line) = OwnerCase::start(p(&reference_dir.join("chs.toml")), None);
+    let reference = info_hash(line["magnet_uri"].as_str().unwrap());
+    owner.kill();
+    set_key(&owner_cfg, "retry_after_failure", "\"1s\"");
+
+    // Owner: the archive build hits ENOSPC. The node reports it, keeps running, loses nothing.
+    let ballast = fill(&fs, 150 * 1024);
+    let mut owner = Proc::spawn(["node", "--config", &owner_cfg]);
+    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let owner_addr = started["waku"][0].as_str().unwrap().to_owned();
+    let failed = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesFailed")));
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("No space left on device"), "names the cause: {error}");
+    println!("owner: {failed}");
+    let live = run(["node", "status", "--config", &owner_cfg, "--json"]).ok().json();
+    assert_eq!(live["communities"][0]["stored_messages"], messages, "no stored message lost: {live}");
+    // Space comes back: the next attempt repairs the folder and seeds the reference bytes.
+    std::fs::remove_file(&ballast).unwrap();
+    let mut seeded = Vec::new();
+    while seeded.last() != Some(&reference) {
+        let line = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding")));
+        seeded.push(info_hash(line["magnet_uri"].as_str().unwrap()));
+        assert!(seeded.len() <= 2, "seeded {seeded:?}, the reference is {reference}");
+    }
+    let archives = Path::new(&owner_cfg).parent().unwrap().join("archives").join(&community_id);
+    run(["archive", "verify", p(&archives)]).ok();
+
+    // Member: its download hits ENOSPC; it retries; once space is back it imports everything once.
+    let ballast = fill(&fs, 150 * 1024);
+    let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
+    let failed = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveDownloadFailed")));
+    assert!(failed["retry_in_ms"].as_u64().unwrap() > 0, "retried: {failed}");
+    assert!(failed["error"].as_str().unwrap().contains("No space left on device"), "names the cause: {failed}");
+    println!("member: {failed}");
+    std::fs::remove_file(&ballast).unwrap();
+    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(4), Some(messages)), "{done}");
+    member.kill();
+    owner.kill();
+    let after = status(&member_cfg);
+    assert_eq!((after["imported_archives"].as_u64(), after["stored_messages"].as_u64()), (Some(4), Some(messages)));
+    println!("{DISK_FULL_DONE}");
+}
+
+/// Disk full, for real: the data folders live on a 12 MB tmpfs, filled up with a ballast file
+/// (in a private mount namespace made by `unshare -rm`, so no privilege on the host is needed).
+/// Set `CHS_NO_TMPFS=1` where user namespaces are not allowed (`.ci/run` does so after a failed
+/// probe, and says so).
+#[test]
+fn disk_full_on_the_data_dir_fails_cleanly_and_completes_once_space_is_freed() {
+    if let Ok(dir) = std::env::var(DISK_FULL_CHILD) {
+        disk_full_child(Path::new(&dir));
+        return;
+    }
+    if std::env::var_os("CHS_NO_TMPFS").is_some() {
+        eprintln!("SKIPPED: CHS_NO_TMPFS is set (no user namespaces for a tmpfs here)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("unshare")
+        .arg("-rm")
+        .arg(&exe)
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(DISK_FULL_CHILD, dir.path())
+        .output()
+        .expect("running unshare (util-linux)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains(DISK_FULL_DONE),
+        "{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    eprintln!("{stdout}");
 }
