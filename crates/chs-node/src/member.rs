@@ -55,8 +55,13 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
     // A link accepted before a restart is resumed at once.
     let mut deadline: Option<Instant> = pending.as_ref().map(|_| Instant::now());
     let mut running: Option<Running> = None;
+    // Messages whose verdict could not be reached (database unavailable), judged again later.
+    let mut deferred: Vec<(ReceivedMessage, u32)> = Vec::new();
+    let mut verdict_retry_at: Option<Instant> = None;
+    let mut accepted: Vec<(u64, String)> = Vec::new();
     loop {
         let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let retry_wake = verdict_retry_at.unwrap_or(wake);
         tokio::select! {
             biased;
             () = cancel.cancelled() => {
@@ -92,24 +97,27 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 }
                 shared.set_download(&id.to_string(), None);
             }
+            () = tokio::time::sleep_until(retry_wake.into()), if verdict_retry_at.is_some() => {
+                // Messages whose verdict failed (database unavailable): judged again, in order.
+                verdict_retry_at = None;
+                for (message, attempt) in std::mem::take(&mut deferred) {
+                    match verdict(&shared, message).await {
+                        Outcome::Accepted(clock, uri) => accepted.push((clock, uri)),
+                        Outcome::Rejected => {}
+                        Outcome::Failed(message, error) => {
+                            defer(&shared, &id, &mut deferred, &mut verdict_retry_at, *message, attempt + 1, &error);
+                        }
+                    }
+                }
+            }
             message = rx.recv() => {
                 let Some(message) = message else { return };
-                let Some((clock, magnet_uri)) = verdict(&shared, message).await else { continue };
-                let same_running = running.as_ref().is_some_and(|r| r.pending.magnet_uri == magnet_uri);
-                let same_pending = pending.as_ref().is_some_and(|(p, _)| p.magnet_uri == magnet_uri);
-                if same_running || same_pending {
-                    continue;
-                }
-                let p = Pending { magnet_uri, clock };
-                let (id2, p2) = (id, p.clone());
-                if let Err(e) = shared.db(move |_, s| pending::save(s, &id2, &p2, system_now_ms())).await {
-                    tracing::error!(community_id = %id, error = %e.chain(), "cannot record the pending magnetlink");
-                }
-                pending = Some((p, 0));
-                deadline = Some(Instant::now() + debounce);
-                if let Some(r) = &running {
-                    tracing::info!(community_id = %id, "newer magnetlink: cancelling the current download");
-                    r.cancel.cancel();
+                match verdict(&shared, message).await {
+                    Outcome::Accepted(clock, uri) => accepted.push((clock, uri)),
+                    Outcome::Rejected => {}
+                    Outcome::Failed(message, error) => {
+                        defer(&shared, &id, &mut deferred, &mut verdict_retry_at, *message, 1, &error);
+                    }
                 }
             }
             () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
@@ -121,11 +129,74 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 }
             }
         }
+        for (clock, magnet_uri) in accepted.drain(..) {
+            let same_running = running.as_ref().is_some_and(|r| r.pending.magnet_uri == magnet_uri);
+            let same_pending = pending.as_ref().is_some_and(|(p, _)| p.magnet_uri == magnet_uri);
+            if same_running || same_pending {
+                continue;
+            }
+            let p = Pending { magnet_uri, clock };
+            let (id2, p2) = (id, p.clone());
+            if let Err(e) = shared.db(move |_, s| pending::save(s, &id2, &p2, system_now_ms())).await {
+                tracing::error!(community_id = %id, error = %e.chain(), "cannot record the pending magnetlink");
+            }
+            pending = Some((p, 0));
+            deadline = Some(Instant::now() + debounce);
+            if let Some(r) = &running {
+                tracing::info!(community_id = %id, "newer magnetlink: cancelling the current download");
+                r.cancel.cancel();
+            }
+        }
     }
 }
 
-/// The community manager's verdict; `Some((clock, uri))` if accepted.
-async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64, String)> {
+/// Keeps a message whose verdict failed for a later attempt (`retry_backoff`, doubling, at most
+/// 60 s apart), or gives up on it after `max_attempts` (the owner announces again when peers
+/// subscribe or it restarts).
+fn defer(
+    shared: &Shared,
+    id: &CommunityId,
+    deferred: &mut Vec<(ReceivedMessage, u32)>,
+    retry_at: &mut Option<Instant>,
+    message: ReceivedMessage,
+    attempt: u32,
+    error: &str,
+) {
+    let retry = attempt < shared.config.member.max_attempts;
+    let delay = backoff(shared.config.member.retry_backoff, attempt).min(Duration::from_secs(60));
+    shared.bus.publish(Signal::MagnetlinkVerdictFailed {
+        community_id: id.to_string(),
+        error: error.to_owned(),
+        attempt,
+        retry_in_ms: if retry { u64::try_from(delay.as_millis()).unwrap_or(u64::MAX) } else { 0 },
+    });
+    if !retry {
+        return;
+    }
+    if deferred.len() == MAX_DEFERRED {
+        deferred.remove(0);
+    }
+    deferred.push((message, attempt));
+    let at = Instant::now() + delay;
+    *retry_at = Some(retry_at.map_or(at, |t| t.min(at)));
+}
+
+/// What became of a received magnetlink message.
+enum Outcome {
+    /// Accepted: (clock, magnet URI).
+    Accepted(u64, String),
+    /// Rejected by the rules (forged, stale, fetched already...).
+    Rejected,
+    /// No verdict: the database failed (e.g. locked by another process); try again later.
+    Failed(Box<ReceivedMessage>, String),
+}
+
+/// Keep at most this many messages whose verdict failed (the newest win).
+const MAX_DEFERRED: usize = 16;
+
+/// The community manager's verdict.
+async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Outcome {
+    let kept = message.clone();
     let result = shared
         .db(move |c, s| {
             let verdict = c.receive_magnetlink(s, &message.message, &message.pubsub_topic)?;
@@ -143,7 +214,7 @@ async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64,
             shared.bus.publish(Signal::MagnetlinkRejected {
                 reason: format!("already fetched: same info hash as the last fetched link {last}"),
             });
-            None
+            Outcome::Rejected
         }
         Ok((Verdict::Accepted { community_id, clock, magnet_uri }, _)) => {
             shared.bus.publish(Signal::MagnetlinkAccepted {
@@ -151,16 +222,13 @@ async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Option<(u64,
                 clock,
                 magnet_uri: magnet_uri.clone(),
             });
-            Some((clock, magnet_uri))
+            Outcome::Accepted(clock, magnet_uri)
         }
         Ok((Verdict::Rejected(reason), _)) => {
             shared.bus.publish(Signal::MagnetlinkRejected { reason: reason.to_string() });
-            None
+            Outcome::Rejected
         }
-        Err(e) => {
-            tracing::error!(error = %e.chain(), "magnetlink verdict failed");
-            None
-        }
+        Err(e) => Outcome::Failed(Box::new(kept), e.chain()),
     }
 }
 

@@ -81,6 +81,18 @@ pub enum Signal {
         /// Why (the reason's display text).
         reason: String,
     },
+    /// A member could not judge a magnetlink message because its database failed (e.g. locked
+    /// by another process); the message is judged again after `retry_in_ms` (0: given up).
+    MagnetlinkVerdictFailed {
+        /// Community.
+        community_id: String,
+        /// The error.
+        error: String,
+        /// Attempt number (1-based).
+        attempt: u32,
+        /// Delay before the next attempt.
+        retry_in_ms: u64,
+    },
     /// A member started downloading (status-go: `DownloadingHistoryArchivesStarted`).
     DownloadingHistoryArchivesStarted {
         /// Community.
@@ -181,6 +193,7 @@ impl Signal {
             | Signal::HistoryArchivesUnseeded { community_id }
             | Signal::MagnetlinkPublished { community_id, .. }
             | Signal::MagnetlinkAccepted { community_id, .. }
+            | Signal::MagnetlinkVerdictFailed { community_id, .. }
             | Signal::DownloadingHistoryArchivesStarted { community_id, .. }
             | Signal::HistoryArchiveIndexFetched { community_id, .. }
             | Signal::HistoryArchiveDownloaded { community_id, .. }

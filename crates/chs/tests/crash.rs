@@ -309,3 +309,55 @@ fn disk_full_on_the_data_dir_fails_cleanly_and_completes_once_space_is_freed() {
     );
     eprintln!("{stdout}");
 }
+
+/// Another process (Python's `sqlite3`, not our code) holds an exclusive lock on the member's
+/// database when the magnetlink arrives: the verdict fails after the busy timeout and says so, the
+/// member keeps the message and judges it again once the lock is gone, then imports everything.
+#[test]
+fn database_locked_by_another_process_delays_the_member_without_losing_the_magnetlink() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let setup = demo_setup(dir.path(), 1, 2, 100);
+    let messages = setup["messages"].as_u64().unwrap();
+    let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
+    let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
+    let mut member = Proc::spawn(["node", "--config", &member_cfg]);
+    let started = json(&member.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let member_addr = started["waku"][0].as_str().unwrap().to_owned();
+
+    let db = Path::new(&member_cfg).parent().unwrap().join("chs.db");
+    let script = "import sqlite3, sys\n\
+                  c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+                  c.execute('BEGIN EXCLUSIVE')\n\
+                  print('locked', flush=True)\n\
+                  sys.stdin.readline()\n\
+                  c.execute('ROLLBACK')\n";
+    let mut locker = std::process::Command::new("python3")
+        .args(["-c", script, p(&db)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut first = String::new();
+    std::io::BufReader::new(locker.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "locked");
+
+    let mut owner = Proc::spawn(["node", "--config", &owner_cfg, "--bootstrap", &member_addr]);
+    owner.wait_line(TIMEOUT, |l| is_type(l, "magnetlinkPublished"));
+    let failed =
+        json(&member.wait_line(TIMEOUT, |l| is_type(l, "magnetlinkVerdictFailed") || is_type(l, "magnetlinkAccepted")));
+    assert_eq!(failed["type"], "magnetlinkVerdictFailed", "judged while the database was locked: {failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("locked") || error.contains("busy"), "names the cause: {error}");
+    assert!(failed["retry_in_ms"].as_u64().unwrap() > 0, "{failed}");
+
+    locker.stdin.take().unwrap().write_all(b"release\n").unwrap();
+    assert!(locker.wait().unwrap().success(), "the locking process ends cleanly");
+    member.wait_line(TIMEOUT, |l| is_type(l, "magnetlinkAccepted"));
+    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(2), Some(messages)), "{done}");
+    member.kill();
+    owner.kill();
+    let after = status(&member_cfg);
+    assert_eq!((after["imported_archives"].as_u64(), after["stored_messages"].as_u64()), (Some(2), Some(messages)));
+}
