@@ -44,23 +44,27 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
     let id = create_owner(&owner_dir, "hostile").expect("community");
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
+    let mut config = NodeConfig::local(&member_dir);
+    config.member.max_attempts = 1;
+    config.member.max_torrent_bytes = 1_000_000;
+    let member = Node::start(config, Arc::new(clock.clone())).await.expect("member");
     let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
     let mut signals = member.handle().signals();
 
     // Seeder of hostile torrents: (1) a folder with a different name, (2) the community's name
-    // but an extra file.
+    // but an extra file, (3) the right name and files, but bigger than `max_torrent_bytes`.
     let seeder =
         TorrentNode::start(chs_torrent::NodeConfig::local(dir.path().join("seeder-state"))).await.expect("seeder");
     let cases = [
-        ("other-name".to_owned(), vec!["data", "index"], "not the community id"),
-        (id.to_string(), vec!["data", "index", "evil.sh"], "not exactly"),
+        ("other-name".to_owned(), vec!["data", "index"], 200_000, "not the community id"),
+        (id.to_string(), vec!["data", "index", "evil.sh"], 200_000, "not exactly"),
+        (id.to_string(), vec!["data", "index"], 600_000, "exceed member.max_torrent_bytes = 1000000"),
     ];
-    for (round, (name, files, expect)) in cases.iter().enumerate() {
+    for (round, (name, files, size, expect)) in cases.iter().enumerate() {
         let folder = dir.path().join(format!("hostile-{round}")).join(name);
         std::fs::create_dir_all(&folder).expect("folder");
         for f in files {
-            std::fs::write(folder.join(f), vec![b'x'; 200_000]).expect("file");
+            std::fs::write(folder.join(f), vec![b'x'; *size]).expect("file");
         }
         let meta = TorrentMeta::from_dir(&folder, 102_400).expect("meta");
         seeder.seed(&format!("hostile-{round}"), &folder, &meta).await.expect("seed");
@@ -77,12 +81,150 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
         .expect("refused");
         assert!(error.contains(expect), "round {round}: {error}");
     }
+    // (4) Path traversal: an info dict whose file climbs out of the folder (`../../evil`), served
+    // by a peer that speaks only the metadata extension (our seeder cannot even make such a torrent).
+    let traversal = traversal_info(&id.to_string());
+    let (peer, info_hash) = metadata_only_peer(traversal);
+    let magnet = format!("magnet:?xt=urn:btih:{info_hash}&dn={id}&x.pe={peer}");
+    publish_signed_magnetlink(&owner_dir, &id, &magnet, member_addr.clone()).await;
+    let error = wait_for(&mut signals, STEP, "the traversal refusal", |s| match s {
+        Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
+        Signal::ImportingHistoryArchiveMessages { .. } | Signal::DownloadingHistoryArchivesFinished { .. } => {
+            panic!("traversal torrent imported: {s:?}")
+        }
+        _ => None,
+    })
+    .await
+    .expect("refused");
+    // Refused while fetching the metadata (librqbit's check; `TorrentMeta` refuses it too).
+    assert!(error.contains("metadata") && error.contains("\"..\""), "names the bad path: {error}");
+    assert_eq!(files_named(dir.path(), "evil"), Vec::<std::path::PathBuf>::new(), "nothing written by the traversal");
+
     let status = member.handle().status().await.expect("status");
     assert_eq!(status[0].imported_archives, 0);
     assert_eq!(status[0].stored_messages, 0);
     assert!(!member_dir.join("archives/other-name").exists(), "nothing written outside the community folder");
     seeder.shutdown().await;
     member.shutdown().await;
+}
+
+/// An info dict named `name` with a file at `../../evil` (and `data`, `index`), 1 piece.
+fn traversal_info(name: &str) -> Vec<u8> {
+    use chs_torrent::bencode::Value;
+    let file = |path: &[&str]| {
+        Value::Dict(
+            [
+                (b"length".to_vec(), Value::Int(10)),
+                (b"path".to_vec(), Value::List(path.iter().map(|p| Value::bytes(p.as_bytes())).collect())),
+            ]
+            .into(),
+        )
+    };
+    Value::Dict(
+        [
+            (b"files".to_vec(), Value::List(vec![file(&["..", "..", "evil"]), file(&["data"]), file(&["index"])])),
+            (b"name".to_vec(), Value::bytes(name.as_bytes())),
+            (b"piece length".to_vec(), Value::Int(102_400)),
+            (b"pieces".to_vec(), Value::bytes(vec![0u8; 20])),
+        ]
+        .into(),
+    )
+    .encode()
+}
+
+/// Every file called `name` under `dir`.
+fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_named(&path, name));
+        } else if entry.file_name() == name {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// A BitTorrent peer on loopback that serves nothing but `info` over the metadata extension
+/// (BEP 10 handshake + BEP 9 `ut_metadata`), whatever it contains; returns its address and the
+/// info hash (hex).
+fn metadata_only_peer(info: Vec<u8>) -> (std::net::SocketAddr, String) {
+    use sha1::Digest as _;
+    let hash: [u8; 20] = sha1::Sha1::digest(&info).into();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let info = info.clone();
+            std::thread::spawn(move || serve_metadata(stream, &info, hash));
+        }
+    });
+    (addr, hash.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn serve_metadata(mut s: std::net::TcpStream, info: &[u8], hash: [u8; 20]) -> std::io::Result<()> {
+    use chs_torrent::bencode::Value;
+    use std::io::{Read as _, Write as _};
+    const OUR_UT_METADATA: i64 = 3;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut theirs = [0u8; 68];
+    s.read_exact(&mut theirs)?;
+    let mut hello = vec![19];
+    hello.extend_from_slice(b"BitTorrent protocol");
+    hello.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]); // extension protocol
+    hello.extend_from_slice(&hash);
+    hello.extend_from_slice(b"-ZZ0001-metadataonly");
+    s.write_all(&hello)?;
+    let send = |s: &mut std::net::TcpStream, body: &[u8]| -> std::io::Result<()> {
+        s.write_all(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes())?;
+        s.write_all(body)
+    };
+    let handshake = Value::Dict(
+        [
+            (b"m".to_vec(), Value::Dict([(b"ut_metadata".to_vec(), Value::Int(OUR_UT_METADATA))].into())),
+            (b"metadata_size".to_vec(), Value::Int(i64::try_from(info.len()).unwrap_or(i64::MAX))),
+        ]
+        .into(),
+    );
+    send(&mut s, &[&[20u8, 0][..], &handshake.encode()].concat())?;
+    let mut their_ut_metadata = None;
+    loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len)?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body)?;
+        match body.as_slice() {
+            [20, 0, rest @ ..] => {
+                let v = Value::decode(rest).ok();
+                their_ut_metadata = v
+                    .as_ref()
+                    .and_then(|v| v.as_dict())
+                    .and_then(|d| d.get(&b"m"[..]))
+                    .and_then(Value::as_dict)
+                    .and_then(|m| m.get(&b"ut_metadata"[..]))
+                    .and_then(Value::as_int);
+            }
+            [20, id, rest @ ..] if i64::from(*id) == OUR_UT_METADATA => {
+                let (request, _) = Value::decode_prefix(rest).map_err(std::io::Error::other)?;
+                let piece = request.as_dict().and_then(|d| d.get(&b"piece"[..])).and_then(Value::as_int).unwrap_or(0);
+                let start = usize::try_from(piece).unwrap_or(usize::MAX).saturating_mul(16_384).min(info.len());
+                let chunk = &info[start..(start + 16_384).min(info.len())];
+                let header = Value::Dict(
+                    [
+                        (b"msg_type".to_vec(), Value::Int(1)),
+                        (b"piece".to_vec(), Value::Int(piece)),
+                        (b"total_size".to_vec(), Value::Int(i64::try_from(info.len()).unwrap_or(i64::MAX))),
+                    ]
+                    .into(),
+                );
+                let id = u8::try_from(their_ut_metadata.unwrap_or(OUR_UT_METADATA)).unwrap_or(1);
+                send(&mut s, &[&[20u8, id][..], &header.encode(), chunk].concat())?;
+            }
+            _ => {} // keep-alives, bitfield, interested...: ignored
+        }
+    }
 }
 
 /// spec §15 item 28: status-go members seed only in the session in which they downloaded; ours
