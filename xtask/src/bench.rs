@@ -1,10 +1,15 @@
 //! `cargo xtask bench [name]`: runs the benchmarks (release builds), each of which prints its figures
 //! against a baseline measured in the same run and one `BENCH_JSON {...}` line; the JSON lines are
-//! collected into `target/bench-report.json`.
+//! collected into `target/bench-report.json`. A run of all of them also writes
+//! `docs/benchmarks.md`: a table of every figure with its same-run baseline and ratio, the printed
+//! output and the JSON.
 
+use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
+use serde_json::Value;
 
 /// (name, cargo arguments after `cargo`).
 const BENCHES: &[(&str, &[&str])] = &[
@@ -23,9 +28,12 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
     if selected.is_empty() {
         bail!("unknown benchmark {only:?}; known: {}", BENCHES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "));
     }
+    let started = Instant::now();
     let mut report = Vec::new();
+    let mut printed = String::new();
     for (name, args) in selected {
-        println!("==> bench {name}: cargo {}", args.join(" "));
+        let header = format!("==> bench {name}: cargo {}", args.join(" "));
+        println!("{header}");
         let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(*args)
             .current_dir(root)
@@ -37,11 +45,17 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
         if !out.status.success() {
             bail!("bench {name} failed");
         }
+        printed.push_str(&header);
+        printed.push('\n');
         for line in text.lines() {
-            if let Some(json) = line.strip_prefix("BENCH_JSON ") {
-                report.push(
-                    serde_json::from_str::<serde_json::Value>(json).with_context(|| format!("bench {name} JSON"))?,
-                );
+            match line.strip_prefix("BENCH_JSON ") {
+                Some(json) => {
+                    report.push(serde_json::from_str::<Value>(json).with_context(|| format!("bench {name} JSON"))?)
+                }
+                None => {
+                    printed.push_str(line);
+                    printed.push('\n');
+                }
             }
         }
     }
@@ -49,5 +63,247 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
     std::fs::create_dir_all(root.join("target"))?;
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     println!("bench report: {}", path.display());
+    if only.is_none() {
+        let doc = root.join("docs/benchmarks.md");
+        std::fs::write(&doc, markdown(&report, &printed, &context(root, started.elapsed().as_secs())))?;
+        println!("report: {}", doc.display());
+    }
     Ok(())
+}
+
+/// Commit, date and machine of the run.
+fn context(root: &Path, seconds: u64) -> String {
+    let cmd = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let commit = cmd("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty =
+        if cmd("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() { "" } else { " + local changes" };
+    let date = cmd("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let cpus = cmd("nproc", &[]);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .map_or(String::new(), |kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0));
+    format!(
+        "one `cargo xtask bench` run, commit {commit}{dirty}, finished {date}, {seconds} s; machine: {cpus} CPUs ({model}), {mem}"
+    )
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x);
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// One table row: benchmark, what, ours, baseline, ratio, goal, met.
+type Row = [String; 7];
+
+fn row(bench: &str, what: &str, ours: String, baseline: String, ratio: f64, goal: &str, met: bool) -> Row {
+    [
+        bench.to_owned(),
+        what.to_owned(),
+        ours,
+        baseline,
+        format!("{ratio:.2}x"),
+        goal.to_owned(),
+        if met { "yes" } else { "**no**" }.to_owned(),
+    ]
+}
+
+/// The table rows of one benchmark's JSON.
+fn rows(v: &Value) -> Vec<Row> {
+    let bench = v.get("bench").and_then(Value::as_str).unwrap_or("?");
+    match bench {
+        "store" => vec![
+            row(
+                "store",
+                &format!("insert {} messages", thousands(f(v, "messages"))),
+                format!("{} msg/s", thousands(f(v, "insert_msgs_per_s"))),
+                format!("plain rusqlite {} msg/s", thousands(f(v, "baseline_insert_msgs_per_s"))),
+                f(v, "insert_ratio"),
+                "≥ 0.7x",
+                f(v, "insert_ratio") >= 0.7,
+            ),
+            row(
+                "store",
+                &format!(
+                    "range scan {} messages (peak RSS {:.1} MB)",
+                    thousands(f(v, "messages")),
+                    f(v, "scan_peak_rss_kib_full") / 1024.0
+                ),
+                format!("{} msg/s", thousands(f(v, "scan_msgs_per_s"))),
+                format!("plain rusqlite {} msg/s", thousands(f(v, "baseline_scan_msgs_per_s"))),
+                f(v, "scan_ratio"),
+                "≥ 0.7x",
+                f(v, "scan_ratio") >= 0.7,
+            ),
+        ],
+        "archive" => v
+            .get("runs")
+            .and_then(Value::as_array)
+            .map(|runs| {
+                runs.iter()
+                    .map(|r| {
+                        row(
+                            "archive",
+                            &format!("build {} messages, {:.0} archives", thousands(f(r, "n")), f(r, "archives")),
+                            format!("{:.2} s, peak RSS {:.1} MB", f(r, "build_s"), f(r, "peak_rss_mb")),
+                            format!("SELECT + SHA-1 floor {:.2} s", f(r, "floor_s")),
+                            f(r, "ratio"),
+                            "≤ 1.5x, RSS < 256 MB",
+                            f(r, "ratio") <= 1.5 && f(r, "peak_rss_mb") < 256.0,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "status_decode_verify" => vec![row(
+            "status",
+            &format!("decode + verify {} magnetlink/chat messages", thousands(f(v, "messages"))),
+            format!("{} msg/s", thousands(f(v, "msgs_per_s"))),
+            format!("AES-GCM + 2 ECDSA recoveries {} msg/s", thousands(f(v, "baseline_msgs_per_s"))),
+            f(v, "ratio"),
+            "≥ 0.8x",
+            f(v, "ratio") >= 0.8,
+        )],
+        "import" => vec![row(
+            "import",
+            &format!("canonical import of {} archived messages", thousands(f(v, "messages"))),
+            format!("{} msg/s", thousands(f(v, "import_deferred_msgs_per_s"))),
+            format!("plain batched INSERT {} msg/s", thousands(f(v, "baseline_msgs_per_s"))),
+            f(v, "ratio"),
+            "≥ 0.7x",
+            f(v, "ratio") >= 0.7,
+        )],
+        "waku_relay" => vec![row(
+            "waku",
+            &format!(
+                "{:.0} × {:.0} B over {:.0} relay nodes, delivered {:.1} %",
+                f(v, "messages"),
+                f(v, "payload_bytes"),
+                f(v, "nodes"),
+                f(v, "delivery_ratio") * 100.0
+            ),
+            format!("p50 {:.1} ms, p99 {:.1} ms", f(v, "p50_ms"), f(v, "p99_ms")),
+            format!("2 nodes p50 {:.2} ms, p99 {:.2} ms", f(v, "baseline_p50_ms"), f(v, "baseline_p99_ms")),
+            f(v, "p99_ratio"),
+            "100 % delivered, p99 < 1 s",
+            f(v, "delivery_ratio") >= 1.0 && f(v, "p99_ms") < 1000.0,
+        )],
+        "torrent" => vec![
+            row(
+                "torrent",
+                &format!("download {:.0} MiB on loopback", f(v, "size_mib")),
+                format!("{:.1} MB/s", f(v, "ours_download_mbps")),
+                format!("libtorrent → libtorrent {:.1} MB/s", f(v, "lt_download_mbps")),
+                f(v, "download_ratio"),
+                "≥ 1.0x",
+                f(v, "download_ratio") >= 1.0,
+            ),
+            row(
+                "torrent",
+                &format!("create the torrent of {:.0} MiB", f(v, "size_mib")),
+                format!("{:.2} s", f(v, "ours_create_s")),
+                format!("libtorrent {:.2} s", f(v, "lt_create_s")),
+                f(v, "create_speed_ratio"),
+                "≥ 1.0x (speed)",
+                f(v, "create_speed_ratio") >= 1.0,
+            ),
+        ],
+        "e2e" => vec![row(
+            "e2e",
+            &format!("owner seeds → member done, {:.0} MB archive", f(v, "mb")),
+            format!("{:.0} ms", f(v, "delivery_ms")),
+            format!("bare torrent transfer {:.0} ms", f(v, "baseline_ms")),
+            f(v, "ratio"),
+            "< 3000 ms",
+            f(v, "delivery_ms") < f(v, "goal_ms"),
+        )],
+        "load" => vec![row(
+            "load",
+            &format!(
+                "{:.0} members at once (owner seeding {:.0} communities in {:.1} s); owner uploaded {:.1} copies; peak RSS {:.0} MB",
+                f(v, "members"),
+                f(v, "communities"),
+                f(v, "owner_seed_all_s"),
+                f(v, "owner_upload_bytes") / f(v, "torrent_bytes"),
+                f(v, "peak_rss_mb")
+            ),
+            format!("{:.0}/{:.0} complete in {:.1} s", f(v, "completed"), f(v, "members"), f(v, "all_members_s")),
+            format!("1 member alone {:.1} s", f(v, "single_member_s")),
+            f(v, "ratio"),
+            "all complete",
+            f(v, "completion_ratio") >= 1.0,
+        )],
+        other => {
+            vec![row(other, "(no table row for this benchmark)", String::new(), String::new(), f64::NAN, "", false)]
+        }
+    }
+}
+
+fn markdown(report: &[Value], printed: &str, context: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `cargo xtask bench` (do not edit by hand): {context}. Each benchmark measures its own\n\
+         baseline in the same run; ratio = ours / baseline as each benchmark defines it (throughput:\n\
+         higher is better; times and latencies: lower is better). The goals are the issues' targets.\n"
+    );
+    let _ = writeln!(md, "| benchmark | what | ours | baseline (same run) | ratio | goal | met |");
+    let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- |");
+    for v in report {
+        for r in rows(v) {
+            let _ = writeln!(md, "| {} |", r.join(" | "));
+        }
+    }
+    let _ = writeln!(md, "\n## Printed output\n\n```text\n{}```\n", printed);
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    let _ = writeln!(md, "## JSON (`target/bench-report.json`)\n\n```json\n{json}\n```");
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_benchmark_json_gets_a_table_row_with_its_ratio() {
+        let report: Vec<Value> = serde_json::from_str(
+            r#"[{"bench":"store","messages":1000000,"insert_msgs_per_s":237464,"baseline_insert_msgs_per_s":320330,"insert_ratio":0.741,"scan_msgs_per_s":1270811,"baseline_scan_msgs_per_s":1389220,"scan_ratio":0.915,"scan_peak_rss_kib_full":10292},
+                {"bench":"e2e","mb":10,"delivery_ms":448.1,"baseline_ms":171.2,"ratio":2.617,"goal_ms":3000},
+                {"bench":"load","communities":100,"owner_seed_all_s":40.0,"members":50,"completed":49,"completion_ratio":0.98,"all_members_s":12.6,"single_member_s":0.4,"ratio":31.5,"owner_upload_bytes":40000000,"torrent_bytes":1200000,"peak_rss_mb":348}]"#,
+        )
+        .unwrap();
+        let md = markdown(&report, "==> bench store\n", "test");
+        assert!(md.contains("| store | insert 1,000,000 messages | 237,464 msg/s | plain rusqlite 320,330 msg/s | 0.74x | ≥ 0.7x | yes |"), "{md}");
+        assert!(md.contains("| e2e | owner seeds → member done, 10 MB archive | 448 ms | bare torrent transfer 171 ms | 2.62x | < 3000 ms | yes |"), "{md}");
+        assert!(md.contains("49/50 complete in 12.6 s") && md.contains("| all complete | **no** |"), "{md}");
+        assert!(md.contains("\"bench\": \"load\""));
+    }
 }
