@@ -104,7 +104,12 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
                     if let Ok(v) = serde_json::to_value(&signal) {
                         print_line(&v);
                     }
-                    if !matches!(signal, Signal::MessageCaptured { .. }) {
+                    // Signals that change nothing in the status (and may come in floods: live
+                    // messages, forged magnetlinks) do not rewrite it.
+                    if !matches!(
+                        signal,
+                        Signal::MessageCaptured { .. } | Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. }
+                    ) {
                         write_status(&handle, &status_path, true).await;
                     }
                 }
