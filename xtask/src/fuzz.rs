@@ -24,6 +24,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "waku_message",
     "torrent_meta",
     "magnet_uri",
+    "config",
 ];
 
 /// The cargo-fuzz version `.ci/run` installs.

@@ -13,7 +13,7 @@
 //!
 //! Everything that happens is a [`Signal`] on the node's bus ([`NodeHandle::signals`]).
 //! The `chs` binary runs a node from a TOML file ([`NodeConfig::from_file`]) and the
-//! [`demo`].
+//! [`demo`]. [`fuzz`] is the entry point of the `config` fuzz target.
 
 mod capture;
 pub mod clock;
@@ -22,6 +22,7 @@ pub mod demo;
 mod dispatch;
 mod error;
 mod fault;
+pub mod fuzz;
 mod member;
 mod node;
 mod owner;

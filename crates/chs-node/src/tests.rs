@@ -79,6 +79,7 @@ fn mutated_configs_never_panic() {
                 _ => text.truncate(at),
             }
         }
+        crate::fuzz::config(&text);
         let text = String::from_utf8_lossy(&text);
         if let Ok(config) = NodeConfig::from_toml_str(&text) {
             config.validate().expect("a parsed config is valid");
