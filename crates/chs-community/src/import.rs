@@ -242,28 +242,14 @@ pub(crate) fn import_archive(
     } else {
         let mut insert = tx.prepare_cached(
             "INSERT OR REPLACE INTO chs_history
-             (community_ref, timestamp, message_hash, topic, state, amm_type, signer, clock, sent_at_ms, chat_id, text, error)
+             (community_ref, timestamp, message_hash, state, amm_type, signer, clock, sent_at_ms, chat_id, text, error, topic)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         let pending = Outcome::Pending;
         for (idx, row) in stored.iter().enumerate() {
             let outcome = outcomes.get(idx).unwrap_or(&pending);
             outcome.count(&mut report.decoded, &mut report.undecodable, &mut report.chat_messages);
-            let (state, d, error) = outcome.columns();
-            insert.execute(params![
-                cref,
-                clamp(row.timestamp_secs()),
-                &row.hash[..],
-                &row.topic[..],
-                state,
-                d.map_or(0, |d| d.amm_type),
-                d.map_or("", |d| d.signer.as_str()),
-                clamp(d.map_or(0, |d| d.clock)),
-                clamp(d.map_or(0, |d| d.sent_at_ms)),
-                d.map_or("", |d| d.chat_id.as_str()),
-                d.and_then(|d| d.text.as_deref()),
-                error,
-            ])?;
+            outcome.execute(&mut insert, (cref, clamp(row.timestamp_secs()), &row.hash[..]), Some(&row.topic[..]))?;
         }
     }
     report.pending_decode = stored.len() - report.decoded - report.undecodable;
@@ -300,6 +286,27 @@ impl Outcome {
             Outcome::Decoded(d) => (STATE_DECODED, Some(d), None),
             Outcome::Undecodable(e) => (STATE_UNDECODABLE, None, Some(e.as_str())),
         }
+    }
+
+    /// Runs `stmt`, an INSERT or UPDATE of `chs_history` whose parameters are the key
+    /// (`?1` community_ref, `?2` timestamp, `?3` message_hash), the decoded columns `?4`–`?11`
+    /// (state, amm_type, signer, clock, sent_at_ms, chat_id, text, error) and, if given, `?12` topic.
+    fn execute(
+        &self,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        key: (i64, i64, &[u8]),
+        topic: Option<&[u8]>,
+    ) -> rusqlite::Result<usize> {
+        let (state, d, error) = self.columns();
+        let (amm_type, signer) = (d.map_or(0, |d| d.amm_type), d.map_or("", |d| d.signer.as_str()));
+        let (clock, sent_at_ms) = (clamp(d.map_or(0, |d| d.clock)), clamp(d.map_or(0, |d| d.sent_at_ms)));
+        let (chat_id, text) = (d.map_or("", |d| d.chat_id.as_str()), d.and_then(|d| d.text.as_deref()));
+        let mut values: Vec<&dyn rusqlite::ToSql> =
+            vec![&key.0, &key.1, &key.2, &state, &amm_type, &signer, &clock, &sent_at_ms, &chat_id, &text, &error];
+        if let Some(topic) = &topic {
+            values.push(topic);
+        }
+        stmt.execute(values.as_slice())
     }
 
     fn count(&self, decoded: &mut usize, undecodable: &mut usize, chat: &mut usize) {
@@ -391,20 +398,7 @@ pub(crate) fn decode_pending(
                     Some(_) => decoded.next().map_or(Outcome::Pending, Outcome::from),
                 };
                 outcome.count(&mut report.decoded, &mut report.undecodable, &mut report.chat_messages);
-                let (state, d, error) = outcome.columns();
-                update.execute(params![
-                    cref,
-                    ts,
-                    hash,
-                    state,
-                    d.map_or(0, |d| d.amm_type),
-                    d.map_or("", |d| d.signer.as_str()),
-                    clamp(d.map_or(0, |d| d.clock)),
-                    clamp(d.map_or(0, |d| d.sent_at_ms)),
-                    d.map_or("", |d| d.chat_id.as_str()),
-                    d.and_then(|d| d.text.as_deref()),
-                    error,
-                ])?;
+                outcome.execute(&mut update, (cref, *ts, &hash[..]), None)?;
             }
         }
         tx.commit()?;
