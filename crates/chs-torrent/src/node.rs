@@ -167,6 +167,11 @@ struct NodeInner {
     config: NodeConfig,
     keys: Mutex<HashMap<String, InfoHash>>,
     peer_id: [u8; 20],
+    /// Serialises adding and removing torrents: librqbit 9.1's JSON persistence hands out the
+    /// id `max(stored ids) + 1` and stores the new torrent only after adding it, so two
+    /// concurrent adds get the same id and the second gets `AlreadyManaged` with the *first*
+    /// torrent's handle (its own torrent is never added).
+    add_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for TorrentNode {
@@ -212,7 +217,15 @@ impl TorrentNode {
         let keys = load_keys(&config.state_dir);
         let peer_id = make_peer_id(&config.state_dir);
         tracing::info!(listen = ?session.listen_addr(), n_keys = keys.len(), "torrent node started");
-        Ok(Self { inner: Arc::new(NodeInner { session, config, keys: Mutex::new(keys), peer_id }) })
+        Ok(Self {
+            inner: Arc::new(NodeInner {
+                session,
+                config,
+                keys: Mutex::new(keys),
+                peer_id,
+                add_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
     }
 
     /// The bound listen address (with the real port when configured with port 0).
@@ -262,7 +275,7 @@ impl TorrentNode {
             self.unseed(key).await?;
         }
         let torrent = meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
-        let handle = self.add(torrent, folder, None, Vec::new()).await?;
+        let handle = self.add(info_hash, torrent, folder, None, Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
         let (have, total) = have_and_total(&handle);
         if have != total {
@@ -294,6 +307,7 @@ impl TorrentNode {
     }
 
     async fn remove(&self, info_hash: InfoHash) -> Result<(), Error> {
+        let _adding = self.inner.add_lock.lock().await;
         if self.inner.session.get(TorrentIdOrHash::Hash(id20(info_hash))).is_some() {
             self.inner
                 .session
@@ -304,8 +318,11 @@ impl TorrentNode {
         Ok(())
     }
 
+    /// Adds the torrent `torrent` (whose info hash is `info_hash`); one add or remove at a time
+    /// (see [`NodeInner::add_lock`]), and the handle returned is checked to be that torrent's.
     async fn add(
         &self,
+        info_hash: InfoHash,
         torrent: Vec<u8>,
         folder: &Path,
         only_files: Option<Vec<usize>>,
@@ -318,13 +335,26 @@ impl TorrentNode {
             initial_peers: if peers.is_empty() { None } else { Some(peers) },
             ..Default::default()
         };
+        let _adding = self.inner.add_lock.lock().await;
         let response = self
             .inner
             .session
             .add_torrent(AddTorrent::from_bytes(torrent), Some(opts))
             .await
             .map_err(|e| Error::rqbit("adding torrent", e))?;
-        response.into_handle().ok_or(Error::Librqbit { context: "adding torrent", message: "list-only".into() })
+        let handle =
+            response.into_handle().ok_or(Error::Librqbit { context: "adding torrent", message: "list-only".into() })?;
+        if handle.info_hash() != id20(info_hash) {
+            return Err(Error::Librqbit {
+                context: "adding torrent",
+                message: format!(
+                    "librqbit returned torrent {} (id {}) instead of {info_hash}",
+                    handle.info_hash().as_string(),
+                    handle.id()
+                ),
+            });
+        }
+        Ok(handle)
     }
 
     /// Starts downloading `magnet` for `key` into `parent_dir/<torrent name>/`: the previous
@@ -366,7 +396,7 @@ impl TorrentNode {
             only_files = existing.only_files().unwrap_or_else(|| (0..meta.files().len()).collect());
             self.remove(magnet.info_hash).await?;
         }
-        let handle = self.add(torrent, &folder, Some(only_files), peers.clone()).await?;
+        let handle = self.add(magnet.info_hash, torrent, &folder, Some(only_files), peers.clone()).await?;
         tokio::select! {
             r = handle.wait_until_initialized() => r.map_err(|e| Error::rqbit("checking local data", e))?,
             () = opts.cancel.cancelled() => return Err(Error::Cancelled),
@@ -628,7 +658,7 @@ impl Download {
         let info_hash = self.meta.info_hash();
         self.node.remove(info_hash).await?;
         let torrent = self.meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
-        let handle = self.node.add(torrent, &self.folder, Some(Vec::new()), Vec::new()).await?;
+        let handle = self.node.add(info_hash, torrent, &self.folder, Some(Vec::new()), Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
         self.node.set_key(&self.key, Some(info_hash));
         self.node.status(&self.key).ok_or(Error::Shutdown)

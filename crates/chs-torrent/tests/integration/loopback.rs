@@ -371,3 +371,49 @@ async fn spec15_item28_member_reseeds_after_restart() {
     .await
     .expect("test timed out");
 }
+
+/// Found by `bench_load` (one owner seeding 100 communities at start): librqbit's JSON
+/// persistence gave concurrent adds the same torrent id, so most seeds got another torrent's
+/// handle and failed with `Shutdown` (and had recorded the key as seeded). Every concurrent seed
+/// must succeed, each key seeding its own torrent, and each torrent must be served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_seeds_of_many_keys_each_seed_their_own_torrent() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let owner = node(&tmp.path().join("owner-state")).await;
+        let mut seeds = tokio::task::JoinSet::new();
+        let mut metas = Vec::new();
+        for i in 0..32 {
+            // The folder name is the torrent name, so each key has its own info hash.
+            let key = format!("key-{i}");
+            let folder = tmp.path().join("owner-data").join(&key);
+            std::fs::create_dir_all(&folder).expect("mkdir");
+            for f in ["data", "index"] {
+                std::fs::copy(vector_dir().join(f), folder.join(f)).expect("copy vector file");
+            }
+            let meta = meta_of(&folder);
+            metas.push((key.clone(), meta.clone()));
+            let owner = owner.clone();
+            seeds.spawn(async move { (key.clone(), owner.seed(&key, &folder, &meta).await) });
+        }
+        while let Some(joined) = seeds.join_next().await {
+            let (key, result) = joined.expect("seed task");
+            let status = result.unwrap_or_else(|e| panic!("seeding {key}: {e}"));
+            assert_eq!(status.have_bytes, status.total_bytes, "{key}");
+        }
+        for (key, meta) in &metas {
+            let status = owner.status(key).unwrap_or_else(|| panic!("{key} has a status"));
+            assert_eq!(status.info_hash, meta.info_hash(), "{key}");
+        }
+        // Each torrent is really served: a member fetches the metadata of a few of them.
+        let member = node(&tmp.path().join("member-state")).await;
+        for (key, meta) in metas.iter().step_by(8) {
+            let opts = DownloadOptions { max_attempts: 1, ..DownloadOptions::default() };
+            let download = member.download(key, &magnet_for(&owner, meta), &tmp.path().join("member-data"), opts).await;
+            assert_eq!(download.expect("metadata is served").meta().info_hash(), meta.info_hash(), "{key}");
+        }
+    })
+    .await
+    .expect("test timed out");
+}
