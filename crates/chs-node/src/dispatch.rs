@@ -79,6 +79,9 @@ pub(crate) async fn run(
 }
 
 async fn community_topic(shared: &Shared, community_id: &str) -> Result<String, NodeError> {
+    if let Some(topic) = lock(&shared.pubsub_topics).get(community_id) {
+        return Ok(topic.clone());
+    }
     let id = CommunityId::parse(community_id).map_err(|e| NodeError::UnknownCommunity(e.to_string()))?;
     shared.db(move |c, s| Ok(c.get(s, &id)?.pubsub_topic)).await
 }

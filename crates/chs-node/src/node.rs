@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) waku: WakuHandle,
     pub(crate) triggers: Mutex<HashMap<String, mpsc::Sender<()>>>,
     pub(crate) latest_magnet: Mutex<HashMap<String, String>>,
+    /// Pubsub topic of each community with running tasks (filled at start; topics never change).
+    pub(crate) pubsub_topics: Mutex<HashMap<String, String>>,
     pub(crate) downloads: Mutex<HashMap<String, DownloadView>>,
     /// Per community: cancels its tasks (leave), child of `cancel`.
     pub(crate) community_tasks: Mutex<HashMap<String, CancellationToken>>,
@@ -261,6 +263,7 @@ impl Node {
             waku: waku.handle(),
             triggers: Mutex::new(HashMap::new()),
             latest_magnet: Mutex::new(HashMap::new()),
+            pubsub_topics: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
             community_tasks: Mutex::new(HashMap::new()),
             cancel: CancellationToken::new(),
@@ -303,6 +306,7 @@ fn spawn_community_tasks(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, communit
     }
     let token = shared.cancel.child_token();
     lock(&shared.community_tasks).insert(id.to_string(), token.clone());
+    lock(&shared.pubsub_topics).insert(id.to_string(), community.pubsub_topic.clone());
     if community.is_control_node() {
         let (tx, rx) = mpsc::channel(4);
         lock(&shared.triggers).insert(id.to_string(), tx);
