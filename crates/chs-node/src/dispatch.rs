@@ -123,8 +123,6 @@ async fn publish(shared: &Arc<Shared>, community_id: &str, magnet_uri: &str) -> 
         Err(e) => Err(NodeError::Task(format!("publishing the magnetlink: {e}"))),
     };
     // After the attempt (sent, or no peer yet), with its clock stored.
-    if fault::is_at(shared.config.pause_at.as_deref(), "published") {
-        fault::pause(&shared.bus, "published").await;
-    }
+    fault::point(shared, "published").await;
     result
 }

@@ -15,6 +15,7 @@ use std::io;
 
 use chs_archive::{Step, StepHook};
 
+use crate::node::Shared;
 use crate::signal::{Signal, SignalBus};
 
 /// Whether `point` is the configured pause point.
@@ -22,11 +23,13 @@ pub(crate) fn is_at(pause_at: Option<&str>, point: &str) -> bool {
     pause_at == Some(point)
 }
 
-/// Raises the signal and never returns (async contexts).
-pub(crate) async fn pause(bus: &SignalBus, point: &str) -> ! {
-    bus.publish(Signal::FaultPaused { point: point.to_owned() });
-    std::future::pending::<()>().await;
-    unreachable!("a pending future never completes")
+/// The named point of an async step: when it is the configured one, raises the signal and never
+/// returns; otherwise returns at once.
+pub(crate) async fn point(shared: &Shared, point: &str) {
+    if is_at(shared.config.pause_at.as_deref(), point) {
+        shared.bus.publish(Signal::FaultPaused { point: point.to_owned() });
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Raises the signal and blocks this thread for good (synchronous contexts: the builder's step

@@ -129,7 +129,7 @@ async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut 
     };
     let db_path = shared.config.db_path();
     let build_dir: PathBuf = dir.to_owned();
-    let mut hook = fault::BuildPause::new(&shared.bus, pause_at(shared));
+    let mut hook = fault::BuildPause::new(&shared.bus, shared.config.pause_at.as_deref());
     let report = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
         // A second connection: reading in WAL mode does not block the capture task's writes.
         let store = Store::open(&db_path)?;
@@ -140,15 +140,11 @@ async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut 
     if !report.oversized.is_empty() {
         tracing::warn!(community_id = %id, count = report.oversized.len(), "messages larger than the archive cap were not archived");
     }
-    if fault::is_at(pause_at(shared), "built") {
-        fault::pause(&shared.bus, "built").await;
-    }
+    fault::point(shared, "built").await;
     let end = report.archived_until.max(range.to);
     let id2 = *id;
     shared.db(move |c, s| Ok(c.save_last_archive_end_date(s, &id2, end)?)).await?;
-    if fault::is_at(pause_at(shared), "end-saved") {
-        fault::pause(&shared.bus, "end-saved").await;
-    }
+    fault::point(shared, "end-saved").await;
     if report.archives.is_empty() {
         shared.bus.publish(Signal::NoHistoryArchivesCreated {
             community_id: id.to_string(),
@@ -185,18 +181,14 @@ async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))??;
-    if fault::is_at(pause_at(shared), "torrent-written") {
-        fault::pause(&shared.bus, "torrent-written").await;
-    }
+    fault::point(shared, "torrent-written").await;
     let key = id.to_string();
     let previous = torrent.seeded(&key);
     let unchanged = previous == Some(meta.info_hash());
     if !unchanged {
         torrent.seed(&key, dir, &meta).await?;
     }
-    if fault::is_at(pause_at(shared), "seeded") {
-        fault::pause(&shared.bus, "seeded").await;
-    }
+    fault::point(shared, "seeded").await;
     let fp = fingerprint(dir);
     if previous.is_some() && !unchanged {
         shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key.clone() });
@@ -215,10 +207,6 @@ async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool
         control_node: true,
     });
     Ok(fp)
-}
-
-fn pause_at(shared: &Shared) -> Option<&str> {
-    shared.config.pause_at.as_deref()
 }
 
 /// How long to wait before retrying after `attempt` failures.
