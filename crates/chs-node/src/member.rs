@@ -55,11 +55,13 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
     // A link accepted before a restart is resumed at once.
     let mut deadline: Option<Instant> = pending.as_ref().map(|_| Instant::now());
     let mut running: Option<Running> = None;
-    // Messages whose verdict could not be reached (database unavailable), judged again later.
+    // Messages whose verdict could not be reached (database unavailable), with the number of
+    // their next attempt, judged again at `verdict_retry_at`.
     let mut deferred: Vec<(ReceivedMessage, u32)> = Vec::new();
     let mut verdict_retry_at: Option<Instant> = None;
-    let mut accepted: Vec<(u64, String)> = Vec::new();
     loop {
+        // Messages to judge after this wake-up: a new one, or the deferred ones.
+        let mut to_judge: Vec<(ReceivedMessage, u32)> = Vec::new();
         let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let retry_wake = verdict_retry_at.unwrap_or(wake);
         tokio::select! {
@@ -98,27 +100,12 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 shared.set_download(&id.to_string(), None);
             }
             () = tokio::time::sleep_until(retry_wake.into()), if verdict_retry_at.is_some() => {
-                // Messages whose verdict failed (database unavailable): judged again, in order.
                 verdict_retry_at = None;
-                for (message, attempt) in std::mem::take(&mut deferred) {
-                    match verdict(&shared, message).await {
-                        Outcome::Accepted(clock, uri) => accepted.push((clock, uri)),
-                        Outcome::Rejected => {}
-                        Outcome::Failed(message, error) => {
-                            defer(&shared, &id, &mut deferred, &mut verdict_retry_at, *message, attempt + 1, &error);
-                        }
-                    }
-                }
+                to_judge = std::mem::take(&mut deferred);
             }
             message = rx.recv() => {
                 let Some(message) = message else { return };
-                match verdict(&shared, message).await {
-                    Outcome::Accepted(clock, uri) => accepted.push((clock, uri)),
-                    Outcome::Rejected => {}
-                    Outcome::Failed(message, error) => {
-                        defer(&shared, &id, &mut deferred, &mut verdict_retry_at, *message, 1, &error);
-                    }
-                }
+                to_judge.push((message, 1));
             }
             () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
                 deadline = None;
@@ -129,7 +116,15 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 }
             }
         }
-        for (clock, magnet_uri) in accepted.drain(..) {
+        for (message, attempt) in to_judge {
+            let (clock, magnet_uri) = match verdict(&shared, message).await {
+                Outcome::Accepted(clock, uri) => (clock, uri),
+                Outcome::Rejected => continue,
+                Outcome::Failed(message, error) => {
+                    defer(&shared, &id, &mut deferred, &mut verdict_retry_at, *message, attempt, &error);
+                    continue;
+                }
+            };
             let same_running = running.as_ref().is_some_and(|r| r.pending.magnet_uri == magnet_uri);
             let same_pending = pending.as_ref().is_some_and(|(p, _)| p.magnet_uri == magnet_uri);
             if same_running || same_pending {
@@ -176,7 +171,7 @@ fn defer(
     if deferred.len() == MAX_DEFERRED {
         deferred.remove(0);
     }
-    deferred.push((message, attempt));
+    deferred.push((message, attempt + 1));
     let at = Instant::now() + delay;
     *retry_at = Some(retry_at.map_or(at, |t| t.min(at)));
 }
@@ -331,9 +326,7 @@ async fn download(
         Err(chs_torrent::Error::Rejected(reason)) => return Err(hostile(&magnet, reason)),
         other => other?,
     };
-    if fault::is_at(config.pause_at.as_deref(), "metadata") {
-        fault::pause(&shared.bus, "metadata").await;
-    }
+    fault::point(&shared, "metadata").await;
     let meta = download.meta().clone();
     let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
 
@@ -386,8 +379,8 @@ async fn download(
             return Err(NodeError::Cancelled);
         }
         shared.set_download(&key, Some(view("import")));
-        if archives == 0 && fault::is_at(config.pause_at.as_deref(), "import") {
-            fault::pause(&shared.bus, "import").await;
+        if archives == 0 {
+            fault::point(&shared, "import").await;
         }
         let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
         let archive_id = m.archive_id.clone();
