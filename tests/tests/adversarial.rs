@@ -11,14 +11,7 @@ use chs_store::Store;
 use chs_torrent::{Magnet, TorrentMeta, TorrentNode};
 
 mod support;
-use support::{HOUR_MS, STEP, WEEK_MS, forged_magnetlink, now_ms, waku_peer};
-
-async fn start(dir: &std::path::Path, clock: &ManualClock, bootstrap: Vec<String>) -> Node {
-    let mut config = NodeConfig::local(dir);
-    config.waku.bootstrap = bootstrap;
-    config.member.max_attempts = 1;
-    Node::start(config, Arc::new(clock.clone())).await.expect("node starts")
-}
+use support::{HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, waku_peer};
 
 /// Publishes a magnetlink for `uri`, correctly signed with the community key held in
 /// `<owner_dir>/chs.db`, from a plain Waku node connected to `member_addr`.
@@ -48,7 +41,7 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
     config.member.max_attempts = 1;
     config.member.max_torrent_bytes = 1_000_000;
     let member = Node::start(config, Arc::new(clock.clone())).await.expect("member");
-    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let member_addr = first_addr(&member).await;
     let mut signals = member.handle().signals();
 
     // Seeder of hostile torrents: (1) a folder with a different name, (2) the community's name
@@ -234,15 +227,14 @@ async fn spec15_item28_member_seeds_again_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "reseed").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 5).expect("history");
+    let id = owner_with_history(&owner_dir, "reseed", end, 30, 2, 5);
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
+    let member = start(&member_dir, &clock, vec![], Some(1)).await;
     let mut signals = member.handle().signals();
-    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
-    let owner = start(&owner_dir, &clock, vec![member_addr]).await;
+    let member_addr = first_addr(&member).await;
+    let owner = start(&owner_dir, &clock, vec![member_addr], Some(1)).await;
     wait_for(&mut signals, STEP, "the download", |s| {
         matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
     })
@@ -252,7 +244,7 @@ async fn spec15_item28_member_seeds_again_after_restart() {
     owner.shutdown().await;
     member.shutdown().await;
 
-    let member = start(&member_dir, &clock, vec![]).await;
+    let member = start(&member_dir, &clock, vec![], Some(1)).await;
     let after = member.handle().status().await.expect("status")[0].seeding.clone().expect("seeding after restart");
     assert_eq!(after.info_hash, before.info_hash);
     assert_eq!(after.have_bytes, after.total_bytes, "every piece re-verified and served");
@@ -287,7 +279,7 @@ async fn spec15_item19_stuck_downloads_time_out_and_shutdown_cancels_them() {
     config.member.max_attempts = 2;
     config.torrent.metadata_timeout = Duration::from_secs(1);
     let member = Node::start(config, Arc::new(clock.clone())).await.expect("member");
-    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let member_addr = first_addr(&member).await;
     let mut signals = member.handle().signals();
     let magnet = format!("magnet:?xt=urn:btih:{}&dn={id}&x.pe={}", "ab".repeat(20), silent_peer());
     publish_signed_magnetlink(&owner_dir, &id, &magnet, member_addr).await;
@@ -319,9 +311,8 @@ async fn spec15_item22_failed_build_keeps_the_previous_torrent_seeded() {
     let t0 = now_ms();
     let clock = ManualClock::new(t0);
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "failing build").expect("community");
     let end = t0 - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 8).expect("history");
+    let id = owner_with_history(&owner_dir, "failing build", end, 30, 2, 8);
     let mut config = NodeConfig::local(&owner_dir);
     config.archive.watch_interval = Duration::from_secs(3600);
     let bus = chs_node::SignalBus::default();
@@ -377,9 +368,8 @@ async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "bogus").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 11).expect("history");
+    let id = owner_with_history(&owner_dir, "bogus", end, 30, 2, 11);
 
     // The owner's archives, built in a folder of our own, plus one bogus index entry.
     let folder = dir.path().join("crafted").join(id.to_string());
@@ -412,8 +402,8 @@ async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
 
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
-    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let member = start(&member_dir, &clock, vec![], Some(1)).await;
+    let member_addr = first_addr(&member).await;
     let mut signals = member.handle().signals();
 
     // Flood.
@@ -485,18 +475,17 @@ async fn locked_database_during_import_is_retried_without_loss() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "locked").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 12).expect("history");
+    let id = owner_with_history(&owner_dir, "locked", end, 30, 2, 12);
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
     let mut config = NodeConfig::local(&member_dir);
     // Long enough for the test to take the lock between the accept and the download.
     config.member.debounce = Duration::from_secs(2);
     let member = Node::start(config, Arc::new(clock.clone())).await.expect("member");
-    let member_addr = member.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    let member_addr = first_addr(&member).await;
     let mut signals = member.handle().signals();
-    let owner = start(&owner_dir, &clock, vec![member_addr]).await;
+    let owner = start(&owner_dir, &clock, vec![member_addr], Some(1)).await;
     wait_for(&mut signals, STEP, "the accept", |s| matches!(s, Signal::MagnetlinkAccepted { .. }).then_some(()))
         .await
         .expect("accepted");
@@ -532,14 +521,13 @@ async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "corrupt").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 400, 4, 51).expect("history");
+    let id = owner_with_history(&owner_dir, "corrupt", end, 400, 4, 51);
     let a_dir = dir.path().join("member-a");
     join_member(&a_dir, &id).expect("join");
-    let a = start(&a_dir, &clock, vec![]).await;
+    let a = start(&a_dir, &clock, vec![], Some(1)).await;
     let mut a_signals = a.handle().signals();
-    let owner = start(&owner_dir, &clock, vec![a.handle().waku().listen_addrs().await.expect("addrs").remove(0)]).await;
+    let owner = start(&owner_dir, &clock, vec![first_addr(&a).await], Some(1)).await;
     wait_for(&mut a_signals, STEP, "member A's download", |s| {
         matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
     })
@@ -561,7 +549,7 @@ async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
     join_member(&b_dir, &id).expect("join");
     let mut config = NodeConfig::local(&b_dir);
     config.torrent.peers = a.handle().torrent_addr().into_iter().collect();
-    config.waku.bootstrap = vec![owner.handle().waku().listen_addrs().await.expect("addrs").remove(0)];
+    config.waku.bootstrap = vec![first_addr(&owner).await];
     let b = Node::start(config, Arc::new(clock.clone())).await.expect("member B");
     let mut b_signals = b.handle().signals();
     wait_for(&mut b_signals, STEP, "B's start", |s| {

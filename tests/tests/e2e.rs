@@ -6,34 +6,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chs_node::demo::{create_owner, generate_history, history_fingerprint, join_member, wait_for};
+use chs_node::demo::{generate_history, history_fingerprint, join_member, wait_for};
 use chs_node::{ManualClock, Node, NodeConfig, Signal};
 use chs_waku_payload::SecretKey;
 
 mod support;
-use support::{HOUR_MS, STEP, WEEK_MS, forged_magnetlink, now_ms, waku_peer};
-
-async fn start(dir: &std::path::Path, clock: &ManualClock, bootstrap: Vec<String>) -> Node {
-    let mut config = NodeConfig::local(dir);
-    config.waku.bootstrap = bootstrap;
-    Node::start(config, Arc::new(clock.clone())).await.expect("node starts")
-}
-
-async fn first_addr(node: &Node) -> String {
-    node.handle().waku().listen_addrs().await.expect("addrs").remove(0)
-}
+use support::{HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, waku_peer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_magnetlink_from_a_non_owner_key_is_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "forgery").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 40, 3, 1).expect("history");
+    let id = owner_with_history(&owner_dir, "forgery", end, 40, 3, 1);
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
+    let member = start(&member_dir, &clock, vec![], None).await;
     let mut signals = member.handle().signals();
 
     // The forger is a plain Waku node on the network, connected to the member.
@@ -59,7 +48,7 @@ async fn forged_magnetlink_from_a_non_owner_key_is_ignored() {
     // The forged clock did not poison the member's state: the real owner's link is accepted.
     let status = member.handle().status().await.expect("status");
     assert_eq!(status[0].magnetlink_clock, 0, "a forged clock must not be stored");
-    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await]).await;
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], None).await;
     let archives = wait_for(&mut signals, STEP, "the real download", |s| match s {
         Signal::DownloadingHistoryArchivesFinished { archives, magnet_uri, .. } => {
             assert!(!magnet_uri.contains("evil"));
@@ -81,16 +70,15 @@ async fn owner_back_after_30_days_offline_builds_4_archives_and_members_fetch_on
     let t0 = now_ms();
     let clock = ManualClock::new(t0);
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "offline").expect("community");
     let end = t0 - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 40, 3, 2).expect("history");
+    let id = owner_with_history(&owner_dir, "offline", end, 40, 3, 2);
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
+    let member = start(&member_dir, &clock, vec![], None).await;
     let mut signals = member.handle().signals();
     let member_addr = first_addr(&member).await;
 
-    let owner = start(&owner_dir, &clock, vec![member_addr.clone()]).await;
+    let owner = start(&owner_dir, &clock, vec![member_addr.clone()], None).await;
     let first = wait_for(&mut signals, STEP, "the first download", |s| match s {
         Signal::DownloadingHistoryArchivesFinished { archives, .. } => Some(*archives),
         _ => None,
@@ -104,7 +92,7 @@ async fn owner_back_after_30_days_offline_builds_4_archives_and_members_fetch_on
     // (imported, as status-go's Discord import does) before it comes back.
     generate_history(&owner_dir, &id, end, end + 30 * 24 * HOUR_MS, 80, 3, 3).expect("more history");
     clock.advance(Duration::from_millis(30 * 24 * HOUR_MS));
-    let owner = start(&owner_dir, &clock, vec![member_addr]).await;
+    let owner = start(&owner_dir, &clock, vec![member_addr], None).await;
     let (index_total, missing) = wait_for(&mut signals, STEP, "the index of the catch-up torrent", |s| match s {
         Signal::HistoryArchiveIndexFetched { archives, missing, .. } if *missing > 0 => Some((*archives, *missing)),
         _ => None,
@@ -138,12 +126,11 @@ async fn archives_built_by_hand_on_a_running_owner_are_seeded_and_announced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "manual").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 21).expect("history");
+    let id = owner_with_history(&owner_dir, "manual", end, 30, 2, 21);
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
+    let member = start(&member_dir, &clock, vec![], None).await;
     let mut member_signals = member.handle().signals();
     let mut config = NodeConfig::local(&owner_dir);
     config.waku.bootstrap = vec![first_addr(&member).await];
@@ -200,14 +187,13 @@ async fn leaving_a_community_stops_its_tasks_and_unseeds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "leave").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 31).expect("history");
+    let id = owner_with_history(&owner_dir, "leave", end, 30, 2, 31);
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![]).await;
+    let member = start(&member_dir, &clock, vec![], None).await;
     let mut signals = member.handle().signals();
-    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await]).await;
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], None).await;
     wait_for(&mut signals, STEP, "the download", |s| {
         matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
     })
@@ -236,7 +222,7 @@ async fn leaving_a_community_stops_its_tasks_and_unseeds() {
     .await
     .expect("published");
     member.shutdown().await;
-    let member = start(&member_dir, &clock, vec![first_addr(&owner).await]).await;
+    let member = start(&member_dir, &clock, vec![first_addr(&owner).await], None).await;
     let status = member.handle().status().await.expect("status");
     assert!(!status[0].joined);
     assert_eq!(status[0].imported_archives, 2, "the new week was not fetched");
@@ -261,9 +247,8 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
     let owner_dir = dir.path().join("owner");
-    let id = create_owner(&owner_dir, "late").expect("community");
     let end = now_ms() - HOUR_MS;
-    generate_history(&owner_dir, &id, end - 2 * WEEK_MS, end, 30, 2, 41).expect("history");
+    let id = owner_with_history(&owner_dir, "late", end, 30, 2, 41);
     let bus = chs_node::SignalBus::default();
     let mut owner_signals = bus.subscribe();
     let owner = Node::start_with_bus(NodeConfig::local(&owner_dir), Arc::new(clock.clone()), bus).await.expect("owner");
@@ -273,7 +258,7 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
 
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![first_addr(&owner).await]).await;
+    let member = start(&member_dir, &clock, vec![first_addr(&owner).await], None).await;
     let mut signals = member.handle().signals();
     let uri = wait_for(&mut signals, STEP, "the late download", |s| match s {
         Signal::DownloadingHistoryArchivesFinished { magnet_uri, .. } => Some(magnet_uri.clone()),
@@ -284,7 +269,7 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
     owner.shutdown().await;
 
     // The owner comes back: it seeds the same torrent and announces it again.
-    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await]).await;
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], None).await;
     let reason = wait_for(&mut signals, STEP, "the repeated link", |s| match s {
         Signal::MagnetlinkRejected { reason } => Some(reason.clone()),
         Signal::DownloadingHistoryArchivesStarted { .. } => panic!("the fetched link was downloaded again"),

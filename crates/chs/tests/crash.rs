@@ -45,6 +45,23 @@ fn status(config: &str) -> serde_json::Value {
     status["communities"][0].clone()
 }
 
+/// Waits for the member's download to finish with `archives` archives and `messages` messages,
+/// kills it, and checks its database: all archives imported, every message exactly once, no
+/// link pending.
+fn member_completes(mut member: Proc, config: &str, archives: u64, messages: u64, case: &str) {
+    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!(
+        (done["archives"].as_u64(), done["messages"].as_u64()),
+        (Some(archives), Some(messages)),
+        "{case}: {done}"
+    );
+    member.kill();
+    let after = status(config);
+    assert_eq!(after["imported_archives"], archives, "{case}: {after}");
+    assert_eq!(after["stored_messages"], messages, "{case}: every message exactly once: {after}");
+    assert!(after["pending_magnetlink"].is_null(), "{case}: {after}");
+}
+
 struct OwnerCase {
     root: PathBuf,
     pristine: PathBuf,
@@ -169,13 +186,7 @@ fn member_killed_during_metadata_index_data_and_import_completes_after_restart()
         let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
         let index = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveIndexFetched")));
         assert_eq!((index["archives"].as_u64(), index["missing"].as_u64()), (Some(4), Some(4)), "{point}");
-        let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
-        assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(4), Some(messages)), "{point}");
-        member.kill();
-        let after = status(&member_cfg);
-        assert_eq!(after["imported_archives"], 4, "killed at {point}: {after}");
-        assert_eq!(after["stored_messages"], messages, "killed at {point}: every message exactly once: {after}");
-        assert!(after["pending_magnetlink"].is_null(), "{after}");
+        member_completes(member, &member_cfg, 4, messages, &format!("killed at {point}"));
     }
     owner.kill();
 }
@@ -269,12 +280,8 @@ fn disk_full_child(root: &Path) {
     assert!(failed["error"].as_str().unwrap().contains("No space left on device"), "names the cause: {failed}");
     println!("member: {failed}");
     std::fs::remove_file(&ballast).unwrap();
-    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
-    assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(4), Some(messages)), "{done}");
-    member.kill();
+    member_completes(member, &member_cfg, 4, messages, "disk full");
     owner.kill();
-    let after = status(&member_cfg);
-    assert_eq!((after["imported_archives"].as_u64(), after["stored_messages"].as_u64()), (Some(4), Some(messages)));
     println!("{DISK_FULL_DONE}");
 }
 
@@ -354,10 +361,6 @@ fn database_locked_by_another_process_delays_the_member_without_losing_the_magne
     locker.stdin.take().unwrap().write_all(b"release\n").unwrap();
     assert!(locker.wait().unwrap().success(), "the locking process ends cleanly");
     member.wait_line(TIMEOUT, |l| is_type(l, "magnetlinkAccepted"));
-    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
-    assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(2), Some(messages)), "{done}");
-    member.kill();
+    member_completes(member, &member_cfg, 2, messages, "database locked");
     owner.kill();
-    let after = status(&member_cfg);
-    assert_eq!((after["imported_archives"].as_u64(), after["stored_messages"].as_u64()), (Some(2), Some(messages)));
 }

@@ -1,9 +1,14 @@
-//! Helpers shared by the end-to-end test files: time, forged magnetlinks, plain Waku peers.
+//! Helpers shared by the end-to-end test files: time, owners with history, node start, forged
+//! magnetlinks, plain Waku peers.
 #![allow(dead_code, clippy::expect_used)] // each test file uses a part; a panic is a test failure
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chs_community::CommunityId;
+use chs_node::demo::{create_owner, generate_history};
+use chs_node::{ManualClock, Node, NodeConfig};
 use chs_proto::{ApplicationMetadataMessageType, Message as _};
 use chs_status::ChatKeyCache;
 use chs_status::envelope::{EnvelopeParams, build_status_message};
@@ -16,6 +21,38 @@ pub(crate) const STEP: Duration = Duration::from_secs(60);
 pub(crate) fn now_ms() -> u64 {
     u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
         .expect("ms")
+}
+
+/// A control node's folder: the community `name` created in `owner_dir`, and `count` generated
+/// chat messages (from `authors` authors, RNG `seed`) over the two weeks before `end_ms`.
+pub(crate) fn owner_with_history(
+    owner_dir: &Path,
+    name: &str,
+    end_ms: u64,
+    count: usize,
+    authors: usize,
+    seed: u64,
+) -> CommunityId {
+    let id = create_owner(owner_dir, name).expect("community");
+    generate_history(owner_dir, &id, end_ms - 2 * WEEK_MS, end_ms, count, authors, seed).expect("history");
+    id
+}
+
+/// Starts a loopback node (`NodeConfig::local`) on `dir` with the test clock, dialing
+/// `bootstrap`; with `max_attempts`, a member gives up on a magnetlink after that many failed
+/// downloads (otherwise the configuration's default).
+pub(crate) async fn start(dir: &Path, clock: &ManualClock, bootstrap: Vec<String>, max_attempts: Option<u32>) -> Node {
+    let mut config = NodeConfig::local(dir);
+    config.waku.bootstrap = bootstrap;
+    if let Some(n) = max_attempts {
+        config.member.max_attempts = n;
+    }
+    Node::start(config, Arc::new(clock.clone())).await.expect("node starts")
+}
+
+/// The node's first Waku listen address.
+pub(crate) async fn first_addr(node: &Node) -> String {
+    node.handle().waku().listen_addrs().await.expect("addrs").remove(0)
 }
 
 /// A magnetlink for the real community, on its real `-magnetlinks` topic and encrypted with its
