@@ -123,7 +123,6 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     println!();
     println!("{:<16} {:>12} {:>9} {:>7} {:>8} {:>7}  crash", "target", "runs", "execs/s", "cov", "corpus", "files");
     for o in &outcomes {
-        let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
         println!(
             "{:<16} {:>12} {:>9} {:>7} {:>8} {:>7}  {}",
             o.target,
@@ -231,8 +230,12 @@ fn parse_log(log: &str) -> Outcome {
     o
 }
 
+/// A figure libFuzzer printed, or `?` when its log did not have it.
+fn n(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_owned(), |v| v.to_string())
+}
+
 fn print_outcome(o: &Outcome) {
-    let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
     println!(
         "<== {}: {} runs, {} exec/s, cov {}, corpus {} units ({} new files){}",
         o.target,
