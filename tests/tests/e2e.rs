@@ -119,6 +119,9 @@ async fn owner_back_after_30_days_offline_builds_4_archives_and_members_fetch_on
     member.shutdown().await;
 }
 
+/// The owner's archive-folder watch interval in the tests below.
+const WATCH: Duration = Duration::from_millis(100);
+
 /// Archives built by another process (`chs archive build` on the running node's database and
 /// archive folder) are noticed, seeded and announced by the running owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -134,7 +137,7 @@ async fn archives_built_by_hand_on_a_running_owner_are_seeded_and_announced() {
     let mut member_signals = member.handle().signals();
     let mut config = NodeConfig::local(&owner_dir);
     config.waku.bootstrap = vec![first_addr(&member).await];
-    config.archive.watch_interval = Duration::from_millis(100);
+    config.archive.watch_interval = WATCH;
     let bus = chs_node::SignalBus::default();
     let mut signals = bus.subscribe();
     let owner = Node::start_with_bus(config, Arc::new(clock.clone()), bus).await.expect("owner");
@@ -150,14 +153,27 @@ async fn archives_built_by_hand_on_a_running_owner_are_seeded_and_announced() {
     .await
     .expect("downloaded");
 
-    // Imported messages of a later week, archived by hand into the node's folder.
+    // Imported messages of a later week, archived by hand into the node's folder. The build stays
+    // between appending `data` and writing the new `index` for five of the owner's watch ticks:
+    // the owner must not make a torrent of that half-built folder (it did before the folder lock:
+    // members then fetched the old index and found nothing missing).
     generate_history(&owner_dir, &id, end, end + WEEK_MS, 12, 2, 22).expect("imported week");
+    struct SlowIndex;
+    impl chs_archive::StepHook for SlowIndex {
+        fn before(&mut self, step: chs_archive::Step) -> std::io::Result<()> {
+            if step == chs_archive::Step::WriteIndexTemp {
+                std::thread::sleep(5 * WATCH);
+            }
+            Ok(())
+        }
+    }
     {
         let mut store = chs_store::Store::open(&owner_dir.join("chs.db")).expect("store");
         let communities = chs_community::Communities::open(&mut store).expect("communities");
         let topics = communities.channel_topics(&store, &id).expect("topics");
         let options = chs_archive::BuildOptions::new(topics, (end + WEEK_MS) / 1000);
         let report = chs_archive::Builder::new(owner_dir.join("archives").join(id.to_string()), options)
+            .hook(&mut SlowIndex)
             .run(&store)
             .expect("manual build");
         assert_eq!(report.archives.len(), 1);

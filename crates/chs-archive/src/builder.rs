@@ -14,6 +14,7 @@ use chs_proto::protobuf::{WakuMessage, WakuMessageArchiveIndex, WakuMessageArchi
 use serde::Serialize;
 
 use crate::format::{self, ArchiveEncoder, DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH};
+use crate::lock::{FolderLock, LockError};
 use crate::plan::{self, Window};
 use crate::source::{MessageSource, ScanError, SourceError};
 use crate::writer::DataWriter;
@@ -257,6 +258,9 @@ pub enum BuildError {
     /// The message source failed.
     #[error("message source failed")]
     Source(#[source] SourceError),
+    /// The folder's lock (held for the whole build, see [`crate::lock`]) cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// The archive builder: `Builder::new(dir, options).run(&source)`.
@@ -306,6 +310,27 @@ impl<'a> Builder<'a> {
         let hook = hook.unwrap_or(&mut no_hook);
         run(&dir, &options, source, progress, hook)
     }
+}
+
+/// Repairs what an interrupted build left in `dir` (a stale `index.tmp`, `data` bytes the index
+/// does not account for), under the folder's exclusive lock, as the next build would; returns the
+/// number of `data` bytes removed. A missing folder is created empty.
+///
+/// # Errors
+/// [`BuildError`] if the folder cannot be locked, read or repaired (e.g. an unusable index, or
+/// `data` shorter than the index says: nothing is deleted then).
+pub fn repair(dir: &Path) -> Result<u64, BuildError> {
+    let _lock = lock_for_build(dir)?;
+    Ok(open_for_append(dir, &mut NoHook)?.repaired_bytes)
+}
+
+/// Creates `dir` if needed and takes its exclusive lock, held until the new index is in place: no
+/// seeder hashes a half-built folder, and no other builder truncates the bytes this one appends.
+fn lock_for_build(dir: &Path) -> Result<FolderLock, BuildError> {
+    create_dir(dir).map_err(|source| BuildError::Open { path: dir.to_owned(), source })?;
+    Ok(FolderLock::exclusive(dir, || {
+        tracing::warn!(dir = %dir.display(), "another process is building this archive folder: waiting for it to finish");
+    })?)
 }
 
 /// What [`open_for_append`] found.
@@ -425,6 +450,7 @@ fn run<S: MessageSource>(
     }
     let span = tracing::info_span!("archive_build", dir = %dir.display());
     let _enter = span.enter();
+    let _lock = lock_for_build(dir)?;
     let opened = open_for_append(dir, hook)?;
     let mut from = match options.from {
         Some(from) => Some(from),

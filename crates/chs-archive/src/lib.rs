@@ -8,7 +8,8 @@
 //!
 //! A directory holds `data` (the padded archives, append-only) and `index` (a
 //! `WakuMessageArchiveIndex`, rewritten atomically). Nothing else is left behind: the torrent is
-//! built from every file of the directory.
+//! built from every file of the directory. A build locks the directory against other processes
+//! ([`FolderLock`], a `<dir>.lock` file beside it); take it shared to read a consistent directory.
 //!
 //! This crate is synchronous and does its file I/O through `std`. It knows nothing of torrents,
 //! Waku, communities or keys (encrypted archives are recognised, not decrypted), and nothing of
@@ -18,15 +19,17 @@ pub mod builder;
 pub mod cli;
 pub mod format;
 pub mod fuzz;
+pub mod lock;
 pub mod plan;
 pub mod reader;
 pub mod source;
 mod writer;
 
 pub use builder::{
-    BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook,
+    BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook, repair,
 };
 pub use format::{DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, padding};
+pub use lock::{FolderLock, LockError};
 pub use plan::{CatchUpCase, CatchUpPlan, CatchUpPolicy, PlanError, Window, plan_catch_up, windows};
 pub use reader::{ArchiveEntry, ArchiveProblem, ArchiveRow, ReadError, Reader, VerifyReport, Violation};
 pub use source::{MemorySource, MessageSource, ScanError, SourceError};

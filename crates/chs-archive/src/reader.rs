@@ -402,6 +402,20 @@ impl Reader {
         self.data.len()
     }
 
+    /// Why this directory is not one a finished build leaves, so not worth a torrent yet: files
+    /// other than `data` and `index` (e.g. the `index.tmp` of a build in progress or interrupted),
+    /// or a `data` longer or shorter than Σ(size) of the index. `None` when it is finished. Cheap:
+    /// no archive is read.
+    #[must_use]
+    pub fn unfinished(&self) -> Option<String> {
+        if !self.stray_files.is_empty() {
+            return Some(format!("files other than data and index: {:?}", self.stray_files));
+        }
+        let end = self.entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.size()));
+        let len = self.data.len();
+        (len != end).then(|| format!("data is {len} bytes but the index accounts for {end}"))
+    }
+
     /// The encoded archive (`size - padding` bytes at `offset`), checked against the file's bounds.
     ///
     /// # Errors

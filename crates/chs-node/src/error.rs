@@ -31,6 +31,9 @@ pub enum NodeError {
     /// Reading archives failed.
     #[error("archive: {0}")]
     Read(#[from] chs_archive::ReadError),
+    /// The archive folder's lock could not be taken.
+    #[error("archive folder lock: {0}")]
+    Lock(#[from] chs_archive::LockError),
     /// Decoding an archive or index failed.
     #[error("archive decode: {0}")]
     Decode(#[from] chs_archive::DecodeError),
@@ -49,6 +52,15 @@ pub enum NodeError {
         /// The info hash.
         info_hash: String,
         /// Why.
+        reason: String,
+    },
+    /// The archive folder is not one a finished build leaves (stray files, `data` not matching
+    /// the index), so it is not seeded.
+    #[error("archive folder {path} is unfinished: {reason}")]
+    UnfinishedArchiveFolder {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong.
         reason: String,
     },
     /// A community is not known to this node.

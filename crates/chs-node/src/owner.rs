@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chs_archive::{BuildOptions, Builder, CatchUpPolicy, INDEX_FILE, plan_catch_up};
+use chs_archive::{BuildOptions, Builder, CatchUpPolicy, FolderLock, INDEX_FILE, Reader, plan_catch_up};
 use chs_community::{Community, CommunityId};
 use chs_store::Store;
 use chs_torrent::{Magnet, STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta};
@@ -39,11 +39,27 @@ pub(crate) async fn run(
     let id = community.id;
     let dir = shared.archive_dir(&id);
     let mut seeded: Fingerprint = None;
-    // status-go seeds the existing torrent at start, which announces it again.
+    // status-go seeds the existing torrent at start, which announces it again. A folder left by an
+    // interrupted build is repaired first (as the next build would): its torrent would otherwise
+    // carry bytes no index entry accounts for.
     if fingerprint(&dir).is_some() {
-        match seed(&shared, &id, &dir, true).await {
-            Ok(fp) => seeded = fp,
-            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "cannot seed existing archives"),
+        let d = dir.clone();
+        match tokio::task::spawn_blocking(move || chs_archive::repair(&d)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => {
+                tracing::warn!(community_id = %id, removed, "repaired the archive folder of an interrupted build")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(community_id = %id, error = %NodeError::from(e).chain(), "cannot repair the archive folder")
+            }
+            Err(e) => tracing::warn!(community_id = %id, error = %e, "cannot repair the archive folder"),
+        }
+        match seed(&shared, &id, &dir, true, Wait::Yes).await {
+            Ok(Seeded::Done(fp)) => seeded = fp,
+            Ok(Seeded::Busy) => {}
+            Ok(Seeded::Unfinished(e)) | Err(e) => {
+                tracing::warn!(community_id = %id, error = %e.chain(), "cannot seed existing archives");
+            }
         }
     }
     let mut watch = tokio::time::interval(shared.config.archive.watch_interval);
@@ -72,9 +88,20 @@ pub(crate) async fn run(
                 _ = watch.tick() => {
                     let now = fingerprint(&dir);
                     if now.is_some() && now != seeded {
-                        tracing::info!(community_id = %id, "archive folder changed: reseeding");
-                        match seed(&shared, &id, &dir, false).await {
-                            Ok(fp) => seeded = fp,
+                        // Another process's build holds the folder lock until its index is in
+                        // place: try again on the next tick rather than hash a half-built folder.
+                        match seed(&shared, &id, &dir, false, Wait::No).await {
+                            Ok(Seeded::Done(fp)) => {
+                                tracing::info!(community_id = %id, "archive folder changed: reseeded");
+                                seeded = fp;
+                            }
+                            Ok(Seeded::Busy) => tracing::debug!(community_id = %id, "archive folder is being built: not yet"),
+                            Ok(Seeded::Unfinished(e)) => {
+                                // Left so by a build that died: kept as it is (the previous torrent
+                                // stays seeded) until it changes again or the next build repairs it.
+                                tracing::warn!(community_id = %id, error = %e.chain(), "archive folder changed but is not seeded");
+                                seeded = now;
+                            }
                             Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "reseeding failed"),
                         }
                     }
@@ -159,28 +186,71 @@ async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut 
             archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
             messages: report.messages_archived,
         });
-        *seeded = seed(shared, id, dir, true).await?;
+        match seed(shared, id, dir, true, Wait::Yes).await? {
+            Seeded::Done(fp) => *seeded = fp,
+            Seeded::Busy => {}
+            Seeded::Unfinished(e) => return Err(e),
+        }
     }
     Ok(plan.next_run_at)
+}
+
+/// Whether [`seed`] waits for a build of the folder (by this node or another process) to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Yes,
+    No,
+}
+
+/// What [`seed`] did.
+enum Seeded {
+    /// The folder's torrent is seeded (and announced if asked); the folder's fingerprint, taken
+    /// after seeding (librqbit may touch the files).
+    Done(Fingerprint),
+    /// A build holds the folder (only with [`Wait::No`]).
+    Busy,
+    /// The folder is not one a finished build leaves ([`NodeError::UnfinishedArchiveFolder`]).
+    Unfinished(NodeError),
 }
 
 /// Makes the torrent of the folder, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the
 /// previous one and raises `HistoryArchivesSeeding` with the magnet link. When the folder's torrent
 /// is the one already seeded, nothing changes and the signal is raised only if `announce` (at
-/// start: status-go announces the existing torrent again). Returns the folder's fingerprint,
-/// taken after seeding (librqbit may touch the files).
-async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool) -> Result<Fingerprint, NodeError> {
+/// start: status-go announces the existing torrent again). The folder is read under its shared
+/// lock ([`FolderLock`]) and checked first, so the torrent is never made of `data` a build has
+/// appended to and the `index` it has not rewritten yet, nor of an `index.tmp`.
+async fn seed(
+    shared: &Arc<Shared>,
+    id: &CommunityId,
+    dir: &Path,
+    announce: bool,
+    wait: Wait,
+) -> Result<Seeded, NodeError> {
     let torrent = shared.torrent()?;
     let piece_length = shared.config.archive.piece_length;
     let torrent_dir = shared.config.torrent_dir();
     let d = dir.to_owned();
-    let meta = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+    let locked = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        let lock = match wait {
+            Wait::Yes => FolderLock::shared(&d)?,
+            Wait::No => match FolderLock::try_shared(&d)? {
+                Some(lock) => lock,
+                None => return Ok(Err(Seeded::Busy)),
+            },
+        };
+        if let Some(reason) = Reader::open(&d)?.unfinished() {
+            return Ok(Err(Seeded::Unfinished(NodeError::UnfinishedArchiveFolder { path: d, reason })));
+        }
         let meta = TorrentMeta::from_dir(&d, piece_length)?;
         meta.write_torrent_file(&torrent_dir, &TorrentFileOptions::default())?;
-        Ok(meta)
+        Ok(Ok((meta, lock)))
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))??;
+    let (meta, _lock) = match locked {
+        Ok(locked) => locked,
+        Err(not_seeded) => return Ok(not_seeded),
+    };
     fault::point(shared, "torrent-written").await;
     let key = id.to_string();
     let previous = torrent.seeded(&key);
@@ -194,7 +264,7 @@ async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool
         shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key.clone() });
     }
     if unchanged && !announce {
-        return Ok(fp);
+        return Ok(Seeded::Done(fp));
     }
     let trackers: Vec<String> = STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect();
     let mut magnet = Magnet::for_meta(&meta, &trackers);
@@ -206,7 +276,7 @@ async fn seed(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, announce: bool
         magnet_uri: magnet.to_string(),
         control_node: true,
     });
-    Ok(fp)
+    Ok(Seeded::Done(fp))
 }
 
 /// How long to wait before retrying after `attempt` failures.

@@ -4,6 +4,7 @@ mod common;
 
 mod crash;
 mod golden;
+mod lock;
 mod plan;
 mod props;
 mod reader;
