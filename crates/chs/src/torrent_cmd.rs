@@ -94,9 +94,11 @@ fn check_piece_length(piece_length: u32) -> anyhow::Result<()> {
 async fn create(dir: &Path, piece_length: u32, torrent_dir: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     check_dir(dir)?;
     check_piece_length(piece_length)?;
+    let lock = read_lock(dir).await?;
     let created = chs_torrent::cli::create(dir, piece_length, torrent_dir)
         .await
         .with_context(|| format!("creating the torrent of {}", dir.display()))?;
+    drop(lock);
     let meta = &created.meta;
     if json {
         let files: Vec<serde_json::Value> =
@@ -129,6 +131,23 @@ async fn create(dir: &Path, piece_length: u32, torrent_dir: Option<&Path>, json:
     Ok(ExitCode::SUCCESS)
 }
 
+/// The folder's shared lock (see `chs_archive::lock`): waits for a build of it (`chs archive build`
+/// or a node) to finish and keeps the next from starting while the folder is hashed, since an
+/// archive folder is only consistent between builds.
+async fn read_lock(dir: &Path) -> anyhow::Result<chs_archive::FolderLock> {
+    let d = dir.to_owned();
+    tokio::task::spawn_blocking(move || match chs_archive::FolderLock::try_shared(&d)? {
+        Some(lock) => Ok(lock),
+        None => {
+            eprintln!("{} is being built (chs archive build or a node): waiting for the build to finish", d.display());
+            chs_archive::FolderLock::shared(&d)
+        }
+    })
+    .await
+    .context("locking the folder")?
+    .with_context(|| format!("locking {}", dir.display()))
+}
+
 /// A state directory: the given one, or a temporary one removed when the guard drops.
 fn state_dir(given: Option<&Path>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     match given {
@@ -158,7 +177,11 @@ async fn seed(
     let node = TorrentNode::start(config).await.with_context(|| {
         format!("starting the BitTorrent node (listen {})", listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
     })?;
-    let seeded = chs_torrent::cli::seed_dir(&node, dir, piece_length).await;
+    let lock = read_lock(dir).await;
+    let seeded = match lock {
+        Ok(_lock) => chs_torrent::cli::seed_dir(&node, dir, piece_length).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
     let (created, status, magnet) = match seeded {
         Ok(v) => v,
         Err(e) => {

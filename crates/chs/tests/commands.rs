@@ -184,6 +184,27 @@ fn torrent_create_prints_the_info_hash_chs_torrent_computes() {
     assert!(out.stderr.contains("invalid magnet link"), "{}", out.stderr);
 }
 
+/// `chs torrent create` on a folder a build holds waits for the build and hashes what it left, not
+/// the half-built folder (the folder lock of `chs_archive::lock`).
+#[test]
+fn torrent_create_waits_for_a_build_of_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = sample_archives(dir.path());
+    let before = chs_torrent::TorrentMeta::from_dir(&arch, chs_torrent::DEFAULT_PIECE_LENGTH).unwrap();
+    let build = chs_archive::FolderLock::exclusive(&arch, || {}).unwrap();
+    let mut create = support::Proc::spawn(["torrent", "create", "--json", p(&arch)]);
+    create.wait_stderr(support::TIMEOUT, "waiting for the build to finish");
+    // What the build still writes while it holds the folder.
+    let mut data = std::fs::OpenOptions::new().append(true).open(arch.join("data")).unwrap();
+    std::io::Write::write_all(&mut data, &[0; 1000]).unwrap();
+    drop(data);
+    drop(build);
+    let out = create.finish(support::TIMEOUT).ok();
+    let after = chs_torrent::TorrentMeta::from_dir(&arch, chs_torrent::DEFAULT_PIECE_LENGTH).unwrap();
+    assert_ne!(before.info_hash(), after.info_hash());
+    assert_eq!(out.json()["info_hash"], after.info_hash().to_hex().as_str(), "hashed after the build");
+}
+
 #[test]
 fn torrent_seed_and_fetch_between_two_processes() {
     let dir = tempfile::tempdir().unwrap();

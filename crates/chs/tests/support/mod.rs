@@ -20,6 +20,8 @@ pub(crate) fn chs() -> Command {
 enum Event {
     Line(String),
     OutEof,
+    /// More stderr text was appended to [`Proc::stderr`].
+    ErrText,
     ErrEof,
 }
 
@@ -111,7 +113,10 @@ impl Proc {
             loop {
                 match stderr_pipe.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                    Ok(n) => {
+                        sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                        let _ = tx.send(Event::ErrText);
+                    }
                 }
             }
             let _ = tx.send(Event::ErrEof);
@@ -148,9 +153,30 @@ impl Proc {
                     self.out_eof = true;
                     self.fail("stdout closed before the expected line");
                 }
+                Ok(Event::ErrText) => {}
                 Ok(Event::ErrEof) => self.err_eof = true,
                 Err(RecvTimeoutError::Timeout) => self.fail("timed out waiting for a line"),
                 Err(RecvTimeoutError::Disconnected) => self.fail("output readers ended"),
+            }
+        }
+    }
+
+    /// Waits (bounded by `timeout`) until stderr contains `text`.
+    pub(crate) fn wait_stderr(&mut self, timeout: Duration, text: &str) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr().contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Line(line)) => self.stdout_seen.push(line),
+                Ok(Event::OutEof) => self.out_eof = true,
+                Ok(Event::ErrText) => {}
+                Ok(Event::ErrEof) => {
+                    self.err_eof = true;
+                    if !self.stderr().contains(text) {
+                        self.fail(&format!("stderr closed without {text:?}"));
+                    }
+                }
+                Err(_) => self.fail(&format!("timed out waiting for {text:?} on stderr")),
             }
         }
     }
@@ -163,6 +189,7 @@ impl Proc {
             match self.events.recv_timeout(left) {
                 Ok(Event::Line(line)) => self.stdout_seen.push(line),
                 Ok(Event::OutEof) => self.out_eof = true,
+                Ok(Event::ErrText) => {}
                 Ok(Event::ErrEof) => self.err_eof = true,
                 Err(_) => self.fail("timed out waiting for the process to end"),
             }
