@@ -104,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
     // Baseline: libtorrent -> libtorrent in the same run.
     let mut lt = None;
     if let Ok(py) = std::env::var("CHS_LT_PYTHON") {
+        // Relative to where the bench was started, not to the script's folder it runs in.
+        let py = std::path::absolute(&py)?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/lt_bench.py");
         let out = std::process::Command::new(&py)
             .arg(&script)
