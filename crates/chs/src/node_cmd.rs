@@ -101,16 +101,18 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
             r = crate::torrent_cmd::wait_for_shutdown_signal() => break r,
             s = signals.recv() => match s {
                 Ok(signal) => {
-                    if let Ok(v) = serde_json::to_value(&signal) {
-                        print_line(&v);
-                    }
                     // Signals that change nothing in the status (and may come in floods: live
-                    // messages, forged magnetlinks) do not rewrite it.
+                    // messages, forged magnetlinks) do not rewrite it. The status is written
+                    // before the line is printed, so whoever reads a line finds `status.json`
+                    // at least as new as it.
                     if !matches!(
                         signal,
                         Signal::MessageCaptured { .. } | Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. }
                     ) {
                         write_status(&handle, &status_path, true).await;
+                    }
+                    if let Ok(v) = serde_json::to_value(&signal) {
+                        print_line(&v);
                     }
                 }
                 Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "signal printer fell behind"),
