@@ -63,15 +63,7 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
         seeder.seed(&format!("hostile-{round}"), &folder, &meta).await.expect("seed");
         let magnet = Magnet::for_meta(&meta, &[]).with_peer(seeder.local_peer_addr().expect("addr"));
         publish_signed_magnetlink(&owner_dir, &id, &magnet.to_string(), member_addr.clone()).await;
-        let error = wait_for(&mut signals, STEP, "the refusal", |s| match s {
-            Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
-            Signal::ImportingHistoryArchiveMessages { .. } | Signal::DownloadingHistoryArchivesFinished { .. } => {
-                panic!("hostile torrent imported: {s:?}")
-            }
-            _ => None,
-        })
-        .await
-        .expect("refused");
+        let error = refusal(&mut signals, "hostile torrent").await;
         assert!(error.contains(expect), "round {round}: {error}");
     }
     // (4) Path traversal: an info dict whose file climbs out of the folder (`../../evil`), served
@@ -80,15 +72,7 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
     let (peer, info_hash) = metadata_only_peer(traversal);
     let magnet = format!("magnet:?xt=urn:btih:{info_hash}&dn={id}&x.pe={peer}");
     publish_signed_magnetlink(&owner_dir, &id, &magnet, member_addr.clone()).await;
-    let error = wait_for(&mut signals, STEP, "the traversal refusal", |s| match s {
-        Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
-        Signal::ImportingHistoryArchiveMessages { .. } | Signal::DownloadingHistoryArchivesFinished { .. } => {
-            panic!("traversal torrent imported: {s:?}")
-        }
-        _ => None,
-    })
-    .await
-    .expect("refused");
+    let error = refusal(&mut signals, "traversal torrent").await;
     // Refused while fetching the metadata (librqbit's check; `TorrentMeta` refuses it too).
     assert!(error.contains("metadata") && error.contains("\"..\""), "names the bad path: {error}");
     assert_eq!(files_named(dir.path(), "evil"), Vec::<std::path::PathBuf>::new(), "nothing written by the traversal");
@@ -99,6 +83,19 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
     assert!(!member_dir.join("archives/other-name").exists(), "nothing written outside the community folder");
     seeder.shutdown().await;
     member.shutdown().await;
+}
+
+/// The error of the member's refused download of `what`; panics if anything of it is imported.
+async fn refusal(signals: &mut tokio::sync::broadcast::Receiver<Signal>, what: &str) -> String {
+    wait_for(signals, STEP, &format!("the refusal of the {what}"), |s| match s {
+        Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
+        Signal::ImportingHistoryArchiveMessages { .. } | Signal::DownloadingHistoryArchivesFinished { .. } => {
+            panic!("{what} imported: {s:?}")
+        }
+        _ => None,
+    })
+    .await
+    .expect("refused")
 }
 
 /// An info dict named `name` with a file at `../../evil` (and `data`, `index`), 1 piece.

@@ -98,13 +98,14 @@ async fn publish(shared: &Arc<Shared>, community_id: &str, magnet_uri: &str) -> 
     let id = CommunityId::parse(community_id).map_err(|e| NodeError::UnknownCommunity(e.to_string()))?;
     let now = shared.clock.now_ms();
     let uri = magnet_uri.to_owned();
-    let (message, topic, clock) = shared
+    let topic = community_topic(shared, community_id).await?;
+    let (message, clock) = shared
         .db(move |c, s| {
             let info = c.archive_info(s, &id)?;
             let clock = now.max(info.magnetlink_clock.saturating_add(1));
             let message = c.build_magnetlink_now(s, &id, &uri, clock)?;
             c.set_magnetlink_clock(s, &id, clock)?;
-            Ok((message, c.get(s, &id)?.pubsub_topic, clock))
+            Ok((message, clock))
         })
         .await?;
     let result = match shared.waku.publish(&topic, message).await {

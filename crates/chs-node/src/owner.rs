@@ -44,15 +44,16 @@ pub(crate) async fn run(
     // carry bytes no index entry accounts for.
     if fingerprint(&dir).is_some() {
         let d = dir.clone();
-        match tokio::task::spawn_blocking(move || chs_archive::repair(&d)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(removed)) => {
+        let repaired = tokio::task::spawn_blocking(move || chs_archive::repair(&d))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))
+            .and_then(|r| r.map_err(NodeError::from));
+        match repaired {
+            Ok(0) => {}
+            Ok(removed) => {
                 tracing::warn!(community_id = %id, removed, "repaired the archive folder of an interrupted build")
             }
-            Ok(Err(e)) => {
-                tracing::warn!(community_id = %id, error = %NodeError::from(e).chain(), "cannot repair the archive folder")
-            }
-            Err(e) => tracing::warn!(community_id = %id, error = %e, "cannot repair the archive folder"),
+            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "cannot repair the archive folder"),
         }
         match seed(&shared, &id, &dir, true, Wait::Yes).await {
             Ok(Seeded::Done(fp)) => seeded = fp,

@@ -177,11 +177,11 @@ async fn seed(
     let node = TorrentNode::start(config).await.with_context(|| {
         format!("starting the BitTorrent node (listen {})", listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
     })?;
-    let lock = read_lock(dir).await;
-    let seeded = match lock {
-        Ok(_lock) => chs_torrent::cli::seed_dir(&node, dir, piece_length).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
-    };
+    let seeded = async {
+        let _lock = read_lock(dir).await?;
+        anyhow::Ok(chs_torrent::cli::seed_dir(&node, dir, piece_length).await?)
+    }
+    .await;
     let (created, status, magnet) = match seeded {
         Ok(v) => v,
         Err(e) => {

@@ -4,15 +4,7 @@
 
 mod support;
 
-use support::{Proc, TIMEOUT, demo_setup, p, run};
-
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-fn is_type(line: &str, t: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == t)
-}
+use support::{Proc, TIMEOUT, demo_setup, is_type, json, p, run};
 
 #[test]
 fn member_killed_mid_import_resumes_after_restart_and_gets_everything() {

@@ -137,26 +137,32 @@ impl Proc {
         panic!("{why}: {}\nstdout so far:\n{}\nstderr:\n{}", self.what, self.stdout_seen.join("\n"), self.stderr())
     }
 
+    /// The next output event before `deadline` (or a failure naming `waiting_for`), after its
+    /// bookkeeping: a stdout line is kept in `stdout_seen`, an end of stream is recorded.
+    fn next_event(&mut self, deadline: Instant, waiting_for: &str) -> Event {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = match self.events.recv_timeout(left) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) => self.fail(&format!("timed out waiting for {waiting_for}")),
+            Err(RecvTimeoutError::Disconnected) => self.fail("output readers ended"),
+        };
+        match &event {
+            Event::Line(line) => self.stdout_seen.push(line.clone()),
+            Event::OutEof => self.out_eof = true,
+            Event::ErrEof => self.err_eof = true,
+            Event::ErrText => {}
+        }
+        event
+    }
+
     /// Waits (bounded by `timeout`) for the next stdout line matching `pred`.
     pub(crate) fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Line(line)) => {
-                    self.stdout_seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Ok(Event::OutEof) => {
-                    self.out_eof = true;
-                    self.fail("stdout closed before the expected line");
-                }
-                Ok(Event::ErrText) => {}
-                Ok(Event::ErrEof) => self.err_eof = true,
-                Err(RecvTimeoutError::Timeout) => self.fail("timed out waiting for a line"),
-                Err(RecvTimeoutError::Disconnected) => self.fail("output readers ended"),
+            match self.next_event(deadline, "a line") {
+                Event::Line(line) if pred(&line) => return line,
+                Event::OutEof => self.fail("stdout closed before the expected line"),
+                _ => {}
             }
         }
     }
@@ -165,18 +171,10 @@ impl Proc {
     pub(crate) fn wait_stderr(&mut self, timeout: Duration, text: &str) {
         let deadline = Instant::now() + timeout;
         while !self.stderr().contains(text) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Line(line)) => self.stdout_seen.push(line),
-                Ok(Event::OutEof) => self.out_eof = true,
-                Ok(Event::ErrText) => {}
-                Ok(Event::ErrEof) => {
-                    self.err_eof = true;
-                    if !self.stderr().contains(text) {
-                        self.fail(&format!("stderr closed without {text:?}"));
-                    }
-                }
-                Err(_) => self.fail(&format!("timed out waiting for {text:?} on stderr")),
+            if let Event::ErrEof = self.next_event(deadline, text)
+                && !self.stderr().contains(text)
+            {
+                self.fail(&format!("stderr closed without {text:?}"));
             }
         }
     }
@@ -185,14 +183,7 @@ impl Proc {
     pub(crate) fn finish(mut self, timeout: Duration) -> Finished {
         let deadline = Instant::now() + timeout;
         while !(self.out_eof && self.err_eof) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Line(line)) => self.stdout_seen.push(line),
-                Ok(Event::OutEof) => self.out_eof = true,
-                Ok(Event::ErrText) => {}
-                Ok(Event::ErrEof) => self.err_eof = true,
-                Err(_) => self.fail("timed out waiting for the process to end"),
-            }
+            self.next_event(deadline, "the process to end");
         }
         let status = self.child.wait().expect("waiting for the child");
         let mut stdout = self.stdout_seen.join("\n");
@@ -232,6 +223,16 @@ pub(crate) fn p(path: &Path) -> &str {
 }
 
 pub(crate) const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample-messages.ndjson");
+
+/// A JSON line the child printed.
+pub(crate) fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// Whether `line` is a JSON signal of type `t`.
+pub(crate) fn is_type(line: &str, t: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == t)
+}
 
 /// `chs demo --setup DIR` (debounce 0): an owner folder with `weeks × per_week` stored messages and
 /// `members` member folders, each with its `chs.toml`; returns the printed JSON.
