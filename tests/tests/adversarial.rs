@@ -11,7 +11,9 @@ use chs_store::Store;
 use chs_torrent::{Magnet, TorrentMeta, TorrentNode};
 
 mod support;
-use support::{HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, waku_peer};
+use support::{
+    HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, start_config, waku_peer,
+};
 
 /// Publishes a magnetlink for `uri`, correctly signed with the community key held in
 /// `<owner_dir>/chs.db`, from a plain Waku node connected to `member_addr`.
@@ -547,8 +549,7 @@ async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
     let mut config = NodeConfig::local(&b_dir);
     config.torrent.peers = a.handle().torrent_addr().into_iter().collect();
     config.waku.bootstrap = vec![first_addr(&owner).await];
-    let b = Node::start(config, Arc::new(clock.clone())).await.expect("member B");
-    let mut b_signals = b.handle().signals();
+    let (b, mut b_signals) = start_config(config, &clock).await;
     wait_for(&mut b_signals, STEP, "B's start", |s| {
         matches!(s, Signal::DownloadingHistoryArchivesStarted { .. }).then_some(())
     })

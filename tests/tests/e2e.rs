@@ -11,7 +11,10 @@ use chs_node::{ManualClock, Node, NodeConfig, Signal};
 use chs_waku_payload::SecretKey;
 
 mod support;
-use support::{HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, waku_peer};
+use support::{
+    HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, start_subscribed,
+    waku_peer,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_magnetlink_from_a_non_owner_key_is_ignored() {
@@ -274,8 +277,7 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
 
     let member_dir = dir.path().join("member");
     join_member(&member_dir, &id).expect("join");
-    let member = start(&member_dir, &clock, vec![first_addr(&owner).await], None).await;
-    let mut signals = member.handle().signals();
+    let (member, mut signals) = start_subscribed(&member_dir, &clock, vec![first_addr(&owner).await], None).await;
     let uri = wait_for(&mut signals, STEP, "the late download", |s| match s {
         Signal::DownloadingHistoryArchivesFinished { magnet_uri, .. } => Some(magnet_uri.clone()),
         _ => None,

@@ -22,7 +22,7 @@ use crate::clock::{ManualClock, system_now_ms};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::node::{Node, NodeHandle};
-use crate::signal::Signal;
+use crate::signal::{Signal, SignalBus};
 
 const DAY_MS: u64 = 86_400_000;
 const WEEK_MS: u64 = 7 * DAY_MS;
@@ -411,8 +411,7 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
         join_member(&dir, &id)?;
         let mut config = NodeConfig::local(&dir);
         config.member.debounce = options.debounce;
-        let node = Node::start(config, Arc::new(clock.clone())).await?;
-        let rx = node.handle().signals();
+        let (node, rx) = start_subscribed(config, &clock).await?;
         observe(DemoEvent::MemberStarted { index, handle: node.handle() });
         members.push((node, rx));
     }
@@ -425,8 +424,7 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
     let mut owner_config = NodeConfig::local(&owner_dir);
     owner_config.waku.bootstrap = bootstrap;
     let started = Instant::now();
-    let owner = Node::start(owner_config, Arc::new(clock.clone())).await?;
-    let mut owner_rx = owner.handle().signals();
+    let (owner, mut owner_rx) = start_subscribed(owner_config, &clock).await?;
     let archive_ids = wait_for(&mut owner_rx, options.step_timeout, "the owner's archives", |s| match s {
         Signal::HistoryArchivesCreated { archive_ids, .. } => Some(archive_ids.clone()),
         _ => None,
@@ -508,6 +506,17 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
         node.shutdown().await;
     }
     Ok(DemoReport { community_id: id.to_string(), owner_messages, owner_archives, members: reports })
+}
+
+/// Starts a node with a receiver subscribed before it starts, so that no signal raised while it
+/// starts (the owner's catch-up build and first seeding) is missed.
+async fn start_subscribed(
+    config: NodeConfig,
+    clock: &ManualClock,
+) -> Result<(Node, broadcast::Receiver<Signal>), NodeError> {
+    let bus = SignalBus::default();
+    let rx = bus.subscribe();
+    Ok((Node::start_with_bus(config, Arc::new(clock.clone()), bus).await?, rx))
 }
 
 async fn wait_finished(

@@ -81,9 +81,12 @@ fn print_line(value: &serde_json::Value) {
 
 async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
     let status_path = config.data_dir.join("status.json");
-    let node = Node::start(config, Arc::new(SystemClock)).await.context("starting the node")?;
+    // Subscribed before the node starts: the catch-up build and the first seeding may be done
+    // (or a fault point reached) before `start` returns, and their lines must not be lost.
+    let bus = chs_node::SignalBus::default();
+    let mut signals = bus.subscribe();
+    let node = Node::start_with_bus(config, Arc::new(SystemClock), bus).await.context("starting the node")?;
     let handle = node.handle();
-    let mut signals = handle.signals();
     let waku = handle.waku().listen_addrs().await.unwrap_or_default();
     let communities = handle.status().await?;
     print_line(&serde_json::json!({

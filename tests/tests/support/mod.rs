@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use chs_community::CommunityId;
 use chs_node::demo::{create_owner, generate_history};
-use chs_node::{ManualClock, Node, NodeConfig};
+use chs_node::{ManualClock, Node, NodeConfig, Signal, SignalBus};
 use chs_proto::{ApplicationMetadataMessageType, Message as _};
 use chs_status::ChatKeyCache;
 use chs_status::envelope::{EnvelopeParams, build_status_message};
 use chs_waku_payload::{NonceSource, Padding, SecretKey};
+use tokio::sync::broadcast;
 
 pub(crate) const HOUR_MS: u64 = 3_600_000;
 pub(crate) const WEEK_MS: u64 = 7 * 24 * HOUR_MS;
@@ -42,12 +43,31 @@ pub(crate) fn owner_with_history(
 /// `bootstrap`; with `max_attempts`, a member gives up on a magnetlink after that many failed
 /// downloads (otherwise the configuration's default).
 pub(crate) async fn start(dir: &Path, clock: &ManualClock, bootstrap: Vec<String>, max_attempts: Option<u32>) -> Node {
+    start_subscribed(dir, clock, bootstrap, max_attempts).await.0
+}
+
+/// [`start`], with a receiver of the node's signals subscribed before it starts: use it when the
+/// node may act while starting (a member dialing a peer that announces at once).
+pub(crate) async fn start_subscribed(
+    dir: &Path,
+    clock: &ManualClock,
+    bootstrap: Vec<String>,
+    max_attempts: Option<u32>,
+) -> (Node, broadcast::Receiver<Signal>) {
     let mut config = NodeConfig::local(dir);
     config.waku.bootstrap = bootstrap;
     if let Some(n) = max_attempts {
         config.member.max_attempts = n;
     }
-    Node::start(config, Arc::new(clock.clone())).await.expect("node starts")
+    start_config(config, clock).await
+}
+
+/// Starts a node on `config` with a receiver of its signals subscribed before it starts, so that
+/// none raised while it starts is missed.
+pub(crate) async fn start_config(config: NodeConfig, clock: &ManualClock) -> (Node, broadcast::Receiver<Signal>) {
+    let bus = SignalBus::default();
+    let signals = bus.subscribe();
+    (Node::start_with_bus(config, Arc::new(clock.clone()), bus).await.expect("node starts"), signals)
 }
 
 /// The node's first Waku listen address.
