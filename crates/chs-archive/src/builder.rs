@@ -246,6 +246,20 @@ pub enum BuildError {
         /// Σ(size) over the index.
         end: u64,
     },
+    /// The existing `index` is damaged and cannot be rebuilt from `data` (e.g. hash-ratchet
+    /// encrypted archives, or `data` damaged too). Nothing was changed.
+    #[error(
+        "archive index {path} is damaged ({why}) and cannot be rebuilt from data ({reason}): restore the folder \
+         from a backup, or move it aside and let the next build start a new one from the message store"
+    )]
+    DamagedIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// Why `data` could not be read back.
+        reason: String,
+    },
     /// `data` is shorter than the index says (e.g. status-go crashed between writing `index` and
     /// appending `data`, §4.9); appending would corrupt offsets.
     #[error("data file is {data_len} bytes but the index accounts for {index_end}")]
@@ -312,16 +326,28 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Repairs what an interrupted build left in `dir` (a stale `index.tmp`, `data` bytes the index
-/// does not account for), under the folder's exclusive lock, as the next build would; returns the
-/// number of `data` bytes removed. A missing folder is created empty.
+/// [`repair_with`] for status-go's piece length ([`crate::PIECE_LENGTH`]).
 ///
 /// # Errors
-/// [`BuildError`] if the folder cannot be locked, read or repaired (e.g. an unusable index, or
-/// `data` shorter than the index says: nothing is deleted then).
+/// As [`repair_with`].
 pub fn repair(dir: &Path) -> Result<u64, BuildError> {
+    repair_with(dir, crate::PIECE_LENGTH)
+}
+
+/// Repairs what an interrupted build or damage left in `dir`, under the folder's exclusive lock,
+/// as the next build would: a stale `index.tmp` is removed, a damaged `index` (undecodable, keys
+/// that are not the hash of their entries, entries that do not tile `data`, or metadata that the
+/// archive at the entry's offset does not have) is rebuilt from `data` (archives padded to
+/// `piece_length`), and `data` bytes that no index entry accounts for (an interrupted append) are
+/// truncated. Returns the number of `data` bytes removed. A missing folder is created empty.
+///
+/// # Errors
+/// [`BuildError`] if the folder cannot be locked, read or repaired (e.g. `data` shorter than an
+/// intact index says, or a damaged index over `data` that cannot be read back: nothing is
+/// deleted then).
+pub fn repair_with(dir: &Path, piece_length: u64) -> Result<u64, BuildError> {
     let _lock = lock_for_build(dir)?;
-    Ok(open_for_append(dir, &mut NoHook)?.repaired_bytes)
+    Ok(open_for_append(dir, piece_length, &mut NoHook)?.repaired_bytes)
 }
 
 /// Creates `dir` if needed and takes its exclusive lock, held until the new index is in place: no
@@ -344,9 +370,10 @@ pub(crate) struct OpenDir {
     pub(crate) repaired_bytes: u64,
 }
 
-/// Creates the directory if needed, loads the index, removes a stale `index.tmp` and truncates
-/// `data` to the end the index accounts for.
-pub(crate) fn open_for_append(dir: &Path, hook: &mut dyn StepHook) -> Result<OpenDir, BuildError> {
+/// Creates the directory if needed, loads the index (rebuilding a damaged one from `data`, see
+/// [`repair_with`]), removes a stale `index.tmp` and truncates `data` to the end the index
+/// accounts for.
+pub(crate) fn open_for_append(dir: &Path, piece_length: u64, hook: &mut dyn StepHook) -> Result<OpenDir, BuildError> {
     let open_err = |path: &Path| {
         let path = path.to_owned();
         move |source| BuildError::Open { path, source }
@@ -359,12 +386,40 @@ pub(crate) fn open_for_append(dir: &Path, hook: &mut dyn StepHook) -> Result<Ope
         Err(err) => return Err(open_err(&tmp)(err)),
     }
     let index_path = dir.join(INDEX_FILE);
-    let index = match std::fs::read(&index_path) {
-        Ok(bytes) => {
-            format::decode_index(&bytes).map_err(|source| BuildError::Index { path: index_path.clone(), source })?
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => WakuMessageArchiveIndex::default(),
+    let data_path = dir.join(DATA_FILE);
+    let data_len = match std::fs::metadata(&data_path) {
+        Ok(meta) => meta.len(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
+        Err(err) => return Err(open_err(&data_path)(err)),
+    };
+    let decoded = match std::fs::read(&index_path) {
+        Ok(bytes) => format::decode_index(&bytes),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(WakuMessageArchiveIndex::default()),
         Err(err) => return Err(open_err(&index_path)(err)),
+    };
+    let damaged = match &decoded {
+        // An encrypted index is a format this crate does not open, not damage; and with an empty
+        // `data` there is nothing to rebuild from (a non-empty index is the short-data case below).
+        Err(DecodeError::Encrypted { .. }) => None,
+        Ok(_) | Err(_) if data_len == 0 => None,
+        Ok(index) => crate::recover::damage(index, &data_path, data_len).map_err(open_err(&data_path))?,
+        Err(err) => Some(err.to_string()),
+    };
+    let index = match (decoded, damaged) {
+        (Ok(index), None) => index,
+        (Err(source), None) => return Err(BuildError::Index { path: index_path, source }),
+        (decoded, Some(why)) => {
+            let rebuilt = crate::recover::rebuild(&data_path, data_len, piece_length).map_err(open_err(&data_path))?;
+            drop(decoded);
+            let (index, _) = match rebuilt {
+                Ok(rebuilt) => rebuilt,
+                Err(reason) => return Err(BuildError::DamagedIndex { path: index_path, why, reason }),
+            };
+            tracing::warn!(path = %index_path.display(), damage = %why, archives = index.archives.len(),
+                "archive index was damaged: rebuilt from data");
+            replace_index(dir, &index, hook)?;
+            index
+        }
     };
     let end = index.archives.values().fold(0u64, |sum, meta| sum.saturating_add(meta.size));
     for (id, meta) in &index.archives {
@@ -373,12 +428,6 @@ pub(crate) fn open_for_append(dir: &Path, hook: &mut dyn StepHook) -> Result<Ope
         }
     }
     let last_to = index.archives.values().filter_map(|m| m.metadata.as_ref().map(|m| m.to)).max();
-    let data_path = dir.join(DATA_FILE);
-    let data_len = match std::fs::metadata(&data_path) {
-        Ok(meta) => meta.len(),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
-        Err(err) => return Err(open_err(&data_path)(err)),
-    };
     if data_len < end {
         return Err(BuildError::DataShorterThanIndex { data_len, index_end: end });
     }
@@ -451,7 +500,7 @@ fn run<S: MessageSource>(
     let span = tracing::info_span!("archive_build", dir = %dir.display());
     let _enter = span.enter();
     let _lock = lock_for_build(dir)?;
-    let opened = open_for_append(dir, hook)?;
+    let opened = open_for_append(dir, options.piece_length, hook)?;
     let mut from = match options.from {
         Some(from) => Some(from),
         None => match opened.last_to {
@@ -653,23 +702,29 @@ impl Run<'_> {
         if let Some(data) = self.data.as_mut() {
             data.sync().map_err(io_err(Step::SyncData, &data_path))?;
         }
-        let tmp = self.dir.join(INDEX_TEMP_FILE);
-        let index_path = self.dir.join(INDEX_FILE);
-        self.hook.before(Step::WriteIndexTemp).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
-        let bytes = format::encode_index(&self.index);
-        let mut file = File::create(&tmp).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
-        file.write_all(&bytes).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
-        self.hook.before(Step::SyncIndexTemp).map_err(io_err(Step::SyncIndexTemp, &tmp))?;
-        file.sync_all().map_err(io_err(Step::SyncIndexTemp, &tmp))?;
-        drop(file);
-        self.hook.before(Step::RenameIndex).map_err(io_err(Step::RenameIndex, &index_path))?;
-        std::fs::rename(&tmp, &index_path).map_err(io_err(Step::RenameIndex, &index_path))?;
-        self.hook.before(Step::SyncDir).map_err(io_err(Step::SyncDir, &self.dir))?;
-        sync_dir(&self.dir).map_err(io_err(Step::SyncDir, &self.dir))?;
+        replace_index(&self.dir, &self.index, self.hook)?;
         self.report.data_len = self.offset;
         self.uncommitted = 0;
         Ok(())
     }
+}
+
+/// Replaces `index` atomically: written to `index.tmp`, fsynced, renamed over `index`, and the
+/// folder fsynced.
+fn replace_index(dir: &Path, index: &WakuMessageArchiveIndex, hook: &mut dyn StepHook) -> Result<(), BuildError> {
+    let tmp = dir.join(INDEX_TEMP_FILE);
+    let index_path = dir.join(INDEX_FILE);
+    hook.before(Step::WriteIndexTemp).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
+    let bytes = format::encode_index(index);
+    let mut file = File::create(&tmp).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
+    file.write_all(&bytes).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
+    hook.before(Step::SyncIndexTemp).map_err(io_err(Step::SyncIndexTemp, &tmp))?;
+    file.sync_all().map_err(io_err(Step::SyncIndexTemp, &tmp))?;
+    drop(file);
+    hook.before(Step::RenameIndex).map_err(io_err(Step::RenameIndex, &index_path))?;
+    std::fs::rename(&tmp, &index_path).map_err(io_err(Step::RenameIndex, &index_path))?;
+    hook.before(Step::SyncDir).map_err(io_err(Step::SyncDir, dir))?;
+    sync_dir(dir).map_err(io_err(Step::SyncDir, dir))
 }
 
 /// The writer of `data`, opened (positioned at `offset`, the committed end) on first use.

@@ -22,11 +22,13 @@ pub mod fuzz;
 pub mod lock;
 pub mod plan;
 pub mod reader;
+mod recover;
 pub mod source;
 mod writer;
 
 pub use builder::{
     BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook, repair,
+    repair_with,
 };
 pub use format::{DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, padding};
 pub use lock::{FolderLock, LockError};

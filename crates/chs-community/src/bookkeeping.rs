@@ -39,6 +39,18 @@ pub struct ArchiveRecord {
     pub import_failures: u32,
     /// The last import error, if any.
     pub last_error: Option<String>,
+    /// Topics of the archive refused at import because they are not the community's own
+    /// (`0x` + 8 hex); see [`crate::ImportReport::refused_topics`].
+    pub refused_topics: Vec<String>,
+    /// Messages refused with them.
+    pub refused_messages: u64,
+}
+
+/// What an import refused, recorded with the archive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refusal<'a> {
+    pub(crate) topics: &'a [String],
+    pub(crate) messages: usize,
 }
 
 /// Which archives of an index a member wants (the spec's three member strategies).
@@ -166,14 +178,18 @@ pub(crate) fn mark_imported(
     archive_id: &str,
     from: u64,
     to: u64,
+    refusal: &Refusal<'_>,
 ) -> Result<(), CommunityError> {
     let now = crate::community::now_ms();
+    let refused_messages = i64::try_from(refusal.messages).unwrap_or(i64::MAX);
     conn.execute(
-        "INSERT INTO chs_archive_ids (community_id, archive_id, from_secs, to_secs, imported, downloaded_at_ms, imported_at_ms)
-         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+        "INSERT INTO chs_archive_ids (community_id, archive_id, from_secs, to_secs, imported, downloaded_at_ms, imported_at_ms,
+             refused_topics, refused_messages)
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7)
          ON CONFLICT (community_id, archive_id) DO UPDATE SET imported = 1, imported_at_ms = ?5, last_error = NULL,
-             from_secs = excluded.from_secs, to_secs = excluded.to_secs",
-        params![id.to_string(), archive_id, clamp(from), clamp(to), now],
+             from_secs = excluded.from_secs, to_secs = excluded.to_secs,
+             refused_topics = excluded.refused_topics, refused_messages = excluded.refused_messages",
+        params![id.to_string(), archive_id, clamp(from), clamp(to), now, refusal.topics.join(","), refused_messages],
     )?;
     Ok(())
 }
@@ -197,8 +213,8 @@ pub(crate) fn record_import_failure(
 
 pub(crate) fn archive_records(conn: &Connection, id: &CommunityId) -> Result<Vec<ArchiveRecord>, CommunityError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT archive_id, from_secs, to_secs, imported, import_failures, last_error FROM chs_archive_ids
-         WHERE community_id = ?1 ORDER BY from_secs, archive_id",
+        "SELECT archive_id, from_secs, to_secs, imported, import_failures, last_error, refused_topics, refused_messages
+         FROM chs_archive_ids WHERE community_id = ?1 ORDER BY from_secs, archive_id",
     )?;
     let rows = stmt.query_map([id.to_string()], |r| {
         Ok(ArchiveRecord {
@@ -208,6 +224,8 @@ pub(crate) fn archive_records(conn: &Connection, id: &CommunityId) -> Result<Vec
             imported: r.get(3)?,
             import_failures: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
             last_error: r.get(5)?,
+            refused_topics: r.get::<_, String>(6)?.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+            refused_messages: unclamp(r.get(7)?),
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -1,6 +1,8 @@
 //! Canonical import: an archive's messages replace the member's messages of its time range, and
 //! each message's unwrapped `ApplicationMetadataMessage` becomes a readable history row.
 
+use std::collections::BTreeSet;
+
 use chs_proto::protobuf::{WakuMessage as ArchivedMessage, WakuMessageArchiveMetadata};
 use chs_store::{StoredMessage, Topic};
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
@@ -43,6 +45,12 @@ pub struct ImportReport {
     pub malformed: usize,
     /// Messages skipped because their timestamp or topic lies outside the archive's window.
     pub out_of_window: usize,
+    /// Topics the archive's metadata names that belong to another community of this node (see
+    /// [`crate::Communities::import_archive`]): `0x` + 8 hex, sorted. Nothing on them is deleted
+    /// or inserted.
+    pub refused_topics: Vec<String>,
+    /// Messages skipped because they are on a [`ImportReport::refused_topics`] topic.
+    pub refused_messages: usize,
     /// Messages whose `ApplicationMetadataMessage` decoded into a history row.
     pub decoded: usize,
     /// Stored messages that did not decode (kept in the message table, not in the history).
@@ -172,11 +180,64 @@ pub(crate) fn community_ref(conn: &Connection, community: &CommunityId) -> Resul
         .ok_or_else(|| CommunityError::UnknownCommunity(community.to_string()))
 }
 
-/// Runs the whole import in one transaction on `conn`.
+/// Which topics an import may touch: those configured for the importing community (channels and
+/// default chats) and those configured for every other community of the node.
+#[derive(Debug, Default)]
+pub(crate) struct TopicScope {
+    pub(crate) own: BTreeSet<Topic>,
+    pub(crate) others: BTreeSet<Topic>,
+}
+
+/// An archive's claimed topics, split by [`scope_topics`].
+#[derive(Debug, Default)]
+struct Scoped {
+    /// Topics the import may replace.
+    allowed: Vec<Topic>,
+    /// Topics of another community.
+    refused: Vec<Topic>,
+    /// Allowed topics nobody had: learned by the importing community.
+    learn: Vec<Topic>,
+}
+
+/// Splits an archive's claimed topics into those the community may replace and those refused.
+/// A topic is refused if another community has it configured, or learned it from an earlier
+/// import and the importing community does not have it configured. A topic nobody has is
+/// allowed and learned so that no later archive of another community can take it.
+fn scope_topics(
+    tx: &Transaction<'_>,
+    community: &CommunityId,
+    scope: &TopicScope,
+    claimed: Vec<Topic>,
+) -> Result<Scoped, CommunityError> {
+    let mut owner_of = tx.prepare_cached("SELECT community_id FROM chs_community_topics WHERE topic = ?1")?;
+    let me = community.to_string();
+    let mut out = Scoped::default();
+    for topic in claimed {
+        if out.allowed.contains(&topic) || out.refused.contains(&topic) {
+            continue;
+        }
+        let learned_by: Option<String> = owner_of.query_row([&topic[..]], |r| r.get(0)).optional()?;
+        let configured = scope.own.contains(&topic);
+        if scope.others.contains(&topic) || learned_by.as_ref().is_some_and(|o| *o != me && !configured) {
+            out.refused.push(topic);
+        } else {
+            if !configured && learned_by.is_none() {
+                out.learn.push(topic);
+            }
+            out.allowed.push(topic);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the whole import in one transaction on `conn`. Only messages on `pubsub_topic` and the
+/// topics [`scope_topics`] allows are deleted or inserted; every row is keyed by the hash computed
+/// from its own fields, not by the hash the archive claims.
 pub(crate) fn import_archive(
     conn: &mut Connection,
     community: &CommunityId,
     pubsub_topic: &str,
+    scope: &TopicScope,
     archive: &ArchiveImport<'_>,
     mode: DecodeMode,
 ) -> Result<ImportReport, CommunityError> {
@@ -186,7 +247,7 @@ pub(crate) fn import_archive(
         return Err(CommunityError::EmptyRange { from, to });
     }
     let cref = community_ref(conn, community)?;
-    let topics: Vec<Topic> = archive
+    let claimed: Vec<Topic> = archive
         .metadata
         .content_topic
         .iter()
@@ -198,22 +259,34 @@ pub(crate) fn import_archive(
             topic
         })
         .collect();
+    // The archive may only replace the community's own topics: a topic of another community is
+    // refused, and the rest of the archive still imports.
+    let tx = conn.transaction()?;
+    let Scoped { allowed: topics, refused, learn } = scope_topics(&tx, community, scope, claimed)?;
+    let mut refused_topics: Vec<String> = refused.iter().map(|t| format!("0x{}", hex::encode(t))).collect();
+    refused_topics.sort();
+    refused_topics.dedup();
     let mut report = ImportReport {
         archive_id: archive_id.clone(),
         from,
         to,
         messages: archive.messages.len(),
+        refused_topics,
         ..Default::default()
     };
     let received_at = crate::community::now_ms();
     let mut stored = Vec::with_capacity(archive.messages.len());
     let mut kept = Vec::with_capacity(archive.messages.len());
     for msg in archive.messages {
-        let Ok(row) = StoredMessage::from_archive_message(pubsub_topic, msg, received_at) else {
+        let Ok(row) = StoredMessage::from_untrusted_archive_message(pubsub_topic, msg, received_at) else {
             report.malformed += 1;
             continue;
         };
         let ts = row.timestamp_secs();
+        if refused.contains(&row.topic) {
+            report.refused_messages += 1;
+            continue;
+        }
         if ts < from || ts >= to || !topics.contains(&row.topic) {
             report.out_of_window += 1;
             continue;
@@ -225,8 +298,7 @@ pub(crate) fn import_archive(
         DecodeMode::Immediate => decode_all(&kept).into_iter().map(Outcome::from).collect(),
         DecodeMode::Deferred => Vec::new(),
     };
-    let tx = conn.transaction()?;
-    let stats = chs_store::replace_range_tx(&tx, &topics, from, to, &stored)?;
+    let stats = chs_store::replace_range_tx(&tx, pubsub_topic, &topics, from, to, &stored)?;
     report.deleted = stats.deleted;
     report.inserted = stats.inserted;
     report.duplicates = stored.len() - stats.inserted;
@@ -253,12 +325,26 @@ pub(crate) fn import_archive(
         }
     }
     report.pending_decode = stored.len() - report.decoded - report.undecodable;
-    crate::bookkeeping::mark_imported(&tx, community, &archive_id, from, to)?;
+    let mut learn_topic =
+        tx.prepare_cached("INSERT OR IGNORE INTO chs_community_topics (topic, community_id) VALUES (?1, ?2)")?;
+    for topic in &learn {
+        learn_topic.execute(params![&topic[..], community.to_string()])?;
+    }
+    drop(learn_topic);
+    let refusal = crate::bookkeeping::Refusal { topics: &report.refused_topics, messages: report.refused_messages };
+    crate::bookkeeping::mark_imported(&tx, community, &archive_id, from, to, &refusal)?;
     tx.commit()?;
+    if !report.refused_topics.is_empty() {
+        tracing::warn!(
+            community_id = %community, %archive_id, topics = ?report.refused_topics,
+            messages = report.refused_messages,
+            "archive names topics that are not this community's own: their messages were refused"
+        );
+    }
     tracing::info!(
         community_id = %community, %archive_id, from, to,
         inserted = report.inserted, deleted = report.deleted, undecodable = report.undecodable,
-        pending_decode = report.pending_decode, "archive imported"
+        pending_decode = report.pending_decode, refused = report.refused_messages, "archive imported"
     );
     Ok(report)
 }

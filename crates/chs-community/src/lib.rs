@@ -258,6 +258,29 @@ impl Communities {
         Ok(community.chats.iter().map(|chat| *chs_status::Topic::from_chat_id(chat).as_bytes()).collect())
     }
 
+    /// The topics of `id` that this node knows from configuration (its channels and default chats)
+    /// and those of every other stored community: the input of an import's topic scope.
+    fn topic_scope(&self, store: &Store, id: &CommunityId) -> Result<import::TopicScope, CommunityError> {
+        let topics_of = |c: &Community| -> Vec<[u8; 4]> {
+            let defaults = c.id.default_chat_ids();
+            c.chats
+                .iter()
+                .map(String::as_str)
+                .chain(defaults.iter().map(String::as_str))
+                .map(|chat| *chs_status::Topic::from_chat_id(chat).as_bytes())
+                .collect()
+        };
+        let mut scope = import::TopicScope::default();
+        for community in self.list(store)? {
+            if community.id == *id {
+                scope.own.extend(topics_of(&community));
+            } else {
+                scope.others.extend(topics_of(&community));
+            }
+        }
+        Ok(scope)
+    }
+
     /// Every stored community, by id.
     ///
     /// # Errors
@@ -549,6 +572,16 @@ impl Communities {
     ///
     /// Messages that do not decode down to an `ApplicationMetadataMessage` are stored but counted as
     /// undecodable; malformed messages and messages outside the window are skipped and counted.
+    ///
+    /// The import is scoped to the community: only messages on its pubsub topic are deleted or
+    /// inserted, and only on the archive's topics that are not another community's. A topic is
+    /// another community's if that community has it configured (channels and default chats) or
+    /// learned it from one of its own earlier imports (first claim wins, unless the importing
+    /// community has the topic configured). Those topics are refused, their messages skipped and
+    /// counted ([`ImportReport::refused_topics`], recorded with the archive and logged); the rest
+    /// of the archive imports. A topic no community has is learned by this one. Each stored row is
+    /// keyed by the 14/WAKU2 hash of its own fields, not by the hash the archive claims.
+    ///
     /// On error the failure is recorded (see [`Communities::record_import_failure`]) and nothing of
     /// the archive is stored.
     ///
@@ -579,7 +612,8 @@ impl Communities {
         mode: DecodeMode,
     ) -> Result<ImportReport, CommunityError> {
         let community = self.get(store, id)?;
-        let result = import::import_archive(store.connection_mut(), id, &community.pubsub_topic, archive, mode);
+        let scope = self.topic_scope(store, id)?;
+        let result = import::import_archive(store.connection_mut(), id, &community.pubsub_topic, &scope, archive, mode);
         if let Err(err) = &result
             && let Ok(archive_id) = normalize_archive_id(archive.archive_id)
         {

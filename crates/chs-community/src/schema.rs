@@ -68,4 +68,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         identity_key BLOB NOT NULL CHECK (length(identity_key) = 32),
         installation_id TEXT NOT NULL
     );",
+    // Version 2: what an import refused (topics of another community), and the topics a community
+    // learned from its own archives (first claim wins; configured channels always win).
+    "ALTER TABLE chs_archive_ids ADD COLUMN refused_topics TEXT NOT NULL DEFAULT '';
+    ALTER TABLE chs_archive_ids ADD COLUMN refused_messages INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE chs_community_topics (
+        topic BLOB PRIMARY KEY NOT NULL CHECK (length(topic) = 4),
+        community_id TEXT NOT NULL
+    );",
 ];

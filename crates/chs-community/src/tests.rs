@@ -45,13 +45,15 @@ fn metadata(from: u64, to: u64, topics: &[Topic]) -> WakuMessageArchiveMetadata 
     WakuMessageArchiveMetadata { version: 1, from, to, content_topic: topics.iter().map(|t| t.to_vec()).collect() }
 }
 
-/// Every stored message as (hash, topic, timestamp secs), sorted.
-fn snapshot(store: &Store, topics: &[Topic]) -> BTreeSet<([u8; 32], Topic, u64)> {
+/// Every stored message as (payload, topic, timestamp secs), sorted. Messages are named by
+/// their payload (the seed), not their hash: imported rows are keyed by the hash computed from
+/// their fields, never by the hash the archive claims.
+fn snapshot(store: &Store, topics: &[Topic]) -> BTreeSet<(Vec<u8>, Topic, u64)> {
     store
         .messages_in_range(topics, 0, u64::MAX / 2)
         .unwrap()
         .into_iter()
-        .map(|m| (m.hash, m.topic, m.timestamp_secs()))
+        .map(|m| (m.payload.clone(), m.topic, m.timestamp_secs()))
         .collect()
 }
 
@@ -388,6 +390,86 @@ fn import_replaces_range_and_records_archive() {
     assert!(communities.pending_imports(&store, &id).unwrap().is_empty());
 }
 
+/// Security item 1: an archive of community A that names community B's topics must not delete
+/// or shadow B's messages (B is this node's own community with a not-yet-archived channel).
+#[test]
+fn cross_community_archive_cannot_delete_another_communitys_messages() {
+    let (_dir, mut store, communities) = open();
+    let owned = communities
+        .create(&mut store, &CreateOptions { channels: vec!["general".into()], ..Default::default() })
+        .unwrap();
+    let b_topic: Topic = *chs_status::Topic::from_chat_id(&owned.chats[0]).as_bytes();
+    // B's live, not yet archived messages (as capture stores them: the wire hash as key).
+    let live: Vec<StoredMessage> = [archived(1, b_topic, 11), archived(2, b_topic, 12)]
+        .iter()
+        .map(|m| StoredMessage::from_archive_message(DEFAULT_PUBSUB_TOPIC, m, 0).unwrap())
+        .collect();
+    store.insert_batch(&live).unwrap();
+    let b_before = snapshot(&store, &[b_topic]);
+    // A hostile community A, joined by this node: its archive claims B's topic and its own, and
+    // one message claims the hash of B's message 1 (so it would shadow it).
+    let hostile: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &hostile, None).unwrap();
+    let msgs = vec![
+        archived(7, b_topic, 13),
+        ArchivedMessage { hash: live[0].hash.to_vec(), ..archived(8, TOPIC_A, 14) },
+        archived(9, TOPIC_A, 15),
+    ];
+    let meta = metadata(10, 20, &[b_topic, TOPIC_A]);
+    let report = communities
+        .import_archive(
+            &mut store,
+            &hostile,
+            &ArchiveImport { archive_id: &archive_id(1), metadata: &meta, messages: &msgs },
+        )
+        .unwrap();
+    assert_eq!(snapshot(&store, &[b_topic]), b_before, "B's messages were touched");
+    assert_eq!(report.refused_topics, vec![format!("0x{}", hex::encode(b_topic))]);
+    assert_eq!((report.refused_messages, report.inserted, report.duplicates), (1, 2, 0));
+    // The message claiming B's hash is stored under its own hash; B's row is unchanged.
+    assert!(store.contains(&live[0].hash).unwrap());
+    let a_rows = snapshot(&store, &[TOPIC_A]);
+    assert_eq!(a_rows.len(), 2);
+    // The refusal is recorded with the archive (what `chs node status` shows).
+    let record = &communities.archive_records(&store, &hostile).unwrap()[0];
+    assert_eq!((record.refused_topics.clone(), record.refused_messages), (report.refused_topics.clone(), 1));
+    // A's topic is now learned by A: a second joined community cannot take it over.
+    let other: CommunityId = CommunityId::from_secret_key(&generate_key().unwrap());
+    communities.join(&mut store, &other, None).unwrap();
+    let meta2 = metadata(10, 20, &[TOPIC_A]);
+    let report2 = communities
+        .import_archive(
+            &mut store,
+            &other,
+            &ArchiveImport { archive_id: &archive_id(2), metadata: &meta2, messages: &[] },
+        )
+        .unwrap();
+    assert_eq!((report2.deleted, report2.refused_topics.len()), (0, 1));
+    assert_eq!(snapshot(&store, &[TOPIC_A]), a_rows, "A's imported history was deleted by another community");
+}
+
+/// The same rule when the two communities' topics differ only in pubsub topic: nothing of
+/// another pubsub topic is deleted.
+#[test]
+fn import_never_deletes_messages_of_another_pubsub_topic() {
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &id, None).unwrap();
+    let elsewhere = StoredMessage::from_archive_message("/waku/2/rs/16/64", &archived(1, TOPIC_A, 11), 0).unwrap();
+    store.insert_batch(std::slice::from_ref(&elsewhere)).unwrap();
+    let meta = metadata(10, 20, &[TOPIC_A]);
+    let msgs = [archived(2, TOPIC_A, 12)];
+    let report = communities
+        .import_archive(
+            &mut store,
+            &id,
+            &ArchiveImport { archive_id: &archive_id(1), metadata: &meta, messages: &msgs },
+        )
+        .unwrap();
+    assert_eq!((report.deleted, report.inserted), (0, 1));
+    assert!(store.contains(&elsewhere.hash).unwrap());
+}
+
 #[test]
 fn failed_import_rolls_back_to_the_old_set() {
     let (_dir, mut store, communities) = open();
@@ -541,12 +623,12 @@ proptest! {
         let import = ArchiveImport { archive_id: &archive_id(1), metadata: &meta, messages: &msgs };
         communities.import_archive(&mut store, &id, &import).unwrap();
         let after = snapshot(&store, &all_topics);
-        let in_range = |(_, topic, ts): &([u8; 32], Topic, u64)| archive_topics.contains(topic) && *ts >= case.from && *ts < to;
+        let in_range = |(_, topic, ts): &(Vec<u8>, Topic, u64)| archive_topics.contains(topic) && *ts >= case.from && *ts < to;
         let expected: BTreeSet<_> = before
             .iter()
             .filter(|m| !in_range(m))
-            .copied()
-            .chain(msgs.iter().map(|m| (<[u8; 32]>::try_from(m.hash.as_slice()).unwrap(), <Topic>::try_from(m.topic.as_slice()).unwrap(), m.timestamp)))
+            .cloned()
+            .chain(msgs.iter().map(|m| (m.payload.clone(), <Topic>::try_from(m.topic.as_slice()).unwrap(), m.timestamp)))
             .collect();
         prop_assert_eq!(&after, &expected);
         communities.import_archive(&mut store, &id, &import).unwrap();

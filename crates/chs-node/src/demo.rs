@@ -334,7 +334,8 @@ pub async fn post_live_message(
 /// A stored message as the demo compares it: hash, payload, signer, timestamp (s), topic.
 pub type MessageRow = (Vec<u8>, Vec<u8>, Vec<u8>, u64, [u8; 4]);
 
-/// Every stored message of the community's channels, as comparable rows sorted by hash.
+/// Every stored message of the community's channels, as comparable rows sorted by the key a
+/// member's import gives it ([`StoredMessage::from_untrusted_archive_message`]).
 ///
 /// # Errors
 /// Store errors.
@@ -344,7 +345,14 @@ pub fn history_fingerprint(store: &Store, id: &CommunityId) -> Result<Vec<Messag
     let mut rows: Vec<_> = store
         .messages_in_range(&topics, 0, u64::MAX)?
         .into_iter()
-        .map(|m| (m.hash.to_vec(), m.payload.clone(), m.sig.clone(), m.timestamp_secs(), m.topic))
+        .map(|m| {
+            // The key a member gives the message when it imports it from an archive (the hash of
+            // its archived form), so that an owner's captured row and a member's imported row of
+            // the same message compare equal.
+            let key = StoredMessage::from_untrusted_archive_message(&m.pubsub_topic, &m.to_archive_message(), 0)
+                .map_or_else(|_| m.hash, |r| r.hash);
+            (key.to_vec(), m.payload.clone(), m.sig.clone(), m.timestamp_secs(), m.topic)
+        })
         .collect();
     rows.sort();
     Ok(rows)

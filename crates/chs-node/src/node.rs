@@ -81,8 +81,13 @@ pub struct CommunityStatus {
     /// Of those, imported.
     pub imported_archives: usize,
     /// Stored messages on the community's channel topics (for a member: the topics its
-    /// archives list).
+    /// archives list, minus refused ones).
     pub stored_messages: u64,
+    /// Topics that imported archives named but that belong to another community of this node:
+    /// refused at import (`0x` + 8 hex, sorted).
+    pub refused_topics: Vec<String>,
+    /// Messages refused with them, over all imported archives.
+    pub refused_messages: u64,
 }
 
 pub(crate) struct Shared {
@@ -342,6 +347,10 @@ pub fn community_statuses(
         let entries = chs_archive::Reader::open(&dir).map(|r| r.entries().to_vec()).unwrap_or_default();
         // A member learns the channel topics from the archives' metadata.
         topics.extend(entries.iter().flat_map(chs_archive::ArchiveEntry::topics));
+        let mut refused_topics: Vec<String> = records.iter().flat_map(|r| r.refused_topics.iter().cloned()).collect();
+        refused_topics.sort();
+        refused_topics.dedup();
+        topics.retain(|t| !refused_topics.contains(&format!("0x{}", hex::encode(t))));
         topics.sort_unstable();
         topics.dedup();
         let archives = entries.len();
@@ -360,6 +369,8 @@ pub fn community_statuses(
             downloaded_archives: records.len(),
             imported_archives: records.iter().filter(|r| r.imported).count(),
             stored_messages: store.count_on_topics(&topics)?,
+            refused_messages: records.iter().map(|r| r.refused_messages).sum(),
+            refused_topics,
         });
     }
     Ok(out)

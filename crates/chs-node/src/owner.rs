@@ -44,7 +44,8 @@ pub(crate) async fn run(
     // carry bytes no index entry accounts for.
     if fingerprint(&dir).is_some() {
         let d = dir.clone();
-        let repaired = tokio::task::spawn_blocking(move || chs_archive::repair(&d))
+        let piece_length = u64::from(shared.config.archive.piece_length);
+        let repaired = tokio::task::spawn_blocking(move || chs_archive::repair_with(&d, piece_length))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))
             .and_then(|r| r.map_err(NodeError::from));

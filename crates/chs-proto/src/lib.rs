@@ -47,15 +47,31 @@ pub mod waku {
     /// status-go stores in the archived `WakuMessage`; it is *not* the gossipsub message id.
     #[must_use]
     pub fn message_hash(pubsub_topic: &str, msg: &WakuMessage) -> [u8; 32] {
+        message_hash_of(
+            pubsub_topic,
+            &msg.payload,
+            &msg.content_topic,
+            msg.meta.as_deref().unwrap_or_default(),
+            msg.timestamp.unwrap_or(0),
+        )
+    }
+
+    /// [`message_hash`] of a message given by its parts (no `WakuMessage` to build).
+    #[must_use]
+    pub fn message_hash_of(
+        pubsub_topic: &str,
+        payload: &[u8],
+        content_topic: &str,
+        meta: &[u8],
+        timestamp: i64,
+    ) -> [u8; 32] {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
         hasher.update(pubsub_topic.as_bytes());
-        hasher.update(&msg.payload);
-        hasher.update(msg.content_topic.as_bytes());
-        if let Some(meta) = &msg.meta {
-            hasher.update(meta);
-        }
-        hasher.update(msg.timestamp.unwrap_or(0).to_be_bytes());
+        hasher.update(payload);
+        hasher.update(content_topic.as_bytes());
+        hasher.update(meta);
+        hasher.update(timestamp.to_be_bytes());
         hasher.finalize().into()
     }
 }

@@ -66,12 +66,13 @@ impl AsyncStore {
     /// As [`Store::replace_range`].
     pub async fn replace_range(
         &self,
+        pubsub_topic: String,
         topics: Vec<Topic>,
         from_secs: u64,
         to_secs: u64,
         msgs: Vec<StoredMessage>,
     ) -> Result<ReplaceStats, StoreError> {
-        self.with(move |s| s.replace_range(&topics, from_secs, to_secs, &msgs)).await
+        self.with(move |s| s.replace_range(&pubsub_topic, &topics, from_secs, to_secs, &msgs)).await
     }
 
     /// Streams a range as batches of at most `batch` messages over a bounded channel (capacity 2),

@@ -29,8 +29,11 @@ pub use schema::migrate;
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The file exists but is not an SQLite database (or is corrupt). Nothing was changed.
-    #[error("{path} is not a valid SQLite database (corrupt or foreign file)")]
+    /// The file exists but is not an SQLite database (or is damaged). Nothing was changed.
+    #[error(
+        "{path} is not a valid SQLite database (damaged, or another kind of file); nothing was changed: restore it \
+         from a backup, or move it aside to start with an empty database"
+    )]
     NotADatabase {
         /// The file that was opened.
         path: PathBuf,
@@ -45,6 +48,17 @@ pub enum StoreError {
         path: PathBuf,
         /// A few of the tables found.
         tables: Vec<String>,
+    },
+    /// The database file is damaged (SQLite's `quick_check` fails). Nothing was changed.
+    #[error(
+        "database {path} is damaged ({detail}); nothing was changed: restore it from a backup (or run sqlite3's \
+         `.recover` into a new file), or move it aside to start with an empty database"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite found.
+        detail: String,
     },
     /// The database was written by a newer chs with a schema this build does not know.
     #[error("schema of component {component:?} is at version {found}, newer than this build's {known}; upgrade chs")]
@@ -336,21 +350,23 @@ impl Store {
         })
     }
 
-    /// Replaces the messages on `topics` with `from_secs <= timestamp < to_secs` by exactly `msgs`,
-    /// in one transaction: after a crash the old set or the new set is stored, never a mix.
+    /// Replaces the messages on `pubsub_topic` and `topics` with `from_secs <= timestamp < to_secs`
+    /// by exactly `msgs`, in one transaction: after a crash the old set or the new set is stored,
+    /// never a mix. Messages of other pubsub topics or topics are never touched.
     ///
     /// # Errors
-    /// [`StoreError::InvalidMessage`] if a message lies outside the range or topics (nothing changes),
-    /// SQLite errors (rolled back).
+    /// [`StoreError::InvalidMessage`] if a message lies outside the range, the pubsub topic or the
+    /// topics (nothing changes), SQLite errors (rolled back).
     pub fn replace_range(
         &mut self,
+        pubsub_topic: &str,
         topics: &[Topic],
         from_secs: u64,
         to_secs: u64,
         msgs: &[StoredMessage],
     ) -> Result<ReplaceStats, StoreError> {
         let tx = self.conn.transaction()?;
-        let stats = replace_range_tx(&tx, topics, from_secs, to_secs, msgs)?;
+        let stats = replace_range_tx(&tx, pubsub_topic, topics, from_secs, to_secs, msgs)?;
         tx.commit()?;
         Ok(stats)
     }
@@ -415,9 +431,11 @@ pub fn insert_batch_tx(tx: &Transaction<'_>, msgs: &[StoredMessage]) -> Result<u
 /// [`Store::replace_range`] inside a caller's transaction.
 ///
 /// # Errors
-/// [`StoreError::InvalidMessage`] if a message lies outside the range or topics, SQLite errors.
+/// [`StoreError::InvalidMessage`] if a message lies outside the range, the pubsub topic or the
+/// topics, SQLite errors.
 pub fn replace_range_tx(
     tx: &Transaction<'_>,
+    pubsub_topic: &str,
     topics: &[Topic],
     from_secs: u64,
     to_secs: u64,
@@ -425,23 +443,26 @@ pub fn replace_range_tx(
 ) -> Result<ReplaceStats, StoreError> {
     if let Some(bad) = msgs.iter().find(|m| {
         let ts = m.timestamp_secs();
-        ts < from_secs || ts >= to_secs || !topics.contains(&m.topic)
+        ts < from_secs || ts >= to_secs || !topics.contains(&m.topic) || m.pubsub_topic != pubsub_topic
     }) {
         return Err(StoreError::InvalidMessage(format!(
-            "message {} (timestamp {}, topic 0x{}) is outside [{from_secs}, {to_secs}) or its topics",
+            "message {} (timestamp {}, topic 0x{}, pubsub topic {}) is outside [{from_secs}, {to_secs}), \
+             {pubsub_topic} or its topics",
             hex::encode(bad.hash),
             bad.timestamp_secs(),
-            hex::encode(bad.topic)
+            hex::encode(bad.topic),
+            bad.pubsub_topic,
         )));
     }
     let deleted = if topics.is_empty() {
         0
     } else {
         let sql = format!(
-            "DELETE FROM messages WHERE timestamp >= ?1 AND timestamp < ?2 AND topic IN ({})",
-            placeholders(3, topics.len())
+            "DELETE FROM messages WHERE timestamp >= ?1 AND timestamp < ?2 AND pubsub_topic = ?3 AND topic IN ({})",
+            placeholders(4, topics.len())
         );
-        let mut values: Vec<rusqlite::types::Value> = vec![clamp_i64(from_secs).into(), clamp_i64(to_secs).into()];
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![clamp_i64(from_secs).into(), clamp_i64(to_secs).into(), pubsub_topic.to_owned().into()];
         values.extend(topics.iter().map(|t| rusqlite::types::Value::Blob(t.to_vec())));
         tx.execute(&sql, rusqlite::params_from_iter(values))?
     };

@@ -97,6 +97,42 @@ impl StoredMessage {
             received_at_ms,
         })
     }
+
+    /// The 14/WAKU2 deterministic hash of this row as stored: its pubsub topic, [`payload`],
+    /// content topic, meta and nanosecond timestamp (see [`chs_proto::waku::message_hash_of`]).
+    ///
+    /// For a captured message this differs from [`StoredMessage::hash`] (the wire hash covers the
+    /// relayed, still encrypted payload, which archives do not carry); for a row made by
+    /// [`StoredMessage::from_untrusted_archive_message`] it is the key.
+    ///
+    /// [`payload`]: StoredMessage::payload
+    #[must_use]
+    pub fn computed_hash(&self) -> [u8; 32] {
+        chs_proto::waku::message_hash_of(
+            &self.pubsub_topic,
+            &self.payload,
+            &self.content_topic,
+            &self.meta,
+            self.timestamp_ns,
+        )
+    }
+
+    /// [`StoredMessage::from_archive_message`] for an archive from someone else: the row is keyed
+    /// by [`StoredMessage::computed_hash`], never by the `hash` the archive claims, so that an
+    /// archive cannot choose keys that collide with (and so shadow) other messages of the store.
+    /// The claimed hash must still be 32 bytes (status-go's format).
+    ///
+    /// # Errors
+    /// As [`StoredMessage::from_archive_message`].
+    pub fn from_untrusted_archive_message(
+        pubsub_topic: &str,
+        m: &ArchivedMessage,
+        received_at_ms: i64,
+    ) -> Result<Self, StoreError> {
+        let mut row = Self::from_archive_message(pubsub_topic, m, received_at_ms)?;
+        row.hash = row.computed_hash();
+        Ok(row)
+    }
 }
 
 /// The 4-byte topic of a content topic: the bytes named in status-go's `/waku/1/0x<8 hex>/rfc26`

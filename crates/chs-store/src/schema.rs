@@ -33,6 +33,36 @@ pub(crate) const STORE_MIGRATIONS: &[&str] = &["CREATE TABLE messages (
 /// [`StoreError::SchemaTooNew`] when the file is newer than `migrations`, SQLite errors otherwise
 /// (the failed step is rolled back).
 pub fn migrate(conn: &mut Connection, component: &str, migrations: &[&str]) -> Result<(), StoreError> {
+    match migrate_inner(conn, component, migrations) {
+        Err(err) if !matches!(err, StoreError::SchemaTooNew { .. }) => match damage(conn).or_else(|| {
+            // Tables exist that the recorded version says were never made: the version record was
+            // lost (its page damaged or rewritten), which quick_check cannot always see.
+            err.to_string()
+                .contains("already exists")
+                .then(|| format!("the {SCHEMA_TABLE} record of {component} is missing although its tables exist"))
+        }) {
+            // A damaged file reads as "no tables" and then fails as "table ... already exists":
+            // say what it is instead.
+            Some(detail) => Err(StoreError::Damaged {
+                path: conn.path().map(std::path::PathBuf::from).unwrap_or_default(),
+                detail: format!("{detail} (while migrating {component}: {err})"),
+            }),
+            None => Err(err),
+        },
+        other => other,
+    }
+}
+
+/// What SQLite's own consistency check finds wrong with the file, if anything.
+pub(crate) fn damage(conn: &Connection) -> Option<String> {
+    match conn.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0)) {
+        Ok(ok) if ok == "ok" => None,
+        Ok(problem) => Some(problem),
+        Err(err) => Some(err.to_string()),
+    }
+}
+
+fn migrate_inner(conn: &mut Connection, component: &str, migrations: &[&str]) -> Result<(), StoreError> {
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)"
     ))?;

@@ -91,18 +91,37 @@ fn replace_range_is_exact_and_atomic() {
     let (_dir, mut store) = open_temp();
     store.insert_batch(&[msg(1, A, 50), msg(2, A, 100), msg(3, A, 150), msg(4, B, 120), msg(5, A, 200)]).unwrap();
     let new = vec![msg(10, A, 100), msg(11, A, 199)];
-    let stats = store.replace_range(&[A], 100, 200, &new).unwrap();
+    let stats = store.replace_range(PS, &[A], 100, 200, &new).unwrap();
     assert_eq!(stats, ReplaceStats { deleted: 2, inserted: 2 });
     let all: Vec<_> = store.messages_in_range(&[A, B], 0, 1000).unwrap();
     let ids: Vec<u8> = all.iter().map(|m| m.hash[3]).collect();
     assert_eq!(ids, vec![1, 10, 4, 11, 5]);
     // A message outside the range is refused and nothing changes.
-    let err = store.replace_range(&[A], 100, 200, &[msg(12, A, 250)]).unwrap_err();
+    let err = store.replace_range(PS, &[A], 100, 200, &[msg(12, A, 250)]).unwrap_err();
     assert!(matches!(err, StoreError::InvalidMessage(_)), "{err}");
     assert_eq!(store.count().unwrap(), 5);
     // Idempotent.
-    store.replace_range(&[A], 100, 200, &new).unwrap();
+    store.replace_range(PS, &[A], 100, 200, &new).unwrap();
     assert_eq!(store.messages_in_range(&[A, B], 0, 1000).unwrap(), all);
+}
+
+const PS: &str = "/waku/2/rs/16/32";
+
+#[test]
+fn replace_range_never_touches_another_pubsub_topic() {
+    let (_dir, mut store) = open_temp();
+    let mut other = msg(1, A, 150);
+    other.pubsub_topic = "/waku/2/rs/16/64".into();
+    store.insert_batch(&[other.clone(), msg(2, A, 150)]).unwrap();
+    let stats = store.replace_range(PS, &[A], 100, 200, &[msg(3, A, 160)]).unwrap();
+    assert_eq!(stats, ReplaceStats { deleted: 1, inserted: 1 });
+    assert!(store.contains(&other.hash).unwrap(), "the other pubsub topic's message was deleted");
+    // A message of another pubsub topic is refused and nothing changes.
+    let mut foreign = msg(4, A, 170);
+    foreign.pubsub_topic = "/waku/2/rs/16/64".into();
+    let err = store.replace_range(PS, &[A], 100, 200, &[foreign]).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidMessage(_)), "{err}");
+    assert_eq!(store.count().unwrap(), 2);
 }
 
 #[test]

@@ -172,6 +172,12 @@ fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("  archives: {}   stored messages: {}", c["archives"], c["stored_messages"]);
         println!("  last archive end: {}   magnetlink clock: {}", c["last_archive_end"], c["magnetlink_clock"]);
         println!("  downloaded archives: {} (imported {})", c["downloaded_archives"], c["imported_archives"]);
+        if c["refused_messages"].as_u64().unwrap_or(0) > 0 {
+            println!(
+                "  refused at import: {} messages on topics of other communities {}",
+                c["refused_messages"], c["refused_topics"]
+            );
+        }
         if let Some(seed) = c["seeding"].as_object() {
             println!(
                 "  seeding {}: {} peers, {} bytes uploaded",
