@@ -112,7 +112,7 @@ async fn whole_data_after_index_despite_finished_peer_pitfall() {
         assert_eq!(status.have_bytes, meta.total_length());
 
         dl.fetch_files(&["data"]).await.expect("data after index (needs the §1.9 workaround)");
-        let got = std::fs::read(dl.folder().join("data")).expect("data");
+        let got = std::fs::read(dl.receiving_folder().join("data")).expect("data");
         assert_eq!(got, std::fs::read(folder.join("data")).expect("owner data"));
     })
     .await
@@ -295,7 +295,9 @@ async fn cli_create_seed_fetch_round_trip() {
 }
 
 /// status-go-archives.md §15 item 20: status-go's request-to-join path starts a new download
-/// without unseeding the key's old torrent (both map to the same files). Ours replaces it.
+/// without unseeding the key's old torrent (both map to the same files). Ours receives the new
+/// one in a staging folder, keeps seeding the old one from its untouched files meanwhile, and
+/// replaces it when the new one is swapped in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
     init_tracing();
@@ -315,6 +317,7 @@ async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
         dl.finish().await.expect("member seeds old");
         assert_eq!(member.seeded(CID), Some(old_meta.info_hash()));
 
+        let old_index = std::fs::read(folder.join("index")).expect("index");
         std::fs::write(folder.join("index"), b"a newer index").expect("index");
         let new_meta = meta_of(&folder);
         owner.seed(CID, &folder, &new_meta).await.expect("owner seeds new");
@@ -322,10 +325,14 @@ async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
             .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
             .await
             .expect("new");
-        assert_eq!(member.seeded(CID), None, "the old torrent is unseeded before the new download");
+        assert_eq!(member.seeded(CID), Some(old_meta.info_hash()), "the old torrent seeds until the swap");
+        assert_ne!(dl.receiving_folder(), dl.folder(), "received in a staging folder");
+        assert_eq!(std::fs::read(dl.folder().join("index")).expect("old index"), old_index);
         assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
         assert_eq!(dl.finish().await.expect("member seeds new").info_hash, new_meta.info_hash());
         assert_eq!(member.seeded(CID), Some(new_meta.info_hash()));
+        assert_eq!(std::fs::read(member_data.join(CID).join("index")).expect("new index"), b"a newer index");
+        assert!(!member_data.join(chs_torrent::STAGING_DIR).join(format!("{CID}.{}", new_meta.info_hash())).exists());
     })
     .await
     .expect("test timed out");
