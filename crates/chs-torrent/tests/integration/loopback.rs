@@ -424,3 +424,70 @@ async fn concurrent_seeds_of_many_keys_each_seed_their_own_torrent() {
     .await
     .expect("test timed out");
 }
+
+/// Issue item 4, crash safety: a download of a newer torrent cut short (dropped without
+/// `finish` or `discard`, as a crash does) and a restart leave the seeded folder and torrent as
+/// they were; the next download of the same torrent resumes its staging folder and swaps it in,
+/// and a staging folder of another torrent of the same name is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item4_download_cut_short_leaves_the_seeded_folder_and_resumes() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let old_meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let member_state = tmp.path().join("member-state");
+        let member = node(&member_state).await;
+        let member_data = tmp.path().join("member-data");
+        let dl = member
+            .download(CID, &magnet_for(&owner, &old_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("old");
+        dl.fetch_index().await.expect("index");
+        dl.fetch_ranges("data", std::slice::from_ref(&(0..3 * ARCHIVE_SIZE))).await.expect("data");
+        dl.finish().await.expect("member seeds old");
+        let live = member_data.join(CID);
+        let before = (std::fs::read(live.join("data")).expect("data"), std::fs::read(live.join("index")).expect("i"));
+
+        std::fs::write(folder.join("index"), b"a newer index").expect("index");
+        let new_meta = meta_of(&folder);
+        owner.seed(CID, &folder, &new_meta).await.expect("owner seeds new");
+        let staging_root = member_data.join(chs_torrent::STAGING_DIR);
+        let other = staging_root.join(format!("{CID}.{}", "ab".repeat(20)));
+        std::fs::create_dir_all(&other).expect("a staging folder of another torrent");
+        let dl = member
+            .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("new");
+        assert!(!other.exists(), "another torrent's staging folder is deleted");
+        assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
+        let staging = dl.receiving_folder().to_owned();
+        drop(dl); // the crash: no finish, no discard
+        member.shutdown().await;
+
+        let member = node(&member_state).await;
+        assert_eq!(member.seeded(CID), Some(old_meta.info_hash()), "the old torrent seeds after the restart");
+        let after = (std::fs::read(live.join("data")).expect("data"), std::fs::read(live.join("index")).expect("i"));
+        assert!(after == before, "the seeded folder is byte-identical");
+        assert!(staging.join("index").exists(), "the staging folder is left for a resume");
+
+        let dl = member
+            .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("new again");
+        assert_eq!(dl.receiving_folder(), staging, "the same staging folder is resumed");
+        assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
+        let status = dl.finish().await.expect("swap");
+        assert_eq!(status.info_hash, new_meta.info_hash());
+        assert_eq!(status.have_bytes, status.total_bytes, "data came from the copy of the old folder");
+        assert_eq!(std::fs::read(live.join("index")).expect("index"), b"a newer index");
+        assert_eq!(std::fs::read(live.join("data")).expect("data"), before.0);
+        assert_eq!(std::fs::read_dir(&staging_root).expect("staging root").count(), 0, "staging cleaned");
+        owner.shutdown().await;
+        member.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
