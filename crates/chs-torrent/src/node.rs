@@ -480,6 +480,10 @@ impl TorrentNode {
         }
         let name = live.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let keep_folder = staging_folder(parent_dir, &name, keep);
+        let (live2, root2, name2) = (live.to_owned(), staging_root.clone(), name.clone());
+        tokio::task::spawn_blocking(move || restore_aside(&root2, &name2, &live2))
+            .await
+            .map_err(|_| Error::Cancelled)??;
         let Ok(entries) = std::fs::read_dir(&staging_root) else { return Ok(()) };
         for entry in entries.flatten() {
             let path = entry.path();
@@ -834,18 +838,67 @@ fn prefill_staging(staging: &Path, live: &Path, meta: &TorrentMeta) -> Result<()
     Ok(())
 }
 
+/// `staging` with `.aside` appended: where the old folder waits during a swap on a file system
+/// without `RENAME_EXCHANGE`.
+pub(crate) fn aside_folder(staging: &Path) -> PathBuf {
+    let mut name = staging.as_os_str().to_owned();
+    name.push(".aside");
+    PathBuf::from(name)
+}
+
 /// Puts `staging` at `live` atomically; the old `live` (if any) ends at `staging`. Blocking.
-fn swap_in(staging: &Path, live: &Path) -> Result<(), Error> {
+///
+/// On a file system without `renameat2(RENAME_EXCHANGE)` (e.g. NFS) the old folder is first
+/// renamed aside: a crash between the two renames leaves no `live`, which the next download of
+/// the name puts back ([`restore_aside`]).
+pub(crate) fn swap_in(staging: &Path, live: &Path) -> Result<(), Error> {
+    use rustix::io::Errno;
     sync_folder(staging)?;
     if live.exists() {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
-        renameat_with(CWD, staging, CWD, live, RenameFlags::EXCHANGE)
-            .map_err(|e| Error::io(live, std::io::Error::from(e)))?;
+        match renameat_with(CWD, staging, CWD, live, RenameFlags::EXCHANGE) {
+            Ok(()) => {}
+            Err(e) if [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP].contains(&e) => {
+                tracing::warn!(folder = %live.display(), "no atomic folder exchange here: swapping with two renames");
+                let aside = aside_folder(staging);
+                std::fs::rename(live, &aside).map_err(|e| Error::io(live, e))?;
+                std::fs::rename(staging, live).map_err(|e| Error::io(live, e))?;
+                std::fs::rename(&aside, staging).map_err(|e| Error::io(staging, e))?;
+            }
+            Err(e) => return Err(Error::io(live, std::io::Error::from(e))),
+        }
     } else {
         std::fs::rename(staging, live).map_err(|e| Error::io(live, e))?;
     }
     for dir in [live.parent(), staging.parent()].into_iter().flatten() {
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// After a crash inside a two-rename swap ([`swap_in`] without `RENAME_EXCHANGE`). If the staging
+/// folder is still there, the crash came before it was moved to `live`: whatever is at `live`
+/// (nothing, or empty files librqbit created for the old torrent at restart) is replaced by the
+/// old folder left aside. Otherwise the new folder is at `live` and the old one is deleted. Blocking.
+pub(crate) fn restore_aside(staging_root: &Path, name: &str, live: &Path) -> Result<(), Error> {
+    let Ok(entries) = std::fs::read_dir(staging_root) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let ours = file_name.strip_prefix(name).is_some_and(|rest| rest.starts_with('.'));
+        if !(ours && file_name.ends_with(".aside")) {
+            continue;
+        }
+        let aside = entry.path();
+        let staging = staging_root.join(file_name.trim_end_matches(".aside"));
+        if staging.exists() {
+            tracing::warn!(folder = %live.display(), "putting back the folder a cut-short swap left aside");
+            if live.exists() {
+                std::fs::remove_dir_all(live).map_err(|e| Error::io(live, e))?;
+            }
+            std::fs::rename(&aside, live).map_err(|e| Error::io(live, e))?;
+        } else {
+            std::fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+        }
     }
     Ok(())
 }
