@@ -753,3 +753,35 @@ async fn item4_index_over_the_cap_is_refused_before_it_is_read() {
     assert_eq!(files_named(&member_dir.join("archives"), "index"), Vec::<std::path::PathBuf>::new(), "nothing written");
     member.shutdown().await;
 }
+
+/// Issue item 4: an index entry larger than `member.max_archive_bytes` is reported and skipped,
+/// never read into memory; the download itself completes (and seeds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item4_archive_over_the_cap_is_skipped_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "big archive", now_ms() - HOUR_MS, 60, 3, 45);
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.member.max_archive_bytes = 1_000;
+    let (member, mut signals) = start_config(config, &clock).await;
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], Some(1)).await;
+    let mut refused = 0;
+    let archives = wait_for(&mut signals, STEP, "the download", |s| match s {
+        Signal::HistoryArchiveImportFailed { error, .. } => {
+            assert!(error.contains("max_archive_bytes = 1000"), "{error}");
+            refused += 1;
+            None
+        }
+        Signal::DownloadingHistoryArchivesFinished { archives, .. } => Some(*archives),
+        _ => None,
+    })
+    .await
+    .expect("finished");
+    assert_eq!((archives, refused), (0, 2), "both archives are over the cap");
+    assert_eq!(member.handle().status().await.expect("status")[0].stored_messages, 0);
+    owner.shutdown().await;
+    member.shutdown().await;
+}
