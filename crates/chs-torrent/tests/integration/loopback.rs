@@ -5,7 +5,9 @@ use std::time::Duration;
 use chs_torrent::{DownloadOptions, Error, Magnet, NodeConfig, Phase, TorrentNode};
 use tokio::time::timeout;
 
-use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder, recorder, vector_dir};
+use crate::util::{
+    ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder, recorder, seeding_owner, vector_dir,
+};
 
 fn magnet_for(node: &TorrentNode, meta: &chs_torrent::TorrentMeta) -> Magnet {
     Magnet::for_meta(meta, &[]).with_peer(node.local_peer_addr().expect("owner listens"))
@@ -169,10 +171,7 @@ async fn replacing_the_torrent_of_a_key_unseeds_the_old_one_and_keeps_files() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let old_meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let (folder, old_meta, owner) = seeding_owner(tmp.path()).await;
 
         // A new archive is appended and the index rewritten: a new torrent for the same key.
         let mut data = std::fs::read(folder.join("data")).expect("data");
@@ -303,10 +302,7 @@ async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let old_meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let (folder, old_meta, owner) = seeding_owner(tmp.path()).await;
         let member = node(&tmp.path().join("member-state")).await;
         let member_data = tmp.path().join("member-data");
         let dl = member
@@ -344,10 +340,7 @@ async fn spec15_item28_member_reseeds_after_restart() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &meta).await.expect("seeds");
+        let (folder, meta, owner) = seeding_owner(tmp.path()).await;
         let member_state = tmp.path().join("member-state");
         let member = node(&member_state).await;
         let dl = member
@@ -434,10 +427,7 @@ async fn item4_download_cut_short_leaves_the_seeded_folder_and_resumes() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let old_meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let (folder, old_meta, owner) = seeding_owner(tmp.path()).await;
         let member_state = tmp.path().join("member-state");
         let member = node(&member_state).await;
         let member_data = tmp.path().join("member-data");
