@@ -566,3 +566,222 @@ async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// An info dict for a torrent named `name` with files `data` (`data_len` bytes) and `index`
+/// (`index_len` bytes), whose piece hashes are made up: no peer can ever serve a piece of it.
+fn declared_info(name: &str, data_len: u64, index_len: u64, piece_length: u64) -> Vec<u8> {
+    use chs_torrent::bencode::Value;
+    let file = |path: &str, length: u64| {
+        Value::Dict(
+            [
+                (b"length".to_vec(), Value::Int(i64::try_from(length).expect("length"))),
+                (b"path".to_vec(), Value::List(vec![Value::bytes(path.as_bytes())])),
+            ]
+            .into(),
+        )
+    };
+    let n_pieces = (data_len + index_len).div_ceil(piece_length);
+    Value::Dict(
+        [
+            (b"files".to_vec(), Value::List(vec![file("data", data_len), file("index", index_len)])),
+            (b"name".to_vec(), Value::bytes(name.as_bytes())),
+            (b"piece length".to_vec(), Value::Int(i64::try_from(piece_length).expect("piece length"))),
+            (b"pieces".to_vec(), Value::bytes(vec![7u8; usize::try_from(n_pieces * 20).expect("pieces")])),
+        ]
+        .into(),
+    )
+    .encode()
+}
+
+/// What a member's seeded copy looks like from outside: its `data` and `index` bytes, the torrent
+/// it seeds and the archives its status reports.
+#[derive(Debug, PartialEq, Eq)]
+struct SeededCopy {
+    data: Vec<u8>,
+    index: Vec<u8>,
+    seeding: Option<String>,
+    archives: usize,
+}
+
+async fn seeded_copy(member: &Node, folder: &std::path::Path) -> SeededCopy {
+    let status = member.handle().status().await.expect("status");
+    SeededCopy {
+        data: std::fs::read(folder.join(chs_archive::DATA_FILE)).expect("data"),
+        index: std::fs::read(folder.join(chs_archive::INDEX_FILE)).expect("index"),
+        seeding: status[0].seeding.as_ref().map(|s| s.info_hash.clone()),
+        archives: status[0].archives,
+    }
+}
+
+/// A member that imported the owner's torrent and seeds it (returned: the owner's folder and
+/// community, the member, its signals, its Waku address, its archive folder, the old magnet).
+struct SeedingMember {
+    _dir: tempfile::TempDir,
+    owner_dir: std::path::PathBuf,
+    id: CommunityId,
+    member: Node,
+    signals: tokio::sync::broadcast::Receiver<Signal>,
+    member_addr: String,
+    folder: std::path::PathBuf,
+    old_magnet: String,
+}
+
+async fn seeding_member(name: &str, max_torrent_bytes: u64) -> SeedingMember {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let end = now_ms() - HOUR_MS;
+    let id = owner_with_history(&owner_dir, name, end, 60, 3, 44);
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.member.max_attempts = 1;
+    config.member.max_torrent_bytes = max_torrent_bytes;
+    config.torrent.stall_timeout = Duration::from_secs(2);
+    config.torrent.metadata_timeout = Duration::from_secs(5);
+    let (member, mut signals) = start_config(config, &clock).await;
+    let member_addr = first_addr(&member).await;
+    let owner = start(&owner_dir, &clock, vec![member_addr.clone()], Some(1)).await;
+    let old_magnet = wait_for(&mut signals, STEP, "the first download", |s| match s {
+        Signal::DownloadingHistoryArchivesFinished { magnet_uri, .. } => Some(magnet_uri.clone()),
+        _ => None,
+    })
+    .await
+    .expect("downloaded");
+    owner.shutdown().await;
+    let folder = member_dir.join("archives").join(id.to_string());
+    SeedingMember { _dir: dir, owner_dir, id, member, signals, member_addr, folder, old_magnet }
+}
+
+/// The error of the member's failed download; panics if it finishes instead.
+async fn download_failure(signals: &mut tokio::sync::broadcast::Receiver<Signal>, what: &str) -> String {
+    wait_for(signals, STEP, what, |s| match s {
+        Signal::HistoryArchiveDownloadFailed { error, .. } => Some(error.clone()),
+        Signal::DownloadingHistoryArchivesFinished { .. } => panic!("{what}: finished: {s:?}"),
+        _ => None,
+    })
+    .await
+    .expect("the download fails")
+}
+
+/// Fetches the whole torrent of `magnet` from `peer` with a fresh torrent node (a new member).
+async fn fetch_whole_torrent(dir: &std::path::Path, magnet: &str, peer: std::net::SocketAddr) -> Vec<u8> {
+    let node = TorrentNode::start(chs_torrent::NodeConfig::local(dir.join("newcomer-state"))).await.expect("node");
+    let magnet: Magnet = magnet.parse().expect("magnet");
+    let options = chs_torrent::DownloadOptions {
+        peers: vec![peer],
+        stall_timeout: Duration::from_secs(10),
+        ..chs_torrent::DownloadOptions::default()
+    };
+    let download = node.download("newcomer", &magnet, &dir.join("newcomer"), options).await.expect("metadata");
+    download.fetch_index().await.expect("index");
+    let data_len = download.meta().file_index("data").map(|i| download.meta().files()[i].length).expect("data");
+    download.fetch_ranges("data", std::slice::from_ref(&(0..data_len))).await.expect("data served");
+    let data = download.read_range("data", 0..data_len).await.expect("read");
+    node.shutdown().await;
+    data
+}
+
+/// Issue item 4: a correctly signed newer link whose seeder serves the metadata and then nothing
+/// fails after the stall timeout without touching the member's seeded copy: `data` and `index`
+/// byte-identical, no file grown, the old torrent still seeded and served to a new member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item4_vanishing_seeder_leaves_the_seeded_copy_intact() {
+    let mut m = seeding_member("vanishing", 1 << 30).await;
+    let before = seeded_copy(&m.member, &m.folder).await;
+    assert!(before.archives > 0 && before.seeding.is_some(), "{:?} {:?}", before.archives, before.seeding);
+
+    let data_len = u64::try_from(before.data.len()).expect("len") + 4 * 102_400;
+    let (peer, info_hash) = metadata_only_peer(declared_info(&m.id.to_string(), data_len, 5_000, 102_400));
+    let magnet = format!("magnet:?xt=urn:btih:{info_hash}&dn={}&x.pe={peer}", m.id);
+    publish_signed_magnetlink(&m.owner_dir, &m.id, &magnet, m.member_addr.clone()).await;
+    let error = download_failure(&mut m.signals, "the download from the vanishing seeder").await;
+    assert!(error.contains("timed out") || error.contains("stall"), "{error}");
+
+    let after = seeded_copy(&m.member, &m.folder).await;
+    assert_eq!(after.seeding, before.seeding, "the old torrent is still seeded");
+    assert_eq!(after.archives, before.archives, "the status still counts the old archives");
+    assert!(after.data == before.data && after.index == before.index, "data and index are byte-identical");
+    assert_eq!(files_named(m.folder.parent().expect("root"), "data").len(), 1, "no staging copy left behind");
+    let peer = m.member.handle().torrent_addr().expect("member torrent address");
+    let served = fetch_whole_torrent(m._dir.path(), &m.old_magnet, peer).await;
+    assert!(served == before.data, "a new member fetches the old torrent from this member");
+    m.member.shutdown().await;
+}
+
+/// Issue item 4: a signed link declaring a 60 GB `data` (under a cap raised to 64 GiB) whose
+/// seeder serves nothing but the metadata: no file grows, the seeded copy is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item4_sixty_gb_declaration_grows_no_file() {
+    let mut m = seeding_member("sixty", 64 << 30).await;
+    let before = seeded_copy(&m.member, &m.folder).await;
+    let (peer, info_hash) = metadata_only_peer(declared_info(&m.id.to_string(), 60_000_000_000, 5_000, 16 << 20));
+    let magnet = format!("magnet:?xt=urn:btih:{info_hash}&dn={}&x.pe={peer}", m.id);
+    publish_signed_magnetlink(&m.owner_dir, &m.id, &magnet, m.member_addr.clone()).await;
+    let error = download_failure(&mut m.signals, "the 60 GB download").await;
+    let after = seeded_copy(&m.member, &m.folder).await;
+    assert_eq!(after, before, "the seeded copy is untouched ({error})");
+    let root = m.folder.parent().expect("root").to_owned();
+    let mut largest = 0;
+    for path in files_named(&root, "data").into_iter().chain(files_named(&root, "index")) {
+        largest = largest.max(std::fs::metadata(&path).expect("metadata").len());
+    }
+    assert!(largest < 1 << 30, "no file under the archive root was grown to the declared size: {largest} bytes");
+    m.member.shutdown().await;
+}
+
+/// Issue item 4: a signed link whose `index` is larger than `member.max_index_bytes` (default
+/// 16 MiB) is refused from its metadata, before any of the index is fetched or read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item4_index_over_the_cap_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "big index").expect("community");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.member.max_attempts = 1;
+    config.torrent.stall_timeout = Duration::from_secs(2);
+    let (member, mut signals) = start_config(config, &clock).await;
+    let member_addr = first_addr(&member).await;
+    let (peer, info_hash) = metadata_only_peer(declared_info(&id.to_string(), 1 << 20, 64 << 20, 1 << 20));
+    let magnet = format!("magnet:?xt=urn:btih:{info_hash}&dn={id}&x.pe={peer}");
+    publish_signed_magnetlink(&owner_dir, &id, &magnet, member_addr).await;
+    let error = download_failure(&mut signals, "the oversized index").await;
+    assert!(error.contains("max_index_bytes"), "refused for its index size: {error}");
+    assert_eq!(files_named(&member_dir.join("archives"), "index"), Vec::<std::path::PathBuf>::new(), "nothing written");
+    member.shutdown().await;
+}
+
+/// Issue item 4: an index entry larger than `member.max_archive_bytes` is reported and skipped,
+/// never read into memory; the download itself completes (and seeds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item4_archive_over_the_cap_is_skipped_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "big archive", now_ms() - HOUR_MS, 60, 3, 45);
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.member.max_archive_bytes = 1_000;
+    let (member, mut signals) = start_config(config, &clock).await;
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], Some(1)).await;
+    let mut refused = 0;
+    let archives = wait_for(&mut signals, STEP, "the download", |s| match s {
+        Signal::HistoryArchiveImportFailed { error, .. } => {
+            assert!(error.contains("max_archive_bytes = 1000"), "{error}");
+            refused += 1;
+            None
+        }
+        Signal::DownloadingHistoryArchivesFinished { archives, .. } => Some(*archives),
+        _ => None,
+    })
+    .await
+    .expect("finished");
+    assert_eq!((archives, refused), (0, 2), "both archives are over the cap");
+    assert_eq!(member.handle().status().await.expect("status")[0].stored_messages, 0);
+    owner.shutdown().await;
+    member.shutdown().await;
+}

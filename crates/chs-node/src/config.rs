@@ -31,6 +31,9 @@
 //! debounce = "20s"
 //! retry_backoff = "5s"
 //! max_attempts = 5
+//! max_torrent_bytes = 4294967296 # 4 GiB: bigger torrents are refused from their metadata
+//! max_index_bytes = 16777216     # 16 MiB: a bigger `index` is refused before it is fetched
+//! max_archive_bytes = 268435456  # 256 MiB: a bigger archive is skipped, never read into memory
 //!
 //! [communities]
 //! join = []                      # community ids to join as a member at start
@@ -195,8 +198,16 @@ pub struct MemberSection {
     pub retry_backoff: Duration,
     /// Attempts per magnetlink before waiting for a newer one.
     pub max_attempts: u32,
-    /// Largest torrent (sum of its files) a member accepts to download.
+    /// Largest torrent (sum of its files) a member accepts to download; checked from the
+    /// metadata, before anything is fetched. A download needs up to this much free disk twice
+    /// over (the seeded copy stays whole while the new one is staged).
     pub max_torrent_bytes: u64,
+    /// Largest `index` a member accepts; checked from the metadata, before the index is fetched
+    /// or read into memory. An entry is ~100 bytes plus 4 per channel topic, one per archive.
+    pub max_index_bytes: u64,
+    /// Largest archive (index entry size without padding) a member reads into memory to import;
+    /// a bigger entry is reported as a failed import and skipped.
+    pub max_archive_bytes: u64,
 }
 
 /// `[communities]`.
@@ -269,7 +280,9 @@ impl Default for MemberSection {
             debounce: Duration::from_secs(20),
             retry_backoff: Duration::from_secs(5),
             max_attempts: 5,
-            max_torrent_bytes: 64 << 30,
+            max_torrent_bytes: 4 << 30,
+            max_index_bytes: 16 << 20,
+            max_archive_bytes: 256 << 20,
         }
     }
 }
@@ -327,6 +340,15 @@ impl NodeConfig {
                 key: "archive.piece_length",
                 message: format!("{} is outside 16 KiB ..= 16 MiB", self.archive.piece_length),
             });
+        }
+        for (key, value) in [
+            ("member.max_torrent_bytes", self.member.max_torrent_bytes),
+            ("member.max_index_bytes", self.member.max_index_bytes),
+            ("member.max_archive_bytes", self.member.max_archive_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Value { key, message: "must be more than 0".into() });
+            }
         }
         if self.member.max_attempts == 0 {
             return Err(ConfigError::Value { key: "member.max_attempts", message: "must be at least 1".into() });

@@ -265,9 +265,11 @@ fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
     })
 }
 
-/// Only our own kind of torrent, checked before anything is written or the previous torrent is
-/// unseeded: folder named after the community, files exactly `data` and `index`, size capped.
-fn validator(key: String, max_bytes: u64) -> chs_torrent::ValidateFn {
+/// Only our own kind of torrent, checked from its metadata before anything is written: folder
+/// named after the community, files exactly `data` and `index`, torrent and `index` sizes capped
+/// (`member.max_torrent_bytes`, `member.max_index_bytes`), so a hostile index is never fetched
+/// nor read into memory.
+fn validator(key: String, max_bytes: u64, max_index_bytes: u64) -> chs_torrent::ValidateFn {
     Arc::new(move |meta: &chs_torrent::TorrentMeta| {
         if meta.name() != key {
             return Err(format!("torrent name {:?} is not the community id", meta.name()));
@@ -278,6 +280,10 @@ fn validator(key: String, max_bytes: u64) -> chs_torrent::ValidateFn {
         }
         if meta.total_length() > max_bytes {
             return Err(format!("{} bytes exceed member.max_torrent_bytes = {max_bytes}", meta.total_length()));
+        }
+        let index_len = meta.file_index("index").map_or(0, |i| meta.files()[i].length);
+        if index_len > max_index_bytes {
+            return Err(format!("an index of {index_len} bytes exceeds member.max_index_bytes = {max_index_bytes}"));
         }
         Ok(())
     })
@@ -319,14 +325,64 @@ async fn download(
         stall_timeout: config.torrent.stall_timeout,
         cancel: cancel.clone(),
         progress: Some(progress_fn(&shared, &key, &p.magnet_uri)),
-        validate: Some(validator(key.clone(), config.member.max_torrent_bytes)),
+        validate: Some(validator(key.clone(), config.member.max_torrent_bytes, config.member.max_index_bytes)),
         ..DownloadOptions::default()
     };
     let download = match torrent.download(&key, &magnet, &config.archive_root(), options).await {
         Err(chs_torrent::Error::Rejected(reason)) => return Err(hostile(&magnet, reason)),
         other => other?,
     };
-    fault::point(&shared, "metadata").await;
+    // The files arrive in a staging folder; the seeded copy is untouched until `finish` swaps
+    // it in. A failed attempt deletes the staging folder (a cancelled one keeps it to resume).
+    let fetched = fetch_and_import(&shared, id, &p.magnet_uri, &download, &cancel).await;
+    let (archives, messages, bytes_received) = match fetched {
+        Ok(done) => done,
+        Err(e) => {
+            if !matches!(e, NodeError::Cancelled)
+                && let Err(discard) = download.discard().await
+            {
+                tracing::warn!(community_id = %key, error = %discard, "could not discard the staging folder");
+            }
+            return Err(e);
+        }
+    };
+    shared.set_download(&key, Some(view("seed")));
+    download.finish().await?;
+    let (id2, uri) = (id, p.magnet_uri.clone());
+    shared
+        .db(move |c, s| {
+            c.mark_magnetlink_fetched(s, &id2, &uri)?;
+            pending::clear(s, &id2, &uri)
+        })
+        .await?;
+    shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
+        community_id: key,
+        magnet_uri: p.magnet_uri,
+        archives,
+        messages,
+        bytes_received,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    Ok(())
+}
+
+/// The index, the missing archives' ranges, their import: `(archives, messages, bytes received)`.
+async fn fetch_and_import(
+    shared: &Arc<Shared>,
+    id: CommunityId,
+    magnet_uri: &str,
+    download: &chs_torrent::Download,
+    cancel: &CancellationToken,
+) -> Result<(usize, usize, u64), NodeError> {
+    let key = id.to_string();
+    let view = |phase: &str| DownloadView {
+        magnet_uri: magnet_uri.to_owned(),
+        phase: phase.to_owned(),
+        bytes_done: 0,
+        bytes_total: 0,
+    };
+    let max_archive_bytes = shared.config.member.max_archive_bytes;
+    fault::point(shared, "metadata").await;
     let meta = download.meta().clone();
     let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
 
@@ -354,17 +410,29 @@ async fn download(
         missing: missing.len(),
     });
     let (good, bad): (Vec<_>, Vec<_>) = missing.into_iter().partition(|m| {
-        m.size > 0 && m.padding < m.size && m.offset.checked_add(m.size).is_some_and(|end| end <= data_len)
+        m.size > 0
+            && m.padding < m.size
+            && m.size - m.padding <= max_archive_bytes
+            && m.offset.checked_add(m.size).is_some_and(|end| end <= data_len)
     });
     for m in bad {
         // A bogus index entry is reported and skipped; it never stops the others.
+        let error = if m.size.saturating_sub(m.padding) > max_archive_bytes {
+            format!(
+                "entry of {} bytes exceeds member.max_archive_bytes = {max_archive_bytes}",
+                m.size.saturating_sub(m.padding)
+            )
+        } else {
+            format!(
+                "entry offset {} size {} padding {} does not fit `data` ({data_len} bytes)",
+                m.offset, m.size, m.padding
+            )
+        };
+        tracing::warn!(community_id = %key, archive_id = %m.archive_id, %error, "index entry refused");
         shared.bus.publish(Signal::HistoryArchiveImportFailed {
             community_id: key.clone(),
             archive_id: m.archive_id.clone(),
-            error: format!(
-                "entry offset {} size {} padding {} does not fit `data` ({data_len} bytes)",
-                m.offset, m.size, m.padding
-            ),
+            error,
         });
     }
     let ranges: Vec<_> = good.iter().map(|m| m.offset..m.offset + m.size).collect();
@@ -380,7 +448,7 @@ async fn download(
         }
         shared.set_download(&key, Some(view("import")));
         if archives == 0 {
-            fault::point(&shared, "import").await;
+            fault::point(shared, "import").await;
         }
         let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
         let archive_id = m.archive_id.clone();
@@ -438,22 +506,5 @@ async fn download(
     // Who wrote what: decoded now so that the history reads at once.
     let id2 = id;
     shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
-    shared.set_download(&key, Some(view("seed")));
-    download.finish().await?;
-    let (id2, uri) = (id, p.magnet_uri.clone());
-    shared
-        .db(move |c, s| {
-            c.mark_magnetlink_fetched(s, &id2, &uri)?;
-            pending::clear(s, &id2, &uri)
-        })
-        .await?;
-    shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
-        community_id: key,
-        magnet_uri: p.magnet_uri,
-        archives,
-        messages,
-        bytes_received,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    });
-    Ok(())
+    Ok((archives, messages, bytes_received))
 }

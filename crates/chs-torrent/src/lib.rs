@@ -25,7 +25,7 @@
 //! let download = member.download(meta.name(), &magnet, Path::new("/data/member"), DownloadOptions::default()).await?;
 //! let index = download.fetch_index().await?;                   // parse it, pick missing archives
 //! download.fetch_ranges("data", &[102_400..204_800]).await?;   // offset..offset+size of an archive
-//! download.finish().await?;                                    // the member now seeds what it has
+//! download.finish().await?;                                    // swapped in: the member now seeds what it has
 //! # let _ = index; Ok(()) }
 //! ```
 //!
@@ -53,7 +53,8 @@ pub use meta::{
 };
 
 pub use node::{
-    Download, DownloadOptions, NodeConfig, Phase, Progress, ProgressFn, SeedStatus, TorrentNode, ValidateFn,
+    Download, DownloadOptions, NodeConfig, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, TorrentNode,
+    ValidateFn,
 };
 pub use wire::FetchStats;
 

@@ -357,9 +357,17 @@ impl TorrentNode {
         Ok(handle)
     }
 
-    /// Starts downloading `magnet` for `key` into `parent_dir/<torrent name>/`: the previous
-    /// torrent of `key` is unseeded, the metadata is fetched (with timeout and retries) and checked
-    /// against the magnet's info hash. Nothing else is downloaded until asked on the [`Download`].
+    /// Starts downloading `magnet` for `key`, to end in `parent_dir/<torrent name>/`: the metadata
+    /// is fetched (with timeout and retries), checked against the magnet's info hash and by
+    /// [`DownloadOptions::validate`]. Nothing else is downloaded until asked on the [`Download`].
+    ///
+    /// The files are received in a staging folder, `parent_dir/.staging/<name>.<info hash>/`
+    /// (same file system), pre-filled with a copy of the files of `parent_dir/<name>/` (cut to the
+    /// new lengths, never grown), so that only new pieces are fetched. The key's previous torrent
+    /// keeps seeding from `parent_dir/<name>/`, untouched, until [`Download::finish`] swaps the
+    /// staging folder in; [`Download::discard`] (or a failed start) deletes it. A torrent that is
+    /// the key's seeded one already is downloaded in place. A staging folder left by a crash is
+    /// resumed if it is for the same torrent, deleted otherwise.
     pub async fn download(
         &self,
         key: &str,
@@ -378,15 +386,58 @@ impl TorrentNode {
         if let Some(validate) = &opts.validate {
             validate(&meta).map_err(Error::Rejected)?;
         }
-        if self.seeded(key) != Some(magnet.info_hash) {
-            self.unseed(key).await?;
-        }
-        let folder = parent_dir.join(meta.name());
+        let live = parent_dir.join(meta.name());
+        let in_place = self.seeded(key) == Some(magnet.info_hash);
+        let folder = if in_place { live.clone() } else { staging_folder(parent_dir, meta.name(), magnet.info_hash) };
+        self.drop_stale(key, parent_dir, &live, magnet.info_hash).await?;
         let meta = Arc::new(meta);
-        // Create the files with the torrent's lengths: an older, longer `index` left in place
-        // would otherwise keep its tail (librqbit does not truncate).
-        let store = PieceStore::new(folder.clone(), Arc::clone(&meta));
-        tokio::task::spawn_blocking(move || store.prepare()).await.map_err(|_| Error::Cancelled)??;
+        let staging = (!in_place).then(|| folder.clone());
+        let started = self.start_download(key, magnet, &meta, &folder, &live, peers.clone(), &opts).await;
+        match started {
+            Ok(handle) => Ok(Download {
+                node: self.clone(),
+                key: key.to_owned(),
+                meta,
+                receiving: folder,
+                live,
+                peers,
+                opts,
+                handle,
+            }),
+            Err(e) => {
+                if let Some(staging) = staging {
+                    self.remove(magnet.info_hash).await.ok();
+                    remove_folder(staging).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Prepares `folder` (staging: copies of `live`'s files; both: no file longer than the
+    /// torrent's) and adds the torrent with this download's peers, nothing selected yet.
+    #[allow(clippy::too_many_arguments)] // one private step of `download`
+    async fn start_download(
+        &self,
+        key: &str,
+        magnet: &Magnet,
+        meta: &Arc<TorrentMeta>,
+        folder: &Path,
+        live: &Path,
+        peers: Vec<SocketAddr>,
+        opts: &DownloadOptions,
+    ) -> Result<Arc<ManagedTorrent>, Error> {
+        let store = PieceStore::new(folder.to_owned(), Arc::clone(meta));
+        let (folder2, live2, meta2) = (folder.to_owned(), live.to_owned(), Arc::clone(meta));
+        tokio::task::spawn_blocking(move || {
+            if folder2 != live2 {
+                prefill_staging(&folder2, &live2, &meta2)?;
+            }
+            // Files are created empty and an older, longer file cut (librqbit does not truncate).
+            store.prepare()
+        })
+        .await
+        .map_err(|_| Error::Cancelled)??;
         let torrent = meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
         // librqbit keeps the peers a torrent was added with (and re-dials only those on unpause),
         // so a torrent already in the session (seeded, or restored after a restart) is re-added
@@ -396,12 +447,54 @@ impl TorrentNode {
             only_files = existing.only_files().unwrap_or_else(|| (0..meta.files().len()).collect());
             self.remove(magnet.info_hash).await?;
         }
-        let handle = self.add(magnet.info_hash, torrent, &folder, Some(only_files), peers.clone()).await?;
+        let handle = self.add(magnet.info_hash, torrent, folder, Some(only_files), peers).await?;
         tokio::select! {
             r = handle.wait_until_initialized() => r.map_err(|e| Error::rqbit("checking local data", e))?,
             () = opts.cancel.cancelled() => return Err(Error::Cancelled),
         }
-        Ok(Download { node: self.clone(), key: key.to_owned(), meta, folder, peers, opts, handle })
+        tracing::debug!(key, info_hash = %magnet.info_hash, folder = %folder.display(), "download started");
+        Ok(handle)
+    }
+
+    /// Removes what a crash or an abandoned download left: torrents of the session writing into
+    /// `parent_dir/.staging/` (except `keep`'s), torrents writing into `live` that are neither
+    /// the key's seeded one nor `keep` (a swap cut short), and staging folders of this name
+    /// for other torrents.
+    async fn drop_stale(&self, key: &str, parent_dir: &Path, live: &Path, keep: InfoHash) -> Result<(), Error> {
+        let staging_root = parent_dir.join(STAGING_DIR);
+        let seeded = self.seeded(key);
+        let stale: Vec<InfoHash> = self.inner.session.with_torrents(|torrents| {
+            torrents
+                .filter_map(|(_, t)| {
+                    let hash = InfoHash(t.info_hash().0);
+                    let out = t.output_folder();
+                    let stale =
+                        hash != keep && (out.starts_with(&staging_root) || (out == live && Some(hash) != seeded));
+                    stale.then_some(hash)
+                })
+                .collect()
+        });
+        for hash in stale {
+            tracing::info!(key, info_hash = %hash, "dropping a stale download");
+            self.remove(hash).await?;
+        }
+        let name = live.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let keep_folder = staging_folder(parent_dir, &name, keep);
+        let (live2, root2, name2) = (live.to_owned(), staging_root.clone(), name.clone());
+        tokio::task::spawn_blocking(move || restore_aside(&root2, &name2, &live2))
+            .await
+            .map_err(|_| Error::Cancelled)??;
+        let Ok(entries) = std::fs::read_dir(&staging_root) else { return Ok(()) };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let ours =
+                entry.file_name().to_string_lossy().strip_prefix(&name).is_some_and(|rest| rest.starts_with('.'));
+            if ours && path != keep_folder {
+                tracing::info!(key, folder = %path.display(), "deleting a stale staging folder");
+                remove_folder(path).await;
+            }
+        }
+        Ok(())
     }
 
     async fn fetch_metadata(
@@ -472,7 +565,10 @@ pub struct Download {
     node: TorrentNode,
     key: String,
     meta: Arc<TorrentMeta>,
-    folder: PathBuf,
+    /// Where the files are received: the staging folder, or `live` for an in-place download.
+    receiving: PathBuf,
+    /// `parent_dir/<name>`: where the files end.
+    live: PathBuf,
     peers: Vec<SocketAddr>,
     opts: DownloadOptions,
     handle: Arc<ManagedTorrent>,
@@ -483,7 +579,8 @@ impl std::fmt::Debug for Download {
         f.debug_struct("Download")
             .field("key", &self.key)
             .field("meta", &self.meta)
-            .field("folder", &self.folder)
+            .field("receiving", &self.receiving)
+            .field("live", &self.live)
             .field("peers", &self.peers)
             .finish_non_exhaustive()
     }
@@ -495,9 +592,15 @@ impl Download {
         &self.meta
     }
 
-    /// The folder that receives the files (`parent_dir/<name>`).
+    /// The folder the files end in after [`Download::finish`] (`parent_dir/<name>`).
     pub fn folder(&self) -> &Path {
-        &self.folder
+        &self.live
+    }
+
+    /// The folder that receives the files until [`Download::finish`]: a staging folder, or
+    /// [`Download::folder`] when the torrent was the key's seeded one already.
+    pub fn receiving_folder(&self) -> &Path {
+        &self.receiving
     }
 
     /// Replaces the peers that later [`Download::fetch_ranges`] calls contact.
@@ -616,7 +719,7 @@ impl Download {
         let job = FetchJob {
             info_hash: self.meta.info_hash(),
             peer_id: self.node.inner.peer_id,
-            store: Arc::new(PieceStore::new(self.folder.clone(), Arc::clone(&self.meta))),
+            store: Arc::new(PieceStore::new(self.receiving.clone(), Arc::clone(&self.meta))),
             peers: self.peers.clone(),
             connect_timeout: self.opts.connect_timeout,
             stall_timeout: self.opts.stall_timeout,
@@ -632,19 +735,24 @@ impl Download {
         fetch_pieces(job, pieces).await
     }
 
-    /// Reads bytes `range` of file `path` from disk (after fetching them).
+    /// Reads bytes `range` of file `path` from the receiving folder (after fetching them); bytes
+    /// never received read as zeros.
     pub async fn read_range(&self, path: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, Error> {
         let file_idx = self.meta.file_index(path).ok_or_else(|| Error::NoSuchFile(path.to_owned()))?;
         let file = &self.meta.files()[file_idx];
         if range.start > range.end || range.end > file.length {
             return Err(Error::RangeOutOfFile { start: range.start, end: range.end, file_len: file.length });
         }
-        let full = self.folder.join(file.path.join("/"));
+        let full = self.receiving.join(file.path.join("/"));
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
             let f = std::fs::File::open(&full).map_err(|e| Error::io(&full, e))?;
             let mut buf = vec![0u8; usize::try_from(range.end - range.start).unwrap_or(0)];
-            f.read_exact_at(&mut buf, range.start).map_err(|e| Error::io(&full, e))?;
+            // Files grow only by the pieces received: bytes past the end read as zeros, as the
+            // holes of a sparse file do.
+            let on_disk = f.metadata().map_err(|e| Error::io(&full, e))?.len();
+            let readable = usize::try_from(on_disk.saturating_sub(range.start)).unwrap_or(usize::MAX).min(buf.len());
+            f.read_exact_at(&mut buf[..readable], range.start).map_err(|e| Error::io(&full, e))?;
             Ok(buf)
         })
         .await
@@ -652,16 +760,170 @@ impl Download {
     }
 
     /// Ends the download and seeds what is on disk (all verified pieces, complete or not) as the
-    /// torrent of the key. The torrent is re-added so that librqbit re-verifies the pieces the
-    /// range fetcher wrote.
+    /// torrent of the key, from `parent_dir/<name>`; the torrent is re-added so that librqbit
+    /// re-verifies the pieces the range fetcher wrote.
+    ///
+    /// From a staging folder, its files are flushed to disk, then the folder and
+    /// `parent_dir/<name>` are exchanged in one atomic `renameat2(RENAME_EXCHANGE)`: at every
+    /// instant (and after a crash) `parent_dir/<name>` is either the old or the new complete
+    /// folder. The previous torrent keeps serving (from its open files, now at the staging path)
+    /// until the new one seeds; then it is unseeded and the old files are deleted.
     pub async fn finish(self) -> Result<SeedStatus, Error> {
         let info_hash = self.meta.info_hash();
         self.node.remove(info_hash).await?;
+        if self.receiving != self.live {
+            let (staging, live) = (self.receiving.clone(), self.live.clone());
+            tokio::task::spawn_blocking(move || swap_in(&staging, &live)).await.map_err(|_| Error::Cancelled)??;
+        }
         let torrent = self.meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
-        let handle = self.node.add(info_hash, torrent, &self.folder, Some(Vec::new()), Vec::new()).await?;
+        let handle = self.node.add(info_hash, torrent, &self.live, Some(Vec::new()), Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
+        let previous = self.node.seeded(&self.key);
         self.node.set_key(&self.key, Some(info_hash));
+        if let Some(old) = previous.filter(|old| *old != info_hash) {
+            self.node.remove(old).await?;
+            tracing::info!(key = %self.key, info_hash = %old, "unseeded the previous torrent");
+        }
+        if self.receiving != self.live {
+            remove_folder(self.receiving.clone()).await;
+        }
+        tracing::info!(key = %self.key, %info_hash, "seeding");
         self.node.status(&self.key).ok_or(Error::Shutdown)
+    }
+
+    /// Abandons the download: the torrent leaves the session and its staging folder is deleted
+    /// (an in-place download keeps its verified pieces). The key's seeded torrent is untouched.
+    pub async fn discard(self) -> Result<(), Error> {
+        if self.receiving == self.live {
+            return Ok(());
+        }
+        self.node.remove(self.meta.info_hash()).await?;
+        remove_folder(self.receiving.clone()).await;
+        Ok(())
+    }
+}
+
+/// Folder, beside the live folders, that holds the downloads in progress.
+pub const STAGING_DIR: &str = ".staging";
+
+/// `parent_dir/.staging/<name>.<info hash>`.
+fn staging_folder(parent_dir: &Path, name: &str, info_hash: InfoHash) -> PathBuf {
+    parent_dir.join(STAGING_DIR).join(format!("{name}.{info_hash}"))
+}
+
+/// Copies each file of `live` that the torrent has into `staging` (if not there yet), cut to
+/// the torrent's length: the pieces that did not change need no download. The copy goes through
+/// a temporary name, so a crash leaves either no file or a whole copy. Blocking.
+fn prefill_staging(staging: &Path, live: &Path, meta: &TorrentMeta) -> Result<(), Error> {
+    std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    for file in meta.files() {
+        let relative: PathBuf = file.path.iter().collect();
+        let (from, to) = (live.join(&relative), staging.join(&relative));
+        if to.exists() || !from.is_file() {
+            continue;
+        }
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let tmp = to.with_extension("copy");
+        // `std::fs::copy` uses copy_file_range (a reflink where the file system can): never a
+        // hard link, the live file must stay as it is.
+        std::fs::copy(&from, &tmp).map_err(|e| Error::io(&from, e))?;
+        let f = std::fs::OpenOptions::new().write(true).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        if f.metadata().map_err(|e| Error::io(&tmp, e))?.len() > file.length {
+            f.set_len(file.length).map_err(|e| Error::io(&tmp, e))?;
+        }
+        std::fs::rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    Ok(())
+}
+
+/// `staging` with `.aside` appended: where the old folder waits during a swap on a file system
+/// without `RENAME_EXCHANGE`.
+pub(crate) fn aside_folder(staging: &Path) -> PathBuf {
+    let mut name = staging.as_os_str().to_owned();
+    name.push(".aside");
+    PathBuf::from(name)
+}
+
+/// Puts `staging` at `live` atomically; the old `live` (if any) ends at `staging`. Blocking.
+///
+/// On a file system without `renameat2(RENAME_EXCHANGE)` (e.g. NFS) the old folder is first
+/// renamed aside: a crash between the two renames leaves no `live`, which the next download of
+/// the name puts back ([`restore_aside`]).
+pub(crate) fn swap_in(staging: &Path, live: &Path) -> Result<(), Error> {
+    use rustix::io::Errno;
+    sync_folder(staging)?;
+    if live.exists() {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, staging, CWD, live, RenameFlags::EXCHANGE) {
+            Ok(()) => {}
+            Err(e) if [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP].contains(&e) => {
+                tracing::warn!(folder = %live.display(), "no atomic folder exchange here: swapping with two renames");
+                let aside = aside_folder(staging);
+                std::fs::rename(live, &aside).map_err(|e| Error::io(live, e))?;
+                std::fs::rename(staging, live).map_err(|e| Error::io(live, e))?;
+                std::fs::rename(&aside, staging).map_err(|e| Error::io(staging, e))?;
+            }
+            Err(e) => return Err(Error::io(live, std::io::Error::from(e))),
+        }
+    } else {
+        std::fs::rename(staging, live).map_err(|e| Error::io(live, e))?;
+    }
+    for dir in [live.parent(), staging.parent()].into_iter().flatten() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// After a crash inside a two-rename swap ([`swap_in`] without `RENAME_EXCHANGE`). If the staging
+/// folder is still there, the crash came before it was moved to `live`: whatever is at `live`
+/// (nothing, or empty files librqbit created for the old torrent at restart) is replaced by the
+/// old folder left aside. Otherwise the new folder is at `live` and the old one is deleted. Blocking.
+pub(crate) fn restore_aside(staging_root: &Path, name: &str, live: &Path) -> Result<(), Error> {
+    let Ok(entries) = std::fs::read_dir(staging_root) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let ours = file_name.strip_prefix(name).is_some_and(|rest| rest.starts_with('.'));
+        if !(ours && file_name.ends_with(".aside")) {
+            continue;
+        }
+        let aside = entry.path();
+        let staging = staging_root.join(file_name.trim_end_matches(".aside"));
+        if staging.exists() {
+            tracing::warn!(folder = %live.display(), "putting back the folder a cut-short swap left aside");
+            if live.exists() {
+                std::fs::remove_dir_all(live).map_err(|e| Error::io(live, e))?;
+            }
+            std::fs::rename(&aside, live).map_err(|e| Error::io(live, e))?;
+        } else {
+            std::fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Flushes every file of `folder` and the folder itself. Blocking.
+fn sync_folder(folder: &Path) -> Result<(), Error> {
+    for entry in std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))?.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    std::fs::File::open(folder).and_then(|d| d.sync_all()).map_err(|e| Error::io(folder, e))
+}
+
+/// Deletes `folder` and what is in it, logging a failure (a leftover is deleted by the next
+/// download of the same name).
+async fn remove_folder(folder: PathBuf) {
+    let result = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&folder) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err((folder, e)),
+        _ => Ok(()),
+    })
+    .await;
+    if let Ok(Err((folder, e))) = result {
+        tracing::warn!(folder = %folder.display(), error = %e, "could not delete a staging folder");
     }
 }
 

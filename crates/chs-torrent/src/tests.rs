@@ -284,3 +284,51 @@ fn spec15_item6_name_is_the_exact_folder_name() {
     let name = v.as_dict().and_then(|d| d.get(b"name".as_slice())).and_then(Value::as_bytes).expect("name");
     assert_eq!(name, CID.as_bytes());
 }
+
+fn folder_with(path: &Path, content: &[u8]) {
+    std::fs::create_dir_all(path).expect("mkdir");
+    std::fs::write(path.join("data"), content).expect("write");
+}
+
+fn content(path: &Path) -> Vec<u8> {
+    std::fs::read(path.join("data")).expect("read")
+}
+
+/// Issue item 4: the swap exchanges the folders in one step (the old files end at the staging
+/// path, to be deleted), and a first download simply moves the staging folder in.
+#[test]
+fn item4_swap_exchanges_the_staging_and_live_folders() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (live, staging) = (tmp.path().join("k"), tmp.path().join(".staging").join("k.h"));
+    folder_with(&staging, b"new");
+    crate::node::swap_in(&staging, &live).expect("first swap");
+    assert_eq!(content(&live), b"new");
+    assert!(!staging.exists());
+    folder_with(&staging, b"newer");
+    crate::node::swap_in(&staging, &live).expect("exchange");
+    assert_eq!((content(&live), content(&staging)), (b"newer".to_vec(), b"new".to_vec()));
+}
+
+/// Issue item 4: after a crash inside the two-rename swap (file systems without
+/// `RENAME_EXCHANGE`), the next download finds the old folder again if the new one had not been
+/// moved in (even over the empty files librqbit re-created at restart), or keeps the new one.
+#[test]
+fn item4_cut_short_two_rename_swap_is_repaired() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join(".staging");
+    let (live, staging) = (tmp.path().join("k"), root.join("k.h"));
+    let aside = crate::node::aside_folder(&staging);
+    // Cut after `live` → aside: the staging folder is still there; librqbit re-created `live`.
+    folder_with(&aside, b"old");
+    folder_with(&staging, b"new");
+    folder_with(&live, b"");
+    crate::node::restore_aside(&root, "k", &live).expect("repair");
+    assert_eq!(content(&live), b"old");
+    assert!(!aside.exists());
+    // Cut after staging → `live`: the new folder is in place, the old one is deleted.
+    std::fs::rename(&live, &aside).expect("aside");
+    std::fs::rename(&staging, &live).expect("in");
+    crate::node::restore_aside(&root, "k", &live).expect("repair");
+    assert_eq!(content(&live), b"new");
+    assert!(!aside.exists());
+}

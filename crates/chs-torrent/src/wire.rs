@@ -51,7 +51,9 @@ impl PieceStore {
         p
     }
 
-    /// Creates missing files and gives every file its torrent length (sparse). Blocking.
+    /// Creates missing files (empty) and cuts files longer than their torrent length; a file is
+    /// never grown here: it grows only by the verified pieces [`PieceStore::write_piece`] writes,
+    /// so a torrent that declares more than its peers send allocates nothing. Blocking.
     pub(crate) fn prepare(&self) -> Result<(), Error> {
         for (idx, file) in self.meta.files().iter().enumerate() {
             let path = self.file_path(idx);
@@ -65,7 +67,7 @@ impl PieceStore {
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
             let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
-            if len != file.length {
+            if len > file.length {
                 f.set_len(file.length).map_err(|e| Error::io(&path, e))?;
             }
         }

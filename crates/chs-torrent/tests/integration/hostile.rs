@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
-use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder};
+use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, node, seeding_owner};
 
 /// Accepts connections, claims every piece, and then either answers each request with 0xEE
 /// bytes (`unchoke`) or keeps the peer choked forever (a stalled peer).
@@ -60,10 +60,7 @@ async fn fetcher_rejects_corrupt_pieces_and_uses_the_honest_peer() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &meta).await.expect("seeds");
+        let (folder, meta, owner) = seeding_owner(tmp.path()).await;
         let honest = owner.local_peer_addr().expect("addr");
         let (liar, liar_task) = spawn_liar(meta.info_hash(), meta.pieces().len(), true).await;
 
@@ -99,10 +96,7 @@ async fn spec15_item19_stalled_range_fetch_times_out_and_cancels() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &meta).await.expect("seeds");
+        let (_folder, meta, owner) = seeding_owner(tmp.path()).await;
         let (staller, staller_task) = spawn_liar(meta.info_hash(), meta.pieces().len(), false).await;
         let member = node(&tmp.path().join("member-state")).await;
         let magnet = Magnet::for_meta(&meta, &[]).with_peer(owner.local_peer_addr().expect("addr"));

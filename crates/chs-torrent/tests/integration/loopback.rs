@@ -5,7 +5,9 @@ use std::time::Duration;
 use chs_torrent::{DownloadOptions, Error, Magnet, NodeConfig, Phase, TorrentNode};
 use tokio::time::timeout;
 
-use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder, recorder, vector_dir};
+use crate::util::{
+    ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder, recorder, seeding_owner, vector_dir,
+};
 
 fn magnet_for(node: &TorrentNode, meta: &chs_torrent::TorrentMeta) -> Magnet {
     Magnet::for_meta(meta, &[]).with_peer(node.local_peer_addr().expect("owner listens"))
@@ -112,7 +114,7 @@ async fn whole_data_after_index_despite_finished_peer_pitfall() {
         assert_eq!(status.have_bytes, meta.total_length());
 
         dl.fetch_files(&["data"]).await.expect("data after index (needs the §1.9 workaround)");
-        let got = std::fs::read(dl.folder().join("data")).expect("data");
+        let got = std::fs::read(dl.receiving_folder().join("data")).expect("data");
         assert_eq!(got, std::fs::read(folder.join("data")).expect("owner data"));
     })
     .await
@@ -169,10 +171,7 @@ async fn replacing_the_torrent_of_a_key_unseeds_the_old_one_and_keeps_files() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let old_meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let (folder, old_meta, owner) = seeding_owner(tmp.path()).await;
 
         // A new archive is appended and the index rewritten: a new torrent for the same key.
         let mut data = std::fs::read(folder.join("data")).expect("data");
@@ -295,16 +294,15 @@ async fn cli_create_seed_fetch_round_trip() {
 }
 
 /// status-go-archives.md §15 item 20: status-go's request-to-join path starts a new download
-/// without unseeding the key's old torrent (both map to the same files). Ours replaces it.
+/// without unseeding the key's old torrent (both map to the same files). Ours receives the new
+/// one in a staging folder, keeps seeding the old one from its untouched files meanwhile, and
+/// replaces it when the new one is swapped in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let old_meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &old_meta).await.expect("seeds");
+        let (folder, old_meta, owner) = seeding_owner(tmp.path()).await;
         let member = node(&tmp.path().join("member-state")).await;
         let member_data = tmp.path().join("member-data");
         let dl = member
@@ -315,6 +313,7 @@ async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
         dl.finish().await.expect("member seeds old");
         assert_eq!(member.seeded(CID), Some(old_meta.info_hash()));
 
+        let old_index = std::fs::read(folder.join("index")).expect("index");
         std::fs::write(folder.join("index"), b"a newer index").expect("index");
         let new_meta = meta_of(&folder);
         owner.seed(CID, &folder, &new_meta).await.expect("owner seeds new");
@@ -322,10 +321,14 @@ async fn spec15_item20_new_download_for_a_key_drops_its_old_torrent() {
             .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
             .await
             .expect("new");
-        assert_eq!(member.seeded(CID), None, "the old torrent is unseeded before the new download");
+        assert_eq!(member.seeded(CID), Some(old_meta.info_hash()), "the old torrent seeds until the swap");
+        assert_ne!(dl.receiving_folder(), dl.folder(), "received in a staging folder");
+        assert_eq!(std::fs::read(dl.folder().join("index")).expect("old index"), old_index);
         assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
         assert_eq!(dl.finish().await.expect("member seeds new").info_hash, new_meta.info_hash());
         assert_eq!(member.seeded(CID), Some(new_meta.info_hash()));
+        assert_eq!(std::fs::read(member_data.join(CID).join("index")).expect("new index"), b"a newer index");
+        assert!(!member_data.join(chs_torrent::STAGING_DIR).join(format!("{CID}.{}", new_meta.info_hash())).exists());
     })
     .await
     .expect("test timed out");
@@ -337,10 +340,7 @@ async fn spec15_item28_member_reseeds_after_restart() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &meta).await.expect("seeds");
+        let (folder, meta, owner) = seeding_owner(tmp.path()).await;
         let member_state = tmp.path().join("member-state");
         let member = node(&member_state).await;
         let dl = member
@@ -413,6 +413,70 @@ async fn concurrent_seeds_of_many_keys_each_seed_their_own_torrent() {
             let download = member.download(key, &magnet_for(&owner, meta), &tmp.path().join("member-data"), opts).await;
             assert_eq!(download.expect("metadata is served").meta().info_hash(), meta.info_hash(), "{key}");
         }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Issue item 4, crash safety: a download of a newer torrent cut short (dropped without
+/// `finish` or `discard`, as a crash does) and a restart leave the seeded folder and torrent as
+/// they were; the next download of the same torrent resumes its staging folder and swaps it in,
+/// and a staging folder of another torrent of the same name is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item4_download_cut_short_leaves_the_seeded_folder_and_resumes() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (folder, old_meta, owner) = seeding_owner(tmp.path()).await;
+        let member_state = tmp.path().join("member-state");
+        let member = node(&member_state).await;
+        let member_data = tmp.path().join("member-data");
+        let dl = member
+            .download(CID, &magnet_for(&owner, &old_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("old");
+        dl.fetch_index().await.expect("index");
+        dl.fetch_ranges("data", std::slice::from_ref(&(0..3 * ARCHIVE_SIZE))).await.expect("data");
+        dl.finish().await.expect("member seeds old");
+        let live = member_data.join(CID);
+        let before = (std::fs::read(live.join("data")).expect("data"), std::fs::read(live.join("index")).expect("i"));
+
+        std::fs::write(folder.join("index"), b"a newer index").expect("index");
+        let new_meta = meta_of(&folder);
+        owner.seed(CID, &folder, &new_meta).await.expect("owner seeds new");
+        let staging_root = member_data.join(chs_torrent::STAGING_DIR);
+        let other = staging_root.join(format!("{CID}.{}", "ab".repeat(20)));
+        std::fs::create_dir_all(&other).expect("a staging folder of another torrent");
+        let dl = member
+            .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("new");
+        assert!(!other.exists(), "another torrent's staging folder is deleted");
+        assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
+        let staging = dl.receiving_folder().to_owned();
+        drop(dl); // the crash: no finish, no discard
+        member.shutdown().await;
+
+        let member = node(&member_state).await;
+        assert_eq!(member.seeded(CID), Some(old_meta.info_hash()), "the old torrent seeds after the restart");
+        let after = (std::fs::read(live.join("data")).expect("data"), std::fs::read(live.join("index")).expect("i"));
+        assert!(after == before, "the seeded folder is byte-identical");
+        assert!(staging.join("index").exists(), "the staging folder is left for a resume");
+
+        let dl = member
+            .download(CID, &magnet_for(&owner, &new_meta), &member_data, DownloadOptions::default())
+            .await
+            .expect("new again");
+        assert_eq!(dl.receiving_folder(), staging, "the same staging folder is resumed");
+        assert_eq!(dl.fetch_index().await.expect("new index"), b"a newer index");
+        let status = dl.finish().await.expect("swap");
+        assert_eq!(status.info_hash, new_meta.info_hash());
+        assert_eq!(status.have_bytes, status.total_bytes, "data came from the copy of the old folder");
+        assert_eq!(std::fs::read(live.join("index")).expect("index"), b"a newer index");
+        assert_eq!(std::fs::read(live.join("data")).expect("data"), before.0);
+        assert_eq!(std::fs::read_dir(&staging_root).expect("staging root").count(), 0, "staging cleaned");
+        owner.shutdown().await;
+        member.shutdown().await;
     })
     .await
     .expect("test timed out");

@@ -48,3 +48,13 @@ pub(crate) fn recorder() -> (ProgressFn, Arc<Mutex<Vec<Progress>>>) {
     let cb: ProgressFn = Arc::new(move |p| sink.lock().expect("lock").push(p));
     (cb, events)
 }
+
+/// An owner node seeding the vector's folder (copied under `tmp/owner-data`) as the torrent of
+/// [`CID`]: the folder, its torrent, the node.
+pub(crate) async fn seeding_owner(tmp: &Path) -> (PathBuf, TorrentMeta, TorrentNode) {
+    let folder = owner_folder(&tmp.join("owner-data"));
+    let meta = meta_of(&folder);
+    let owner = node(&tmp.join("owner-state")).await;
+    owner.seed(CID, &folder, &meta).await.expect("seeds");
+    (folder, meta, owner)
+}
