@@ -1,7 +1,7 @@
 //! One librqbit session per node: seeding the latest torrent of each key, and downloads.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +21,13 @@ use crate::wire::{FetchJob, FetchStats, PieceStore, fetch_pieces};
 
 /// Name of the file in the state directory that maps keys to info hashes.
 const KEYS_FILE: &str = "chs-keys.tsv";
+/// The multicast port of BEP 14 local service discovery (librqbit-lsd binds `[::]:6771`).
+const LSD_PORT: u16 = 6771;
+/// librqbit's JSON session persistence: folder in the state directory, and its file.
+const SESSION_DIR: &str = "session";
+const SESSION_FILE: &str = "session.json";
+/// librqbit 9.1.0's message when `session.json` does not parse (patches/librqbit keeps it).
+const CORRUPT_SESSION_FILE: &str = "error deserializing session database";
 
 /// Configuration of a [`TorrentNode`].
 #[derive(Debug, Clone)]
@@ -155,6 +162,86 @@ pub struct SeedStatus {
     pub peers: usize,
 }
 
+/// Transport of a [`ListeningSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// What a [`ListeningSocket`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketPurpose {
+    /// Incoming BitTorrent peers ([`NodeConfig::listen_addr`]).
+    PeerListener,
+    /// The mainline DHT ([`NodeConfig::enable_dht`]).
+    Dht,
+    /// The UDP tracker client ([`NodeConfig::enable_trackers`]); it binds an ephemeral port on
+    /// all addresses, which librqbit does not report, so the port is shown as 0.
+    Trackers,
+    /// Local service discovery, multicast ([`NodeConfig::enable_lsd`]).
+    Lsd,
+}
+
+/// A socket the node has bound and receives on, see [`TorrentNode::listening_sockets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListeningSocket {
+    /// TCP or UDP.
+    pub protocol: SocketProtocol,
+    /// What it is for.
+    pub purpose: SocketPurpose,
+    /// The bound address (port 0: an ephemeral port the library does not report).
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for ListeningSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = match self.protocol {
+            SocketProtocol::Tcp => "tcp",
+            SocketProtocol::Udp => "udp",
+        };
+        let purpose = match self.purpose {
+            SocketPurpose::PeerListener => "bittorrent peers",
+            SocketPurpose::Dht => "dht",
+            SocketPurpose::Trackers => "tracker client",
+            SocketPurpose::Lsd => "local service discovery",
+        };
+        if self.addr.port() == 0 {
+            write!(f, "{proto} {} (ephemeral port) {purpose}", self.addr.ip())
+        } else {
+            write!(f, "{proto} {} {purpose}", self.addr)
+        }
+    }
+}
+
+/// Counters of the incoming-peer listener since the node started (see [`TorrentNode::listener_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// Connections accepted for a handshake check.
+    pub accepted: u64,
+    /// Connections closed at once because their IP already had the maximum of pending
+    /// handshakes ([`MAX_PENDING_HANDSHAKES_PER_IP`]).
+    pub refused: u64,
+    /// Handshake checks that failed: not a BitTorrent handshake (refused at the first wrong
+    /// byte), no handshake within [`HANDSHAKE_TIMEOUT`], unknown torrent, or closed early.
+    pub handshake_failed: u64,
+    /// Connections handed over to a torrent after a good handshake.
+    pub handed_over: u64,
+}
+
+/// Time an incoming connection has to send its 68-byte handshake before it is closed. librqbit
+/// uses one read timeout for handshakes and for messages of established peers, so this is also
+/// that: librqbit's default of 10 s, which this crate keeps.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on incoming connections waiting for their handshake, all IPs together; further
+/// connections wait in the kernel's accept queue.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Bound on incoming connections waiting for their handshake from one IP; further connections
+/// from it are accepted and closed at once.
+pub const MAX_PENDING_HANDSHAKES_PER_IP: usize = 8;
+
 /// One BitTorrent node: a librqbit session plus the map of key → seeded torrent.
 /// Cloning is cheap and gives another handle to the same node.
 #[derive(Clone)]
@@ -192,28 +279,25 @@ impl TorrentNode {
     /// data re-verified (or spot-checked with `fastresume`), so nothing is downloaded again.
     pub async fn start(config: NodeConfig) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
-        let listen = config.listen_addr.map(|addr| ListenerOptions {
-            mode: ListenerMode::TcpOnly,
-            listen_addr: addr,
-            ipv4_only: addr.is_ipv4(),
-            ..Default::default()
-        });
-        let trackers = config.extra_trackers.iter().filter_map(|t| t.parse().ok()).collect();
-        let opts = SessionOptions {
-            dht: if config.enable_dht { Some(librqbit::DhtSessionConfig::default()) } else { None },
-            disable_trackers: !config.enable_trackers,
-            trackers,
-            disable_local_service_discovery: !config.enable_lsd,
-            listen,
-            persistence: config
-                .persistence
-                .then(|| SessionPersistenceConfig::Json { folder: Some(config.state_dir.join("session")) }),
-            fastresume: config.fastresume && config.persistence,
-            ..Default::default()
+        let downloads = config.state_dir.join("downloads");
+        let session = match Session::new_with_opts(downloads.clone(), session_options(&config)).await {
+            Ok(session) => session,
+            Err(e) if config.persistence && format!("{e:#}").contains(CORRUPT_SESSION_FILE) => {
+                let file = config.state_dir.join(SESSION_DIR).join(SESSION_FILE);
+                let aside = set_aside(&file)?;
+                tracing::warn!(
+                    file = %file.display(),
+                    moved_to = %aside.display(),
+                    error = %format!("{e:#}"),
+                    "librqbit's session file is corrupt: set aside, starting with an empty session \
+                     (the node seeds its folders again as on every start)"
+                );
+                Session::new_with_opts(downloads, session_options(&config))
+                    .await
+                    .map_err(|e| Error::rqbit("starting session with a fresh session file", e))?
+            }
+            Err(e) => return Err(Error::rqbit("starting session", e)),
         };
-        let session = Session::new_with_opts(config.state_dir.join("downloads"), opts)
-            .await
-            .map_err(|e| Error::rqbit("starting session", e))?;
         let keys = load_keys(&config.state_dir);
         let peer_id = make_peer_id(&config.state_dir);
         tracing::info!(listen = ?session.listen_addr(), n_keys = keys.len(), "torrent node started");
@@ -231,6 +315,50 @@ impl TorrentNode {
     /// The bound listen address (with the real port when configured with port 0).
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.inner.session.listen_addr()
+    }
+
+    /// Every socket the node has bound to receive on: the TCP peer listener, and the UDP sockets
+    /// of the DHT, the tracker client and local service discovery when they are enabled.
+    pub fn listening_sockets(&self) -> Vec<ListeningSocket> {
+        let config = &self.inner.config;
+        let mut out = Vec::new();
+        if let Some(addr) = self.listen_addr() {
+            out.push(ListeningSocket { protocol: SocketProtocol::Tcp, purpose: SocketPurpose::PeerListener, addr });
+        }
+        if let Some(dht) = self.inner.session.get_dht() {
+            out.push(ListeningSocket {
+                protocol: SocketProtocol::Udp,
+                purpose: SocketPurpose::Dht,
+                addr: dht.listen_addr(),
+            });
+        }
+        if config.enable_trackers {
+            out.push(ListeningSocket {
+                protocol: SocketProtocol::Udp,
+                purpose: SocketPurpose::Trackers,
+                addr: (Ipv6Addr::UNSPECIFIED, 0).into(),
+            });
+        }
+        if config.enable_lsd {
+            out.push(ListeningSocket {
+                protocol: SocketProtocol::Udp,
+                purpose: SocketPurpose::Lsd,
+                addr: (Ipv6Addr::UNSPECIFIED, LSD_PORT).into(),
+            });
+        }
+        out
+    }
+
+    /// Counters of the incoming-peer listener (a port scan shows up in `refused` and
+    /// `handshake_failed`).
+    pub fn listener_stats(&self) -> ListenerStats {
+        let c = self.inner.session.stats_snapshot().counters;
+        ListenerStats {
+            accepted: c.incoming_accepted,
+            refused: c.incoming_refused,
+            handshake_failed: c.incoming_handshake_failed,
+            handed_over: c.incoming_handed_over,
+        }
     }
 
     /// An address peers on this machine can dial (an unspecified IP becomes loopback).
@@ -663,6 +791,40 @@ impl Download {
         self.node.set_key(&self.key, Some(info_hash));
         self.node.status(&self.key).ok_or(Error::Shutdown)
     }
+}
+
+/// librqbit's session options for `config`.
+fn session_options(config: &NodeConfig) -> SessionOptions {
+    let listen = config.listen_addr.map(|addr| ListenerOptions {
+        mode: ListenerMode::TcpOnly,
+        listen_addr: addr,
+        ipv4_only: addr.is_ipv4(),
+        max_pending_incoming_handshake_checks: MAX_PENDING_HANDSHAKES,
+        max_pending_incoming_handshake_checks_per_ip: MAX_PENDING_HANDSHAKES_PER_IP,
+        ..Default::default()
+    });
+    SessionOptions {
+        dht: if config.enable_dht { Some(librqbit::DhtSessionConfig::default()) } else { None },
+        disable_trackers: !config.enable_trackers,
+        trackers: config.extra_trackers.iter().filter_map(|t| t.parse().ok()).collect(),
+        disable_local_service_discovery: !config.enable_lsd,
+        listen,
+        persistence: config
+            .persistence
+            .then(|| SessionPersistenceConfig::Json { folder: Some(config.state_dir.join(SESSION_DIR)) }),
+        fastresume: config.fastresume && config.persistence,
+        ..Default::default()
+    }
+}
+
+/// Renames `file` to `<file>.corrupt-<unix seconds>` and returns the new path.
+fn set_aside(file: &Path) -> Result<PathBuf, Error> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{secs}"));
+    let aside = file.with_file_name(name);
+    std::fs::rename(file, &aside).map_err(|e| Error::io(file, e))?;
+    Ok(aside)
 }
 
 /// Verified bytes on disk and torrent size. librqbit's `progress_bytes`/`total_bytes` only count

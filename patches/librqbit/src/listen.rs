@@ -19,6 +19,8 @@ pub(crate) struct ListenResult {
     pub addr: SocketAddr,
     pub announce_port: Option<u16>,
     pub max_pending_incoming_handshake_checks: usize,
+    // chs patch
+    pub max_pending_incoming_handshake_checks_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +31,8 @@ pub enum ListenerMode {
 }
 
 pub const DEFAULT_MAX_PENDING_INCOMING_HANDSHAKE_CHECKS: usize = 256;
+// chs patch
+pub const DEFAULT_MAX_PENDING_INCOMING_HANDSHAKE_CHECKS_PER_IP: usize = 8;
 
 impl ListenerMode {
     pub fn tcp_enabled(&self) -> bool {
@@ -57,6 +61,8 @@ pub struct ListenerOptions {
     pub announce_port: Option<u16>,
     pub ipv4_only: bool,
     pub max_pending_incoming_handshake_checks: usize,
+    /// chs patch: pending handshake checks per source IP; more connections from it are closed at once.
+    pub max_pending_incoming_handshake_checks_per_ip: usize,
 }
 
 impl Default for ListenerOptions {
@@ -70,6 +76,8 @@ impl Default for ListenerOptions {
             announce_port: None,
             ipv4_only: false,
             max_pending_incoming_handshake_checks: DEFAULT_MAX_PENDING_INCOMING_HANDSHAKE_CHECKS,
+            max_pending_incoming_handshake_checks_per_ip:
+                DEFAULT_MAX_PENDING_INCOMING_HANDSHAKE_CHECKS_PER_IP,
         }
     }
 }
@@ -160,6 +168,8 @@ impl ListenerOptions {
             addr: listen_addr,
             enable_upnp_port_forwarding: self.enable_upnp_port_forwarding,
             max_pending_incoming_handshake_checks: self.max_pending_incoming_handshake_checks,
+            max_pending_incoming_handshake_checks_per_ip: self
+                .max_pending_incoming_handshake_checks_per_ip,
         })
     }
 }

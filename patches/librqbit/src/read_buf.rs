@@ -70,6 +70,15 @@ impl ReadBuf {
                     return Err(Error::PeerDisconnectedReadingHandshake);
                 }
                 self.len += n;
+                // chs patch: refuse a stream that is not a BitTorrent handshake at its first
+                // wrong byte, instead of waiting (up to the timeout) for 68 bytes.
+                const PREFIX: &[u8] = b"\x13BitTorrent protocol";
+                let checked = self.len.min(PREFIX.len());
+                if self.buf[..checked] != PREFIX[..checked] {
+                    return Err(Error::DeserializeHandshake(
+                        MessageDeserializeError::HandshakePstrWrongContent,
+                    ));
+                }
                 match Handshake::deserialize(&self.buf[..self.len]) {
                     Ok((h, size)) => {
                         self.advance(size);

@@ -2,7 +2,7 @@ use std::{
     borrow::Cow,
     collections::{HashMap, HashSet},
     io::Read,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Component, Path, PathBuf},
     sync::{
         Arc,
@@ -118,7 +118,8 @@ pub struct Session {
     dht: Option<Dht>,
     pub(crate) connector: Arc<StreamConnector>,
     reqwest_client: reqwest::Client,
-    udp_tracker_client: UdpTrackerClient,
+    // chs patch: no UDP socket for trackers when they are disabled.
+    udp_tracker_client: Option<UdpTrackerClient>,
     disable_trackers: bool,
 
     // Lifecycle management
@@ -765,9 +766,16 @@ impl Session {
                 None
             };
 
-            let udp_tracker_client = UdpTrackerClient::new(token.clone(), bind_device.as_ref())
-                .await
-                .context("error creating UDP tracker client")?;
+            // chs patch: no UDP socket for trackers when they are disabled.
+            let udp_tracker_client = if opts.disable_trackers {
+                None
+            } else {
+                Some(
+                    UdpTrackerClient::new(token.clone(), bind_device.as_ref())
+                        .await
+                        .context("error creating UDP tracker client")?,
+                )
+            };
 
             let lsd = {
                 if opts.disable_local_service_discovery {
@@ -825,14 +833,19 @@ impl Session {
                 if let Some(tcp) = listen.tcp_socket.take() {
                     let max_pending_incoming_handshake_checks =
                         listen.max_pending_incoming_handshake_checks;
+                    let per_ip = listen.max_pending_incoming_handshake_checks_per_ip;
                     session.spawn(
                         debug_span!(parent: session.rs(), "tcp_listen", addr = ?listen.addr),
                         "tcp_listen",
                         {
                             let this = session.clone();
                             async move {
-                                this.task_listener(tcp, max_pending_incoming_handshake_checks)
-                                    .await
+                                this.task_listener(
+                                    tcp,
+                                    max_pending_incoming_handshake_checks,
+                                    per_ip,
+                                )
+                                .await
                             }
                         },
                     );
@@ -840,14 +853,19 @@ impl Session {
                 if let Some(utp) = listen.utp_socket.take() {
                     let max_pending_incoming_handshake_checks =
                         listen.max_pending_incoming_handshake_checks;
+                    let per_ip = listen.max_pending_incoming_handshake_checks_per_ip;
                     session.spawn(
                         debug_span!(parent: session.rs(), "utp_listen", addr = ?listen.addr),
                         "utp_listen",
                         {
                             let this = session.clone();
                             async move {
-                                this.task_listener(utp, max_pending_incoming_handshake_checks)
-                                    .await
+                                this.task_listener(
+                                    utp,
+                                    max_pending_incoming_handshake_checks,
+                                    per_ip,
+                                )
+                                .await
                             }
                         },
                     );
@@ -978,17 +996,56 @@ impl Session {
         self: Arc<Self>,
         l: A,
         max_pending_incoming_handshake_checks: usize,
+        max_pending_incoming_handshake_checks_per_ip: usize,
     ) -> anyhow::Result<()> {
         let mut futs = FuturesUnordered::new();
+        // chs patch: pending handshake checks per source IP; a connection over the limit is
+        // closed at once, so one scanning host cannot fill the global limit.
+        let mut pending_per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        let stats = self.stats.clone();
         let session = Arc::downgrade(&self);
         drop(self);
 
         loop {
             tokio::select! {
+                // chs patch: drain finished checks before accepting more.
+                biased;
+                // chs patch (upstream rqbit #663/#674): match every result. The refutable
+                // `Some(Ok(..))` disabled this branch for the rest of the `select!` after one
+                // failed check, so pending checks were no longer polled and their sockets
+                // piled up (CLOSE-WAIT) while good peers waited.
+                Some((ip, res)) = futs.next(), if !futs.is_empty() => {
+                    if let Some(n) = pending_per_ip.get_mut(&ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            pending_per_ip.remove(&ip);
+                        }
+                    }
+                    let res: anyhow::Result<(Arc<TorrentStateLive>, CheckedIncomingConnection)> = res;
+                    match res {
+                        Ok((live, checked)) => {
+                            let (addr, kind) = (checked.addr, checked.kind);
+                            stats.counters.incoming_handed_over(1);
+                            if let Err(e) = live.add_incoming_peer(checked) {
+                                warn!(?addr, ?kind, "error handing over incoming connection: {e:#}");
+                            }
+                        }
+                        Err(_) => stats.counters.incoming_handshake_failed(1),
+                    }
+                },
                 r = l.accept(), if futs.len() < max_pending_incoming_handshake_checks => {
                     match r {
                         Ok((addr, (read, write))) => {
                             trace!("accepted connection from {addr}");
+                            let ip = addr.ip().to_canonical();
+                            let pending = pending_per_ip.entry(ip).or_default();
+                            if *pending >= max_pending_incoming_handshake_checks_per_ip {
+                                stats.counters.incoming_refused(1);
+                                debug!(%addr, "refusing incoming connection: {pending} handshakes from this IP pending");
+                                continue;
+                            }
+                            *pending += 1;
+                            stats.counters.incoming_accepted(1);
                             let session = session.upgrade().context("session is dead")?;
                             let span = debug_span!(parent: session.rs(), "incoming", addr=%addr);
                             futs.push(
@@ -997,6 +1054,7 @@ impl Session {
                                         debug!("error checking incoming connection: {e:#}");
                                         e
                                     })
+                                    .map(move |res| (ip, res))
                                     .instrument(span)
                             );
                         }
@@ -1007,12 +1065,6 @@ impl Session {
                             tokio::time::sleep(Duration::from_secs(10)).await;
                             continue
                         }
-                    }
-                },
-                Some(Ok((live, checked))) = futs.next(), if !futs.is_empty() => {
-                    let (addr, kind) = (checked.addr, checked.kind);
-                    if let Err(e) = live.add_incoming_peer(checked) {
-                        warn!(?addr, ?kind, "error handing over incoming connection: {e:#}");
                     }
                 },
                 else => continue,
@@ -1582,16 +1634,22 @@ impl Session {
             info_hash,
             session: self.clone(),
         };
-        let tracker_rx = TrackerComms::start(
-            info_hash,
-            self.peer_id,
-            trackers.into_iter().collect(),
-            Box::new(tracker_rx_stats),
-            force_tracker_interval,
-            self.announce_port().unwrap_or(4240),
-            self.reqwest_client.clone(),
-            self.udp_tracker_client.clone(),
-        );
+        // chs patch: without a tracker client (trackers disabled) there is no tracker stream.
+        let tracker_rx = self
+            .udp_tracker_client
+            .clone()
+            .and_then(|udp_tracker_client| {
+                TrackerComms::start(
+                    info_hash,
+                    self.peer_id,
+                    trackers.into_iter().collect(),
+                    Box::new(tracker_rx_stats),
+                    force_tracker_interval,
+                    self.announce_port().unwrap_or(4240),
+                    self.reqwest_client.clone(),
+                    udp_tracker_client,
+                )
+            });
 
         let initial_peers_rx = if initial_peers.is_empty() {
             None

@@ -16,7 +16,12 @@ gen_stats!(SessionCountersAtomic SessionCountersSnapshot, [
     fetched_bytes u64,
     uploaded_bytes u64,
     blocked_incoming u64,
-    blocked_outgoing u64
+    blocked_outgoing u64,
+    // chs patch: incoming-connection listener counters.
+    incoming_accepted u64,
+    incoming_refused u64,
+    incoming_handshake_failed u64,
+    incoming_handed_over u64
 ], []);
 
 pub struct SessionStats {
