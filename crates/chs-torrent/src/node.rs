@@ -242,6 +242,14 @@ pub const MAX_PENDING_HANDSHAKES: usize = 256;
 /// from it are accepted and closed at once.
 pub const MAX_PENDING_HANDSHAKES_PER_IP: usize = 8;
 
+/// The torrent seeded for a key, and the folder it is seeded from (unknown for key maps written
+/// before folders were recorded).
+#[derive(Debug, Clone)]
+struct Seeded {
+    info_hash: InfoHash,
+    folder: Option<PathBuf>,
+}
+
 /// One BitTorrent node: a librqbit session plus the map of key → seeded torrent.
 /// Cloning is cheap and gives another handle to the same node.
 #[derive(Clone)]
@@ -252,7 +260,7 @@ pub struct TorrentNode {
 struct NodeInner {
     session: Arc<Session>,
     config: NodeConfig,
-    keys: Mutex<HashMap<String, InfoHash>>,
+    keys: Mutex<HashMap<String, Seeded>>,
     peer_id: [u8; 20],
     /// Serialises adding and removing torrents: librqbit 9.1's JSON persistence hands out the
     /// id `max(stored ids) + 1` and stores the new torrent only after adding it, so two
@@ -280,6 +288,7 @@ impl TorrentNode {
     pub async fn start(config: NodeConfig) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
         let downloads = config.state_dir.join("downloads");
+        let mut session_reset = false;
         let session = match Session::new_with_opts(downloads.clone(), session_options(&config)).await {
             Ok(session) => session,
             Err(e) if config.persistence && format!("{e:#}").contains(CORRUPT_SESSION_FILE) => {
@@ -289,9 +298,10 @@ impl TorrentNode {
                     file = %file.display(),
                     moved_to = %aside.display(),
                     error = %format!("{e:#}"),
-                    "librqbit's session file is corrupt: set aside, starting with an empty session \
-                     (the node seeds its folders again as on every start)"
+                    "librqbit's session file is corrupt: set aside, starting with a fresh session and \
+                     re-adding the seeded torrents from their folders"
                 );
+                session_reset = true;
                 Session::new_with_opts(downloads, session_options(&config))
                     .await
                     .map_err(|e| Error::rqbit("starting session with a fresh session file", e))?
@@ -301,7 +311,7 @@ impl TorrentNode {
         let keys = load_keys(&config.state_dir);
         let peer_id = make_peer_id(&config.state_dir);
         tracing::info!(listen = ?session.listen_addr(), n_keys = keys.len(), "torrent node started");
-        Ok(Self {
+        let node = Self {
             inner: Arc::new(NodeInner {
                 session,
                 config,
@@ -309,7 +319,39 @@ impl TorrentNode {
                 peer_id,
                 add_lock: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        if session_reset {
+            node.restore_seeds().await;
+        }
+        Ok(node)
+    }
+
+    /// After the session file was set aside: re-adds the torrent of every key from its folder
+    /// (recorded in the key map) and librqbit's stored `.torrent` file, data re-verified. A key
+    /// that cannot be restored is dropped with a warning; its next magnet link downloads it again.
+    async fn restore_seeds(&self) {
+        let entries: Vec<(String, Seeded)> = self.keys().iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        for (key, seeded) in entries {
+            let info_hash = seeded.info_hash;
+            let file = self.inner.config.state_dir.join(SESSION_DIR).join(format!("{}.torrent", info_hash.to_hex()));
+            let restored = match (seeded.folder, std::fs::read(&file)) {
+                (Some(folder), Ok(torrent)) => match self.add(info_hash, torrent, &folder, None, Vec::new()).await {
+                    Ok(handle) => {
+                        handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))
+                    }
+                    Err(e) => Err(e),
+                },
+                (None, _) => Err(Error::Librqbit { context: "restoring seed", message: "no folder recorded".into() }),
+                (_, Err(e)) => Err(Error::io(&file, e)),
+            };
+            match restored {
+                Ok(_) => tracing::info!(key, %info_hash, "seed restored after the session file was set aside"),
+                Err(e) => {
+                    tracing::warn!(key, %info_hash, error = %e, "could not restore the seed; it is dropped");
+                    self.set_key(&key, None);
+                }
+            }
+        }
     }
 
     /// The bound listen address (with the real port when configured with port 0).
@@ -371,14 +413,16 @@ impl TorrentNode {
         })
     }
 
-    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, InfoHash>> {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seeded>> {
         self.inner.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set_key(&self, key: &str, value: Option<InfoHash>) {
+    fn set_key(&self, key: &str, value: Option<(InfoHash, &Path)>) {
         let mut keys = self.keys();
         match value {
-            Some(h) => keys.insert(key.to_owned(), h),
+            Some((info_hash, folder)) => {
+                keys.insert(key.to_owned(), Seeded { info_hash, folder: Some(folder.to_owned()) })
+            }
             None => keys.remove(key),
         };
         if let Err(e) = save_keys(&self.inner.config.state_dir, &keys) {
@@ -388,7 +432,7 @@ impl TorrentNode {
 
     /// The torrent seeded for `key`, if any.
     pub fn seeded(&self, key: &str) -> Option<InfoHash> {
-        self.keys().get(key).copied()
+        self.keys().get(key).map(|s| s.info_hash)
     }
 
     /// Seeds `meta` from `folder` (which holds the torrent's files directly) as the torrent of
@@ -410,7 +454,7 @@ impl TorrentNode {
             self.remove(info_hash).await?;
             return Err(Error::DataMismatch { folder: folder.to_owned(), info_hash: info_hash.to_hex(), have, total });
         }
-        self.set_key(key, Some(info_hash));
+        self.set_key(key, Some((info_hash, folder)));
         tracing::info!(key, %info_hash, "seeding");
         self.status(key).ok_or(Error::Shutdown)
     }
@@ -788,7 +832,7 @@ impl Download {
         let torrent = self.meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
         let handle = self.node.add(info_hash, torrent, &self.folder, Some(Vec::new()), Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
-        self.node.set_key(&self.key, Some(info_hash));
+        self.node.set_key(&self.key, Some((info_hash, &self.folder)));
         self.node.status(&self.key).ok_or(Error::Shutdown)
     }
 }
@@ -843,20 +887,29 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn load_keys(state_dir: &Path) -> HashMap<String, InfoHash> {
+fn load_keys(state_dir: &Path) -> HashMap<String, Seeded> {
     let Ok(text) = std::fs::read_to_string(state_dir.join(KEYS_FILE)) else { return HashMap::new() };
     text.lines()
         .filter_map(|line| {
-            let (key, hash) = line.split_once('\t')?;
-            Some((key.to_owned(), hash.parse().ok()?))
+            let mut fields = line.splitn(3, '\t');
+            let key = fields.next()?;
+            let info_hash = fields.next()?.parse().ok()?;
+            let folder = fields.next().filter(|f| !f.is_empty()).map(PathBuf::from);
+            Some((key.to_owned(), Seeded { info_hash, folder }))
         })
         .collect()
 }
 
-fn save_keys(state_dir: &Path, keys: &HashMap<String, InfoHash>) -> Result<(), Error> {
+/// One line per key: `key TAB info-hash [TAB folder]` (no folder for a path with a tab or newline).
+fn save_keys(state_dir: &Path, keys: &HashMap<String, Seeded>) -> Result<(), Error> {
     let mut text = String::new();
-    for (k, h) in keys {
-        text.push_str(&format!("{k}\t{h}\n"));
+    for (k, s) in keys {
+        text.push_str(&format!("{k}\t{}", s.info_hash));
+        if let Some(folder) = s.folder.as_ref().and_then(|f| f.to_str()).filter(|f| !f.contains(['\t', '\n', '\r'])) {
+            text.push('\t');
+            text.push_str(folder);
+        }
+        text.push('\n');
     }
     let tmp = state_dir.join(format!("{KEYS_FILE}.tmp"));
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;

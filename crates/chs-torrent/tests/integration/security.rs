@@ -197,8 +197,8 @@ async fn item9_node_with_trackers_lists_its_udp_socket() {
     node.shutdown().await;
 }
 
-/// Issue item 6: a corrupt `session/session.json` is set aside with a warning and the node starts
-/// with a fresh session; the owner re-seeds from its folder as on any start.
+/// Issue item 6: a corrupt `session/session.json` is set aside with a warning, the node starts
+/// with a fresh session and the seeded torrent is restored from its folder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item6_corrupt_session_file_is_set_aside() {
     init_tracing();
@@ -229,6 +229,9 @@ async fn item6_corrupt_session_file_is_set_aside() {
         assert_eq!(aside.len(), 1, "corrupt file not set aside: {aside:?}");
         let kept = std::fs::read(session_dir.join(&aside[0])).expect("read set-aside file");
         assert_eq!(kept, b"{\"torrents\": {\"0\": trunc");
+        // The seed was restored from its folder: nothing is lost.
+        let status = second.status(CID).expect("seed restored");
+        assert_eq!((status.info_hash, status.have_bytes), (meta.info_hash(), meta.total_length()));
         second.seed(CID, &folder, &meta).await.expect("seeds again after the fresh start");
         second.shutdown().await;
     })
