@@ -53,8 +53,9 @@ pub use meta::{
 };
 
 pub use node::{
-    Download, DownloadOptions, NodeConfig, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, TorrentNode,
-    ValidateFn,
+    Download, DownloadOptions, HANDSHAKE_TIMEOUT, ListenerStats, ListeningSocket, MAX_PENDING_HANDSHAKES,
+    MAX_PENDING_HANDSHAKES_PER_IP, NodeConfig, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, SocketProtocol,
+    SocketPurpose, TorrentNode, ValidateFn,
 };
 pub use wire::FetchStats;
 

@@ -1,7 +1,7 @@
 //! One librqbit session per node: seeding the latest torrent of each key, and downloads.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +21,13 @@ use crate::wire::{FetchJob, FetchStats, PieceStore, fetch_pieces};
 
 /// Name of the file in the state directory that maps keys to info hashes.
 const KEYS_FILE: &str = "chs-keys.tsv";
+/// The multicast port of BEP 14 local service discovery (librqbit-lsd binds `[::]:6771`).
+const LSD_PORT: u16 = 6771;
+/// librqbit's JSON session persistence: folder in the state directory, and its file.
+const SESSION_DIR: &str = "session";
+const SESSION_FILE: &str = "session.json";
+/// librqbit 9.1.0's message when `session.json` does not parse (patches/librqbit keeps it).
+const CORRUPT_SESSION_FILE: &str = "error deserializing session database";
 
 /// Configuration of a [`TorrentNode`].
 #[derive(Debug, Clone)]
@@ -155,6 +162,94 @@ pub struct SeedStatus {
     pub peers: usize,
 }
 
+/// Transport of a [`ListeningSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// What a [`ListeningSocket`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketPurpose {
+    /// Incoming BitTorrent peers ([`NodeConfig::listen_addr`]).
+    PeerListener,
+    /// The mainline DHT ([`NodeConfig::enable_dht`]).
+    Dht,
+    /// The UDP tracker client ([`NodeConfig::enable_trackers`]); it binds an ephemeral port on
+    /// all addresses, which librqbit does not report, so the port is shown as 0.
+    Trackers,
+    /// Local service discovery, multicast ([`NodeConfig::enable_lsd`]).
+    Lsd,
+}
+
+/// A socket the node has bound and receives on, see [`TorrentNode::listening_sockets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListeningSocket {
+    /// TCP or UDP.
+    pub protocol: SocketProtocol,
+    /// What it is for.
+    pub purpose: SocketPurpose,
+    /// The bound address (port 0: an ephemeral port the library does not report).
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for ListeningSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = match self.protocol {
+            SocketProtocol::Tcp => "tcp",
+            SocketProtocol::Udp => "udp",
+        };
+        let purpose = match self.purpose {
+            SocketPurpose::PeerListener => "bittorrent peers",
+            SocketPurpose::Dht => "dht",
+            SocketPurpose::Trackers => "tracker client",
+            SocketPurpose::Lsd => "local service discovery",
+        };
+        if self.addr.port() == 0 {
+            write!(f, "{proto} {} (ephemeral port) {purpose}", self.addr.ip())
+        } else {
+            write!(f, "{proto} {} {purpose}", self.addr)
+        }
+    }
+}
+
+/// Counters of the incoming-peer listener since the node started (see [`TorrentNode::listener_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// Connections accepted for a handshake check.
+    pub accepted: u64,
+    /// Connections closed at once because their IP already had the maximum of pending
+    /// handshakes ([`MAX_PENDING_HANDSHAKES_PER_IP`]).
+    pub refused: u64,
+    /// Handshake checks that failed: not a BitTorrent handshake (refused at the first wrong
+    /// byte), no handshake within [`HANDSHAKE_TIMEOUT`], unknown torrent, or closed early.
+    pub handshake_failed: u64,
+    /// Connections handed over to a torrent after a good handshake.
+    pub handed_over: u64,
+}
+
+/// Time an incoming connection has to send its 68-byte handshake before it is closed. librqbit
+/// uses one read timeout for handshakes and for messages of established peers, so this is also
+/// that: librqbit's default of 10 s, which this crate keeps.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on incoming connections waiting for their handshake, all IPs together; further
+/// connections wait in the kernel's accept queue.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Bound on incoming connections waiting for their handshake from one IP; further connections
+/// from it are accepted and closed at once.
+pub const MAX_PENDING_HANDSHAKES_PER_IP: usize = 8;
+
+/// The torrent seeded for a key, and the folder it is seeded from (unknown for key maps written
+/// before folders were recorded).
+#[derive(Debug, Clone)]
+struct Seeded {
+    info_hash: InfoHash,
+    folder: Option<PathBuf>,
+}
+
 /// One BitTorrent node: a librqbit session plus the map of key → seeded torrent.
 /// Cloning is cheap and gives another handle to the same node.
 #[derive(Clone)]
@@ -165,7 +260,7 @@ pub struct TorrentNode {
 struct NodeInner {
     session: Arc<Session>,
     config: NodeConfig,
-    keys: Mutex<HashMap<String, InfoHash>>,
+    keys: Mutex<HashMap<String, Seeded>>,
     peer_id: [u8; 20],
     /// Serialises adding and removing torrents: librqbit 9.1's JSON persistence hands out the
     /// id `max(stored ids) + 1` and stores the new torrent only after adding it, so two
@@ -192,32 +287,31 @@ impl TorrentNode {
     /// data re-verified (or spot-checked with `fastresume`), so nothing is downloaded again.
     pub async fn start(config: NodeConfig) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
-        let listen = config.listen_addr.map(|addr| ListenerOptions {
-            mode: ListenerMode::TcpOnly,
-            listen_addr: addr,
-            ipv4_only: addr.is_ipv4(),
-            ..Default::default()
-        });
-        let trackers = config.extra_trackers.iter().filter_map(|t| t.parse().ok()).collect();
-        let opts = SessionOptions {
-            dht: if config.enable_dht { Some(librqbit::DhtSessionConfig::default()) } else { None },
-            disable_trackers: !config.enable_trackers,
-            trackers,
-            disable_local_service_discovery: !config.enable_lsd,
-            listen,
-            persistence: config
-                .persistence
-                .then(|| SessionPersistenceConfig::Json { folder: Some(config.state_dir.join("session")) }),
-            fastresume: config.fastresume && config.persistence,
-            ..Default::default()
+        let downloads = config.state_dir.join("downloads");
+        let mut session_reset = false;
+        let session = match Session::new_with_opts(downloads.clone(), session_options(&config)).await {
+            Ok(session) => session,
+            Err(e) if config.persistence && format!("{e:#}").contains(CORRUPT_SESSION_FILE) => {
+                let file = config.state_dir.join(SESSION_DIR).join(SESSION_FILE);
+                let aside = set_aside(&file)?;
+                tracing::warn!(
+                    file = %file.display(),
+                    moved_to = %aside.display(),
+                    error = %format!("{e:#}"),
+                    "librqbit's session file is corrupt: set aside, starting with a fresh session and \
+                     re-adding the seeded torrents from their folders"
+                );
+                session_reset = true;
+                Session::new_with_opts(downloads, session_options(&config))
+                    .await
+                    .map_err(|e| Error::rqbit("starting session with a fresh session file", e))?
+            }
+            Err(e) => return Err(Error::rqbit("starting session", e)),
         };
-        let session = Session::new_with_opts(config.state_dir.join("downloads"), opts)
-            .await
-            .map_err(|e| Error::rqbit("starting session", e))?;
         let keys = load_keys(&config.state_dir);
         let peer_id = make_peer_id(&config.state_dir);
         tracing::info!(listen = ?session.listen_addr(), n_keys = keys.len(), "torrent node started");
-        Ok(Self {
+        let node = Self {
             inner: Arc::new(NodeInner {
                 session,
                 config,
@@ -225,12 +319,88 @@ impl TorrentNode {
                 peer_id,
                 add_lock: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        if session_reset {
+            node.restore_seeds().await;
+        }
+        Ok(node)
+    }
+
+    /// After the session file was set aside: re-adds the torrent of every key from its folder
+    /// (recorded in the key map) and librqbit's stored `.torrent` file, data re-verified. A key
+    /// that cannot be restored is dropped with a warning; its next magnet link downloads it again.
+    async fn restore_seeds(&self) {
+        let entries: Vec<(String, Seeded)> = self.keys().iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        for (key, seeded) in entries {
+            let info_hash = seeded.info_hash;
+            let file = self.inner.config.state_dir.join(SESSION_DIR).join(format!("{}.torrent", info_hash.to_hex()));
+            let restored = match (seeded.folder, std::fs::read(&file)) {
+                (Some(folder), Ok(torrent)) => match self.add(info_hash, torrent, &folder, None, Vec::new()).await {
+                    Ok(handle) => {
+                        handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))
+                    }
+                    Err(e) => Err(e),
+                },
+                (None, _) => Err(Error::Librqbit { context: "restoring seed", message: "no folder recorded".into() }),
+                (_, Err(e)) => Err(Error::io(&file, e)),
+            };
+            match restored {
+                Ok(_) => tracing::info!(key, %info_hash, "seed restored after the session file was set aside"),
+                Err(e) => {
+                    tracing::warn!(key, %info_hash, error = %e, "could not restore the seed; it is dropped");
+                    self.set_key(&key, None);
+                }
+            }
+        }
     }
 
     /// The bound listen address (with the real port when configured with port 0).
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.inner.session.listen_addr()
+    }
+
+    /// Every socket the node has bound to receive on: the TCP peer listener, and the UDP sockets
+    /// of the DHT, the tracker client and local service discovery when they are enabled.
+    pub fn listening_sockets(&self) -> Vec<ListeningSocket> {
+        let config = &self.inner.config;
+        let mut out = Vec::new();
+        if let Some(addr) = self.listen_addr() {
+            out.push(ListeningSocket { protocol: SocketProtocol::Tcp, purpose: SocketPurpose::PeerListener, addr });
+        }
+        if let Some(dht) = self.inner.session.get_dht() {
+            out.push(ListeningSocket {
+                protocol: SocketProtocol::Udp,
+                purpose: SocketPurpose::Dht,
+                addr: dht.listen_addr(),
+            });
+        }
+        if config.enable_trackers {
+            out.push(ListeningSocket {
+                protocol: SocketProtocol::Udp,
+                purpose: SocketPurpose::Trackers,
+                addr: (Ipv6Addr::UNSPECIFIED, 0).into(),
+            });
+        }
+        if config.enable_lsd {
+            out.push(ListeningSocket {
+                protocol: SocketProtocol::Udp,
+                purpose: SocketPurpose::Lsd,
+                addr: (Ipv6Addr::UNSPECIFIED, LSD_PORT).into(),
+            });
+        }
+        out
+    }
+
+    /// Counters of the incoming-peer listener (a port scan shows up in `refused` and
+    /// `handshake_failed`).
+    pub fn listener_stats(&self) -> ListenerStats {
+        let c = self.inner.session.stats_snapshot().counters;
+        ListenerStats {
+            accepted: c.incoming_accepted,
+            refused: c.incoming_refused,
+            handshake_failed: c.incoming_handshake_failed,
+            handed_over: c.incoming_handed_over,
+        }
     }
 
     /// An address peers on this machine can dial (an unspecified IP becomes loopback).
@@ -243,14 +413,16 @@ impl TorrentNode {
         })
     }
 
-    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, InfoHash>> {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seeded>> {
         self.inner.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set_key(&self, key: &str, value: Option<InfoHash>) {
+    fn set_key(&self, key: &str, value: Option<(InfoHash, &Path)>) {
         let mut keys = self.keys();
         match value {
-            Some(h) => keys.insert(key.to_owned(), h),
+            Some((info_hash, folder)) => {
+                keys.insert(key.to_owned(), Seeded { info_hash, folder: Some(folder.to_owned()) })
+            }
             None => keys.remove(key),
         };
         if let Err(e) = save_keys(&self.inner.config.state_dir, &keys) {
@@ -260,7 +432,7 @@ impl TorrentNode {
 
     /// The torrent seeded for `key`, if any.
     pub fn seeded(&self, key: &str) -> Option<InfoHash> {
-        self.keys().get(key).copied()
+        self.keys().get(key).map(|s| s.info_hash)
     }
 
     /// Seeds `meta` from `folder` (which holds the torrent's files directly) as the torrent of
@@ -282,7 +454,7 @@ impl TorrentNode {
             self.remove(info_hash).await?;
             return Err(Error::DataMismatch { folder: folder.to_owned(), info_hash: info_hash.to_hex(), have, total });
         }
-        self.set_key(key, Some(info_hash));
+        self.set_key(key, Some((info_hash, folder)));
         tracing::info!(key, %info_hash, "seeding");
         self.status(key).ok_or(Error::Shutdown)
     }
@@ -779,7 +951,7 @@ impl Download {
         let handle = self.node.add(info_hash, torrent, &self.live, Some(Vec::new()), Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
         let previous = self.node.seeded(&self.key);
-        self.node.set_key(&self.key, Some(info_hash));
+        self.node.set_key(&self.key, Some((info_hash, &self.live)));
         if let Some(old) = previous.filter(|old| *old != info_hash) {
             self.node.remove(old).await?;
             tracing::info!(key = %self.key, info_hash = %old, "unseeded the previous torrent");
@@ -927,6 +1099,40 @@ async fn remove_folder(folder: PathBuf) {
     }
 }
 
+/// librqbit's session options for `config`.
+fn session_options(config: &NodeConfig) -> SessionOptions {
+    let listen = config.listen_addr.map(|addr| ListenerOptions {
+        mode: ListenerMode::TcpOnly,
+        listen_addr: addr,
+        ipv4_only: addr.is_ipv4(),
+        max_pending_incoming_handshake_checks: MAX_PENDING_HANDSHAKES,
+        max_pending_incoming_handshake_checks_per_ip: MAX_PENDING_HANDSHAKES_PER_IP,
+        ..Default::default()
+    });
+    SessionOptions {
+        dht: if config.enable_dht { Some(librqbit::DhtSessionConfig::default()) } else { None },
+        disable_trackers: !config.enable_trackers,
+        trackers: config.extra_trackers.iter().filter_map(|t| t.parse().ok()).collect(),
+        disable_local_service_discovery: !config.enable_lsd,
+        listen,
+        persistence: config
+            .persistence
+            .then(|| SessionPersistenceConfig::Json { folder: Some(config.state_dir.join(SESSION_DIR)) }),
+        fastresume: config.fastresume && config.persistence,
+        ..Default::default()
+    }
+}
+
+/// Renames `file` to `<file>.corrupt-<unix seconds>` and returns the new path.
+fn set_aside(file: &Path) -> Result<PathBuf, Error> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{secs}"));
+    let aside = file.with_file_name(name);
+    std::fs::rename(file, &aside).map_err(|e| Error::io(file, e))?;
+    Ok(aside)
+}
+
 /// Verified bytes on disk and torrent size. librqbit's `progress_bytes`/`total_bytes` only count
 /// selected files, and a partial seed selects none, so use the per-file counters.
 fn have_and_total(handle: &ManagedTorrent) -> (u64, u64) {
@@ -943,20 +1149,29 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn load_keys(state_dir: &Path) -> HashMap<String, InfoHash> {
+fn load_keys(state_dir: &Path) -> HashMap<String, Seeded> {
     let Ok(text) = std::fs::read_to_string(state_dir.join(KEYS_FILE)) else { return HashMap::new() };
     text.lines()
         .filter_map(|line| {
-            let (key, hash) = line.split_once('\t')?;
-            Some((key.to_owned(), hash.parse().ok()?))
+            let mut fields = line.splitn(3, '\t');
+            let key = fields.next()?;
+            let info_hash = fields.next()?.parse().ok()?;
+            let folder = fields.next().filter(|f| !f.is_empty()).map(PathBuf::from);
+            Some((key.to_owned(), Seeded { info_hash, folder }))
         })
         .collect()
 }
 
-fn save_keys(state_dir: &Path, keys: &HashMap<String, InfoHash>) -> Result<(), Error> {
+/// One line per key: `key TAB info-hash [TAB folder]` (no folder for a path with a tab or newline).
+fn save_keys(state_dir: &Path, keys: &HashMap<String, Seeded>) -> Result<(), Error> {
     let mut text = String::new();
-    for (k, h) in keys {
-        text.push_str(&format!("{k}\t{h}\n"));
+    for (k, s) in keys {
+        text.push_str(&format!("{k}\t{}", s.info_hash));
+        if let Some(folder) = s.folder.as_ref().and_then(|f| f.to_str()).filter(|f| !f.contains(['\t', '\n', '\r'])) {
+            text.push('\t');
+            text.push_str(folder);
+        }
+        text.push('\n');
     }
     let tmp = state_dir.join(format!("{KEYS_FILE}.tmp"));
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;

@@ -3,4 +3,5 @@
 mod hostile;
 mod interop;
 mod loopback;
+mod security;
 mod util;
