@@ -401,6 +401,26 @@ impl NodeHandle {
         self.shared.torrent.as_ref().and_then(TorrentNode::local_peer_addr)
     }
 
+    /// Every socket the node listens on, one line each (`tcp 127.0.0.1:4001 bittorrent peers`,
+    /// `udp 0.0.0.0:6881 dht`, `waku /ip4/127.0.0.1/tcp/60000`): the torrent session's (only
+    /// what the configuration asks for) and the Waku node's listen addresses.
+    pub async fn listening_sockets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .shared
+            .torrent
+            .as_ref()
+            .map(|t| t.listening_sockets().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        out.extend(self.shared.waku.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("waku {a}")));
+        out
+    }
+
+    /// The torrent session's incoming-connection counters, if torrents are enabled.
+    #[must_use]
+    pub fn torrent_listener_stats(&self) -> Option<chs_torrent::ListenerStats> {
+        self.shared.torrent.as_ref().map(TorrentNode::listener_stats)
+    }
+
     /// The node's configuration.
     #[must_use]
     pub fn config(&self) -> &NodeConfig {

@@ -89,6 +89,8 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
     let handle = node.handle();
     let waku = handle.waku().listen_addrs().await.unwrap_or_default();
     let communities = handle.status().await?;
+    // As for every signal below: the status file first, so a reader of the line finds it.
+    write_status(&handle, &status_path, true).await;
     print_line(&serde_json::json!({
         "type": "started",
         "waku": waku,
@@ -97,7 +99,6 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
             "id": c.id, "name": c.name, "control_node": c.control_node, "joined": c.joined,
         })).collect::<Vec<_>>(),
     }));
-    write_status(&handle, &status_path, true).await;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let result = loop {
         tokio::select! {
@@ -132,10 +133,18 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
 
 async fn write_status(handle: &chs_node::NodeHandle, path: &Path, running: bool) {
     let Ok(list) = handle.status().await else { return };
+    let listener = handle.torrent_listener_stats().map(|s| {
+        serde_json::json!({
+            "accepted": s.accepted, "refused": s.refused, "handshake_failed": s.handshake_failed,
+            "handed_over": s.handed_over,
+        })
+    });
     let value = serde_json::json!({
         "running": running,
         "pid": std::process::id(),
         "updated_at_ms": handle.clock().now_ms(),
+        "listening": handle.listening_sockets().await,
+        "torrent_listener": listener,
         "communities": list,
     });
     let tmp = path.with_extension("json.tmp");
@@ -166,6 +175,15 @@ fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("node: {}", if value["running"].as_bool() == Some(true) { "running" } else { "not running" });
+    for socket in value["listening"].as_array().into_iter().flatten() {
+        println!("  listening: {}", socket.as_str().unwrap_or("?"));
+    }
+    if let Some(l) = value["torrent_listener"].as_object() {
+        println!(
+            "  torrent connections: {} accepted, {} handed to a torrent, {} failed the handshake, {} refused",
+            l["accepted"], l["handed_over"], l["handshake_failed"], l["refused"]
+        );
+    }
     for c in value["communities"].as_array().into_iter().flatten() {
         let role = if c["control_node"].as_bool() == Some(true) { "control node" } else { "member" };
         println!("{} ({}, {role})", c["id"].as_str().unwrap_or("?"), c["name"].as_str().unwrap_or(""));
