@@ -3,7 +3,7 @@
 //! import → bookkeeping → seed. Failures are retried with backoff; an accepted link survives a
 //! restart (`pending`), and already imported archives are never fetched or lost again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use chs_archive::format::{decode_archive, decode_index};
 use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, Strategy, Verdict};
 use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -22,9 +23,174 @@ use crate::owner::backoff;
 use crate::pending::{self, Pending};
 use crate::signal::Signal;
 
+/// The largest magnetlink payload a member looks at. status-go's are well under 1 KiB (a
+/// magnet URI with a few peer hints, padded to 256 bytes); larger ones never enter the queue.
+pub(crate) const MAX_MAGNETLINK_PAYLOAD: usize = 8 * 1024;
+
+/// The member's own receive queue, in messages (so at most 64 MiB of payload). Filled only by
+/// this community's magnetlink topics, drained by [`screen`] at thousands of messages a second.
+pub(crate) const MAGNETLINK_QUEUE: usize = 8 * 1024;
+
+/// At most this many messages are checked per trip to the blocking pool.
+const SCREEN_BATCH: usize = 512;
+
+/// Individual [`Signal::MagnetlinkRejected`] signals per second from the cheap checks; beyond,
+/// refusals are summed into one [`Signal::MagnetlinksDropped`].
+const REJECTED_SIGNALS_PER_SECOND: u64 = 256;
+
+/// Distinct valid links remembered to drop replays (valid traffic is what the owner signed).
+const SEEN_LINKS: usize = 64;
+
 pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<MessageReceiver, NodeError> {
     let topics = chs_status::ids::magnetlink_content_topics(&community.id);
-    shared.waku.messages(ContentFilter::new(community.pubsub_topic.clone(), topics)).map_err(|_| NodeError::WakuStopped)
+    let filter = ContentFilter::new(community.pubsub_topic.clone(), topics).with_max_payload(MAX_MAGNETLINK_PAYLOAD);
+    shared.waku.messages_with_capacity(filter, MAGNETLINK_QUEUE).map_err(|_| NodeError::WakuStopped)
+}
+
+/// The newest validly signed link the cheap stage has passed: (clock, URI, the message).
+type Latest = Option<(u64, String, ReceivedMessage)>;
+
+/// The cheap stage: drains the community's receive queue in batches, checks each message on the
+/// blocking pool without the database (topic, decryption, signature by the community key:
+/// [`chs_community::Communities::check_magnetlink`]), drops what fails (counted; signals
+/// aggregated past a budget) and replays of links already passed, and offers the newest valid
+/// link to [`run`] through `latest` (one slot: an older link is stale for the verdict anyway).
+async fn screen(
+    shared: Arc<Shared>,
+    id: CommunityId,
+    mut rx: MessageReceiver,
+    latest: watch::Sender<Latest>,
+    cancel: CancellationToken,
+) {
+    let mut seen: VecDeque<(u64, String)> = VecDeque::with_capacity(SEEN_LINKS);
+    let mut drops = Drops::new(id);
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            () = latest.closed() => return,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < SCREEN_BATCH {
+            match rx.try_recv() {
+                Some(m) => batch.push(m),
+                None => break,
+            }
+        }
+        let shared2 = Arc::clone(&shared);
+        let checked = tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .map(|m| {
+                    let outcome = shared2.communities.check_magnetlink(&id, &m.message, &m.pubsub_topic);
+                    (m, outcome)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(community_id = %id, error = %e, "magnetlink checks failed; the member stops listening");
+                return;
+            }
+        };
+        for (message, outcome) in checked {
+            match outcome {
+                Err(reason) => drops.rejected(&shared, reason.to_string()),
+                Ok((clock, uri)) => {
+                    let key = (clock, uri);
+                    if seen.contains(&key) {
+                        continue;
+                    }
+                    if seen.len() == SEEN_LINKS {
+                        seen.pop_front();
+                    }
+                    seen.push_back(key.clone());
+                    let (clock, uri) = key;
+                    latest.send_if_modified(|slot| {
+                        let newer = slot.as_ref().is_none_or(|(c, _, _)| clock >= *c);
+                        if newer {
+                            *slot = Some((clock, uri, message));
+                        }
+                        newer
+                    });
+                }
+            }
+        }
+        drops.lost(rx.lost());
+        if rx.is_empty() {
+            drops.flush(&shared);
+        }
+    }
+}
+
+/// What the cheap stage dropped without a signal each, since the last [`Signal::MagnetlinksDropped`].
+struct Drops {
+    id: CommunityId,
+    window: Instant,
+    signalled: u64,
+    rejected: u64,
+    lost_total: u64,
+    lost: u64,
+    last_reason: String,
+}
+
+impl Drops {
+    fn new(id: CommunityId) -> Self {
+        Drops {
+            id,
+            window: Instant::now(),
+            signalled: 0,
+            rejected: 0,
+            lost_total: 0,
+            lost: 0,
+            last_reason: String::new(),
+        }
+    }
+
+    fn rejected(&mut self, shared: &Shared, reason: String) {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.flush(shared);
+        }
+        if self.signalled < REJECTED_SIGNALS_PER_SECOND {
+            self.signalled += 1;
+            shared.bus.publish(Signal::MagnetlinkRejected { reason });
+        } else {
+            self.rejected += 1;
+            self.last_reason = reason;
+        }
+    }
+
+    /// Notes the receive queue's loss counter (`total` since it was made).
+    fn lost(&mut self, total: u64) {
+        if total > self.lost_total {
+            tracing::warn!(community_id = %self.id, lost = total - self.lost_total, "magnetlink queue full: messages lost unjudged");
+            self.lost += total - self.lost_total;
+            self.lost_total = total;
+        }
+    }
+
+    /// Publishes what was summed, if anything, and starts a new window.
+    fn flush(&mut self, shared: &Shared) {
+        if self.rejected > 0 || self.lost > 0 {
+            tracing::info!(community_id = %self.id, rejected = self.rejected, lost = self.lost, last_reason = %self.last_reason, "magnetlink flood");
+            shared.bus.publish(Signal::MagnetlinksDropped {
+                community_id: self.id.to_string(),
+                rejected: self.rejected,
+                lost: self.lost,
+                last_reason: std::mem::take(&mut self.last_reason),
+            });
+        }
+        self.window = Instant::now();
+        self.signalled = 0;
+        self.rejected = 0;
+        self.lost = 0;
+    }
 }
 
 struct Running {
@@ -41,8 +207,11 @@ async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, to
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver, cancel: CancellationToken) {
+pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageReceiver, cancel: CancellationToken) {
     let id = community.id;
+    let (latest_tx, mut latest) = watch::channel::<Latest>(None);
+    // It ends with this loop: cancelled with it, or when `latest` is dropped.
+    tokio::spawn(screen(Arc::clone(&shared), id, rx, latest_tx, cancel.child_token()));
     let debounce = shared.config.member.debounce;
     let id2 = id;
     let mut pending: Option<(Pending, u32)> = match shared.db(move |_, s| pending::load(s, &id2)).await {
@@ -103,9 +272,14 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 verdict_retry_at = None;
                 to_judge = std::mem::take(&mut deferred);
             }
-            message = rx.recv() => {
-                let Some(message) = message else { return };
-                to_judge.push((message, 1));
+            changed = latest.changed() => {
+                if changed.is_err() {
+                    // The cheap stage ended: the node is stopping.
+                    return;
+                }
+                if let Some((_, _, message)) = latest.borrow_and_update().clone() {
+                    to_judge.push((message, 1));
+                }
             }
             () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
                 deadline = None;
