@@ -11,7 +11,7 @@ use chs_archive::format::{decode_archive, decode_index};
 use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, Strategy, Verdict};
 use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -47,8 +47,34 @@ pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<Message
     shared.waku.messages_with_capacity(filter, MAGNETLINK_QUEUE).map_err(|_| NodeError::WakuStopped)
 }
 
-/// The newest validly signed link the cheap stage has passed: (clock, URI, the message).
-type Latest = Option<(u64, String, ReceivedMessage)>;
+/// The validly signed link the cheap stage passed and [`run`] has not taken yet: one slot, so
+/// the database stage never queues behind a flood.
+#[derive(Default)]
+struct Slot {
+    link: std::sync::Mutex<Option<(u64, ReceivedMessage)>>,
+    ready: Notify,
+}
+
+impl Slot {
+    /// Puts a valid link in the slot unless the link waiting there is newer (then this one is
+    /// stale for the verdict anyway, and only logged).
+    fn offer(&self, clock: u64, uri: String, message: ReceivedMessage) {
+        let mut link = crate::node::lock(&self.link);
+        if let Some((waiting, _)) = link.as_ref()
+            && *waiting > clock
+        {
+            tracing::debug!(clock, %uri, waiting, "valid magnetlink superseded by a newer one waiting for its verdict");
+            return;
+        }
+        *link = Some((clock, message));
+        drop(link);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<ReceivedMessage> {
+        crate::node::lock(&self.link).take().map(|(_, message)| message)
+    }
+}
 
 /// The cheap stage: drains the community's receive queue in batches, checks each message on the
 /// blocking pool without the database (topic, decryption, signature by the community key:
@@ -59,7 +85,7 @@ async fn screen(
     shared: Arc<Shared>,
     id: CommunityId,
     mut rx: MessageReceiver,
-    latest: watch::Sender<Latest>,
+    latest: Arc<Slot>,
     cancel: CancellationToken,
 ) {
     let mut seen: VecDeque<(u64, String)> = VecDeque::with_capacity(SEEN_LINKS);
@@ -68,7 +94,6 @@ async fn screen(
         let first = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            () = latest.closed() => return,
             m = rx.recv() => match m {
                 Some(m) => m,
                 None => return,
@@ -111,14 +136,7 @@ async fn screen(
                         seen.pop_front();
                     }
                     seen.push_back(key.clone());
-                    let (clock, uri) = key;
-                    latest.send_if_modified(|slot| {
-                        let newer = slot.as_ref().is_none_or(|(c, _, _)| clock >= *c);
-                        if newer {
-                            *slot = Some((clock, uri, message));
-                        }
-                        newer
-                    });
+                    latest.offer(key.0, key.1, message);
                 }
             }
         }
@@ -209,9 +227,10 @@ async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, to
 
 pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageReceiver, cancel: CancellationToken) {
     let id = community.id;
-    let (latest_tx, mut latest) = watch::channel::<Latest>(None);
-    // It ends with this loop: cancelled with it, or when `latest` is dropped.
-    tokio::spawn(screen(Arc::clone(&shared), id, rx, latest_tx, cancel.child_token()));
+    let latest = Arc::new(Slot::default());
+    let screening = cancel.child_token();
+    let mut screen_task = tokio::spawn(screen(Arc::clone(&shared), id, rx, Arc::clone(&latest), screening.clone()));
+    let _stop_screening = screening.drop_guard();
     let debounce = shared.config.member.debounce;
     let id2 = id;
     let mut pending: Option<(Pending, u32)> = match shared.db(move |_, s| pending::load(s, &id2)).await {
@@ -272,14 +291,18 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageRe
                 verdict_retry_at = None;
                 to_judge = std::mem::take(&mut deferred);
             }
-            changed = latest.changed() => {
-                if changed.is_err() {
-                    // The cheap stage ended: the node is stopping.
-                    return;
-                }
-                if let Some((_, _, message)) = latest.borrow_and_update().clone() {
+            () = latest.ready.notified() => {
+                if let Some(message) = latest.take() {
                     to_judge.push((message, 1));
                 }
+            }
+            _ = &mut screen_task => {
+                // The cheap stage ended: the Waku node stopped.
+                if let Some(r) = running.take() {
+                    r.cancel.cancel();
+                    let _ = r.handle.await;
+                }
+                return;
             }
             () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
                 deadline = None;
