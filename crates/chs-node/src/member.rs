@@ -106,23 +106,9 @@ async fn screen(
                 None => break,
             }
         }
-        let shared2 = Arc::clone(&shared);
-        let checked = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|m| {
-                    let outcome = shared2.communities.check_magnetlink(&id, &m.message, &m.pubsub_topic);
-                    (m, outcome)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        let checked = match checked {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(community_id = %id, error = %e, "magnetlink checks failed; the member stops listening");
-                return;
-            }
+        let Some(checked) = check_batch(&shared, id, batch).await else {
+            tracing::error!(community_id = %id, "magnetlink checks failed; the member stops listening");
+            return;
         };
         for (message, outcome) in checked {
             match outcome {
@@ -145,6 +131,37 @@ async fn screen(
             drops.flush(&shared);
         }
     }
+}
+
+/// [`chs_community::Communities::check_magnetlink`] on every message of `batch`, split over
+/// the cores on the blocking pool (a forged signature costs two signature recoveries); `None` if
+/// a check task panicked.
+async fn check_batch(
+    shared: &Arc<Shared>,
+    id: CommunityId,
+    mut batch: Vec<ReceivedMessage>,
+) -> Option<Vec<(ReceivedMessage, Result<(u64, String), chs_community::RejectReason>)>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = batch.len().div_ceil(cores).max(1);
+    let mut tasks = Vec::with_capacity(cores);
+    while !batch.is_empty() {
+        let rest = batch.split_off(chunk.min(batch.len()));
+        let part = std::mem::replace(&mut batch, rest);
+        let shared = Arc::clone(shared);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|m| {
+                    let outcome = shared.communities.check_magnetlink(&id, &m.message, &m.pubsub_topic);
+                    (m, outcome)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut checked = Vec::new();
+    for task in tasks {
+        checked.extend(task.await.ok()?);
+    }
+    Some(checked)
 }
 
 /// What the cheap stage dropped without a signal each, since the last [`Signal::MagnetlinksDropped`].
