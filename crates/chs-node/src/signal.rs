@@ -76,7 +76,9 @@ pub enum Signal {
         /// The magnet link.
         magnet_uri: String,
     },
-    /// A member rejected a message on a magnetlink topic.
+    /// A member rejected a message on a magnetlink topic. Refusals by the cheap checks raise
+    /// one each up to 256 a second per community; the rest are summed in
+    /// [`Signal::MagnetlinksDropped`].
     MagnetlinkRejected {
         /// Why (the reason's display text).
         reason: String,
