@@ -12,7 +12,8 @@ use chs_torrent::{Magnet, TorrentMeta, TorrentNode};
 
 mod support;
 use support::{
-    HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, start_config, waku_peer,
+    HOUR_MS, STEP, WEEK_MS, first_addr, forged_magnetlink, now_ms, owner_with_history, start, start_config,
+    start_subscribed, waku_peer,
 };
 
 /// Publishes a magnetlink for `uri`, correctly signed with the community key held in
@@ -784,4 +785,136 @@ async fn item4_archive_over_the_cap_is_skipped_not_read() {
     assert_eq!(member.handle().status().await.expect("status")[0].stored_messages, 0);
     owner.shutdown().await;
     member.shutdown().await;
+}
+
+/// Issue item 3: thousands of bit-flipped copies of a real magnetlink (no key needed) published
+/// in a burst must not bury the genuine, correctly signed link sent in their middle. Ten trials
+/// against one member (a fresh clock each), each waiting for the genuine link's acceptance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn magnetlink_flood_does_not_bury_the_genuine_link() {
+    const TRIALS: u64 = 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "flooded").expect("community");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let (member, mut signals) = start_subscribed(&member_dir, &clock, vec![], None).await;
+    let flooder = waku_peer(first_addr(&member).await).await;
+    let (mut store, base) = {
+        let mut store = Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = Communities::open(&mut store).expect("communities");
+        (store, communities)
+    };
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for trial in 0..TRIALS {
+        let count = 6_000 + trial * 200;
+        let clock_ms = now_ms() + trial;
+        let uri = format!("magnet:?xt=urn:btih:{:040x}&dn=trial{trial}", trial + 1);
+        let genuine = base.build_magnetlink_now(&mut store, &id, &uri, clock_ms).expect("magnetlink");
+        let bits = genuine.payload.len() * 8;
+        let trial_start = std::time::Instant::now();
+        let mut genuine_sent = trial_start;
+        for n in 0..count {
+            if n == count / 2 {
+                flooder.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, genuine.clone()).await.expect("publish genuine");
+                genuine_sent = std::time::Instant::now();
+            }
+            // One payload bit flipped (decryption fails) and a distinct timestamp (distinct id).
+            let mut copy = genuine.clone();
+            let bit = usize::try_from(n).expect("n") * 7919 % bits;
+            copy.payload[bit / 8] ^= 1 << (bit % 8);
+            copy.timestamp = copy.timestamp.map(|t| t + i64::try_from(n).expect("n") + 1);
+            flooder.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, copy).await.expect("publish copy");
+        }
+        let flooded = trial_start.elapsed();
+        let accepted = wait_for(&mut signals, Duration::from_secs(20), "the genuine link accepted", |s| match s {
+            Signal::MagnetlinkAccepted { clock, magnet_uri, .. } if *clock == clock_ms && *magnet_uri == uri => {
+                Some(())
+            }
+            Signal::MagnetlinkAccepted { magnet_uri, .. } if *magnet_uri != uri && magnet_uri.contains("dn=trial") => {
+                panic!("a link other than this trial's was accepted: {s:?}")
+            }
+            _ => None,
+        })
+        .await;
+        eprintln!(
+            "trial {trial}: {count} copies published in {flooded:?} ({:.0}/s), genuine {} {:?} after it was sent; \
+             member queue losses so far: {}",
+            count as f64 / flooded.as_secs_f64(),
+            if accepted.is_ok() { "accepted" } else { "NOT accepted" },
+            genuine_sent.elapsed(),
+            member.handle().waku().stats().lagged_receivers,
+        );
+        if accepted.is_err() {
+            failed.push(trial);
+        }
+    }
+    eprintln!("{TRIALS} trials in {:?}", started.elapsed());
+    flooder.shutdown().await;
+    member.shutdown().await;
+    assert!(failed.is_empty(), "genuine link buried in {} of {TRIALS} trials: {failed:?}", failed.len());
+}
+
+/// Issue item 3, the costlier flood: thousands of magnetlinks that decrypt (the chat key is
+/// public) but are signed by another key, so each costs the member its signature checks, with
+/// the genuine link in the middle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn magnetlink_forgery_flood_does_not_bury_the_genuine_link() {
+    const FLOOD: usize = 6_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "forged").expect("community");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let (member, mut signals) = start_subscribed(&member_dir, &clock, vec![], None).await;
+    let flooder = waku_peer(first_addr(&member).await).await;
+    let uri = "magnet:?xt=urn:btih:00000000000000000000000000000000000000aa&dn=genuine";
+    let clock_ms = now_ms();
+    let genuine = {
+        let mut store = Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = Communities::open(&mut store).expect("communities");
+        communities.build_magnetlink_now(&mut store, &id, uri, clock_ms).expect("magnetlink")
+    };
+    let forger = chs_waku_payload::SecretKey::generate().expect("key");
+    let forgeries: Vec<_> = tokio::task::spawn_blocking(move || {
+        let cache = chs_status::ChatKeyCache::new();
+        (0..FLOOD)
+            .map(|n| {
+                let uri = format!("magnet:?xt=urn:btih:{}&dn=forged{n}", "cd".repeat(20));
+                support::forged_magnetlink_with(&cache, &id, &forger, &uri, clock_ms + 1 + n as u64)
+            })
+            .collect()
+    })
+    .await
+    .expect("forgeries");
+    let start = std::time::Instant::now();
+    let mut genuine_sent = start;
+    for (n, forged) in forgeries.into_iter().enumerate() {
+        if n == FLOOD / 2 {
+            flooder.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, genuine.clone()).await.expect("publish genuine");
+            genuine_sent = std::time::Instant::now();
+        }
+        flooder.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, forged).await.expect("publish forged");
+    }
+    let flooded = start.elapsed();
+    let accepted = wait_for(&mut signals, Duration::from_secs(30), "the genuine link accepted", |s| match s {
+        Signal::MagnetlinkAccepted { clock, .. } if *clock == clock_ms => Some(()),
+        Signal::MagnetlinkAccepted { .. } => panic!("a forged link was accepted: {s:?}"),
+        _ => None,
+    })
+    .await;
+    eprintln!(
+        "{FLOOD} forgeries published in {flooded:?} ({:.0}/s); genuine accepted: {} {:?} after it was sent; \
+         member queue losses: {}",
+        FLOOD as f64 / flooded.as_secs_f64(),
+        accepted.is_ok(),
+        genuine_sent.elapsed(),
+        member.handle().waku().stats().lagged_receivers,
+    );
+    flooder.shutdown().await;
+    member.shutdown().await;
+    accepted.expect("the genuine link is accepted");
 }

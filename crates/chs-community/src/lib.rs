@@ -413,6 +413,31 @@ impl Communities {
         Ok(verdict)
     }
 
+    /// The stateless part of [`Communities::receive_magnetlink`], without the database: is
+    /// `message` (relayed on `pubsub_topic`) a well-formed magnetlink of `community` on one of
+    /// its magnetlink topics, decrypted with its chat key and signed by its key? Returns the
+    /// link's (clock, magnet URI). A refusal is counted in [`Communities::rejection_counts`] like
+    /// the full verdict's; a message that passes must still go through `receive_magnetlink`
+    /// (joined, clock, last fetched URI), which counts its outcome.
+    ///
+    /// # Errors
+    /// The [`RejectReason`] of the first layer that fails.
+    pub fn check_magnetlink(
+        &self,
+        community: &CommunityId,
+        message: &WakuMessage,
+        pubsub_topic: &str,
+    ) -> Result<(u64, String), RejectReason> {
+        let ring = chs_status::ChatKeyRing::for_magnetlinks(community, &self.chat_keys);
+        match chs_status::parse_magnetlink(message, pubsub_topic, community, &ring) {
+            Ok(parsed) => Ok((parsed.clock, parsed.magnet_uri)),
+            Err(reason) => {
+                self.counters.lock().unwrap_or_else(PoisonError::into_inner).record_rejected(&reason);
+                Err(reason)
+            }
+        }
+    }
+
     /// Magnetlinks accepted, and rejected per reason, since this manager was opened.
     #[must_use]
     pub fn rejection_counts(&self) -> RejectCounters {

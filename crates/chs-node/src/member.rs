@@ -3,7 +3,7 @@
 //! import → bookkeeping → seed. Failures are retried with backoff; an accepted link survives a
 //! restart (`pending`), and already imported archives are never fetched or lost again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use chs_archive::format::{decode_archive, decode_index};
 use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, Strategy, Verdict};
 use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -22,9 +23,209 @@ use crate::owner::backoff;
 use crate::pending::{self, Pending};
 use crate::signal::Signal;
 
+/// The largest magnetlink payload a member looks at. status-go's are well under 1 KiB (a
+/// magnet URI with a few peer hints, padded to 256 bytes); larger ones never enter the queue.
+pub(crate) const MAX_MAGNETLINK_PAYLOAD: usize = 8 * 1024;
+
+/// The member's own receive queue, in messages (so at most 64 MiB of payload). Filled only by
+/// this community's magnetlink topics, drained by [`screen`] at thousands of messages a second.
+pub(crate) const MAGNETLINK_QUEUE: usize = 8 * 1024;
+
+/// At most this many messages are checked per trip to the blocking pool.
+const SCREEN_BATCH: usize = 512;
+
+/// Individual [`Signal::MagnetlinkRejected`] signals per second from the cheap checks; beyond,
+/// refusals are summed into one [`Signal::MagnetlinksDropped`].
+const REJECTED_SIGNALS_PER_SECOND: u64 = 256;
+
+/// Distinct valid links remembered to drop replays (valid traffic is what the owner signed).
+const SEEN_LINKS: usize = 64;
+
 pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<MessageReceiver, NodeError> {
     let topics = chs_status::ids::magnetlink_content_topics(&community.id);
-    shared.waku.messages(ContentFilter::new(community.pubsub_topic.clone(), topics)).map_err(|_| NodeError::WakuStopped)
+    let filter = ContentFilter::new(community.pubsub_topic.clone(), topics).with_max_payload(MAX_MAGNETLINK_PAYLOAD);
+    shared.waku.messages_with_capacity(filter, MAGNETLINK_QUEUE).map_err(|_| NodeError::WakuStopped)
+}
+
+/// The validly signed link the cheap stage passed and [`run`] has not taken yet: one slot, so
+/// the database stage never queues behind a flood.
+#[derive(Default)]
+struct Slot {
+    link: std::sync::Mutex<Option<(u64, ReceivedMessage)>>,
+    ready: Notify,
+}
+
+impl Slot {
+    /// Puts a valid link in the slot unless the link waiting there is newer (then this one is
+    /// stale for the verdict anyway, and only logged).
+    fn offer(&self, clock: u64, uri: String, message: ReceivedMessage) {
+        let mut link = crate::node::lock(&self.link);
+        if let Some((waiting, _)) = link.as_ref()
+            && *waiting > clock
+        {
+            tracing::debug!(clock, %uri, waiting, "valid magnetlink superseded by a newer one waiting for its verdict");
+            return;
+        }
+        *link = Some((clock, message));
+        drop(link);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<ReceivedMessage> {
+        crate::node::lock(&self.link).take().map(|(_, message)| message)
+    }
+}
+
+/// The cheap stage: drains the community's receive queue in batches, checks each message on the
+/// blocking pool without the database (topic, decryption, signature by the community key:
+/// [`chs_community::Communities::check_magnetlink`]), drops what fails (counted; signals
+/// aggregated past a budget) and replays of links already passed, and offers the newest valid
+/// link to [`run`] through `latest` (one slot: an older link is stale for the verdict anyway).
+async fn screen(
+    shared: Arc<Shared>,
+    id: CommunityId,
+    mut rx: MessageReceiver,
+    latest: Arc<Slot>,
+    cancel: CancellationToken,
+) {
+    let mut seen: VecDeque<(u64, String)> = VecDeque::with_capacity(SEEN_LINKS);
+    let mut drops = Drops::new(id);
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < SCREEN_BATCH {
+            match rx.try_recv() {
+                Some(m) => batch.push(m),
+                None => break,
+            }
+        }
+        let Some(checked) = check_batch(&shared, id, batch).await else {
+            tracing::error!(community_id = %id, "magnetlink checks failed; the member stops listening");
+            return;
+        };
+        for (message, outcome) in checked {
+            match outcome {
+                Err(reason) => drops.rejected(&shared, reason.to_string()),
+                Ok((clock, uri)) => {
+                    let key = (clock, uri);
+                    if seen.contains(&key) {
+                        continue;
+                    }
+                    if seen.len() == SEEN_LINKS {
+                        seen.pop_front();
+                    }
+                    seen.push_back(key.clone());
+                    latest.offer(key.0, key.1, message);
+                }
+            }
+        }
+        drops.lost(rx.lost());
+        if rx.is_empty() {
+            drops.flush(&shared);
+        }
+    }
+}
+
+/// [`chs_community::Communities::check_magnetlink`] on every message of `batch`, split over
+/// the cores on the blocking pool (a forged signature costs two signature recoveries); `None` if
+/// a check task panicked.
+async fn check_batch(
+    shared: &Arc<Shared>,
+    id: CommunityId,
+    mut batch: Vec<ReceivedMessage>,
+) -> Option<Vec<(ReceivedMessage, Result<(u64, String), chs_community::RejectReason>)>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = batch.len().div_ceil(cores).max(1);
+    let mut tasks = Vec::with_capacity(cores);
+    while !batch.is_empty() {
+        let rest = batch.split_off(chunk.min(batch.len()));
+        let part = std::mem::replace(&mut batch, rest);
+        let shared = Arc::clone(shared);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|m| {
+                    let outcome = shared.communities.check_magnetlink(&id, &m.message, &m.pubsub_topic);
+                    (m, outcome)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut checked = Vec::new();
+    for task in tasks {
+        checked.extend(task.await.ok()?);
+    }
+    Some(checked)
+}
+
+/// What the cheap stage dropped without a signal each, since the last [`Signal::MagnetlinksDropped`].
+struct Drops {
+    id: CommunityId,
+    window: Instant,
+    signalled: u64,
+    rejected: u64,
+    lost_total: u64,
+    lost: u64,
+    last_reason: String,
+}
+
+impl Drops {
+    fn new(id: CommunityId) -> Self {
+        Drops {
+            id,
+            window: Instant::now(),
+            signalled: 0,
+            rejected: 0,
+            lost_total: 0,
+            lost: 0,
+            last_reason: String::new(),
+        }
+    }
+
+    fn rejected(&mut self, shared: &Shared, reason: String) {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.flush(shared);
+        }
+        if self.signalled < REJECTED_SIGNALS_PER_SECOND {
+            self.signalled += 1;
+            shared.bus.publish(Signal::MagnetlinkRejected { reason });
+        } else {
+            self.rejected += 1;
+            self.last_reason = reason;
+        }
+    }
+
+    /// Notes the receive queue's loss counter (`total` since it was made).
+    fn lost(&mut self, total: u64) {
+        if total > self.lost_total {
+            tracing::warn!(community_id = %self.id, lost = total - self.lost_total, "magnetlink queue full: messages lost unjudged");
+            self.lost += total - self.lost_total;
+            self.lost_total = total;
+        }
+    }
+
+    /// Publishes what was summed, if anything, and starts a new window.
+    fn flush(&mut self, shared: &Shared) {
+        if self.rejected > 0 || self.lost > 0 {
+            tracing::info!(community_id = %self.id, rejected = self.rejected, lost = self.lost, last_reason = %self.last_reason, "magnetlink flood");
+            shared.bus.publish(Signal::MagnetlinksDropped {
+                community_id: self.id.to_string(),
+                rejected: self.rejected,
+                lost: self.lost,
+                last_reason: std::mem::take(&mut self.last_reason),
+            });
+        }
+        self.window = Instant::now();
+        self.signalled = 0;
+        self.rejected = 0;
+        self.lost = 0;
+    }
 }
 
 struct Running {
@@ -41,8 +242,12 @@ async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, to
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: MessageReceiver, cancel: CancellationToken) {
+pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageReceiver, cancel: CancellationToken) {
     let id = community.id;
+    let latest = Arc::new(Slot::default());
+    let screening = cancel.child_token();
+    let mut screen_task = tokio::spawn(screen(Arc::clone(&shared), id, rx, Arc::clone(&latest), screening.clone()));
+    let _stop_screening = screening.drop_guard();
     let debounce = shared.config.member.debounce;
     let id2 = id;
     let mut pending: Option<(Pending, u32)> = match shared.db(move |_, s| pending::load(s, &id2)).await {
@@ -103,9 +308,18 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, mut rx: Messa
                 verdict_retry_at = None;
                 to_judge = std::mem::take(&mut deferred);
             }
-            message = rx.recv() => {
-                let Some(message) = message else { return };
-                to_judge.push((message, 1));
+            () = latest.ready.notified() => {
+                if let Some(message) = latest.take() {
+                    to_judge.push((message, 1));
+                }
+            }
+            _ = &mut screen_task => {
+                // The cheap stage ended: the Waku node stopped.
+                if let Some(r) = running.take() {
+                    r.cancel.cancel();
+                    let _ = r.handle.await;
+                }
+                return;
             }
             () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
                 deadline = None;

@@ -76,10 +76,26 @@ pub enum Signal {
         /// The magnet link.
         magnet_uri: String,
     },
-    /// A member rejected a message on a magnetlink topic.
+    /// A member rejected a message on a magnetlink topic. Refusals by the cheap checks raise
+    /// one each up to 256 a second per community; the rest are summed in
+    /// [`Signal::MagnetlinksDropped`].
     MagnetlinkRejected {
         /// Why (the reason's display text).
         reason: String,
+    },
+    /// A member dropped magnetlink messages without a [`Signal::MagnetlinkRejected`] each (a
+    /// flood must not flood the bus too): raised at most once a second while they arrive and
+    /// once when the flood ends.
+    MagnetlinksDropped {
+        /// Community.
+        community_id: String,
+        /// Refused by the cheap checks (topic, size, decryption, signature) beyond the budget of
+        /// individual `MagnetlinkRejected` signals; counted in the rejection counters too.
+        rejected: u64,
+        /// Lost unjudged because the member's receive queue was full.
+        lost: u64,
+        /// The last refusal's reason (empty if none).
+        last_reason: String,
     },
     /// A member could not judge a magnetlink message because its database failed (e.g. locked
     /// by another process); the message is judged again after `retry_in_ms` (0: given up).
@@ -194,6 +210,7 @@ impl Signal {
             | Signal::MagnetlinkPublished { community_id, .. }
             | Signal::MagnetlinkAccepted { community_id, .. }
             | Signal::MagnetlinkVerdictFailed { community_id, .. }
+            | Signal::MagnetlinksDropped { community_id, .. }
             | Signal::DownloadingHistoryArchivesStarted { community_id, .. }
             | Signal::HistoryArchiveIndexFetched { community_id, .. }
             | Signal::HistoryArchiveDownloaded { community_id, .. }

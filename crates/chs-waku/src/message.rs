@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chs_proto::waku::WakuMessage;
 use sha2::Digest as _;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 use crate::metadata::PeerRejection;
 use crate::validation::Counters;
@@ -131,6 +132,8 @@ pub struct ContentFilter {
     pub pubsub_topic: Option<String>,
     /// Only these content topics; empty for all.
     pub content_topics: Vec<String>,
+    /// Only messages whose payload has at most this many bytes; `None` for any size.
+    pub max_payload: Option<usize>,
 }
 
 impl ContentFilter {
@@ -146,7 +149,15 @@ impl ContentFilter {
         Self {
             pubsub_topic: Some(pubsub_topic.into()),
             content_topics: content_topics.into_iter().map(Into::into).collect(),
+            max_payload: None,
         }
+    }
+
+    /// The same filter, also refusing payloads larger than `bytes` (they never enter the queue).
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
     }
 
     /// Whether `message` passes the filter.
@@ -154,19 +165,65 @@ impl ContentFilter {
     pub fn matches(&self, message: &ReceivedMessage) -> bool {
         self.pubsub_topic.as_ref().is_none_or(|t| *t == message.pubsub_topic)
             && (self.content_topics.is_empty() || self.content_topics.contains(&message.message.content_topic))
+            && self.max_payload.is_none_or(|max| message.message.payload.len() <= max)
     }
 }
 
-/// Receives accepted messages that match a [`ContentFilter`].
+/// One receiver's queue as the node sees it: its filter (applied before queueing), its sender
+/// and its loss counter.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) filter: ContentFilter,
+    pub(crate) sender: mpsc::Sender<Arc<ReceivedMessage>>,
+    pub(crate) lost: Arc<AtomicU64>,
+}
+
+/// The receivers' queues, shared by the handles (which add) and the event loop (which delivers);
+/// `None` once the node has stopped (every sender dropped, so every receiver ends).
+pub(crate) type Subscriptions = Arc<Mutex<Option<Vec<Subscription>>>>;
+
+/// Locks `subscriptions` (a poisoned lock is still consistent: each step is one push or retain).
+pub(crate) fn lock(subscriptions: &Subscriptions) -> std::sync::MutexGuard<'_, Option<Vec<Subscription>>> {
+    subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Hands `message` to every live subscription whose filter it passes. A full queue loses this
+/// message (the newest: what is queued is kept), counted on that receiver
+/// ([`MessageReceiver::lost`]) and in [`crate::Stats::lagged_receivers`]. Closed queues are
+/// forgotten. Never waits.
+pub(crate) fn deliver(subscriptions: &Subscriptions, counters: &Counters, message: &Arc<ReceivedMessage>) {
+    let mut guard = lock(subscriptions);
+    let Some(list) = guard.as_mut() else { return };
+    list.retain(|subscription| {
+        if !subscription.filter.matches(message) {
+            return !subscription.sender.is_closed();
+        }
+        match subscription.sender.try_send(Arc::clone(message)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let lost = subscription.lost.fetch_add(1, Ordering::Relaxed) + 1;
+                counters.lagged_receivers.fetch_add(1, Ordering::Relaxed);
+                // Logged at powers of two: a flood does not flood the log too.
+                if lost.is_power_of_two() {
+                    tracing::warn!(lost, filter = ?subscription.filter, "message receiver full; newest messages lost");
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    });
+}
+
+/// Receives accepted messages that match a [`ContentFilter`], from a queue of its own.
 ///
-/// It is bounded: a receiver that falls more than the node's `channel_capacity` messages behind
-/// loses the oldest ones (counted in [`crate::Stats::lagged_receivers`] and logged); the node
-/// never waits for a slow receiver.
+/// It is bounded: the filter is applied before queueing (so other traffic never takes its
+/// room), and when the queue is full the node drops the newest message for this receiver,
+/// counts it ([`MessageReceiver::lost`], [`crate::Stats::lagged_receivers`]) and logs it; the
+/// node never waits for a slow receiver.
 #[derive(Debug)]
 pub struct MessageReceiver {
-    pub(crate) receiver: broadcast::Receiver<Arc<ReceivedMessage>>,
-    pub(crate) filter: ContentFilter,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) receiver: mpsc::Receiver<Arc<ReceivedMessage>>,
+    pub(crate) lost: Arc<AtomicU64>,
 }
 
 impl MessageReceiver {
@@ -174,17 +231,29 @@ impl MessageReceiver {
     ///
     /// Cancel-safe: dropping the future loses no message.
     pub async fn recv(&mut self) -> Option<ReceivedMessage> {
-        loop {
-            match self.receiver.recv().await {
-                Ok(message) if self.filter.matches(&message) => return Some(ReceivedMessage::clone(&message)),
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "message receiver lagged behind; messages lost");
-                    self.counters.lagged_receivers.fetch_add(missed, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        self.receiver.recv().await.map(Self::unwrap)
+    }
+
+    /// The next queued message, if one is queued now (`None` if the queue is empty or the node
+    /// has stopped).
+    pub fn try_recv(&mut self) -> Option<ReceivedMessage> {
+        self.receiver.try_recv().ok().map(Self::unwrap)
+    }
+
+    /// Whether no message is queued now.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
+    /// How many matching messages this receiver lost because its queue was full.
+    #[must_use]
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn unwrap(message: Arc<ReceivedMessage>) -> ReceivedMessage {
+        Arc::try_unwrap(message).unwrap_or_else(|shared| ReceivedMessage::clone(&shared))
     }
 }
 

@@ -21,7 +21,10 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::error::{DialError, NodeStopped, PublishError, StartError, SubscribeError};
 use crate::key;
-use crate::message::{ContentFilter, MessageId, MessageReceiver, NodeEvent, PeerId, ReceivedMessage, timestamp_now};
+use crate::message::{
+    self, ContentFilter, MessageId, MessageReceiver, NodeEvent, PeerId, ReceivedMessage, Subscription, Subscriptions,
+    timestamp_now,
+};
 use crate::metadata::{METADATA_PROTOCOL, MetadataCodec, PeerMetadata, PeerRejection, check_peer_metadata};
 use crate::topic::RelayShard;
 use crate::validation::{Counters, Rejection, Stats, ValidationConfig, Verdict, validate_bytes, validate_message};
@@ -72,7 +75,9 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct WakuHandle {
     commands: mpsc::Sender<Command>,
-    messages: broadcast::WeakSender<Arc<ReceivedMessage>>,
+    subscriptions: Subscriptions,
+    /// Default queue length of a [`MessageReceiver`].
+    capacity: usize,
     events: broadcast::WeakSender<NodeEvent>,
     counters: Arc<Counters>,
     local_peer_id: PeerId,
@@ -196,14 +201,31 @@ impl WakuHandle {
         self.request(|reply| Command::WaitForPeers { topic, min, mesh: true, reply }).await
     }
 
-    /// A receiver of accepted messages matching `filter`. Messages that arrived before this
-    /// call are not replayed, so take the receiver before subscribing or dialing.
+    /// A receiver of accepted messages matching `filter`, with a queue of the configured
+    /// `channel_capacity` messages. Messages that arrived before this call are not replayed, so
+    /// take the receiver before subscribing or dialing.
     ///
     /// # Errors
     /// [`NodeStopped`].
     pub fn messages(&self, filter: ContentFilter) -> Result<MessageReceiver, NodeStopped> {
-        let sender = self.messages.upgrade().ok_or(NodeStopped)?;
-        Ok(MessageReceiver { receiver: sender.subscribe(), filter, counters: Arc::clone(&self.counters) })
+        self.messages_with_capacity(filter, self.capacity)
+    }
+
+    /// [`WakuHandle::messages`] with a queue of `capacity` messages (at least 1) of its own.
+    ///
+    /// # Errors
+    /// [`NodeStopped`].
+    pub fn messages_with_capacity(
+        &self,
+        filter: ContentFilter,
+        capacity: usize,
+    ) -> Result<MessageReceiver, NodeStopped> {
+        let mut guard = message::lock(&self.subscriptions);
+        let list = guard.as_mut().ok_or(NodeStopped)?;
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        list.push(Subscription { filter, sender, lost: Arc::clone(&lost) });
+        Ok(MessageReceiver { receiver, lost })
     }
 
     /// A receiver of [`NodeEvent`]s (bounded: a slow receiver gets `Lagged` and loses old events).
@@ -273,13 +295,14 @@ impl WakuNode {
 
         let capacity = config.channel_capacity.max(1);
         let (command_sender, commands) = mpsc::channel(capacity);
-        let (message_sender, _) = broadcast::channel(capacity);
+        let subscriptions: Subscriptions = Arc::new(std::sync::Mutex::new(Some(Vec::new())));
         let (event_sender, _) = broadcast::channel(capacity);
         let (shutdown_sender, shutdown) = oneshot::channel();
         let counters = Arc::new(Counters::default());
         let handle = WakuHandle {
             commands: command_sender,
-            messages: message_sender.downgrade(),
+            subscriptions: Arc::clone(&subscriptions),
+            capacity,
             events: event_sender.downgrade(),
             counters: Arc::clone(&counters),
             local_peer_id: PeerId(local_peer_id),
@@ -287,7 +310,7 @@ impl WakuNode {
         let event_loop = EventLoop {
             swarm,
             commands,
-            messages: message_sender,
+            subscriptions,
             events: event_sender,
             counters,
             validation: config.validation.clone(),
@@ -438,7 +461,7 @@ struct PeerWaiter {
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
-    messages: broadcast::Sender<Arc<ReceivedMessage>>,
+    subscriptions: Subscriptions,
     events: broadcast::Sender<NodeEvent>,
     counters: Arc<Counters>,
     validation: ValidationConfig,
@@ -453,6 +476,13 @@ struct EventLoop {
     cluster_mismatch: HashMap<libp2p::PeerId, PeerRejection>,
     /// Peers being disconnected after a failed metadata check (rejected once only).
     rejected: HashSet<libp2p::PeerId>,
+}
+
+impl Drop for EventLoop {
+    /// Ends every [`MessageReceiver`] (also when the task is aborted) and refuses new ones.
+    fn drop(&mut self) {
+        *message::lock(&self.subscriptions) = None;
+    }
 }
 
 impl EventLoop {
@@ -705,8 +735,8 @@ impl EventLoop {
                 );
                 if let Some(received) = delivered {
                     tracing::trace!(message_id = %received.message_id, "delivering");
-                    // No receiver is fine; slow receivers lag rather than block us.
-                    let _ = self.messages.send(Arc::new(received));
+                    // No receiver is fine; a full receiver loses this message rather than block us.
+                    message::deliver(&self.subscriptions, &self.counters, &Arc::new(received));
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {

@@ -148,7 +148,7 @@ async fn listen_cmd(
         ..Config::default()
     };
     let node = WakuNode::start(config).await.with_context(|| format!("starting the Waku node on {listen}"))?;
-    let filter = ContentFilter { pubsub_topic: None, content_topics };
+    let filter = ContentFilter { pubsub_topic: None, content_topics, max_payload: None };
     let mut messages = node.messages(filter).context("the Waku node stopped")?;
     for addr in node.listen_addrs().await.context("the Waku node stopped")? {
         println!("{addr}");

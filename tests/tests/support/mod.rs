@@ -83,7 +83,17 @@ pub(crate) fn forged_magnetlink(
     uri: &str,
     clock: u64,
 ) -> chs_proto::waku::WakuMessage {
-    let cache = ChatKeyCache::new();
+    forged_magnetlink_with(&ChatKeyCache::new(), id, forger, uri, clock)
+}
+
+/// [`forged_magnetlink`] with the chat key taken from `cache` (many forgeries, one derivation).
+pub(crate) fn forged_magnetlink_with(
+    cache: &ChatKeyCache,
+    id: &CommunityId,
+    forger: &SecretKey,
+    uri: &str,
+    clock: u64,
+) -> chs_proto::waku::WakuMessage {
     let chat_key = cache.chat_key(&id.magnetlinks_chat_id());
     let inner = chs_proto::protobuf::CommunityMessageArchiveMagnetlink { clock, magnet_uri: uri.to_owned() };
     let params = EnvelopeParams {

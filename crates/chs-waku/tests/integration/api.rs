@@ -144,6 +144,43 @@ async fn receivers_filter_by_content_topic() {
     .await;
 }
 
+/// Each receiver has its own queue, filled only by what passes its filter: unrelated traffic
+/// never takes its room, and a full queue loses the newest message (counted), not the queued.
+#[tokio::test]
+async fn a_full_receiver_loses_only_its_newest_matching_messages() {
+    with_timeout(async {
+        let publisher = start(test_config()).await;
+        let subscriber = start(test_config()).await;
+        let small = ContentFilter::new(TOPIC, ["/chs/1/a/proto"]).with_max_payload(8);
+        let mut only_a = subscriber.messages_with_capacity(small, 2).expect("running");
+        let mut everything = subscriber.messages(ContentFilter::all()).expect("running");
+        publisher.dial(&first_addr(&subscriber).await).await.expect("dial");
+        publisher.wait_for_topic_peers(TOPIC, 1).await.expect("running");
+
+        let mut sent_a = Vec::new();
+        for n in 0..20u8 {
+            publisher.publish(TOPIC, message("/chs/1/b/proto", &[n])).await.expect("publish b");
+            if n % 5 == 0 {
+                sent_a.push(publisher.publish(TOPIC, message("/chs/1/a/proto", &[n])).await.expect("publish a"));
+            }
+        }
+        publisher.publish(TOPIC, message("/chs/1/a/proto", b"too large")).await.expect("publish large");
+        // Everything arrived (the unbounded-enough receiver saw all 25).
+        for _ in 0..25 {
+            everything.recv().await.expect("message");
+        }
+        assert_eq!(only_a.recv().await.expect("first").message_id, sent_a[0]);
+        assert_eq!(only_a.recv().await.expect("second").message_id, sent_a[1]);
+        assert!(only_a.is_empty(), "the newest two were dropped, the oversized one filtered");
+        assert_eq!(only_a.lost(), 2);
+        assert_eq!(subscriber.stats().lagged_receivers, 2);
+        publisher.shutdown().await;
+        subscriber.shutdown().await;
+        assert_eq!(only_a.recv().await, None);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn message_published_just_before_shutdown_is_delivered() {
     // The `chs waku publish` flow: start, dial, wait for the peer's subscription, publish, stop.
