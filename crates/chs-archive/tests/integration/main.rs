@@ -8,5 +8,6 @@ mod lock;
 mod plan;
 mod props;
 mod reader;
+mod sparse;
 mod spec15;
 mod store;
