@@ -500,11 +500,10 @@ fn run<S: MessageSource>(
     let mut windows = plan::windows(from, options.to, options.interval)?;
     let windows_total = windows.remaining();
     let mut bytes_written = 0u64;
-    loop {
-        // Jump over the windows before the next message: status-go writes nothing for an empty
-        // window (§4.2), so only the windows holding messages are scanned and the cost follows the
-        // messages, not the span (one-second windows over a century are fine).
-        let Some(start) = windows.next_start() else { break };
+    // Jump over the windows before the next message: status-go writes nothing for an empty window
+    // (§4.2), so only the windows holding messages are scanned and the cost follows the messages,
+    // not the span (one-second windows over a century are fine).
+    while let Some(start) = windows.next_start() {
         match source.next_timestamp_secs(&options.topics, start).map_err(BuildError::Source)? {
             Some(next) if next < options.to => {
                 windows.skip_to(next);

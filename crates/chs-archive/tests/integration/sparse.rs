@@ -77,7 +77,9 @@ fn bad_input_hangs_skipping_empty_windows_keeps_the_archives_identical() {
         message(JAN1 + 10 * YEAR + 9 * DAY, TOPIC, 6, 90),
         message(JAN1 + 10 * YEAR + 30 * DAY - 1, TOPIC, 7, 90),
     ];
-    let cases: [(Option<u64>, u64, &str, &str, u64, u64); 2] = [
+    // from, to, sha1(data), sha1(index), windows scanned, windows empty
+    type Case = (Option<u64>, u64, &'static str, &'static str, u64, u64);
+    let cases: [Case; 2] = [
         (
             None,
             JAN1 + 10 * YEAR + 30 * DAY,
@@ -110,11 +112,11 @@ fn bad_input_hangs_skipping_empty_windows_keeps_the_archives_identical() {
 #[test]
 fn bad_input_hangs_times_that_cannot_be_seconds_are_refused_by_unit() {
     let ns = 1_790_000_001_000_000_000;
-    let err = windows(JAN1, ns, WEEK).err().expect("nanoseconds refused");
+    let err = windows(JAN1, ns, WEEK).expect_err("nanoseconds refused");
     assert_eq!(err, PlanError::NotSeconds { what: "to", value: ns, looks_like: TimeUnit::Nanoseconds });
     assert!(err.to_string().contains("looks like nanoseconds"), "{err}");
     let ms = 1_790_000_001_000;
-    let err = windows(ms, ms + 1, WEEK).err().expect("milliseconds refused");
+    let err = windows(ms, ms + 1, WEEK).expect_err("milliseconds refused");
     assert_eq!(err, PlanError::NotSeconds { what: "from", value: ms, looks_like: TimeUnit::Milliseconds });
     assert!(err.to_string().contains("looks like milliseconds"), "{err}");
     assert_eq!(TimeUnit::guess(1_790_000_001_000_000), Some(TimeUnit::Microseconds));
