@@ -29,7 +29,8 @@ pub struct BuildOptions {
     /// Start of the range (seconds). `None`: the end of the last archive, or else the oldest stored
     /// message on `topics`.
     pub from: Option<u64>,
-    /// End of the range (seconds, exclusive).
+    /// End of the range (seconds, exclusive); past [`crate::MAX_SECS`] (year 9999) it is refused
+    /// with [`BuildError::Plan`] as milliseconds or nanoseconds given for seconds.
     pub to: u64,
     /// Window length in seconds (default 7 days); 0 is an error (spec §15 item 26 F).
     pub interval: u64,
@@ -98,7 +99,8 @@ pub struct BuildReport {
     pub archived_until: u64,
     /// New archives, in creation order.
     pub archives: Vec<BuiltArchive>,
-    /// Windows scanned.
+    /// Windows of the range. Only those holding messages are read: the builder jumps over the
+    /// others, which count as scanned and empty.
     pub windows_scanned: u64,
     /// Windows without messages (nothing written for them).
     pub windows_empty: u64,
@@ -275,6 +277,9 @@ pub enum BuildError {
     /// The folder's lock (held for the whole build, see [`crate::lock`]) cannot be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The range cannot be planned (e.g. `to` is in milliseconds or nanoseconds, not seconds).
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
 }
 
 /// The archive builder: `Builder::new(dir, options).run(&source)`.
@@ -497,6 +502,10 @@ fn run<S: MessageSource>(
     if options.topics.is_empty() {
         return Err(BuildError::InvalidOption("at least one topic is needed"));
     }
+    plan::check_secs("to", options.to)?;
+    if let Some(from) = options.from {
+        plan::check_secs("from", from)?;
+    }
     let span = tracing::info_span!("archive_build", dir = %dir.display());
     let _enter = span.enter();
     let _lock = lock_for_build(dir)?;
@@ -537,12 +546,21 @@ fn run<S: MessageSource>(
     }
     let range = Window { from, to: options.to };
     state.report.range = Some(range);
-    let windows = plan::windows(from, options.to, options.interval)
-        .map_err(|_| BuildError::InvalidOption("interval must be at least 1 second"))?;
+    let mut windows = plan::windows(from, options.to, options.interval)?;
     let windows_total = windows.remaining();
     let mut bytes_written = 0u64;
-    for (window_idx, window) in windows.enumerate() {
-        let windows_done = window_idx as u64;
+    // Jump over the windows before the next message: status-go writes nothing for an empty window
+    // (§4.2), so only the windows holding messages are scanned and the cost follows the messages,
+    // not the span (one-second windows over a century are fine).
+    while let Some(start) = windows.next_start() {
+        match source.next_timestamp_secs(&options.topics, start).map_err(BuildError::Source)? {
+            Some(next) if next < options.to => {
+                windows.skip_to(next);
+            }
+            _ => break,
+        }
+        let windows_done = windows.passed();
+        let Some(window) = windows.next() else { break };
         let mut position = window.from;
         let mut seen = 0u64;
         progress(&Progress {
@@ -596,6 +614,11 @@ fn run<S: MessageSource>(
             bytes_written,
         });
     }
+    // The windows jumped over held no message: they count as scanned and empty, as when every
+    // window was queried.
+    let skipped = windows_total - state.report.windows_scanned;
+    state.report.windows_scanned += skipped;
+    state.report.windows_empty += skipped;
     tracing::info!(
         archives = state.report.archives.len(),
         messages = state.report.messages_archived,

@@ -21,6 +21,23 @@ pub enum ArgError {
         "invalid duration {0:?}: expected a number of seconds or a number followed by s, m, h, d or w (at least 1 s)"
     )]
     Duration(String),
+    /// Not a number of seconds.
+    #[error("invalid time {0:?}: expected Unix seconds")]
+    Time(String),
+    /// A number too large for Unix seconds (milliseconds or nanoseconds given for seconds).
+    #[error(transparent)]
+    NotSeconds(#[from] crate::PlanError),
+}
+
+/// Parses a Unix time in seconds (`--from`, `--to`); a number past the year 9999 is refused with
+/// the unit it looks like (milliseconds, microseconds, nanoseconds), instead of planning billions
+/// of windows.
+///
+/// # Errors
+/// [`ArgError::Time`], [`ArgError::NotSeconds`].
+pub fn parse_unix_secs(text: &str) -> Result<u64, ArgError> {
+    let value: u64 = text.trim().parse().map_err(|_| ArgError::Time(text.to_owned()))?;
+    Ok(crate::plan::check_secs("time", value)?)
 }
 
 /// Parses a topic: `0xa4abdf64`, `a4abdf64`, or a status-go content topic `/waku/1/0xa4abdf64/rfc26`.

@@ -32,7 +32,10 @@ pub use builder::{
 };
 pub use format::{DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, padding};
 pub use lock::{FolderLock, LockError};
-pub use plan::{CatchUpCase, CatchUpPlan, CatchUpPolicy, PlanError, Window, plan_catch_up, windows};
+pub use plan::{
+    CatchUpCase, CatchUpPlan, CatchUpPolicy, MAX_SECS, PlanError, TimeUnit, Window, Windows, check_secs, plan_catch_up,
+    windows,
+};
 pub use reader::{ArchiveEntry, ArchiveProblem, ArchiveRow, ReadError, Reader, VerifyReport, Violation};
 pub use source::{MemorySource, MessageSource, ScanError, SourceError};
 

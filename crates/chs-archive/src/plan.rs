@@ -11,29 +11,100 @@ pub struct Window {
     pub to: u64,
 }
 
+/// The largest Unix time in seconds a plan accepts: 9999-12-31 23:59:59 UTC. Anything larger is
+/// a time in a finer unit given where seconds are meant (milliseconds pass it from 1978 on,
+/// nanoseconds always), and planning it would mean billions of windows.
+pub const MAX_SECS: u64 = 253_402_300_799;
+
+/// The unit a number too large for Unix seconds most likely is in (by magnitude, for a time
+/// between 1978 and 2286).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TimeUnit {
+    /// Unix milliseconds (≈ 1.7e12 today).
+    Milliseconds,
+    /// Unix microseconds (≈ 1.7e15 today).
+    Microseconds,
+    /// Unix nanoseconds (≈ 1.7e18 today), e.g. a Waku message timestamp.
+    Nanoseconds,
+}
+
+impl TimeUnit {
+    /// The unit `value` looks like, if it cannot be Unix seconds (`value > MAX_SECS`).
+    #[must_use]
+    pub fn guess(value: u64) -> Option<TimeUnit> {
+        if value <= MAX_SECS {
+            None
+        } else if value < 100_000_000_000_000 {
+            Some(TimeUnit::Milliseconds)
+        } else if value < 100_000_000_000_000_000 {
+            Some(TimeUnit::Microseconds)
+        } else {
+            Some(TimeUnit::Nanoseconds)
+        }
+    }
+}
+
+impl std::fmt::Display for TimeUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeUnit::Milliseconds => "milliseconds",
+            TimeUnit::Microseconds => "microseconds",
+            TimeUnit::Nanoseconds => "nanoseconds",
+        })
+    }
+}
+
 /// Planning input that can never give a useful result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The interval is 0 seconds: status-go loops forever on it (spec §15 item 26 F).
     #[error("archive interval must be at least 1 second, got 0")]
     ZeroInterval,
+    /// A time is past year 9999 as Unix seconds: it is in another unit.
+    #[error("{what} {value} is not Unix seconds (it would be after the year 9999): it looks like {looks_like}")]
+    NotSeconds {
+        /// Which input (`from`, `to`, `now`).
+        what: &'static str,
+        /// The value given.
+        value: u64,
+        /// The unit it most likely is in.
+        looks_like: TimeUnit,
+    },
+}
+
+/// Checks that `value` can be Unix seconds (at most [`MAX_SECS`]); `what` names it in the error.
+///
+/// # Errors
+/// [`PlanError::NotSeconds`].
+pub fn check_secs(what: &'static str, value: u64) -> Result<u64, PlanError> {
+    match TimeUnit::guess(value) {
+        None => Ok(value),
+        Some(looks_like) => Err(PlanError::NotSeconds { what, value, looks_like }),
+    }
 }
 
 /// status-go's partition of `[from, to)`: windows of `interval` seconds aligned to `from`, the last
 /// one cut at `to` (status-go-archives.md §4.2). Empty when `from >= to`.
 ///
+/// The iterator is lazy: a range of billions of windows costs nothing until walked, and
+/// [`Windows::skip_to`] jumps over windows known to be empty in O(1).
+///
 /// # Errors
-/// [`PlanError::ZeroInterval`].
+/// [`PlanError::ZeroInterval`]; [`PlanError::NotSeconds`] when `from` or `to` is past
+/// [`MAX_SECS`].
 pub fn windows(from: u64, to: u64, interval: u64) -> Result<Windows, PlanError> {
     if interval == 0 {
         return Err(PlanError::ZeroInterval);
     }
-    Ok(Windows { next: from, to, interval })
+    check_secs("from", from)?;
+    check_secs("to", to)?;
+    Ok(Windows { start: from, next: from, to, interval })
 }
 
 /// Iterator over the windows of [`windows`].
 #[derive(Debug, Clone)]
 pub struct Windows {
+    start: u64,
     next: u64,
     to: u64,
     interval: u64,
@@ -44,6 +115,36 @@ impl Windows {
     #[must_use]
     pub fn remaining(&self) -> u64 {
         if self.next >= self.to { 0 } else { (self.to - self.next).div_ceil(self.interval) }
+    }
+
+    /// Start of the next window, if any remains.
+    #[must_use]
+    pub fn next_start(&self) -> Option<u64> {
+        (self.next < self.to).then_some(self.next)
+    }
+
+    /// How many windows were passed so far (yielded or skipped).
+    #[must_use]
+    pub fn passed(&self) -> u64 {
+        self.next.saturating_sub(self.start).div_ceil(self.interval)
+    }
+
+    /// Skips the windows that end at or before `time`, so that the next window yielded is the one
+    /// holding `time` (none if `time >= to`); returns how many windows were skipped. Windows stay
+    /// aligned to `from`: the result is the same as calling `next` that many times.
+    pub fn skip_to(&mut self, time: u64) -> u64 {
+        if time <= self.next || self.next >= self.to {
+            return 0;
+        }
+        if time >= self.to {
+            let skipped = self.remaining();
+            self.next = self.to;
+            return skipped;
+        }
+        let skipped = (time - self.next) / self.interval;
+        // `time < to`, so this stays below `to` and cannot overflow.
+        self.next += skipped * self.interval;
+        skipped
     }
 }
 
@@ -116,7 +217,7 @@ impl CatchUpPlan {
 /// on the community's topics: status-go anchors the first archive there (§10.1 step 5).
 ///
 /// # Errors
-/// [`PlanError::ZeroInterval`].
+/// [`PlanError::ZeroInterval`]; [`PlanError::NotSeconds`] when `now` is past [`MAX_SECS`].
 pub fn plan_catch_up(
     last_archive_end: Option<u64>,
     first_message: Option<u64>,
@@ -127,6 +228,7 @@ pub fn plan_catch_up(
     if interval == 0 {
         return Err(PlanError::ZeroInterval);
     }
+    check_secs("now", now)?;
     let last = last_archive_end.filter(|t| *t > 0).or(first_message.filter(|t| *t > 0));
     let Some(last) = last else {
         return Ok(CatchUpPlan {

@@ -42,6 +42,24 @@ pub trait MessageSource {
     /// # Errors
     /// The source's failure.
     fn first_timestamp_secs(&self, topics: &[Topic]) -> Result<Option<u64>, SourceError>;
+
+    /// Timestamp (seconds) of the first message on `topics` at or after `from_secs`, if any: the
+    /// builder jumps over the empty windows before it, so a build costs what its messages cost,
+    /// not what its time span does.
+    ///
+    /// The default stops a [`MessageSource::for_each_in_range`] scan at its first message.
+    ///
+    /// # Errors
+    /// The source's failure.
+    fn next_timestamp_secs(&self, topics: &[Topic], from_secs: u64) -> Result<Option<u64>, SourceError> {
+        /// The first message's timestamp, carried out of the scan as its "error".
+        struct Found(u64);
+        match self.for_each_in_range(topics, from_secs, u64::MAX, &mut |msg: WakuMessage| Err(Found(msg.timestamp))) {
+            Ok(()) => Ok(None),
+            Err(ScanError::Callback(Found(timestamp))) => Ok(Some(timestamp)),
+            Err(ScanError::Source(err)) => Err(err),
+        }
+    }
 }
 
 /// An in-memory [`MessageSource`] (tests, and callers that already hold the messages).

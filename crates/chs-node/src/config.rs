@@ -39,6 +39,7 @@
 //! join = []                      # community ids to join as a member at start
 //! ```
 
+use std::io::{Read as _, Seek as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -464,5 +465,61 @@ mod duration_text {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The exclusive lock of a node's data folder, held while the node runs: two nodes on one folder
+/// would both build, seed and import into the same files. An OS file lock (`flock` on Unix) on
+/// [`DataDirLock::FILE`] in the folder, holding the holder's pid (for the message the second node
+/// prints); the kernel drops it when the holder exits, even by SIGKILL, so a crash never leaves the
+/// folder locked. One-shot commands (`chs community …`, `chs archive …`) do not take it: they share
+/// the database through SQLite's own locking.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    /// The lock file's name inside the data folder.
+    pub const FILE: &'static str = "node.lock";
+
+    /// Takes the lock of `data_dir` (which must exist) without waiting.
+    ///
+    /// # Errors
+    /// [`crate::NodeError::DataDirLocked`] when another process holds it (naming its pid), or
+    /// [`crate::NodeError::Io`] when the lock file cannot be opened, locked or written.
+    pub fn acquire(data_dir: &Path) -> Result<DataDirLock, crate::NodeError> {
+        // Without `.` components (a config's `data_dir = "."`), for the messages.
+        let data_dir: PathBuf = data_dir.components().collect();
+        let path = data_dir.join(DataDirLock::FILE);
+        let io = |what, e| crate::NodeError::io(what, &path, e);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("opening the lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
+                return Err(crate::NodeError::DataDirLocked { data_dir, lock_file: path, pid });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", e)),
+        }
+        file.set_len(0).map_err(|e| io("writing the pid into", e))?;
+        file.rewind().map_err(|e| io("writing the pid into", e))?;
+        writeln!(file, "{}", std::process::id()).map_err(|e| io("writing the pid into", e))?;
+        file.flush().map_err(|e| io("writing the pid into", e))?;
+        Ok(DataDirLock { _file: file, path })
+    }
+
+    /// The lock file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }

@@ -31,6 +31,19 @@ pub enum NodeError {
     /// Reading archives failed.
     #[error("archive: {0}")]
     Read(#[from] chs_archive::ReadError),
+    /// Another process (a second `chs node` on the same folder) holds the data folder's lock.
+    #[error(
+        "data folder {data_dir} is in use by another chs node ({}): it holds the lock {lock_file}",
+        pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"))
+    )]
+    DataDirLocked {
+        /// The data folder.
+        data_dir: PathBuf,
+        /// The lock file in it.
+        lock_file: PathBuf,
+        /// The holder's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
     /// The archive folder's lock could not be taken.
     #[error("archive folder lock: {0}")]
     Lock(#[from] chs_archive::LockError),

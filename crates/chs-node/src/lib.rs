@@ -30,7 +30,7 @@ mod pending;
 pub mod signal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, NodeConfig};
+pub use config::{ConfigError, DataDirLock, NodeConfig};
 pub use error::NodeError;
 pub use node::{CommunityStatus, DownloadView, Node, NodeHandle, SeedView, community_statuses};
 pub use signal::{Signal, SignalBus};

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::NodeConfig;
+use crate::config::{DataDirLock, NodeConfig};
 use crate::error::NodeError;
 use crate::pending;
 use crate::signal::{Signal, SignalBus};
@@ -160,6 +160,9 @@ pub struct Node {
     shared: Arc<Shared>,
     waku: Option<WakuNode>,
     tasks: JoinSet<()>,
+    /// Held until the node is dropped (after [`Node::shutdown`], or abruptly): no second node runs
+    /// on the same data folder meanwhile.
+    _data_dir_lock: DataDirLock,
 }
 
 /// A cheap, cloneable view of a running node.
@@ -189,7 +192,10 @@ impl Node {
     /// As [`Node::start`].
     pub async fn start_with_bus(config: NodeConfig, clock: Arc<dyn Clock>, bus: SignalBus) -> Result<Node, NodeError> {
         config.validate()?;
-        for dir in [config.data_dir.clone(), config.archive_root(), config.torrent_dir()] {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::io("creating", &config.data_dir, e))?;
+        // Before anything else touches the folder: a second node on it stops here.
+        let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
+        for dir in [config.archive_root(), config.torrent_dir()] {
             std::fs::create_dir_all(&dir).map_err(|e| NodeError::io("creating", &dir, e))?;
         }
         let db_path = config.db_path();
@@ -281,7 +287,7 @@ impl Node {
         for community in list {
             spawn_community_tasks(&shared, &mut tasks, community)?;
         }
-        Ok(Node { shared, waku: Some(waku), tasks })
+        Ok(Node { shared, waku: Some(waku), tasks, _data_dir_lock: data_dir_lock })
     }
 
     /// A handle for other tasks.

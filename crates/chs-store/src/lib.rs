@@ -15,6 +15,7 @@
 
 mod async_store;
 mod message;
+mod private_files;
 mod schema;
 
 use std::ops::ControlFlow;
@@ -84,6 +85,15 @@ pub enum StoreError {
     /// Any other SQLite failure (I/O error, disk full, locked database...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database file cannot be created (e.g. its folder does not exist).
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The blocking task running the SQLite work panicked or was cancelled.
     #[error("store worker task failed: {0}")]
     Worker(String),
@@ -137,12 +147,29 @@ const COLUMNS: &str = "hash, pubsub_topic, content_topic, topic, timestamp, time
 impl Store {
     /// Opens (creating if absent) the store at `path` and migrates it to the current schema.
     ///
+    /// The file may hold private keys (a community's, in the community tables), so it is private
+    /// to its owner: an absent file is created with mode 0600 (kept so while SQLite opens it, and
+    /// SQLite gives its `-wal` and `-shm` files the database file's mode), and an existing database, `-wal`,
+    /// `-shm` or `-journal` file that others may read is set to 0600 with a warning (a `tracing`
+    /// event). The process umask is not touched.
+    ///
     /// # Errors
-    /// [`StoreError::NotADatabase`] for a corrupt or non-SQLite file, [`StoreError::ForeignDatabase`] for
-    /// another program's database, [`StoreError::SchemaTooNew`], or an SQLite error.
+    /// [`StoreError::Create`] if the file cannot be created, [`StoreError::NotADatabase`] for a
+    /// corrupt or non-SQLite file, [`StoreError::ForeignDatabase`] for another program's database,
+    /// [`StoreError::SchemaTooNew`], or an SQLite error.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let create_err = |source| StoreError::Create { path: path.to_owned(), source };
+        let created = private_files::create(path).map_err(create_err)?;
+        if !created {
+            private_files::tighten(path);
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
+        if created {
+            // Before any statement: SQLite has just made the empty file 0644, and its companions
+            // will copy the database file's mode.
+            private_files::restore(path).map_err(create_err)?;
+        }
         let not_db = |source| StoreError::NotADatabase { path: path.to_owned(), source };
         // Reading the schema is the first thing that touches the file's contents.
         let tables = schema::user_tables(&conn).map_err(not_db)?;
@@ -158,6 +185,8 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn, path: path.to_owned() };
         migrate(&mut store.conn, "store", schema::STORE_MIGRATIONS)?;
+        // The WAL files exist now: check them too (e.g. left loose by an older chs).
+        private_files::tighten(path);
         Ok(store)
     }
 

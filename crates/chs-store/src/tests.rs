@@ -276,3 +276,45 @@ fn archived_scan_equals_the_full_scan_mapped_and_counts_by_topic() {
     assert_eq!(store.count_on_topics(&topics).unwrap(), 50);
     assert_eq!(store.count_on_topics(&[]).unwrap(), 0);
 }
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Issue item 5: the store file, its `-wal` and its `-shm` are 0600 from creation (whatever the
+/// umask: SQLite alone creates them 0644 under the usual 022), and a looser existing file is fixed.
+#[cfg(unix)]
+#[test]
+fn private_keys_readable_by_others_store_files_are_0600() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chs.db");
+    let mut store = Store::open(&db).unwrap();
+    store.insert_batch(&[msg(1, A, 100)]).unwrap();
+    let files = private_files::files(&db);
+    let (wal, shm) = (&files[1], &files[2]);
+    assert!(wal.exists() && shm.exists(), "WAL mode: the -wal and -shm files exist while the store is open");
+    for f in [&db, wal, shm] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    drop(store);
+
+    // An existing database (and a leftover -wal) readable by others is set to 0600.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(wal, b"").unwrap();
+    std::fs::set_permissions(wal, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let store = Store::open(&db).unwrap();
+    for f in [&db, wal, shm] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    assert_eq!(store.count().unwrap(), 1);
+}
+
+#[test]
+fn opening_in_a_missing_folder_is_a_create_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(&dir.path().join("nope").join("chs.db")).unwrap_err();
+    assert!(matches!(err, StoreError::Create { .. }), "{err:?}");
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chs_archive::cli::{MessageRow, parse_duration, parse_topic};
+use chs_archive::cli::{MessageRow, parse_duration, parse_topic, parse_unix_secs};
 use chs_archive::{BuildOptions, Builder, DEFAULT_INTERVAL_SECS, INDEX_FILE, PIECE_LENGTH, Reader, Topic};
 use chs_community::{ArchiveImport, DecodeMode};
 use clap::{Args, Subcommand};
@@ -89,10 +89,11 @@ pub(crate) struct BuildArgs {
     #[arg(long, conflicts_with = "topics")]
     community: Option<String>,
     /// Start of the range, Unix seconds (default: resume after the last archive, or the oldest message).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_unix_secs)]
     from: Option<u64>,
-    /// End of the range, Unix seconds, exclusive (default: now).
-    #[arg(long)]
+    /// End of the range, Unix seconds, exclusive (default: now). Milliseconds or nanoseconds are
+    /// refused (a number past the year 9999 as seconds).
+    #[arg(long, value_parser = parse_unix_secs)]
     to: Option<u64>,
     /// Window length: seconds or a number with s, m, h, d or w (e.g. 7d).
     #[arg(long, value_parser = parse_duration, default_value_t = DEFAULT_INTERVAL_SECS)]

@@ -33,12 +33,17 @@ pub(crate) enum CommunityCommand {
         json: bool,
     },
     /// Stores a community from its private key: this node becomes its control node.
+    #[command(long_about = "Stores a community from its private key (64 hex digits): this node becomes its \
+        control node. The key is never taken on the command line (the process list shows it to every \
+        user): it is read from --community-key-file PATH (`-`: stdin), else from the environment \
+        variable CHS_COMMUNITY_KEY, else from stdin.")]
     ImportKey {
         /// SQLite database (created if absent).
         #[arg(long)]
         db: PathBuf,
-        /// The private key (64 hex digits); `-` or absent: read it from stdin (keeps it out of the process list).
-        key: Option<String>,
+        /// File holding the private key (64 hex digits), or `-` for stdin. Default: $CHS_COMMUNITY_KEY, else stdin.
+        #[arg(long, value_name = "PATH")]
+        community_key_file: Option<PathBuf>,
         /// Display name (for a community not stored yet).
         #[arg(long, default_value = "")]
         name: String,
@@ -94,11 +99,16 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
             let community = communities.create(&mut store, &CreateOptions { name, pubsub_topic, channels })?;
             print_info(&communities.info(&store, &community.id)?, json)
         }
-        CommunityCommand::ImportKey { db, key, name, channels, json } => {
+        CommunityCommand::ImportKey { db, community_key_file, name, channels, json } => {
             check_channels(&channels)?;
-            let key = match key.as_deref() {
-                None | Some("-") => util::arg_or_stdin("-", "the private key")?,
-                Some(k) => k.to_owned(),
+            let source = util::KeySource {
+                file: community_key_file.as_deref(),
+                flag: "--community-key-file",
+                env: "CHS_COMMUNITY_KEY",
+            };
+            let key = match source.read()? {
+                Some(key) => key,
+                None => util::arg_or_stdin("-", "the private key")?,
             };
             let mut store = util::open_or_create_private_store(&db)?;
             let communities = util::communities(&mut store)?;

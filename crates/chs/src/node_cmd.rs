@@ -100,9 +100,14 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
         })).collect::<Vec<_>>(),
     }));
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    // Made once: a signal stream made anew each turn of the loop misses a SIGTERM that arrives
+    // while the loop handles something else (seen: a node busy with its start-up build and
+    // seeding ignored a SIGTERM for good).
+    let shutdown = crate::torrent_cmd::wait_for_shutdown_signal();
+    tokio::pin!(shutdown);
     let result = loop {
         tokio::select! {
-            r = crate::torrent_cmd::wait_for_shutdown_signal() => break r,
+            r = &mut shutdown => break r,
             s = signals.recv() => match s {
                 Ok(signal) => {
                     // Signals that change nothing in the status (and may come in floods: live

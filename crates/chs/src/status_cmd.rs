@@ -1,5 +1,6 @@
 //! `chs status magnetlink build|decode|topic|chat build`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -56,14 +57,18 @@ pub(crate) enum MagnetlinkCommand {
         link: CommunityMessageArchiveMagnetlink{clock, magnet_uri} in an ApplicationMetadataMessage \
         signed by the community key, in a ProtocolMessage, in a 26/WAKU2 payload signed by the identity \
         key and encrypted with the chat key, in a WakuMessage (version 1). Prints JSON (waku_message as \
-        hex, content_topic, pubsub_topic, chat_id, community_id, message_id), or only the hex with --hex.")]
+        hex, content_topic, pubsub_topic, chat_id, community_id, message_id), or only the hex with --hex. \
+        The private keys are never taken on the command line (the process list shows it to every user): \
+        each is read from its --*-key-file (`-`: stdin, for one of them) or else from its environment \
+        variable (CHS_COMMUNITY_KEY, CHS_IDENTITY_KEY).")]
     Build {
-        /// The community's private key (64 hex digits).
-        #[arg(long)]
-        community_key: String,
-        /// The sender's identity key (64 hex digits); signs the 26/WAKU2 payload.
-        #[arg(long)]
-        identity_key: String,
+        /// File holding the community's private key (64 hex digits), or `-` for stdin. Default: $CHS_COMMUNITY_KEY.
+        #[arg(long, value_name = "PATH")]
+        community_key_file: Option<PathBuf>,
+        /// File holding the sender's identity key (64 hex digits; signs the 26/WAKU2 payload), or `-`
+        /// for stdin. Default: $CHS_IDENTITY_KEY.
+        #[arg(long, value_name = "PATH")]
+        identity_key_file: Option<PathBuf>,
         /// The magnet link to announce.
         #[arg(long)]
         magnet: String,
@@ -92,7 +97,8 @@ pub(crate) enum ChatCommand {
         ApplicationMetadataMessage signed by the author, in a ProtocolMessage, in a 26/WAKU2 payload \
         signed by the author and encrypted with the channel's chat key. Prints JSON with the hex \
         WakuMessage, or with --ndjson one line in the format of `chs waku listen` (what \
-        `chs store import --waku-ndjson` reads).")]
+        `chs store import --waku-ndjson` reads). The author's private key is never taken on the command \
+        line: it is read from --author-key-file (`-`: stdin) or else from CHS_AUTHOR_KEY.")]
     Build {
         /// The community id.
         #[arg(long)]
@@ -100,9 +106,9 @@ pub(crate) enum ChatCommand {
         /// The channel: its uuid, or its full chat id (`<community id><uuid>`).
         #[arg(long)]
         channel: String,
-        /// The author's private key (64 hex digits).
-        #[arg(long)]
-        author_key: String,
+        /// File holding the author's private key (64 hex digits), or `-` for stdin. Default: $CHS_AUTHOR_KEY.
+        #[arg(long, value_name = "PATH")]
+        author_key_file: Option<PathBuf>,
         /// Message text.
         #[arg(long)]
         text: String,
@@ -133,12 +139,20 @@ pub(crate) enum Channel {
     MemberUpdate,
 }
 
+/// Reads a required private key and checks it, naming where it came from when it is unusable.
+fn private_key(source: util::KeySource<'_>) -> anyhow::Result<String> {
+    let key = source.required()?;
+    chs_community::parse_private_key(&key)
+        .with_context(|| format!("the key from {} is not a valid secp256k1 private key", source.origin()))?;
+    Ok(key)
+}
+
 pub(crate) fn run(cmd: StatusCommand) -> anyhow::Result<ExitCode> {
     let cache = ChatKeyCache::new();
     match cmd {
         StatusCommand::Magnetlink(MagnetlinkCommand::Build {
-            community_key,
-            identity_key,
+            community_key_file,
+            identity_key_file,
             magnet,
             clock,
             channel,
@@ -147,6 +161,20 @@ pub(crate) fn run(cmd: StatusCommand) -> anyhow::Result<ExitCode> {
             hex,
         }) => {
             anyhow::ensure!(magnet.starts_with("magnet:?"), "--magnet {magnet:?} is not a magnet link (magnet:?…)");
+            util::one_stdin(&[
+                ("--community-key-file", community_key_file.as_deref()),
+                ("--identity-key-file", identity_key_file.as_deref()),
+            ])?;
+            let community_key = private_key(util::KeySource {
+                file: community_key_file.as_deref(),
+                flag: "--community-key-file",
+                env: "CHS_COMMUNITY_KEY",
+            })?;
+            let identity_key = private_key(util::KeySource {
+                file: identity_key_file.as_deref(),
+                flag: "--identity-key-file",
+                env: "CHS_IDENTITY_KEY",
+            })?;
             let installation_id = match installation_id {
                 Some(i) => i,
                 None => chs_community::generate_installation_id()?,
@@ -195,7 +223,7 @@ pub(crate) fn run(cmd: StatusCommand) -> anyhow::Result<ExitCode> {
         StatusCommand::Chat(ChatCommand::Build {
             community,
             channel,
-            author_key,
+            author_key_file,
             text,
             clock,
             timestamp_ms,
@@ -207,7 +235,12 @@ pub(crate) fn run(cmd: StatusCommand) -> anyhow::Result<ExitCode> {
             let prefix = community.to_string();
             let uuid = channel.strip_prefix(&prefix).unwrap_or(&channel);
             anyhow::ensure!(!uuid.is_empty(), "--channel is empty: give the channel uuid or its chat id");
-            let author = chs_community::parse_private_key(&author_key).context("--author-key")?;
+            let author_key = private_key(util::KeySource {
+                file: author_key_file.as_deref(),
+                flag: "--author-key-file",
+                env: "CHS_AUTHOR_KEY",
+            })?;
+            let author = chs_community::parse_private_key(&author_key)?;
             let timestamp_ms = timestamp_ms.unwrap_or_else(|| u64::try_from(util::now_ms()).unwrap_or(0));
             let timestamp_ns = i64::try_from(timestamp_ms)
                 .ok()

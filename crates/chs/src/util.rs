@@ -18,27 +18,18 @@ pub(crate) fn open_existing_store(db: &Path) -> anyhow::Result<Store> {
     Store::open(db).with_context(|| format!("opening store {}", db.display()))
 }
 
-/// Opens a store, creating the file with mode 0600 first if it is absent: the community tables
-/// hold private keys in clear (docs/chs-community.md).
+/// Opens a store, creating it if it is absent (with mode 0600, as every store file: the
+/// community tables hold private keys in clear, docs/chs-community.md; `Store::open` sees to it).
 pub(crate) fn open_or_create_private_store(db: &Path) -> anyhow::Result<Store> {
-    if !db.exists() {
-        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            anyhow::ensure!(
-                parent.is_dir(),
-                "cannot create {}: directory {} does not exist",
-                db.display(),
-                parent.display()
-            );
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(db) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_context(|| format!("creating {}", db.display())),
-        }
+    if !db.exists()
+        && let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        anyhow::ensure!(
+            parent.is_dir(),
+            "cannot create {}: directory {} does not exist",
+            db.display(),
+            parent.display()
+        );
     }
     Store::open(db).with_context(|| format!("opening store {}", db.display()))
 }
@@ -135,6 +126,59 @@ pub(crate) fn arg_or_stdin(value: &str, what: &str) -> anyhow::Result<String> {
     } else {
         Ok(value.to_owned())
     }
+}
+
+/// Where a private key comes from: never the command line (`ps` shows it to every user), but a
+/// file given with a `--*-key-file` flag (`-` for stdin) or the environment variable `env`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeySource<'a> {
+    /// The `--*-key-file` flag's value, if given.
+    pub(crate) file: Option<&'a Path>,
+    /// The flag's name, for messages (`--community-key-file`).
+    pub(crate) flag: &'static str,
+    /// The environment variable read when the flag is absent (`CHS_COMMUNITY_KEY`).
+    pub(crate) env: &'static str,
+}
+
+impl KeySource<'_> {
+    /// The key (trimmed), or `None` when neither the flag nor the environment variable is given.
+    pub(crate) fn read(self) -> anyhow::Result<Option<String>> {
+        let key = match self.file {
+            Some(path) if path == Path::new("-") => arg_or_stdin("-", &format!("{} -", self.flag))?,
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {} {}", self.flag, path.display()))?
+                .trim()
+                .to_owned(),
+            None => match std::env::var(self.env) {
+                Ok(value) => value.trim().to_owned(),
+                Err(std::env::VarError::NotPresent) => return Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{} is not valid UTF-8", self.env),
+            },
+        };
+        anyhow::ensure!(!key.is_empty(), "the key from {} is empty", self.origin());
+        Ok(Some(key))
+    }
+
+    /// The key; an error naming the flag and the variable when neither is given.
+    pub(crate) fn required(self) -> anyhow::Result<String> {
+        self.read()?
+            .with_context(|| format!("no key given: pass {} PATH (or - for stdin), or set {}", self.flag, self.env))
+    }
+
+    /// Where the key was read from, for messages.
+    pub(crate) fn origin(self) -> String {
+        match self.file {
+            Some(path) => format!("{} {}", self.flag, path.display()),
+            None => self.env.to_owned(),
+        }
+    }
+}
+
+/// Fails when more than one of `files` reads stdin (`-`).
+pub(crate) fn one_stdin(files: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
+    let stdin: Vec<&str> = files.iter().filter(|(_, f)| *f == Some(Path::new("-"))).map(|(flag, _)| *flag).collect();
+    anyhow::ensure!(stdin.len() <= 1, "only one key can be read from stdin, but {} all say -", stdin.join(" and "));
+    Ok(())
 }
 
 #[cfg(test)]

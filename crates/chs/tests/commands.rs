@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{Proc, TIMEOUT, p, run};
+use support::{Proc, TIMEOUT, p, run, run_env};
 
 /// Sample topics and a range covering the whole sample file (2024-10-24 .. 2024-11-05).
 const SAMPLE_TOPICS: [&str; 3] = ["0x1980b7cb", "0x8e636111", "/waku/1/0xd4740ba8/rfc26"];
@@ -275,20 +275,12 @@ fn waku_listen_prints_what_waku_publish_sends() {
     listener.kill();
 }
 
+/// The keys go in the environment: no command takes a private key on the command line.
 fn build_magnetlink(magnet: &str) -> serde_json::Value {
-    run([
-        "status",
-        "magnetlink",
-        "build",
-        "--community-key",
-        COMMUNITY_KEY,
-        "--identity-key",
-        IDENTITY_KEY,
-        "--magnet",
-        magnet,
-        "--clock",
-        "1700000000000",
-    ])
+    run_env(
+        ["status", "magnetlink", "build", "--magnet", magnet, "--clock", "1700000000000"],
+        [("CHS_COMMUNITY_KEY", COMMUNITY_KEY), ("CHS_IDENTITY_KEY", IDENTITY_KEY)],
+    )
     .ok()
     .json()
 }
@@ -326,21 +318,26 @@ fn status_magnetlink_build_then_decode_round_trip() {
     assert!(out.stderr.contains("not hex"), "{}", out.stderr);
     let out = run(["status", "decode", "--community", "bogus", &hex_msg]).failed();
     assert!(out.stderr.contains("invalid community id"), "{}", out.stderr);
-    let out = run([
-        "status",
-        "magnetlink",
-        "build",
-        "--community-key",
-        "00",
-        "--identity-key",
-        IDENTITY_KEY,
-        "--magnet",
-        magnet,
-        "--clock",
-        "1",
-    ])
+    let out = run_env(
+        ["status", "magnetlink", "build", "--magnet", magnet, "--clock", "1"],
+        [("CHS_COMMUNITY_KEY", "00"), ("CHS_IDENTITY_KEY", IDENTITY_KEY)],
+    )
     .failed();
-    assert!(out.stderr.contains("--community-key is not a valid secp256k1 key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the key from CHS_COMMUNITY_KEY is not a valid secp256k1 private key"),
+        "{}",
+        out.stderr
+    );
+    let out = run_env(
+        ["status", "magnetlink", "build", "--magnet", magnet, "--clock", "1"],
+        [("CHS_IDENTITY_KEY", IDENTITY_KEY)],
+    )
+    .failed();
+    assert!(
+        out.stderr.contains("--community-key-file") && out.stderr.contains("CHS_COMMUNITY_KEY"),
+        "names where the key may come from: {}",
+        out.stderr
+    );
 }
 
 fn create_community(db: &Path) -> serde_json::Value {
@@ -380,14 +377,19 @@ fn community_create_show_join_list() {
     assert!(out.stdout.contains(&id) && out.stdout.contains("control node"), "{}", out.stdout);
 
     // import-key of a known key makes a member the control node.
-    let k = run(["community", "import-key", "--db", p(&member), "--json", COMMUNITY_KEY]).ok().json();
+    let key_file = dir.path().join("community.key");
+    std::fs::write(&key_file, format!("{COMMUNITY_KEY}\n")).unwrap();
+    let k = run(["community", "import-key", "--db", p(&member), "--json", "--community-key-file", p(&key_file)])
+        .ok()
+        .json();
     assert_eq!(k["control_node"], true);
 
     let out = run(["community", "show", "--db", p(&owner), OTHER_COMMUNITY]).failed();
     assert!(out.stderr.contains("is not known"), "{}", out.stderr);
     let out = run(["community", "show", "--db", p(&dir.path().join("none.db")), &id]).failed();
     assert!(out.stderr.contains("no store at"), "{}", out.stderr);
-    let out = run(["community", "import-key", "--db", p(&owner), "1234"]).failed();
+    std::fs::write(&key_file, "1234").unwrap();
+    let out = run(["community", "import-key", "--db", p(&owner), "--community-key-file", p(&key_file)]).failed();
     assert!(out.stderr.contains("invalid private key"), "{}", out.stderr);
     let out = run(["community", "join", "--db", p(&member), "0x12"]).failed();
     assert!(out.stderr.contains("invalid community id"), "{}", out.stderr);
@@ -400,22 +402,23 @@ fn chat_lines(community: &serde_json::Value, texts: &[&str], first_ms: u64) -> S
     let mut out = String::new();
     for (i, text) in texts.iter().enumerate() {
         let ts = (first_ms + 3_600_000 * i as u64).to_string();
-        let built = run([
-            "status",
-            "chat",
-            "build",
-            "--community",
-            id,
-            "--channel",
-            channel,
-            "--author-key",
-            AUTHOR_KEY,
-            "--text",
-            text,
-            "--timestamp-ms",
-            &ts,
-            "--ndjson",
-        ])
+        let built = run_env(
+            [
+                "status",
+                "chat",
+                "build",
+                "--community",
+                id,
+                "--channel",
+                channel,
+                "--text",
+                text,
+                "--timestamp-ms",
+                &ts,
+                "--ndjson",
+            ],
+            [("CHS_AUTHOR_KEY", AUTHOR_KEY)],
+        )
         .ok();
         out.push_str(&built.stdout);
     }
@@ -481,19 +484,10 @@ fn store_import_waku_hex_decodes_with_the_community_keys() {
     let community = create_community(&db);
     let id = community["id"].as_str().unwrap();
     let channel = community["channels"][0]["chat_id"].as_str().unwrap();
-    let chat = run([
-        "status",
-        "chat",
-        "build",
-        "--community",
-        id,
-        "--channel",
-        channel,
-        "--author-key",
-        AUTHOR_KEY,
-        "--text",
-        "hi",
-    ])
+    let chat = run_env(
+        ["status", "chat", "build", "--community", id, "--channel", channel, "--text", "hi"],
+        [("CHS_AUTHOR_KEY", AUTHOR_KEY)],
+    )
     .ok()
     .json();
     // A magnetlink of another community is not a channel message of this one.
@@ -533,19 +527,10 @@ fn waku_listen_output_is_what_store_import_captures() {
     let mut listener = Proc::spawn(["waku", "listen"]);
     let addr = listener.wait_line(TIMEOUT, |l| l.starts_with('/'));
     // A real chat message (timestamp now, so relay validation accepts it), published whole.
-    let chat = run([
-        "status",
-        "chat",
-        "build",
-        "--community",
-        &id,
-        "--channel",
-        &channel,
-        "--author-key",
-        AUTHOR_KEY,
-        "--text",
-        "over the wire",
-    ])
+    let chat = run_env(
+        ["status", "chat", "build", "--community", &id, "--channel", &channel, "--text", "over the wire"],
+        [("CHS_AUTHOR_KEY", AUTHOR_KEY)],
+    )
     .ok()
     .json();
     let out = run(["waku", "publish", "--peer", &addr, "--waku-message", chat["waku_message"].as_str().unwrap()]).ok();

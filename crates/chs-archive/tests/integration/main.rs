@@ -9,5 +9,6 @@ mod plan;
 mod props;
 mod reader;
 mod recover;
+mod sparse;
 mod spec15;
 mod store;

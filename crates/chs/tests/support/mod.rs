@@ -86,6 +86,12 @@ impl Proc {
     {
         let mut cmd = chs();
         cmd.args(args).envs(envs);
+        Proc::spawn_command(cmd)
+    }
+
+    /// Runs `cmd` (stdin closed, stdout and stderr read), e.g. `chs` under a shell that sets its
+    /// umask ([`chs_with_umask`]).
+    pub(crate) fn spawn_command(mut cmd: Command) -> Proc {
         let what = format!("{cmd:?}");
         let mut child = cmd
             .stdin(Stdio::null())
@@ -207,6 +213,31 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Runs `chs ARGS` with extra environment variables (e.g. a private key) to completion (bounded
+/// by [`TIMEOUT`]).
+pub(crate) fn run_env<I, S, E, K, V>(args: I, envs: E) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+    E: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    Proc::spawn_env(args, envs).finish(TIMEOUT)
+}
+
+/// `chs ARGS` run by `sh` after `umask UMASK` (e.g. `022`, the usual default, under which files
+/// are created readable by everyone unless the program asks for less).
+pub(crate) fn chs_with_umask<I, S>(umask: &str, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("umask {umask} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_chs")).args(args);
+    cmd
 }
 
 /// Runs `chs ARGS` to completion (bounded by [`TIMEOUT`]).
