@@ -50,9 +50,9 @@ fn parse_secret(text: &str, what: &'static str) -> Result<SecretKey, CliError> {
 /// Arguments of `chs status magnetlink build`.
 #[derive(Debug, Clone)]
 pub struct MagnetlinkBuildArgs<'a> {
-    /// `--community-key HEX`.
+    /// The community key, hex (from `--community-key-file` or `CHS_COMMUNITY_KEY`).
     pub community_key_hex: &'a str,
-    /// `--identity-key HEX`.
+    /// The identity key, hex (from `--identity-key-file` or `CHS_IDENTITY_KEY`).
     pub identity_key_hex: &'a str,
     /// `--magnet URI`.
     pub magnet_uri: &'a str,
@@ -93,8 +93,8 @@ pub fn magnetlink_build(
     args: &MagnetlinkBuildArgs<'_>,
     cache: &ChatKeyCache,
 ) -> Result<MagnetlinkBuildOutput, CliError> {
-    let community_key = parse_secret(args.community_key_hex, "--community-key")?;
-    let identity_key = parse_secret(args.identity_key_hex, "--identity-key")?;
+    let community_key = parse_secret(args.community_key_hex, "the community key")?;
+    let identity_key = parse_secret(args.identity_key_hex, "the identity key")?;
     let params = MagnetlinkParams {
         community_key: &community_key,
         identity_key: &identity_key,

@@ -318,7 +318,7 @@ fn cli_build_decode_and_topic() {
     let bad_key = cli::MagnetlinkBuildArgs { community_key_hex: "00", ..args };
     assert!(matches!(
         cli::magnetlink_build(&bad_key, cache()),
-        Err(cli::CliError::Key { what: "--community-key", .. })
+        Err(cli::CliError::Key { what: "the community key", .. })
     ));
 
     let topic = cli::topic("status", cache());
