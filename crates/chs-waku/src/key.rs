@@ -14,10 +14,34 @@ pub const NODE_KEY_FILE: &str = "node_key";
 pub(crate) async fn load_or_create(data_dir: &Path) -> Result<Keypair, KeyError> {
     let path = data_dir.join(NODE_KEY_FILE);
     match tokio::fs::read(&path).await {
-        Ok(bytes) => decode(&path, bytes),
+        Ok(bytes) => {
+            tighten(&path).await;
+            decode(&path, bytes)
+        }
         Err(err) if err.kind() == io::ErrorKind::NotFound => create(data_dir, &path).await,
         Err(source) => Err(KeyError::Io { path, source }),
     }
+}
+
+/// Makes an existing key file that others can read owner-only (0600), with a warning; a file that
+/// cannot be changed (another owner) is logged and still used.
+async fn tighten(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(meta) = tokio::fs::metadata(path).await else { return };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            match tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).await {
+                Ok(()) => tracing::warn!(path = %path.display(), mode = format!("{mode:o}"),
+                    "the node key was readable by others: made it 0600"),
+                Err(error) => tracing::error!(path = %path.display(), %error,
+                    "the node key is readable by others and cannot be made 0600"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn decode(path: &Path, bytes: Vec<u8>) -> Result<Keypair, KeyError> {

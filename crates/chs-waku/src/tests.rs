@@ -235,6 +235,20 @@ async fn node_key_is_created_once_and_reloaded() {
     }
 }
 
+/// Security item 5: an existing node key that others can read is made 0600 when loaded.
+#[cfg(unix)]
+#[tokio::test]
+async fn private_keys_readable_by_others_existing_node_key_is_made_0600() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = crate::key::load_or_create(dir.path()).await.expect("create");
+    let path = dir.path().join(crate::NODE_KEY_FILE);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let again = crate::key::load_or_create(dir.path()).await.expect("reload");
+    assert_eq!(first.public(), again.public());
+    assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+}
+
 #[tokio::test]
 async fn bad_node_key_files_give_typed_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
