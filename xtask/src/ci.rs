@@ -17,7 +17,11 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     step("layering", || crate::layering::check(root))?;
     step("tidy", || crate::tidy::check(root))?;
     step("protoc golden decode", || protoc_golden(&sh, root))?;
-    step("clippy", || Ok(cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?))?;
+    step("clippy", || {
+        cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
+        // chs-archive alone, without SQLite (its `store` feature off), as a library user gets it.
+        Ok(cmd!(sh, "cargo clippy -p chs-archive --no-default-features --locked -- -D warnings").run()?)
+    })?;
     step("tests", || {
         if cmd!(sh, "cargo nextest --version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
             cmd!(sh, "cargo nextest run --workspace --locked --no-fail-fast").run()?;

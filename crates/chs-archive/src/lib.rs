@@ -13,7 +13,9 @@
 //!
 //! This crate is synchronous and does its file I/O through `std`. It knows nothing of torrents,
 //! Waku, communities or keys (encrypted archives are recognised, not decrypted), and nothing of
-//! SQLite beyond implementing [`MessageSource`] for the message store.
+//! SQLite beyond implementing [`MessageSource`] for the message store, behind the `store` feature
+//! (default). With `default-features = false` it has neither SQLite nor tokio: see the example in
+//! the crate's README.md (compiled as a doctest).
 
 pub mod builder;
 pub mod cli;
@@ -38,6 +40,18 @@ pub use plan::{
 };
 pub use reader::{ArchiveEntry, ArchiveProblem, ArchiveRow, ReadError, Reader, VerifyReport, Violation};
 pub use source::{MemorySource, MessageSource, ScanError, SourceError};
+
+/// The protobuf messages of the format (from `chs-proto`), so that a user of this crate alone can
+/// build messages and read archives.
+pub use chs_proto::protobuf::{
+    WakuMessage, WakuMessageArchive, WakuMessageArchiveIndex, WakuMessageArchiveIndexMetadata,
+    WakuMessageArchiveMetadata,
+};
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
 
 /// status-go's legacy 4-byte topic (the same type as `chs_store::Topic`).
 pub type Topic = [u8; 4];

@@ -1,8 +1,6 @@
 //! Where the builder reads messages from: the [`MessageSource`] trait, an in-memory source, and
 //! the implementation for the SQLite message store.
 
-use std::ops::ControlFlow;
-
 use chs_proto::protobuf::WakuMessage;
 
 use crate::Topic;
@@ -111,6 +109,8 @@ impl MessageSource for MemorySource {
 
 /// The SQLite message store, read with [`chs_store::Store::for_each_archived_in_range`]: the
 /// field mapping of [`chs_store::StoredMessage::to_archive_message`], only the archived columns.
+/// Behind the `store` feature (on by default).
+#[cfg(feature = "store")]
 impl MessageSource for chs_store::Store {
     fn for_each_in_range<E>(
         &self,
@@ -120,7 +120,7 @@ impl MessageSource for chs_store::Store {
         f: &mut dyn FnMut(WakuMessage) -> Result<(), E>,
     ) -> Result<(), ScanError<E>> {
         chs_store::Store::for_each_archived_in_range(self, topics, from_secs, to_secs, |archived| {
-            f(archived).map(|()| ControlFlow::Continue(()))
+            f(archived).map(|()| std::ops::ControlFlow::Continue(()))
         })
         .map_err(|err| match err {
             chs_store::ScanError::Store(err) => ScanError::Source(Box::new(err)),

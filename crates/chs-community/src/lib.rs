@@ -32,6 +32,7 @@ mod error;
 mod import;
 mod keys;
 mod magnetlink;
+mod pending;
 mod schema;
 
 use std::collections::BTreeSet;
@@ -51,6 +52,7 @@ pub use error::CommunityError;
 pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportReport};
 pub use keys::{generate_installation_id, generate_key, parse_private_key};
 pub use magnetlink::{MagnetlinkOptions, Verdict};
+pub use pending::PendingLink;
 
 /// How to create a community.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -279,6 +281,37 @@ impl Communities {
             }
         }
         Ok(scope)
+    }
+
+    /// Records `link` as the community's accepted magnetlink not fully fetched yet (replacing an
+    /// older one), so that a restarted member resumes it.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn save_pending_link(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        link: &PendingLink,
+        now_ms: u64,
+    ) -> Result<(), CommunityError> {
+        pending::save(store.connection(), id, link, now_ms)
+    }
+
+    /// The community's accepted magnetlink not fully fetched yet, if any.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn pending_link(&self, store: &Store, id: &CommunityId) -> Result<Option<PendingLink>, CommunityError> {
+        pending::load(store.connection(), id)
+    }
+
+    /// Forgets the pending magnetlink of `id` if it is still `uri` (a newer one may have replaced it).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn clear_pending_link(&self, store: &Store, id: &CommunityId, uri: &str) -> Result<(), CommunityError> {
+        pending::clear(store.connection(), id, uri)
     }
 
     /// Every stored community, by id.

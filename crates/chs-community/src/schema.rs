@@ -76,4 +76,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         topic BLOB PRIMARY KEY NOT NULL CHECK (length(topic) = 4),
         community_id TEXT NOT NULL
     );",
+    // Version 3: the member's pending magnetlink, moved here from chs-node (which created the
+    // same table as its component `node`, version 1: kept as it is in existing files).
+    "CREATE TABLE IF NOT EXISTS chs_node_pending (
+        community_id TEXT PRIMARY KEY NOT NULL,
+        magnet_uri TEXT NOT NULL,
+        clock INTEGER NOT NULL,
+        accepted_at_ms INTEGER NOT NULL
+    );",
 ];

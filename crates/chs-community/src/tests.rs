@@ -471,6 +471,23 @@ fn import_never_deletes_messages_of_another_pubsub_topic() {
 }
 
 #[test]
+fn pending_link_is_kept_replaced_and_cleared_only_by_its_own_uri() {
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &id, None).unwrap();
+    assert_eq!(communities.pending_link(&store, &id).unwrap(), None);
+    let old = PendingLink { magnet_uri: "magnet:?xt=urn:btih:aa".into(), clock: 1 };
+    let new = PendingLink { magnet_uri: "magnet:?xt=urn:btih:bb".into(), clock: 2 };
+    communities.save_pending_link(&store, &id, &old, 10).unwrap();
+    communities.save_pending_link(&store, &id, &new, 11).unwrap();
+    // A download of the old link that finishes late does not clear the newer one.
+    communities.clear_pending_link(&store, &id, &old.magnet_uri).unwrap();
+    assert_eq!(communities.pending_link(&store, &id).unwrap(), Some(new.clone()));
+    communities.clear_pending_link(&store, &id, &new.magnet_uri).unwrap();
+    assert_eq!(communities.pending_link(&store, &id).unwrap(), None);
+}
+
+#[test]
 fn failed_import_rolls_back_to_the_old_set() {
     let (_dir, mut store, communities) = open();
     let id: CommunityId = COMMUNITY_ID.parse().unwrap();

@@ -26,7 +26,6 @@ pub mod fuzz;
 mod member;
 mod node;
 mod owner;
-mod pending;
 pub mod signal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -35,13 +34,15 @@ pub use error::NodeError;
 pub use node::{CommunityStatus, DownloadView, Node, NodeHandle, SeedView, community_statuses};
 pub use signal::{Signal, SignalBus};
 
-/// Runs the node's own migrations on `store` (the pending-magnetlink table), so that
-/// [`community_statuses`] can read a store the node has never opened.
+/// Runs the migrations the node's tables need on `store`, so that [`community_statuses`] can read
+/// a store the node has never opened. The node keeps no tables of its own any more (the pending
+/// magnetlink lives in chs-community's), so this opens the community tables.
 ///
 /// # Errors
 /// Store errors.
 pub fn migrate_store(store: &mut chs_store::Store) -> Result<(), NodeError> {
-    pending::migrate(store)
+    chs_community::Communities::open(store)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chs_archive::format::{decode_archive, decode_index};
-use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, Strategy, Verdict};
+use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, PendingLink, Strategy, Verdict};
 use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
 use tokio::sync::Notify;
@@ -20,7 +20,6 @@ use crate::error::NodeError;
 use crate::fault;
 use crate::node::{DownloadView, Shared};
 use crate::owner::backoff;
-use crate::pending::{self, Pending};
 use crate::signal::Signal;
 
 /// The largest magnetlink payload a member looks at. status-go's are well under 1 KiB (a
@@ -229,7 +228,7 @@ impl Drops {
 }
 
 struct Running {
-    pending: Pending,
+    pending: PendingLink,
     attempt: u32,
     cancel: CancellationToken,
     handle: JoinHandle<Result<(), NodeError>>,
@@ -250,7 +249,7 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageRe
     let _stop_screening = screening.drop_guard();
     let debounce = shared.config.member.debounce;
     let id2 = id;
-    let mut pending: Option<(Pending, u32)> = match shared.db(move |_, s| pending::load(s, &id2)).await {
+    let mut pending: Option<(PendingLink, u32)> = match shared.db(move |c, s| Ok(c.pending_link(s, &id2)?)).await {
         Ok(p) => p.map(|p| (p, 0)),
         Err(e) => {
             tracing::error!(community_id = %id, error = %e.chain(), "cannot read the pending magnetlink");
@@ -344,9 +343,9 @@ pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageRe
             if same_running || same_pending {
                 continue;
             }
-            let p = Pending { magnet_uri, clock };
+            let p = PendingLink { magnet_uri, clock };
             let (id2, p2) = (id, p.clone());
-            if let Err(e) = shared.db(move |_, s| pending::save(s, &id2, &p2, system_now_ms())).await {
+            if let Err(e) = shared.db(move |c, s| Ok(c.save_pending_link(s, &id2, &p2, system_now_ms())?)).await {
                 tracing::error!(community_id = %id, error = %e.chain(), "cannot record the pending magnetlink");
             }
             pending = Some((p, 0));
@@ -511,7 +510,7 @@ fn hostile(magnet: &Magnet, reason: impl Into<String>) -> NodeError {
 async fn download(
     shared: Arc<Shared>,
     id: CommunityId,
-    p: Pending,
+    p: PendingLink,
     cancel: CancellationToken,
 ) -> Result<(), NodeError> {
     let started = Instant::now();
@@ -566,7 +565,7 @@ async fn download(
     shared
         .db(move |c, s| {
             c.mark_magnetlink_fetched(s, &id2, &uri)?;
-            pending::clear(s, &id2, &uri)
+            Ok(c.clear_pending_link(s, &id2, &uri)?)
         })
         .await?;
     shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {

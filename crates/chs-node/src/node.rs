@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{DataDirLock, NodeConfig};
 use crate::error::NodeError;
-use crate::pending;
 use crate::signal::{Signal, SignalBus};
 use crate::{capture, dispatch, member, owner};
 
@@ -208,7 +207,6 @@ impl Node {
         let (store, communities, list) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
             let mut store = Store::open(&db_path)?;
             let communities = Communities::open(&mut store)?;
-            pending::migrate(&mut store)?;
             for id in &join {
                 let joined = communities.get(&store, id).is_ok_and(|c| c.joined || c.is_control_node());
                 if !joined {
@@ -369,7 +367,7 @@ pub fn community_statuses(
             last_archive_end: info.last_archive_end_date,
             magnetlink_clock: info.magnetlink_clock,
             last_magnetlink_uri: info.last_magnetlink_uri.clone(),
-            pending_magnetlink: pending::load(store, &c.id)?.map(|p| p.magnet_uri),
+            pending_magnetlink: communities.pending_link(store, &c.id)?.map(|p| p.magnet_uri),
             seeding: None,
             download: downloads.get(&c.id.to_string()).cloned(),
             downloaded_archives: records.len(),
