@@ -31,7 +31,7 @@ pub mod signal;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, DataDirLock, NodeConfig};
 pub use error::NodeError;
-pub use node::{CommunityStatus, DownloadView, Node, NodeHandle, SeedView, community_statuses};
+pub use node::{CommunityStatus, DownloadPhase, DownloadView, Node, NodeHandle, SeedView, community_statuses};
 pub use signal::{Signal, SignalBus};
 
 /// Runs the migrations the node's tables need on `store`, so that [`community_statuses`] can read

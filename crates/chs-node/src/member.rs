@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::system_now_ms;
 use crate::error::NodeError;
 use crate::fault;
-use crate::node::{DownloadView, Shared};
+use crate::node::{DownloadPhase, DownloadView, Shared};
 use crate::owner::backoff;
 use crate::signal::Signal;
 
@@ -454,8 +454,8 @@ fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
     let uri = uri.to_owned();
     Arc::new(move |p: Progress| {
         let phase = match p.phase {
-            Phase::Files => "index",
-            Phase::Ranges => "data",
+            Phase::Files => DownloadPhase::Index,
+            Phase::Ranges => DownloadPhase::Data,
         };
         let pause_at = shared.config.pause_at.as_deref();
         if (p.phase == Phase::Files && fault::is_at(pause_at, "index-fetch"))
@@ -468,12 +468,7 @@ fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
         }
         shared.set_download(
             &key,
-            Some(DownloadView {
-                magnet_uri: uri.clone(),
-                phase: phase.to_owned(),
-                bytes_done: p.bytes_done,
-                bytes_total: p.bytes_total,
-            }),
+            Some(DownloadView { magnet_uri: uri.clone(), phase, bytes_done: p.bytes_done, bytes_total: p.bytes_total }),
         );
     })
 }
@@ -524,13 +519,9 @@ async fn download(
         community_id: key.clone(),
         magnet_uri: p.magnet_uri.clone(),
     });
-    let view = |phase: &str| DownloadView {
-        magnet_uri: p.magnet_uri.clone(),
-        phase: phase.to_owned(),
-        bytes_done: 0,
-        bytes_total: 0,
-    };
-    shared.set_download(&key, Some(view("metadata")));
+    let view =
+        |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
+    shared.set_download(&key, Some(view(DownloadPhase::Metadata)));
     let config = &shared.config;
     let options = DownloadOptions {
         peers: config.torrent.peers.clone(),
@@ -559,7 +550,7 @@ async fn download(
             return Err(e);
         }
     };
-    shared.set_download(&key, Some(view("seed")));
+    shared.set_download(&key, Some(view(DownloadPhase::Seed)));
     download.finish().await?;
     let (id2, uri) = (id, p.magnet_uri.clone());
     shared
@@ -588,12 +579,8 @@ async fn fetch_and_import(
     cancel: &CancellationToken,
 ) -> Result<(usize, usize, u64), NodeError> {
     let key = id.to_string();
-    let view = |phase: &str| DownloadView {
-        magnet_uri: magnet_uri.to_owned(),
-        phase: phase.to_owned(),
-        bytes_done: 0,
-        bytes_total: 0,
-    };
+    let view =
+        |phase: DownloadPhase| DownloadView { magnet_uri: magnet_uri.to_owned(), phase, bytes_done: 0, bytes_total: 0 };
     let max_archive_bytes = shared.config.member.max_archive_bytes;
     fault::point(shared, "metadata").await;
     let meta = download.meta().clone();
@@ -659,7 +646,7 @@ async fn fetch_and_import(
         if cancel.is_cancelled() {
             return Err(NodeError::Cancelled);
         }
-        shared.set_download(&key, Some(view("import")));
+        shared.set_download(&key, Some(view(DownloadPhase::Import)));
         if archives == 0 {
             fault::point(shared, "import").await;
         }

@@ -27,12 +27,40 @@ use crate::{capture, dispatch, member, owner};
 pub struct DownloadView {
     /// The magnet link being fetched.
     pub magnet_uri: String,
-    /// `metadata`, `index`, `data`, `import` or `seed`.
-    pub phase: String,
+    /// What the download is doing (printed as `metadata`, `index`, `data`, `import`, `seed`).
+    pub phase: DownloadPhase,
     /// Bytes of the current phase done.
     pub bytes_done: u64,
     /// Bytes of the current phase in all.
     pub bytes_total: u64,
+}
+
+/// The step a member download is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadPhase {
+    /// Fetching the torrent's info dict from peers.
+    Metadata,
+    /// Fetching the `index` file.
+    Index,
+    /// Fetching the missing archives' byte ranges of `data`.
+    Data,
+    /// Importing the fetched archives.
+    Import,
+    /// Swapping the new folder in and seeding it.
+    Seed,
+}
+
+impl std::fmt::Display for DownloadPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DownloadPhase::Metadata => "metadata",
+            DownloadPhase::Index => "index",
+            DownloadPhase::Data => "data",
+            DownloadPhase::Import => "import",
+            DownloadPhase::Seed => "seed",
+        })
+    }
 }
 
 /// What this node seeds for a community.

@@ -39,6 +39,10 @@ pub mod waku {
     }
     pub use message::WakuMessage;
 
+    /// The pubsub topic of Status communities by default: cluster 16, shard 32
+    /// (`/waku/2/rs/16/32`). Defined once here; chs-status and chs-waku re-export it.
+    pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/rs/16/32";
+
     /// The 14/WAKU2-MESSAGE deterministic message hash:
     /// `SHA-256(pubsub_topic ‖ payload ‖ content_topic ‖ meta ‖ timestamp as 8-byte big-endian)`.
     ///

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chs_waku_payload::{PublicKey, SecretKey, keccak256};
 
 /// The pubsub topic status-go uses when a community has no shard: cluster 16, shard 32.
-pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/rs/16/32";
+pub use chs_proto::waku::DEFAULT_PUBSUB_TOPIC;
 
 /// Suffix of the chat that carries magnetlinks in status-go c72f491.
 pub const MAGNETLINKS_SUFFIX: &str = "-magnetlinks";

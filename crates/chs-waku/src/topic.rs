@@ -10,7 +10,7 @@ pub const STATUS_CLUSTER_ID: u32 = 16;
 pub const DEFAULT_COMMUNITY_SHARD: u32 = 32;
 
 /// The pubsub topic status-go uses when a community has no shard: `/waku/2/rs/16/32`.
-pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/rs/16/32";
+pub use chs_proto::waku::DEFAULT_PUBSUB_TOPIC;
 
 const STATIC_SHARD_PREFIX: &str = "/waku/2/rs/";
 
