@@ -406,20 +406,19 @@ pub(crate) fn open_for_append(dir: &Path, piece_length: u64, hook: &mut dyn Step
         // An encrypted index is a format this crate does not open, not damage; and with an empty
         // `data` there is nothing to rebuild from (a non-empty index is the short-data case below).
         Err(DecodeError::Encrypted { .. }) => None,
-        Ok(_) | Err(_) if data_len == 0 => None,
+        _ if data_len == 0 => None,
         Ok(index) => crate::recover::damage(index, &data_path, data_len).map_err(open_err(&data_path))?,
         Err(err) => Some(err.to_string()),
     };
     let index = match (decoded, damaged) {
         (Ok(index), None) => index,
         (Err(source), None) => return Err(BuildError::Index { path: index_path, source }),
-        (decoded, Some(why)) => {
-            let rebuilt = crate::recover::rebuild(&data_path, data_len, piece_length).map_err(open_err(&data_path))?;
-            drop(decoded);
-            let (index, _) = match rebuilt {
-                Ok(rebuilt) => rebuilt,
-                Err(reason) => return Err(BuildError::DamagedIndex { path: index_path, why, reason }),
-            };
+        (_, Some(why)) => {
+            let index =
+                match crate::recover::rebuild(&data_path, data_len, piece_length).map_err(open_err(&data_path))? {
+                    Ok(index) => index,
+                    Err(reason) => return Err(BuildError::DamagedIndex { path: index_path, why, reason }),
+                };
             tracing::warn!(path = %index_path.display(), damage = %why, archives = index.archives.len(),
                 "archive index was damaged: rebuilt from data");
             replace_index(dir, &index, hook)?;

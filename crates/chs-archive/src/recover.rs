@@ -114,13 +114,14 @@ fn read_varint(file: &mut BufReader<File>) -> io::Result<Option<(u64, u64)>> {
 
 /// Rebuilds the index of `data` (`data_len` bytes) by walking its archives: at each piece
 /// boundary an archive's metadata field, then its messages fields, then zero padding up to the
-/// size status-go's padding rule gives its length. Returns the index and the end of the last whole
-/// archive, or why `data` cannot be read this way (e.g. hash-ratchet-encrypted archives).
+/// size status-go's padding rule gives its length. Returns the index of the whole archives (an
+/// incomplete tail is left out), or why `data` cannot be read this way (e.g. hash-ratchet-encrypted
+/// archives).
 pub(crate) fn rebuild(
     data: &Path,
     data_len: u64,
     piece_length: u64,
-) -> io::Result<Result<(WakuMessageArchiveIndex, u64), String>> {
+) -> io::Result<Result<WakuMessageArchiveIndex, String>> {
     let mut file = BufReader::new(File::open(data)?);
     let mut index = WakuMessageArchiveIndex::default();
     let mut offset = 0u64;
@@ -157,5 +158,5 @@ pub(crate) fn rebuild(
         index.archives.insert(format::archive_id(&entry), entry);
         offset += size;
     }
-    Ok(Ok((index, offset)))
+    Ok(Ok(index))
 }

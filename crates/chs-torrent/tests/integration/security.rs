@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
-use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder};
+use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder, seeding_owner};
 
 /// The scanners' source addresses: other loopback addresses than the member's (127.0.0.1), like
 /// scans from other hosts. One holds idle connections, the other sends garbage.
@@ -62,10 +62,7 @@ async fn item2_listener_survives_idle_and_garbage_connections() {
     init_tracing();
     timeout(TEST_TIMEOUT, async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let folder = owner_folder(&tmp.path().join("owner-data"));
-        let meta = meta_of(&folder);
-        let owner = node(&tmp.path().join("owner-state")).await;
-        owner.seed(CID, &folder, &meta).await.expect("owner seeds");
+        let (_folder, meta, owner) = seeding_owner(tmp.path()).await;
         let port = owner.local_peer_addr().expect("owner listens");
 
         let idle = spawn_all((0..500).map(|_| connect_from(IDLE_SCANNER, port)).collect()).await;
