@@ -66,3 +66,21 @@ fn damaged_index_over_unreadable_data_is_refused_and_nothing_changes() {
     assert_eq!(read(&dir, "data"), bad, "nothing deleted");
     assert_eq!(read(&dir, "index"), vec![0xff; 64]);
 }
+
+/// The spec's vector folder (`../shared/spec/vectors`, copied into tests/data): its `index`,
+/// damaged, is rebuilt from its `data` to exactly the vector's bytes.
+#[test]
+fn damaged_index_of_the_spec_vector_is_rebuilt_to_the_vector_bytes() {
+    const VECTOR_DATA: &[u8] = include_bytes!("../data/archive-three-windows/data");
+    const VECTOR_INDEX: &[u8] = include_bytes!("../data/archive-three-windows/index");
+    let tmp = tempdir();
+    let dir = tmp.path().join("c");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), VECTOR_DATA).unwrap();
+    let mut damaged = VECTOR_INDEX.to_vec();
+    damaged[VECTOR_INDEX.len() / 2] ^= 0x40;
+    std::fs::write(dir.join("index"), &damaged).unwrap();
+    chs_archive::repair_with(&dir, PIECE_LENGTH).expect("repair");
+    assert_eq!(read(&dir, "index"), VECTOR_INDEX);
+    assert_eq!(read(&dir, "data"), VECTOR_DATA);
+}
