@@ -1,6 +1,7 @@
 //! `cargo xtask interop`: runs the interop tests against real external peers, and only those:
-//! libtorrent (`chs-torrent`, `interop::*`, needs `CHS_LT_PYTHON`) and js-waku (`chs-waku`,
-//! `interop::*`, needs `CHS_JS_WAKU_DIR`).
+//! every test whose path starts with `interop::` in the packages of [`PACKAGES`]: libtorrent
+//! (`CHS_LT_PYTHON`), js-waku (`CHS_JS_WAKU_DIR`) and the binaries built from status-go's own code
+//! in `../shared/peers/bin` (`CHS_PEERS_BIN`, set here to that folder when it exists).
 //!
 //! It sets the peers up when missing, as `.ci/run` does: a `.venv-lt` virtualenv with PyPI
 //! `libtorrent==2.1.1`, and `npm ci` in `crates/chs-waku/interop`. The tests return early with a
@@ -14,20 +15,41 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 
 const LIBTORRENT: &str = "libtorrent==2.1.1";
-/// The nextest filter: the `interop` module of the two integration test binaries.
-const FILTER: &str = "kind(test) & binary(integration) & test(/^interop::/)";
+/// The nextest filter: the `interop` module of every integration test binary.
+const FILTER: &str = "kind(test) & test(/^interop::/)";
+/// The packages holding interop tests; each must have at least one.
+const PACKAGES: [&str; 4] = ["chs-torrent", "chs-waku", "chs", "chs-tests"];
+/// Packages that must hold at least one interop test (the others may, once they have one).
+const REQUIRED: [&str; 2] = ["chs-torrent", "chs-waku"];
 /// What a test prints when its peer is not configured.
 const SKIP_NOTICE: &str = "skipped:";
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     let python = setup_libtorrent(root)?;
     let js_dir = setup_js_waku(root)?;
-    let envs = [("CHS_LT_PYTHON", python), ("CHS_JS_WAKU_DIR", js_dir)];
+    let peers = peers_bin(root)?;
+    let envs = [("CHS_LT_PYTHON", python), ("CHS_JS_WAKU_DIR", js_dir), ("CHS_PEERS_BIN", peers)];
     for (k, v) in &envs {
         println!("{k}={v}");
     }
     let nextest = Command::new(cargo()).args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
     if nextest { run_nextest(root, &envs) } else { run_cargo_test(root, &envs) }
+}
+
+/// The folder of status-go's peers: `CHS_PEERS_BIN` if set, else `<root>/../shared/peers/bin`.
+fn peers_bin(root: &Path) -> anyhow::Result<String> {
+    let dir = match std::env::var_os("CHS_PEERS_BIN") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => root.join("../shared/peers/bin"),
+    };
+    if !dir.join("chspeer-waku").is_file() {
+        bail!("{} has no chspeer-waku: set CHS_PEERS_BIN to the folder of ../shared/peers/bin", dir.display());
+    }
+    Ok(dir.canonicalize()?.display().to_string())
+}
+
+fn packages() -> Vec<&'static str> {
+    PACKAGES.iter().flat_map(|p| ["-p", p]).collect()
 }
 
 fn cargo() -> String {
@@ -78,10 +100,11 @@ fn check(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_nextest(root: &Path, envs: &[(&str, String); 2]) -> anyhow::Result<()> {
+fn run_nextest(root: &Path, envs: &[(&str, String); 3]) -> anyhow::Result<()> {
     let list = Command::new(cargo())
         .current_dir(root)
-        .args(["nextest", "list", "-p", "chs-torrent", "-p", "chs-waku", "--message-format", "json", "-E", FILTER])
+        .args(["nextest", "list", "--message-format", "json", "-E", FILTER])
+        .args(packages())
         .stderr(Stdio::inherit())
         .output()
         .context("cargo nextest list")?;
@@ -97,7 +120,7 @@ fn run_nextest(root: &Path, envs: &[(&str, String); 2]) -> anyhow::Result<()> {
             }
         }
     }
-    for package in ["chs-torrent", "chs-waku"] {
+    for package in REQUIRED {
         if !expected.iter().any(|t| t.starts_with(&format!("{package}::"))) {
             bail!("no interop test of {package} matches `{FILTER}`");
         }
@@ -105,7 +128,8 @@ fn run_nextest(root: &Path, envs: &[(&str, String); 2]) -> anyhow::Result<()> {
     println!("==> {} interop tests:\n  {}", expected.len(), expected.join("\n  "));
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
-        .args(["nextest", "run", "-p", "chs-torrent", "-p", "chs-waku", "--no-fail-fast", "--no-capture", "-E", FILTER])
+        .args(["nextest", "run", "--no-fail-fast", "--no-capture", "-E", FILTER])
+        .args(packages())
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
     let (ok, output) = tee(&mut cmd)?;
     // `PASS [   1.234s] chs-torrent::integration interop::name` (stdout or stderr, as nextest prints it).
@@ -114,11 +138,11 @@ fn run_nextest(root: &Path, envs: &[(&str, String); 2]) -> anyhow::Result<()> {
     verdict(ok, &output, &missing)
 }
 
-/// Without nextest: `cargo test --test integration interop::` per package, output not captured.
-fn run_cargo_test(root: &Path, envs: &[(&str, String); 2]) -> anyhow::Result<()> {
+/// Without nextest: `cargo test --test integration interop::` per required package, output not captured.
+fn run_cargo_test(root: &Path, envs: &[(&str, String); 3]) -> anyhow::Result<()> {
     let mut all_ok = true;
     let mut output = String::new();
-    for package in ["chs-torrent", "chs-waku"] {
+    for package in REQUIRED {
         let mut cmd = Command::new(cargo());
         cmd.current_dir(root)
             .args(["test", "-p", package, "--test", "integration", "interop::", "--", "--nocapture"])
