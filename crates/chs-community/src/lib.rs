@@ -114,12 +114,33 @@ pub struct CommunityInfo {
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
 /// holds the community tables, so it works with any `Store` the caller holds. It is `Send + Sync`; its counters are shared by all callers.
-#[derive(Debug, Default)]
 pub struct Communities {
     /// Chat keys (65356 PBKDF2 rounds each): derived once per chat id.
     chat_keys: chs_status::ChatKeyCache,
     /// Magnetlink outcomes, per rejection reason.
     counters: Mutex<RejectCounters>,
+    /// Unix milliseconds for the records' times (`created_at`, `downloaded_at`, `imported_at`,
+    /// `received_at`): the system clock unless [`Communities::with_clock`] set another.
+    clock: NowFn,
+}
+
+/// A source of Unix milliseconds.
+pub type NowFn = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl Default for Communities {
+    fn default() -> Self {
+        Communities {
+            chat_keys: chs_status::ChatKeyCache::default(),
+            counters: Mutex::default(),
+            clock: std::sync::Arc::new(community::system_now_ms),
+        }
+    }
+}
+
+impl std::fmt::Debug for Communities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Communities").field("counters", &self.counters).finish_non_exhaustive()
+    }
 }
 
 impl Communities {
@@ -130,6 +151,18 @@ impl Communities {
     pub fn open(store: &mut Store) -> Result<Communities, CommunityError> {
         chs_store::migrate(store.connection_mut(), schema::COMPONENT, schema::MIGRATIONS)?;
         Ok(Communities::default())
+    }
+
+    /// The same manager reading record times from `clock` (Unix milliseconds) instead of the
+    /// system clock: the node passes its own clock, so a simulated month stamps its records too.
+    #[must_use]
+    pub fn with_clock(mut self, clock: NowFn) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from((self.clock)()).unwrap_or(i64::MAX)
     }
 
     /// Creates a community with a freshly generated key (this node is its control node).
@@ -178,7 +211,7 @@ impl Communities {
             if options.channels.is_empty() { vec![generate_installation_id()?] } else { options.channels.clone() };
         let chats: Vec<String> = channels.iter().map(|uuid| format!("{id}{uuid}")).collect();
         let pubsub_topic = options.pubsub_topic.as_deref().unwrap_or(DEFAULT_PUBSUB_TOPIC);
-        community::insert(store.connection(), &id, &options.name, Some(key), pubsub_topic, &chats)?;
+        community::insert(store.connection(), &id, &options.name, Some(key), pubsub_topic, &chats, self.now_ms())?;
         tracing::info!(community_id = %id, name = %options.name, "community created (control node)");
         self.get(store, &id)
     }
@@ -198,7 +231,7 @@ impl Communities {
             community::set_joined(store.connection(), id, true)?;
         } else {
             let topic = pubsub_topic.unwrap_or(DEFAULT_PUBSUB_TOPIC);
-            community::insert(store.connection(), id, "", None, topic, &[])?;
+            community::insert(store.connection(), id, "", None, topic, &[], self.now_ms())?;
             tracing::info!(community_id = %id, "community joined (member)");
         }
         self.get(store, id)
@@ -552,7 +585,7 @@ impl Communities {
         from: u64,
         to: u64,
     ) -> Result<bool, CommunityError> {
-        bookkeeping::record_downloaded(store.connection(), id, archive_id, from, to)
+        bookkeeping::record_downloaded(store.connection(), id, archive_id, from, to, self.now_ms())
     }
 
     /// Records a failed import attempt (e.g. the archive could not be extracted). The archive stays
@@ -570,7 +603,7 @@ impl Communities {
     ) -> Result<(), CommunityError> {
         let archive_id = normalize_archive_id(archive_id)?;
         tracing::warn!(community_id = %id, %archive_id, %error, "archive import failed");
-        bookkeeping::record_import_failure(store.connection(), id, &archive_id, error)
+        bookkeeping::record_import_failure(store.connection(), id, &archive_id, error, self.now_ms())
     }
 
     /// Every archive id recorded for the community, oldest window first.
@@ -731,13 +764,23 @@ impl Communities {
     ) -> Result<ImportReport, CommunityError> {
         let community = self.get(store, id)?;
         let scope = self.topic_scope(store, id)?;
-        let result = import::import_archive(store.connection_mut(), id, &community.pubsub_topic, &scope, archive, mode);
+        let result = import::import_archive(
+            store.connection_mut(),
+            id,
+            &community.pubsub_topic,
+            &scope,
+            archive,
+            mode,
+            self.now_ms(),
+        );
         if let Err(err) = &result
             && let Ok(archive_id) = normalize_archive_id(archive.archive_id)
         {
             let message = error_chain(err);
             tracing::warn!(community_id = %id, %archive_id, error = %message, "archive import failed");
-            if let Err(record_err) = bookkeeping::record_import_failure(store.connection(), id, &archive_id, &message) {
+            if let Err(record_err) =
+                bookkeeping::record_import_failure(store.connection(), id, &archive_id, &message, self.now_ms())
+            {
                 tracing::warn!(community_id = %id, %archive_id, error = %record_err, "could not record the import failure");
             }
         }
