@@ -252,10 +252,12 @@ impl Node {
             let torrent_config = chs_torrent::NodeConfig {
                 state_dir: config.data_dir.join("torrent-state"),
                 listen_addr: Some(SocketAddr::new(t.listen_ip, t.port)),
-                enable_dht: t.dht,
-                enable_lsd: false,
-                enable_trackers: t.trackers,
-                extra_trackers: Vec::new(),
+                discovery: chs_torrent::Discovery {
+                    dht: t.dht,
+                    trackers: if t.trackers { chs_torrent::Discovery::status_go().trackers } else { Vec::new() },
+                    magnet_trackers: t.trackers,
+                    ..chs_torrent::Discovery::none()
+                },
                 persistence: true,
                 fastresume: t.fastresume,
             };

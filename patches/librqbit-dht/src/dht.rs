@@ -109,6 +109,27 @@ struct RecursiveRequestCallbacksGetPeers {
     // Id20::from_str("00000fffffffffffffffffffffffffffffffffff").unwrap()
     min_distance_to_announce: Id20,
     announce_port: Option<u16>,
+    // chs patch: the closest nodes (to the info hash) that answered with a token so far.
+    closest_with_token: parking_lot::Mutex<Vec<Id20>>,
+}
+
+/// chs patch: BEP 5 announces to the K closest nodes that answered; K as the routing table's.
+const ANNOUNCE_TO_CLOSEST: usize = 8;
+
+impl RecursiveRequestCallbacksGetPeers {
+    /// chs patch: records `node` (which answered with a token) and tells whether it is among the
+    /// [`ANNOUNCE_TO_CLOSEST`] closest to `info_hash` seen so far. librqbit announced only to
+    /// nodes within `min_distance_to_announce` (16 shared prefix bits), which a small DHT (or a
+    /// local one) never has, so such a torrent was never announced.
+    fn among_closest(&self, info_hash: Id20, node: Id20) -> bool {
+        let mut closest = self.closest_with_token.lock();
+        if !closest.contains(&node) {
+            closest.push(node);
+            closest.sort_by_key(|n| info_hash.distance(n));
+            closest.truncate(ANNOUNCE_TO_CLOSEST);
+        }
+        closest.contains(&node)
+    }
 }
 
 impl RecursiveRequestCallbacks for RecursiveRequestCallbacksGetPeers {
@@ -133,7 +154,9 @@ impl RecursiveRequestCallbacks for RecursiveRequestCallbacksGetPeers {
             Some(token) => token,
             None => return,
         };
-        if req.info_hash.distance(&target_node) > self.min_distance_to_announce {
+        if req.info_hash.distance(&target_node) > self.min_distance_to_announce
+            && !self.among_closest(req.info_hash, target_node)
+        {
             trace!(
                 "not announcing, {:?} is too far from {:?}",
                 target_node, req.info_hash
@@ -223,6 +246,7 @@ impl RequestPeersStream {
                     )
                     .unwrap(),
                     announce_port,
+                    closest_with_token: Default::default(),
                 },
             });
             rp.request_peers_forever(node_rx, is_v4)
@@ -438,7 +462,22 @@ impl<C: RecursiveRequestCallbacks> RecursiveRequest<C> {
         }
 
         let response = match response {
-            Ok(ResponseOrError::Response(r)) => r,
+            Ok(ResponseOrError::Response(r)) => {
+                // chs patch: a node queried by address only (a bootstrap node) that answers is
+                // put in the routing table, as BEP 5 clients do (anacrolix, libtorrent). Without
+                // it a bootstrap node that returns no other nodes (a small or local DHT) leaves
+                // the table empty, so nothing is ever looked up or announced.
+                if id.is_none() {
+                    let mut table = self.dht.get_table_for_addr(addr).write();
+                    match table.add_node(r.id, addr) {
+                        InsertResult::WasExisting | InsertResult::ReplacedBad(_) | InsertResult::Added => {
+                            table.mark_response(&r.id, now());
+                        }
+                        InsertResult::Ignored => {}
+                    }
+                }
+                r
+            }
             Ok(ResponseOrError::Error(e)) => {
                 debug!("error response: {e:?}");
                 return Err(Error::ErrorResponse);
