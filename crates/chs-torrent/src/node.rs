@@ -153,8 +153,13 @@ pub struct SeedStatus {
     pub total_bytes: u64,
     /// Bytes uploaded in this session.
     pub uploaded_bytes: u64,
+    /// Bytes downloaded (and verified) by librqbit in this session.
+    pub downloaded_bytes: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Peers known for the torrent (from the DHT, trackers, PEX, incoming connections, hints),
+    /// connected or not.
+    pub known_peers: usize,
 }
 
 /// Transport of a [`ListeningSocket`].
@@ -494,7 +499,16 @@ impl TorrentNode {
         let stats = handle.stats();
         let peers = stats.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live as usize);
         let (have_bytes, total_bytes) = have_and_total(&handle);
-        Some(SeedStatus { info_hash, have_bytes, total_bytes, uploaded_bytes: stats.uploaded_bytes, peers })
+        let known_peers = handle.live().map_or(0, |l| l.known_peer_addrs().len());
+        Some(SeedStatus {
+            info_hash,
+            have_bytes,
+            total_bytes,
+            uploaded_bytes: stats.uploaded_bytes,
+            downloaded_bytes: stats.live.as_ref().map_or(0, |l| l.snapshot.downloaded_and_checked_bytes),
+            peers,
+            known_peers,
+        })
     }
 
     /// The `.torrent` bytes librqbit gets for `meta`, announcing to `trackers` (when the node

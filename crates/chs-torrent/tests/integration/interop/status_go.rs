@@ -422,3 +422,30 @@ async fn mixed_swarm_chs_member_fetches_from_status_go_and_chs_seeders() {
     .await
     .expect("test timed out");
 }
+
+/// Item 1 (uTP): a chs seeder with uTP on serves status-go's client restricted to uTP
+/// (`-no-tcp`), found through the local tracker only. Before: TCP only, so it never connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utp_chs_seeder_to_status_go_member_over_utp_only() {
+    let Some(bin) = peers_bin() else { return };
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut tracker, url) = tracker(&bin).await;
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let mut config = NodeConfig::local(tmp.path().join("owner-state"));
+        config.discovery = Discovery { utp: true, ..Discovery::only(vec![url.clone()], Vec::new()) };
+        let owner = TorrentNode::start(config).await.expect("node starts");
+        let (_, _, magnet) = chs_torrent::cli::seed_dir(&owner, &folder, meta.piece_length()).await.expect("seeds");
+        let utp = owner.listening_sockets().into_iter().find(|s| s.purpose == chs_torrent::SocketPurpose::Utp);
+        assert_eq!(utp.map(|s| s.addr), owner.listen_addr(), "uTP on the listen port");
+        tracker.line("ANNOUNCE", &meta.info_hash().to_hex()).await;
+        let leech_dir = tmp.path().join("sg-member");
+        status_go_leech(&bin, &magnet, &leech_dir, &["-trackers", "-no-tcp"]).await;
+        assert_same_messages(&bin, folder.parent().expect("parent"), &leech_dir, VECTOR_MESSAGES).await;
+        owner.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
