@@ -126,10 +126,7 @@ impl Node {
             let torrent_config = chs_torrent::NodeConfig {
                 state_dir: config.data_dir.join("torrent-state"),
                 listen_addr: Some(SocketAddr::new(t.listen_ip, t.port)),
-                enable_dht: t.dht,
-                enable_lsd: false,
-                enable_trackers: t.trackers,
-                extra_trackers: Vec::new(),
+                discovery: torrent_discovery(t),
                 persistence: true,
                 fastresume: t.fastresume,
             };
@@ -423,10 +420,28 @@ impl NodeHandle {
                     have_bytes: st.have_bytes,
                     total_bytes: st.total_bytes,
                     uploaded_bytes: st.uploaded_bytes,
+                    downloaded_bytes: st.downloaded_bytes,
                     peers: st.peers,
+                    known_peers: st.known_peers,
                 });
             }
         }
         Ok(list)
+    }
+}
+
+/// The torrent node's discovery from `[torrent]`: the DHT (public routers unless
+/// `dht_bootstrap`), `trackers` (also a downloaded magnet's `tr`, unless the list is empty),
+/// uTP, UPnP, and `announce_addr` as the only peer hint.
+pub(crate) fn torrent_discovery(t: &crate::config::TorrentSection) -> chs_torrent::Discovery {
+    chs_torrent::Discovery {
+        dht: t.dht,
+        dht_bootstrap: t.dht_bootstrap.clone(),
+        trackers: t.trackers.clone(),
+        magnet_trackers: !t.trackers.is_empty(),
+        lsd: false,
+        utp: t.utp,
+        upnp: t.upnp,
+        announce_addr: t.announce_addr,
     }
 }

@@ -62,8 +62,12 @@ pub struct SeedView {
     pub total_bytes: u64,
     /// Bytes uploaded to peers in this session.
     pub uploaded_bytes: u64,
+    /// Bytes downloaded through the torrent client in this session.
+    pub downloaded_bytes: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Peers known for the torrent (DHT, trackers, PEX, incoming, hints), connected or not.
+    pub known_peers: usize,
 }
 
 /// One community's state, as `chs node status` prints it.
