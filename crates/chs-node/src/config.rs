@@ -439,7 +439,9 @@ impl Config {
             torrent: TorrentSection {
                 port: 0,
                 listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                // Loopback only: no DHT, tracker, uTP or UPnP.
+                // Loopback only: no DHT, tracker, uTP or UPnP; the peer hint is the loopback
+                // listen address (port 0 = the port the session listens on).
+                announce_addr: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
                 dht: false,
                 trackers: Vec::new(),
                 utp: false,

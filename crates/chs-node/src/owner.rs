@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use chs_archive::{BuildOptions, Builder, CatchUpPolicy, FolderLock, INDEX_FILE, Reader, plan_catch_up};
 use chs_community::{Community, CommunityId};
 use chs_store::Store;
-use chs_torrent::{Magnet, STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta};
+use chs_torrent::{Magnet, TorrentFileOptions, TorrentMeta};
 use tokio::sync::mpsc;
 
 use tokio_util::sync::CancellationToken;
@@ -366,9 +366,11 @@ impl Owner {
         if unchanged && !announce {
             return Ok(Seeded::Done(fp));
         }
-        let trackers: Vec<String> = STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect();
-        let mut magnet = Magnet::for_meta(&meta, &trackers);
-        if let Some(hint) = shared.config.torrent.announce_addr.or_else(|| torrent.local_peer_addr()) {
+        // The magnet names the trackers this node announces to (status-go's two by default) and
+        // a peer hint only when an address others can dial is configured (status-go puts none).
+        let trackers = &torrent.config().discovery.trackers;
+        let mut magnet = Magnet::for_meta(&meta, trackers);
+        if let Some(hint) = torrent.peer_hint() {
             magnet = magnet.with_peer(hint);
         }
         let magnet_uri = magnet.to_string();

@@ -131,7 +131,12 @@ fn issue17_torrent_discovery_defaults_to_status_gos_and_is_passed_to_chs_torrent
     assert_eq!(default, chs_torrent::Discovery::status_go());
     assert_eq!(default.bootstrap_nodes().len(), chs_torrent::STATUS_DHT_ROUTERS.len());
     let local = crate::node::torrent_discovery(&Config::local("/tmp/x").torrent);
-    assert_eq!(local, chs_torrent::Discovery::none());
+    // Loopback only: no DHT, tracker, uTP or UPnP; the peer hint is the loopback listen address.
+    let loopback = chs_torrent::Discovery {
+        announce_addr: Some("127.0.0.1:0".parse().expect("addr")),
+        ..chs_torrent::Discovery::none()
+    };
+    assert_eq!(local, loopback);
 
     let text = "[torrent]\ndht_bootstrap = [\"127.0.0.1:6881\"]\ntrackers = [\"udp://127.0.0.1:6969/announce\"]\n\
                 utp = false\nupnp = true\nannounce_addr = \"203.0.113.7:0\"\n";
