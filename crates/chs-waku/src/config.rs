@@ -38,6 +38,23 @@ pub struct Config {
     /// On shutdown, how long the swarm keeps running (without taking commands) so that just
     /// published messages leave the send queues.
     pub shutdown_linger: Duration,
+    /// How often each connected peer is pinged (`/ipfs/ping/1.0.0`); go-waku pings its relay
+    /// peers every 5 s as status-go configures it, js-libp2p every 10 s.
+    pub ping_interval: Duration,
+    /// How long one ping may take (go-waku: 7 s).
+    pub ping_timeout: Duration,
+    /// Consecutive failed pings after which a peer is disconnected (go-waku: 2).
+    pub max_ping_failures: u32,
+    /// The peer manager dials known peers while fewer than this many are connected.
+    pub target_peers: usize,
+    /// Inbound connections beyond this many peers are closed at once (nwaku's `maxConnections`
+    /// is 50).
+    pub max_peers: usize,
+    /// First delay before redialling a peer that dropped or failed to answer a dial; doubled on
+    /// each further failure.
+    pub reconnect_backoff: Duration,
+    /// Longest redial delay.
+    pub max_reconnect_backoff: Duration,
 }
 
 impl Default for Config {
@@ -55,6 +72,13 @@ impl Default for Config {
             idle_connection_timeout: Duration::from_secs(120),
             metadata_timeout: Duration::from_secs(10),
             shutdown_linger: Duration::from_millis(250),
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(7),
+            max_ping_failures: 2,
+            target_peers: 20,
+            max_peers: 50,
+            reconnect_backoff: Duration::from_secs(1),
+            max_reconnect_backoff: Duration::from_secs(300),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::message::{
     timestamp_now,
 };
 use crate::metadata::{METADATA_PROTOCOL, MetadataCodec, PeerMetadata, PeerRejection, check_peer_metadata};
+use crate::peers::{PeerInfo, PeerLimits, PeerManager, PeerSource};
 use crate::topic::RelayShard;
 use crate::validation::{Counters, Rejection, Stats, ValidationConfig, Verdict, validate_bytes, validate_message};
 
@@ -41,6 +42,9 @@ const WAITER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How long `start` waits for its listeners to report an address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the peer manager looks for peers to dial.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -68,6 +72,17 @@ enum Command {
     ListenAddrs { reply: oneshot::Sender<Vec<String>> },
     TopicPeers { topic: String, reply: oneshot::Sender<TopicPeers> },
     WaitForPeers { topic: String, min: usize, mesh: bool, reply: oneshot::Sender<()> },
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    AddPeers { peers: Vec<DiscoveredPeer>, reply: oneshot::Sender<usize> },
+}
+
+/// A dialable peer found by discovery, handed to the peer manager.
+#[derive(Debug, Clone)]
+pub(crate) struct DiscoveredPeer {
+    pub(crate) peer_id: libp2p::PeerId,
+    pub(crate) addrs: Vec<Multiaddr>,
+    pub(crate) source: PeerSource,
+    pub(crate) shards: Vec<u32>,
 }
 
 /// A cloneable handle to a running node. Every method is cancel-safe: dropping its future
@@ -94,6 +109,8 @@ impl std::fmt::Debug for Command {
             Command::ListenAddrs { .. } => "ListenAddrs",
             Command::TopicPeers { .. } => "TopicPeers",
             Command::WaitForPeers { .. } => "WaitForPeers",
+            Command::Peers { .. } => "Peers",
+            Command::AddPeers { .. } => "AddPeers",
         };
         f.write_str(name)
     }
@@ -201,6 +218,20 @@ impl WakuHandle {
         self.request(|reply| Command::WaitForPeers { topic, min, mesh: true, reply }).await
     }
 
+    /// Every peer the peer manager knows (connected or waiting for a redial), with where it
+    /// came from and its shards.
+    ///
+    /// # Errors
+    /// [`NodeStopped`].
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeStopped> {
+        self.request(|reply| Command::Peers { reply }).await
+    }
+
+    /// Hands discovered peers to the peer manager; returns how many were new.
+    pub(crate) async fn add_peers(&self, peers: Vec<DiscoveredPeer>) -> Result<usize, NodeStopped> {
+        self.request(|reply| Command::AddPeers { peers, reply }).await
+    }
+
     /// A receiver of accepted messages matching `filter`, with a queue of the configured
     /// `channel_capacity` messages. Messages that arrived before this call are not replayed, so
     /// take the receiver before subscribing or dialing.
@@ -287,9 +318,26 @@ impl WakuNode {
             subscribed.insert(topic.clone());
         }
         tracing::Instrument::instrument(listen(&mut swarm, listen_addrs), span.clone()).await?;
+        let mut peers = PeerManager::new(PeerLimits {
+            target_peers: config.target_peers,
+            max_peers: config.max_peers.max(1),
+            backoff_initial: config.reconnect_backoff,
+            backoff_max: config.max_reconnect_backoff.max(config.reconnect_backoff),
+            max_ping_failures: config.max_ping_failures.max(1),
+        });
+        let now = std::time::Instant::now();
         for addr in bootstrap_addrs {
-            if let Err(err) = swarm.dial(addr.clone()) {
-                tracing::warn!(parent: &span, %addr, %err, "bootstrap dial failed");
+            match peer_of(&addr) {
+                // Dialled (and redialled) by the peer manager.
+                Some(peer) => {
+                    peers.add(peer, vec![addr], PeerSource::Static, now);
+                }
+                None => {
+                    tracing::warn!(parent: &span, %addr, "bootstrap address without /p2p/<peer id>: dialled once, never redialled");
+                    if let Err(err) = swarm.dial(addr.clone()) {
+                        tracing::warn!(parent: &span, %addr, %err, "bootstrap dial failed");
+                    }
+                }
             }
         }
 
@@ -321,6 +369,7 @@ impl WakuNode {
             waiters: Vec::new(),
             cluster_mismatch: HashMap::new(),
             rejected: HashSet::new(),
+            peers,
         };
         let task = tokio::spawn(tracing::Instrument::instrument(
             event_loop.run(shutdown, config.shutdown_linger),
@@ -345,6 +394,14 @@ impl WakuNode {
             tracing::error!(%err, "the Waku node task failed");
         }
     }
+}
+
+/// The peer id at the end of a multiaddr (`…/p2p/<id>`).
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<libp2p::PeerId> {
+    addr.iter().find_map(|protocol| match protocol {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 fn parse_addrs(addrs: &[String]) -> Result<Vec<Multiaddr>, StartError> {
@@ -393,7 +450,9 @@ fn build_swarm(keypair: libp2p::identity::Keypair, config: &Config) -> Result<Sw
         identify::Config::new("/ipfs/id/1.0.0".to_owned(), keypair.public())
             .with_agent_version(format!("chs-waku/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let behaviour = Behaviour { relay, metadata, identify, ping: ping::Behaviour::default() };
+    let ping =
+        ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval).with_timeout(config.ping_timeout));
+    let behaviour = Behaviour { relay, metadata, identify, ping };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
@@ -476,6 +535,8 @@ struct EventLoop {
     cluster_mismatch: HashMap<libp2p::PeerId, PeerRejection>,
     /// Peers being disconnected after a failed metadata check (rejected once only).
     rejected: HashSet<libp2p::PeerId>,
+    /// Known peers, redials, limits.
+    peers: PeerManager,
 }
 
 impl Drop for EventLoop {
@@ -489,6 +550,8 @@ impl EventLoop {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>, linger: Duration) {
         let mut waiter_check = tokio::time::interval(WAITER_CHECK_INTERVAL);
         waiter_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Either an explicit shutdown or the WakuNode was dropped.
@@ -499,6 +562,7 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = waiter_check.tick(), if !self.waiters.is_empty() => self.check_waiters(),
+                _ = maintenance.tick() => self.dial_due_peers(),
             }
         }
         tracing::debug!(?linger, "shutting down");
@@ -514,6 +578,44 @@ impl EventLoop {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         tracing::debug!("stopped");
+    }
+
+    /// Dials the peers the peer manager says are due (bootstrap, discovered, reconnecting).
+    fn dial_due_peers(&mut self) {
+        for (peer, addrs) in self.peers.due_dials(std::time::Instant::now()) {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            Counters::bump(&self.counters.dials);
+            tracing::debug!(%peer, "dialling");
+            if let Err(err) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, %err, "dial not started");
+                Counters::bump(&self.counters.dials_failed);
+                self.peers.dial_failed(&peer, std::time::Instant::now());
+            }
+        }
+    }
+
+    fn handle_ping_event(&mut self, event: ping::Event) {
+        let peer = event.peer;
+        let ok = event.result.is_ok();
+        match &event.result {
+            Ok(rtt) => {
+                tracing::trace!(%peer, ?rtt, "ping");
+                Counters::bump(&self.counters.pings_ok);
+                self.peers.healthy(&peer);
+            }
+            Err(err) => {
+                tracing::debug!(%peer, %err, "ping failed");
+                Counters::bump(&self.counters.pings_failed);
+            }
+        }
+        if self.peers.ping_result(&peer, ok) {
+            tracing::info!(%peer, "peer does not answer pings: disconnecting");
+            Counters::bump(&self.counters.peers_unresponsive);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -596,6 +698,25 @@ impl EventLoop {
                 self.waiters.push(PeerWaiter { topic: TopicHash::from_raw(topic), min, mesh, reply });
                 self.check_waiters();
             }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peers.infos());
+            }
+            Command::AddPeers { peers, reply } => {
+                let now = std::time::Instant::now();
+                let mut new = 0;
+                for found in peers {
+                    if found.peer_id == *self.swarm.local_peer_id() || self.peers.is_refused(&found.peer_id) {
+                        continue;
+                    }
+                    if self.peers.add(found.peer_id, found.addrs, found.source, now) {
+                        tracing::debug!(peer = %found.peer_id, source = %found.source, "peer discovered");
+                        new += 1;
+                    }
+                    self.peers.set_shards(&found.peer_id, found.shards);
+                }
+                let _ = reply.send(new);
+                self.dial_due_peers();
+            }
         }
     }
 
@@ -641,12 +762,20 @@ impl EventLoop {
             Some(peer) => DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build(),
             None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
         };
+        if let Some(peer) = peer {
+            // An explicit dial is a static peer: redialled if it drops.
+            self.peers.add(peer, vec![addr.clone()], PeerSource::Static, std::time::Instant::now());
+            self.peers.dialing(&peer);
+        }
         let connection_id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.pending_dials.insert(connection_id, (addr.to_string(), reply));
             }
             Err(err) => {
+                if let Some(peer) = peer {
+                    self.peers.dial_failed(&peer, std::time::Instant::now());
+                }
                 let _ = reply.send(Err(DialError::Failed { addr: addr.to_string(), reason: err.to_string() }));
             }
         }
@@ -659,12 +788,20 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 tracing::debug!(%peer_id, agent = %info.agent_version, protocols = ?info.protocols, "identified");
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.handle_ping_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(PeerId(peer_id)));
                 }
                 if num_established.get() == 1 {
+                    let dialer_addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
+                    if !self.peers.connected(peer_id, dialer_addr, std::time::Instant::now()) {
+                        tracing::debug!(%peer_id, "inbound connection refused: max_peers connected");
+                        Counters::bump(&self.counters.inbound_refused);
+                        let _ = self.swarm.disconnect_peer_id(peer_id);
+                        return;
+                    }
                     let address = endpoint.get_remote_address().to_string();
                     tracing::debug!(%peer_id, %address, "peer connected");
                     let request = self.our_metadata();
@@ -679,11 +816,16 @@ impl EventLoop {
                         self.reject_peer(peer_id, reason);
                     }
                     self.rejected.remove(&peer_id);
+                    self.peers.disconnected(&peer_id, std::time::Instant::now());
                     self.emit(NodeEvent::PeerDisconnected { peer_id: PeerId(peer_id) });
                 }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
                 tracing::debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id {
+                    Counters::bump(&self.counters.dials_failed);
+                    self.peers.dial_failed(&peer, std::time::Instant::now());
+                }
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(DialError::Failed { addr, reason: error.to_string() }));
                 }
@@ -763,6 +905,7 @@ impl EventLoop {
         }
         tracing::debug!(%peer, %reason, "disconnecting peer after metadata exchange");
         Counters::bump(&self.counters.peers_rejected);
+        self.peers.refuse(peer);
         let _ = self.swarm.disconnect_peer_id(peer);
         self.emit(NodeEvent::PeerRejected { peer_id: PeerId(peer), reason });
     }
@@ -791,6 +934,7 @@ impl EventLoop {
                         cluster_id: response.cluster_id,
                         shards: response.shards.clone(),
                     });
+                    self.peers.set_shards(&peer, response.shards.clone());
                     let ours = self.our_metadata();
                     self.cluster_mismatch.remove(&peer);
                     if let Err(reason) = check_peer_metadata(self.cluster_id, &ours.shards, &response) {

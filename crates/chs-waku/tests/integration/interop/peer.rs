@@ -31,13 +31,23 @@ pub(crate) struct GoPeer {
 }
 
 impl GoPeer {
-    /// Starts `bin/<program> args...`; stderr goes to the test output.
-    pub(crate) fn spawn(bin: &std::path::Path, program: &str, name: &'static str, args: &[String]) -> GoPeer {
+    /// Starts `bin/<program> args...`; stderr goes to the test output, or to `log`.
+    pub(crate) fn spawn(
+        bin: &std::path::Path,
+        program: &str,
+        name: &'static str,
+        args: &[String],
+        log: Option<&std::path::Path>,
+    ) -> GoPeer {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create peer log")),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(bin.join(program))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|err| panic!("{program} runs: {err}"));
@@ -51,7 +61,20 @@ impl GoPeer {
     pub(crate) async fn waku(bin: &std::path::Path, name: &'static str, extra: &[&str]) -> GoPeer {
         let mut args: Vec<String> = vec!["-loglevel".into(), "warn".into()];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut peer = GoPeer::spawn(bin, "chspeer-waku", name, &args);
+        let mut peer = GoPeer::spawn(bin, "chspeer-waku", name, &args, None);
+        peer.expect("READY").await;
+        peer
+    }
+
+    /// [`GoPeer::waku`] with its log (stderr) written to `log`.
+    pub(crate) async fn waku_logging(
+        bin: &std::path::Path,
+        name: &'static str,
+        extra: &[&str],
+        log: &std::path::Path,
+    ) -> GoPeer {
+        let args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let mut peer = GoPeer::spawn(bin, "chspeer-waku", name, &args, Some(log));
         peer.expect("READY").await;
         peer
     }

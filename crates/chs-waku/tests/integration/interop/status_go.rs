@@ -61,3 +61,66 @@ async fn status_go_node_relays_both_ways() {
     })
     .await;
 }
+
+/// Keep-alive both ways: status-go dials chs, then for 60 s neither side drops the other; chs's
+/// pings are answered and status-go's keep-alive pings chs (its debug log) without failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_go_connection_is_stable_for_60_seconds() {
+    let Some(bin) = peers_bin("status_go_connection_is_stable_for_60_seconds") else { return };
+    crate::support::init_tracing();
+    let hold = std::time::Duration::from_secs(60);
+    let run = async {
+        let node = start(chs_waku::Config { ping_interval: std::time::Duration::from_secs(5), ..test_config() }).await;
+        let mut events = node.events().expect("running");
+        let logs = tempfile::tempdir().expect("tempdir");
+        let log = logs.path().join("status-go.log");
+        let mut go = GoPeer::waku_logging(&bin, "status-go", &["-loglevel", "debug"], &log).await;
+        let our_addr = crate::support::first_addr(&node).await;
+        go.send(&format!("dial {our_addr}")).await;
+        go.expect("DIALED").await;
+        let go_id = go.peer_id();
+        node.wait_for_topic_peers(TOPIC, 1).await.expect("running");
+        next_event(&mut events, |event| match event {
+            NodeEvent::MetadataReceived { peer_id, .. } if peer_id.to_string() == go_id => Some(()),
+            _ => None,
+        })
+        .await;
+
+        // For `hold`, nothing may drop: no disconnect event on our side, no DISCONNECTED line on theirs.
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                event = events.recv() => match event.expect("event stream open") {
+                    NodeEvent::PeerDisconnected { peer_id } | NodeEvent::PeerRejected { peer_id, .. } => {
+                        panic!("status-go dropped after {:?}: {peer_id}", hold - (deadline - tokio::time::Instant::now()));
+                    }
+                    _ => {}
+                },
+                line = go.next_line() => {
+                    let line = line.expect("status-go still running");
+                    assert!(!line.starts_with("DISCONNECTED"), "status-go dropped chs: {line}");
+                }
+            }
+        }
+        assert_eq!(node.connected_peers().await.expect("running").len(), 1);
+        let stats = node.stats();
+        // A ping at connection and every 5 s after.
+        assert!(stats.pings_ok >= 10, "{stats:?}");
+        assert_eq!((stats.pings_failed, stats.peers_unresponsive), (0, 0), "{stats:?}");
+        go.quit().await;
+        node.shutdown().await;
+        // status-go's keep-alive pinged us and never failed.
+        let log = std::fs::read_to_string(&log).expect("status-go log");
+        let ours = node_id_lines(&log, &our_addr);
+        assert!(ours.iter().any(|line| line.contains("pinging")), "status-go never pinged chs");
+        assert!(!ours.iter().any(|line| line.contains("could not ping")), "{ours:?}");
+    };
+    tokio::time::timeout(hold + std::time::Duration::from_secs(60), run).await.expect("test timed out");
+}
+
+/// status-go's log lines that name the peer id at the end of `addr`.
+fn node_id_lines<'a>(log: &'a str, addr: &str) -> Vec<&'a str> {
+    let id = addr.rsplit('/').next().expect("a /p2p/ address");
+    log.lines().filter(|line| line.contains(id)).collect()
+}
