@@ -291,3 +291,94 @@ impl PeerManager {
         infos
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> PeerLimits {
+        PeerLimits {
+            target_peers: 2,
+            max_peers: 3,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(4),
+            max_ping_failures: 2,
+        }
+    }
+
+    fn peer() -> PeerId {
+        crate::key::ephemeral().public().to_peer_id()
+    }
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("multiaddr")
+    }
+
+    #[test]
+    fn dials_up_to_the_target_static_first() {
+        let now = Instant::now();
+        let mut pm = PeerManager::new(limits());
+        let (a, b, c) = (peer(), peer(), peer());
+        pm.add(a, vec![addr(1)], PeerSource::Discv5, now);
+        pm.add(b, vec![addr(2)], PeerSource::Static, now);
+        pm.add(c, vec![addr(3)], PeerSource::Dns, now);
+        let first: Vec<PeerId> = pm.due_dials(now).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(first, vec![b, c]);
+        // Two dialing: the target is reached, nothing more.
+        assert!(pm.due_dials(now).is_empty());
+        pm.dial_failed(&c, now);
+        assert_eq!(pm.due_dials(now).into_iter().map(|(p, _)| p).collect::<Vec<_>>(), vec![a]);
+    }
+
+    #[test]
+    fn redial_backoff_doubles_up_to_the_maximum_and_resets_when_healthy() {
+        let now = Instant::now();
+        let mut pm = PeerManager::new(limits());
+        let a = peer();
+        pm.add(a, vec![addr(1)], PeerSource::Static, now);
+        assert_eq!(pm.due_dials(now).len(), 1);
+        let mut at = now;
+        for expected in [1, 2, 4, 4] {
+            pm.dial_failed(&a, at);
+            assert!(pm.due_dials(at + Duration::from_millis(expected * 1000 - 1)).is_empty());
+            at += Duration::from_secs(expected);
+            assert_eq!(pm.due_dials(at).len(), 1, "after {expected} s");
+        }
+        assert!(pm.connected(a, Some(addr(1)), at));
+        pm.healthy(&a);
+        pm.disconnected(&a, at);
+        assert_eq!(pm.due_dials(at + Duration::from_secs(1)).len(), 1);
+    }
+
+    #[test]
+    fn inbound_beyond_max_peers_is_refused_and_refused_peers_are_never_redialled() {
+        let now = Instant::now();
+        let mut pm = PeerManager::new(limits());
+        for _ in 0..3 {
+            assert!(pm.connected(peer(), None, now));
+        }
+        assert!(!pm.connected(peer(), None, now), "a fourth inbound peer");
+        // Our own dial is always kept.
+        let ours = peer();
+        pm.add(ours, vec![addr(9)], PeerSource::Static, now);
+        assert!(pm.connected(ours, Some(addr(9)), now));
+        pm.refuse(ours);
+        pm.disconnected(&ours, now);
+        assert!(pm.is_refused(&ours));
+        assert!(pm.due_dials(now + Duration::from_secs(600)).is_empty());
+        // The three inbound peers are listed, the refused one is not.
+        assert_eq!(pm.infos().len(), 3);
+    }
+
+    #[test]
+    fn a_peer_failing_pings_in_a_row_is_dropped() {
+        let now = Instant::now();
+        let mut pm = PeerManager::new(limits());
+        let a = peer();
+        assert!(pm.connected(a, Some(addr(1)), now));
+        assert!(!pm.ping_result(&a, false));
+        assert!(!pm.ping_result(&a, true));
+        assert!(!pm.ping_result(&a, false));
+        assert!(pm.ping_result(&a, false));
+    }
+}

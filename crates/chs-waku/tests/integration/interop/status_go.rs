@@ -124,3 +124,62 @@ fn node_id_lines<'a>(log: &'a str, addr: &str) -> Vec<&'a str> {
     let id = addr.rsplit('/').next().expect("a /p2p/ address");
     log.lines().filter(|line| line.contains(id)).collect()
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the peer to take).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// The peer manager redials a bootstrap peer that went away: status-go's node is stopped and
+/// started again on the same port with the same key, and chs is back in its relay mesh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_go_node_restart_is_redialled() {
+    let Some(bin) = peers_bin("status_go_node_restart_is_redialled") else { return };
+    with_timeout(async {
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        let port = free_port().to_string();
+        let flags = ["-nodekey", key.as_str(), "-port", port.as_str()];
+        let go = GoPeer::waku(&bin, "status-go", &flags).await;
+        let go_addr = go.listen_addr();
+        let node = start(chs_waku::Config {
+            bootstrap_peers: vec![go_addr.clone()],
+            reconnect_backoff: std::time::Duration::from_millis(200),
+            ..test_config()
+        })
+        .await;
+        let mut events = node.events().expect("running");
+        let go_id: chs_waku::PeerId = go.peer_id().parse().expect("peer id");
+        let metadata_from_go = |event: &NodeEvent| match event {
+            NodeEvent::MetadataReceived { peer_id, .. } if *peer_id == go_id => Some(()),
+            _ => None,
+        };
+        next_event(&mut events, metadata_from_go).await;
+        node.wait_for_topic_peers(TOPIC, 1).await.expect("running");
+
+        go.quit().await;
+        next_event(&mut events, |event| match event {
+            NodeEvent::PeerDisconnected { peer_id } if *peer_id == go_id => Some(()),
+            _ => None,
+        })
+        .await;
+
+        let mut go = GoPeer::waku(&bin, "status-go again", &flags).await;
+        assert_eq!(go.listen_addr(), go_addr);
+        next_event(&mut events, metadata_from_go).await;
+        go.send("waitpeers 1 20").await;
+        go.expect("PEERS n=1").await;
+        node.wait_for_topic_peers(TOPIC, 1).await.expect("running");
+        let peers = node.peers().await.expect("running");
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        assert_eq!(
+            (peers[0].peer_id, peers[0].source, peers[0].connected),
+            (go_id, chs_waku::PeerSource::Static, true)
+        );
+        assert!(peers[0].shards.contains(&32), "{peers:?}");
+        assert!(node.stats().dials >= 2, "{:?}", node.stats());
+        go.quit().await;
+        node.shutdown().await;
+    })
+    .await;
+}
