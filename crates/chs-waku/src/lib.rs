@@ -23,6 +23,9 @@
 //! discrepancies". libp2p types do not cross its API.
 
 mod config;
+mod discovery;
+pub mod dns;
+pub mod enr;
 mod error;
 mod key;
 mod message;

@@ -281,6 +281,7 @@ pub struct WakuNode {
     handle: WakuHandle,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    discovery: crate::discovery::Running,
 }
 
 impl Deref for WakuNode {
@@ -303,6 +304,7 @@ impl WakuNode {
             None => key::ephemeral(),
         };
         let listen_addrs = parse_addrs(&config.listen_addrs)?;
+        let secret = keypair.clone().try_into_secp256k1().ok().map(|pair| pair.secret().to_bytes().to_vec());
         let bootstrap_addrs = parse_addrs(&config.bootstrap_peers)?;
         let mut swarm = build_swarm(keypair, &config)?;
         let local_peer_id = *swarm.local_peer_id();
@@ -375,7 +377,17 @@ impl WakuNode {
             event_loop.run(shutdown, config.shutdown_linger),
             span.clone(),
         ));
-        Ok(WakuNode { handle, shutdown: Some(shutdown_sender), task })
+        let filter = crate::discovery::Filter { cluster_id: config.cluster_id, shards: metadata_shards(&config) };
+        let bound = handle.listen_addrs().await.unwrap_or_default();
+        let bound: Vec<Multiaddr> = bound.iter().filter_map(|a| a.parse().ok()).collect();
+        let discovery = crate::discovery::start(&handle, &config, secret, &bound, filter).await;
+        Ok(WakuNode { handle, shutdown: Some(shutdown_sender), task, discovery })
+    }
+
+    /// Our ENR (`enr:…`) when discv5 runs.
+    #[must_use]
+    pub fn local_enr(&self) -> Option<&str> {
+        self.discovery.local_enr.as_deref()
     }
 
     /// A cloneable handle for other tasks.
@@ -387,6 +399,7 @@ impl WakuNode {
     /// Stops the node: lets the swarm run for `shutdown_linger` so queued messages leave,
     /// closes every connection and waits for the task to end.
     pub async fn shutdown(mut self) {
+        drop(std::mem::take(&mut self.discovery));
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -394,6 +407,21 @@ impl WakuNode {
             tracing::error!(%err, "the Waku node task failed");
         }
     }
+}
+
+/// The shards we announce at start: the configured ones and those of our subscribed
+/// static-sharding topics of our cluster.
+fn metadata_shards(config: &Config) -> Vec<u32> {
+    let mut shards: BTreeSet<u32> = config.shards.iter().copied().collect();
+    shards.extend(
+        config
+            .pubsub_topics
+            .iter()
+            .filter_map(|topic| RelayShard::from_pubsub_topic(topic))
+            .filter(|shard| shard.cluster_id == config.cluster_id)
+            .map(|shard| shard.shard),
+    );
+    shards.into_iter().collect()
 }
 
 /// The peer id at the end of a multiaddr (`…/p2p/<id>`).

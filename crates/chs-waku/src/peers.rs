@@ -287,7 +287,7 @@ impl PeerManager {
                 addrs: k.addrs.iter().map(ToString::to_string).collect(),
             })
             .collect();
-        infos.sort_by(|a, b| (a.source, a.peer_id).cmp(&(b.source, b.peer_id)));
+        infos.sort_by_key(|info| (info.source, info.peer_id));
         infos
     }
 }

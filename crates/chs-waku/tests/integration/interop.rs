@@ -145,5 +145,6 @@ async fn js_waku_relay_exchanges_messages_both_ways() {
     .await;
 }
 
+mod discovery;
 mod peer;
 mod status_go;

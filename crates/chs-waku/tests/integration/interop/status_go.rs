@@ -126,7 +126,7 @@ fn node_id_lines<'a>(log: &'a str, addr: &str) -> Vec<&'a str> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the peer to take).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
