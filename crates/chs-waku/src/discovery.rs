@@ -22,6 +22,10 @@ use crate::peers::PeerSource;
 /// A node record as discv5 and DNS discovery carry it.
 pub(crate) type Enr = discv5::Enr;
 
+/// Waku's discv5 network is separate from Ethereum's: its packets carry the protocol id
+/// `d5waku` instead of `discv5` (nwaku, go-waku).
+const WAKU_DISCV5_PROTOCOL_ID: &[u8; 6] = b"d5waku";
+
 /// First retry delay of a failed DNS resolution (doubled up to [`DNS_RETRY_MAX`]).
 const DNS_RETRY_FIRST: Duration = Duration::from_secs(5);
 const DNS_RETRY_MAX: Duration = Duration::from_secs(600);
@@ -165,6 +169,10 @@ pub(crate) async fn start_discv5(
     let local = builder.build(&key).map_err(|err| format!("our ENR: {err:?}"))?;
     let config =
         discv5::ConfigBuilder::new(discv5::ListenConfig::FromSockets { ipv4: Some(Arc::new(socket)), ipv6: None })
+            .protocol_identity(discv5::ProtocolIdentity {
+                protocol_id: *WAKU_DISCV5_PROTOCOL_ID,
+                protocol_version: 1u16.to_be_bytes(),
+            })
             .build();
     let mut service = discv5::Discv5::new(local, key, config)?;
     service.start().await.map_err(|err| format!("discv5 start: {err:?}"))?;

@@ -99,3 +99,38 @@ async fn dns_discovery_refuses_a_tree_signed_by_another_key() {
     })
     .await;
 }
+
+/// discv5: chs knows only status-go node A's ENR; node B registered with A's discv5 only. chs
+/// finds B through discv5 queries to A and connects to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discv5_finds_status_go_node_through_another() {
+    let Some(bin) = peers_bin("discv5_finds_status_go_node_through_another") else { return };
+    with_timeout(async {
+        let (a, a_enr) = status_go_with_enr(&bin, &["-discv5"]).await;
+        let mut b = GoPeer::waku(&bin, "status-go B", &["-discv5", "-bootnodes", &a_enr]).await;
+        b.send("enr").await;
+        b.expect("ENR ").await;
+        let b_id: chs_waku::PeerId = b.peer_id().parse().expect("peer id");
+        let started = Instant::now();
+        let node = start(Config {
+            discv5: true,
+            discv5_bootstrap: vec![a_enr],
+            discv5_interval: Duration::from_millis(500),
+            ..test_config()
+        })
+        .await;
+        let ours = node.local_enr().expect("discv5 runs").to_owned();
+        let ours = chs_waku::enr::WakuEnr::parse(&ours).expect("our ENR parses");
+        assert_eq!((ours.peer_id, ours.capabilities, ours.cluster_id), (node.peer_id(), Some(1), Some(16)));
+        assert_eq!(ours.shards, vec![32]);
+        let elapsed = until_connected(&node, &b, started).await;
+        println!("figure: discv5, start to first peer found through another node: {} ms", elapsed.as_millis());
+        let peers = node.peers().await.expect("running");
+        let found = peers.iter().find(|p| p.peer_id == b_id).expect("B known");
+        assert_eq!(found.source, PeerSource::Discv5, "{peers:?}");
+        b.quit().await;
+        a.quit().await;
+        node.shutdown().await;
+    })
+    .await;
+}
