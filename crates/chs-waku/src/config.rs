@@ -74,6 +74,8 @@ pub struct Config {
     /// 19/WAKU2-PEER-EXCHANGE: serve peers from our discv5 table (needs `discv5`), and ask
     /// connected peers for more while we have fewer than `target_peers`.
     pub peer_exchange: bool,
+    /// How often peer exchange asks a peer while below `target_peers` (status-go: 5 s).
+    pub peer_exchange_interval: Duration,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             discv5_bootstrap: Vec::new(),
             discv5_interval: Duration::from_secs(30),
             peer_exchange: false,
+            peer_exchange_interval: Duration::from_secs(5),
         }
     }
 }

@@ -22,6 +22,9 @@ use crate::peers::PeerSource;
 /// A node record as discv5 and DNS discovery carry it.
 pub(crate) type Enr = discv5::Enr;
 
+/// The RLP records our peer-exchange server hands out (filled from the discv5 table).
+pub(crate) type PxCache = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
 /// Waku's discv5 network is separate from Ethereum's: its packets carry the protocol id
 /// `d5waku` instead of `discv5` (nwaku, go-waku).
 const WAKU_DISCV5_PROTOCOL_ID: &[u8; 6] = b"d5waku";
@@ -39,10 +42,9 @@ pub(crate) struct Filter {
     pub(crate) shards: Vec<u32>,
 }
 
-/// Hands `enrs` that serve our cluster and shards to the peer manager.
-async fn hand_over(handle: &WakuHandle, enrs: &[WakuEnr], source: PeerSource, filter: &Filter) -> usize {
-    let peers: Vec<DiscoveredPeer> = enrs
-        .iter()
+/// The `enrs` that serve our cluster and shards, as peers to dial.
+pub(crate) fn dialable(enrs: &[WakuEnr], source: PeerSource, filter: &Filter) -> Vec<DiscoveredPeer> {
+    enrs.iter()
         .filter(|enr| {
             let keep = enr.serves(filter.cluster_id, &filter.shards);
             if !keep {
@@ -59,7 +61,12 @@ async fn hand_over(handle: &WakuHandle, enrs: &[WakuEnr], source: PeerSource, fi
                 shards: enr.shards.iter().map(|s| u32::from(*s)).collect(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Hands `enrs` that serve our cluster and shards to the peer manager.
+async fn hand_over(handle: &WakuHandle, enrs: &[WakuEnr], source: PeerSource, filter: &Filter) -> usize {
+    let peers = dialable(enrs, source, filter);
     if peers.is_empty() {
         return 0;
     }
@@ -142,6 +149,7 @@ pub(crate) async fn start_discv5(
     settings: Discv5Settings,
     filter: Filter,
     mut from_dns: mpsc::Receiver<Enr>,
+    px_cache: PxCache,
 ) -> Result<(Arc<discv5::Discv5>, String, JoinHandle<()>), String> {
     let key = CombinedKey::secp256k1_from_bytes(secret).map_err(|err| format!("node key: {err}"))?;
     let mut builder = enr::Enr::builder();
@@ -208,8 +216,22 @@ pub(crate) async fn start_discv5(
                     Vec::new()
                 }
             };
+            let table = discv5.table_entries_enr();
+            // What our peer-exchange server hands out: Waku relay nodes of our table.
+            let records: Vec<Vec<u8>> = table
+                .iter()
+                .filter(|record| {
+                    WakuEnr::from_enr(record).is_ok_and(|enr| {
+                        enr.capabilities.is_some_and(|c| c & CAPABILITY_RELAY != 0) && !enr.multiaddrs.is_empty()
+                    })
+                })
+                .filter_map(|record| crate::peer_exchange::enr_text_to_rlp(&record.to_base64()))
+                .collect();
+            if let Ok(mut cache) = px_cache.lock() {
+                *cache = records;
+            }
             let mut enrs: Vec<WakuEnr> = Vec::new();
-            for record in found.iter().chain(discv5.table_entries_enr().iter()) {
+            for record in found.iter().chain(table.iter()) {
                 match WakuEnr::from_enr(record) {
                     Ok(enr) if !enrs.iter().any(|e| e.peer_id == enr.peer_id) => enrs.push(enr),
                     Ok(_) => {}
@@ -313,6 +335,7 @@ pub(crate) async fn start(
     secret: Option<Vec<u8>>,
     listen: &[Multiaddr],
     filter: Filter,
+    px_cache: PxCache,
 ) -> Running {
     let mut running = Running::default();
     let (to_discv5, from_dns) = mpsc::channel(256);
@@ -326,7 +349,7 @@ pub(crate) async fn start(
         };
         match secret {
             Some(mut secret) => {
-                match start_discv5(handle.clone(), &mut secret, settings, filter.clone(), from_dns).await {
+                match start_discv5(handle.clone(), &mut secret, settings, filter.clone(), from_dns, px_cache).await {
                     Ok((service, enr, task)) => {
                         running.discv5 = Some(service);
                         running.local_enr = Some(enr);

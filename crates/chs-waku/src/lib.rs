@@ -31,6 +31,7 @@ mod key;
 mod message;
 pub mod metadata;
 mod node;
+mod peer_exchange;
 mod peers;
 pub mod topic;
 pub mod validation;
@@ -44,6 +45,7 @@ pub use message::{
 };
 pub use metadata::{METADATA_PROTOCOL, PeerMetadata, PeerRejection};
 pub use node::{MAX_TRANSMIT_SIZE, RELAY_PROTOCOL, TopicPeers, WakuHandle, WakuNode};
+pub use peer_exchange::PEER_EXCHANGE_PROTOCOL;
 pub use peers::{PeerInfo, PeerSource};
 pub use topic::{DEFAULT_COMMUNITY_SHARD, DEFAULT_PUBSUB_TOPIC, RelayShard, STATUS_CLUSTER_ID};
 pub use validation::{Rejection, Stats, ValidationConfig, Verdict};

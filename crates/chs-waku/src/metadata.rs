@@ -151,6 +151,11 @@ pub(crate) fn encode_varint(mut len: usize, out: &mut Vec<u8>) {
 
 /// Reads one unsigned-varint length prefix followed by that many bytes.
 pub(crate) async fn read_length_prefixed<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Vec<u8>> {
+    read_length_prefixed_up_to(io, MAX_METADATA_MESSAGE).await
+}
+
+/// [`read_length_prefixed`] with a limit of `max` bytes.
+pub(crate) async fn read_length_prefixed_up_to<T: AsyncRead + Unpin>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
     let mut len: usize = 0;
     let mut shift = 0u32;
     loop {
@@ -165,11 +170,8 @@ pub(crate) async fn read_length_prefixed<T: AsyncRead + Unpin>(io: &mut T) -> io
             return Err(io::Error::new(io::ErrorKind::InvalidData, "metadata length prefix longer than 4 bytes"));
         }
     }
-    if len > MAX_METADATA_MESSAGE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("metadata message of {len} bytes exceeds {MAX_METADATA_MESSAGE}"),
-        ));
+    if len > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("message of {len} bytes exceeds {max}")));
     }
     let mut bytes = vec![0u8; len];
     io.read_exact(&mut bytes).await?;

@@ -26,6 +26,7 @@ use crate::message::{
     timestamp_now,
 };
 use crate::metadata::{METADATA_PROTOCOL, MetadataCodec, PeerMetadata, PeerRejection, check_peer_metadata};
+use crate::peer_exchange::{MAX_PEERS_PER_EXCHANGE, PEER_EXCHANGE_PROTOCOL, PeerExchangeCodec};
 use crate::peers::{PeerInfo, PeerLimits, PeerManager, PeerSource};
 use crate::topic::RelayShard;
 use crate::validation::{Counters, Rejection, Stats, ValidationConfig, Verdict, validate_bytes, validate_message};
@@ -52,6 +53,7 @@ struct Behaviour {
     metadata: request_response::Behaviour<MetadataCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    peer_exchange: request_response::Behaviour<PeerExchangeCodec>,
 }
 
 /// Peers known on a pubsub topic.
@@ -344,6 +346,7 @@ impl WakuNode {
         }
 
         let capacity = config.channel_capacity.max(1);
+        let px_cache: crate::discovery::PxCache = Arc::default();
         let (command_sender, commands) = mpsc::channel(capacity);
         let subscriptions: Subscriptions = Arc::new(std::sync::Mutex::new(Some(Vec::new())));
         let (event_sender, _) = broadcast::channel(capacity);
@@ -372,6 +375,14 @@ impl WakuNode {
             cluster_mismatch: HashMap::new(),
             rejected: HashSet::new(),
             peers,
+            peer_exchange: config.peer_exchange.then(|| PxState {
+                interval: config.peer_exchange_interval,
+                last: None,
+                capable: BTreeSet::new(),
+                asked: 0,
+                cache: Arc::clone(&px_cache),
+                filter: crate::discovery::Filter { cluster_id: config.cluster_id, shards: metadata_shards(&config) },
+            }),
         };
         let task = tokio::spawn(tracing::Instrument::instrument(
             event_loop.run(shutdown, config.shutdown_linger),
@@ -380,7 +391,7 @@ impl WakuNode {
         let filter = crate::discovery::Filter { cluster_id: config.cluster_id, shards: metadata_shards(&config) };
         let bound = handle.listen_addrs().await.unwrap_or_default();
         let bound: Vec<Multiaddr> = bound.iter().filter_map(|a| a.parse().ok()).collect();
-        let discovery = crate::discovery::start(&handle, &config, secret, &bound, filter).await;
+        let discovery = crate::discovery::start(&handle, &config, secret, &bound, filter, px_cache).await;
         Ok(WakuNode { handle, shutdown: Some(shutdown_sender), task, discovery })
     }
 
@@ -480,7 +491,16 @@ fn build_swarm(keypair: libp2p::identity::Keypair, config: &Config) -> Result<Sw
     );
     let ping =
         ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval).with_timeout(config.ping_timeout));
-    let behaviour = Behaviour { relay, metadata, identify, ping };
+    let peer_exchange = request_response::Behaviour::with_codec(
+        PeerExchangeCodec,
+        [(
+            StreamProtocol::new(PEER_EXCHANGE_PROTOCOL),
+            // We serve records only from a discv5 table.
+            if config.peer_exchange && config.discv5 { ProtocolSupport::Full } else { ProtocolSupport::Outbound },
+        )],
+        request_response::Config::default().with_request_timeout(config.metadata_timeout),
+    );
+    let behaviour = Behaviour { relay, metadata, identify, ping, peer_exchange };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
@@ -565,6 +585,22 @@ struct EventLoop {
     rejected: HashSet<libp2p::PeerId>,
     /// Known peers, redials, limits.
     peers: PeerManager,
+    /// 19/WAKU2-PEER-EXCHANGE client and server state, when enabled.
+    peer_exchange: Option<PxState>,
+}
+
+/// Peer-exchange state of the event loop.
+struct PxState {
+    /// How often we ask while below `target_peers`.
+    interval: Duration,
+    last: Option<std::time::Instant>,
+    /// Connected peers that announced the protocol (identify).
+    capable: BTreeSet<libp2p::PeerId>,
+    /// Requests sent (round robin over `capable`).
+    asked: usize,
+    /// What the server hands out (filled by the discv5 task).
+    cache: crate::discovery::PxCache,
+    filter: crate::discovery::Filter,
 }
 
 impl Drop for EventLoop {
@@ -590,7 +626,10 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = waiter_check.tick(), if !self.waiters.is_empty() => self.check_waiters(),
-                _ = maintenance.tick() => self.dial_due_peers(),
+                _ = maintenance.tick() => {
+                    self.dial_due_peers();
+                    self.ask_for_peers();
+                }
             }
         }
         tracing::debug!(?linger, "shutting down");
@@ -622,6 +661,78 @@ impl EventLoop {
                 Counters::bump(&self.counters.dials_failed);
                 self.peers.dial_failed(&peer, std::time::Instant::now());
             }
+        }
+    }
+
+    /// While below `target_peers`, asks a peer-exchange capable peer for records, every
+    /// `peer_exchange_interval` (status-go asks every 5 s).
+    fn ask_for_peers(&mut self) {
+        let connected = self.peers.connected_count();
+        let target = self.peers.target();
+        let Some(px) = self.peer_exchange.as_mut() else { return };
+        let now = std::time::Instant::now();
+        if connected >= target || px.capable.is_empty() || px.last.is_some_and(|last| now - last < px.interval) {
+            return;
+        }
+        let Some(peer) = px.capable.iter().nth(px.asked % px.capable.len()).copied() else { return };
+        px.asked += 1;
+        px.last = Some(now);
+        let wanted =
+            u64::try_from(target - connected).unwrap_or(MAX_PEERS_PER_EXCHANGE).clamp(1, MAX_PEERS_PER_EXCHANGE);
+        tracing::debug!(%peer, wanted, "peer exchange request");
+        self.swarm.behaviour_mut().peer_exchange.send_request(&peer, wanted);
+    }
+
+    fn handle_peer_exchange_event(&mut self, event: request_response::Event<u64, Vec<Vec<u8>>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let records: Vec<Vec<u8>> = self
+                        .peer_exchange
+                        .as_ref()
+                        .and_then(|px| px.cache.lock().ok().map(|cache| cache.clone()))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .take(usize::try_from(request.min(MAX_PEERS_PER_EXCHANGE)).unwrap_or(0))
+                        .collect();
+                    tracing::debug!(%peer, asked = request, given = records.len(), "peer exchange request served");
+                    Counters::bump(&self.counters.px_served);
+                    let _ = self.swarm.behaviour_mut().peer_exchange.send_response(channel, records);
+                }
+                request_response::Message::Response { response, .. } => {
+                    let Some(px) = self.peer_exchange.as_ref() else { return };
+                    let mut enrs = Vec::new();
+                    for rlp in &response {
+                        match crate::enr::WakuEnr::parse(&crate::peer_exchange::rlp_to_enr_text(rlp)) {
+                            Ok(enr) => enrs.push(enr),
+                            Err(err) => {
+                                Counters::bump(&self.counters.px_bad_records);
+                                tracing::debug!(%peer, %err, "bad record in peer exchange response");
+                            }
+                        }
+                    }
+                    let found = crate::discovery::dialable(&enrs, PeerSource::PeerExchange, &px.filter);
+                    tracing::debug!(%peer, records = response.len(), dialable = found.len(), "peer exchange response");
+                    let now = std::time::Instant::now();
+                    for peer in found {
+                        if peer.peer_id != *self.swarm.local_peer_id()
+                            && !self.peers.is_refused(&peer.peer_id)
+                            && self.peers.add(peer.peer_id, peer.addrs, PeerSource::PeerExchange, now)
+                        {
+                            Counters::bump(&self.counters.px_peers);
+                            self.peers.set_shards(&peer.peer_id, peer.shards);
+                        }
+                    }
+                    self.dial_due_peers();
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "peer exchange request failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound peer exchange request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -815,7 +926,14 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.handle_metadata_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 tracing::debug!(%peer_id, agent = %info.agent_version, protocols = ?info.protocols, "identified");
+                if let Some(px) = self.peer_exchange.as_mut()
+                    && info.protocols.iter().any(|p| p.as_ref() == PEER_EXCHANGE_PROTOCOL)
+                {
+                    px.capable.insert(peer_id);
+                    self.ask_for_peers();
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => self.handle_peer_exchange_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.handle_ping_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
@@ -845,6 +963,9 @@ impl EventLoop {
                     }
                     self.rejected.remove(&peer_id);
                     self.peers.disconnected(&peer_id, std::time::Instant::now());
+                    if let Some(px) = self.peer_exchange.as_mut() {
+                        px.capable.remove(&peer_id);
+                    }
                     self.emit(NodeEvent::PeerDisconnected { peer_id: PeerId(peer_id) });
                 }
             }

@@ -170,6 +170,11 @@ impl PeerManager {
             .collect()
     }
 
+    /// The target peer count.
+    pub(crate) fn target(&self) -> usize {
+        self.limits.target_peers
+    }
+
     /// How many known peers are connected.
     pub(crate) fn connected_count(&self) -> usize {
         self.known.values().filter(|k| k.state == State::Connected).count()

@@ -200,6 +200,9 @@ pub(crate) struct Counters {
     pub(crate) dials: AtomicU64,
     pub(crate) dials_failed: AtomicU64,
     pub(crate) inbound_refused: AtomicU64,
+    pub(crate) px_served: AtomicU64,
+    pub(crate) px_peers: AtomicU64,
+    pub(crate) px_bad_records: AtomicU64,
 }
 
 impl Counters {
@@ -243,6 +246,9 @@ impl Counters {
             dials: get(&self.dials),
             dials_failed: get(&self.dials_failed),
             inbound_refused: get(&self.inbound_refused),
+            px_served: get(&self.px_served),
+            px_peers: get(&self.px_peers),
+            px_bad_records: get(&self.px_bad_records),
         }
     }
 }
@@ -288,6 +294,12 @@ pub struct Stats {
     pub dials_failed: u64,
     /// Inbound connections closed because `max_peers` were connected.
     pub inbound_refused: u64,
+    /// Peer-exchange requests we answered.
+    pub px_served: u64,
+    /// New peers learnt through peer exchange.
+    pub px_peers: u64,
+    /// Invalid records in peer-exchange responses.
+    pub px_bad_records: u64,
 }
 
 impl Stats {

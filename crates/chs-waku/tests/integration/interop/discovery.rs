@@ -134,3 +134,69 @@ async fn discv5_finds_status_go_node_through_another() {
     })
     .await;
 }
+
+/// 19/WAKU2-PEER-EXCHANGE client: chs knows only status-go node A (a peer-exchange server over
+/// its discv5 table, as `-peer-exchange`); A's table holds B. chs asks A and connects to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_exchange_client_gets_status_go_node_from_another() {
+    let Some(bin) = peers_bin("peer_exchange_client_gets_status_go_node_from_another") else { return };
+    with_timeout(async {
+        let (a, a_enr) = status_go_with_enr(&bin, &["-discv5", "-peer-exchange"]).await;
+        let b = GoPeer::waku(&bin, "status-go B", &["-discv5", "-bootnodes", &a_enr]).await;
+        let b_id: chs_waku::PeerId = b.peer_id().parse().expect("peer id");
+        let started = Instant::now();
+        let node = start(Config {
+            bootstrap_peers: vec![a.listen_addr()],
+            peer_exchange: true,
+            peer_exchange_interval: Duration::from_millis(500),
+            target_peers: 5,
+            ..test_config()
+        })
+        .await;
+        let elapsed = until_connected(&node, &b, started).await;
+        println!("figure: peer exchange, start to a peer learnt from another: {} ms", elapsed.as_millis());
+        let peers = node.peers().await.expect("running");
+        let found = peers.iter().find(|p| p.peer_id == b_id).expect("B known");
+        assert_eq!(found.source, PeerSource::PeerExchange, "{peers:?}");
+        assert!(node.stats().px_peers >= 1);
+        b.quit().await;
+        a.quit().await;
+        node.shutdown().await;
+    })
+    .await;
+}
+
+/// 19/WAKU2-PEER-EXCHANGE server: chs runs discv5 (bootstrapped from status-go node B) and
+/// serves peer exchange; status-go node C asks chs and connects to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_exchange_server_gives_status_go_a_node_from_our_discv5_table() {
+    let Some(bin) = peers_bin("peer_exchange_server_gives_status_go_a_node_from_our_discv5_table") else { return };
+    with_timeout(async {
+        let (b, b_enr) = status_go_with_enr(&bin, &["-discv5"]).await;
+        let b_id = b.peer_id();
+        let node = start(Config {
+            discv5: true,
+            discv5_bootstrap: vec![b_enr],
+            discv5_interval: Duration::from_millis(500),
+            peer_exchange: true,
+            ..test_config()
+        })
+        .await;
+        // Our discv5 round that hands B to the peer manager has filled the exchange cache.
+        let b_peer: chs_waku::PeerId = b_id.parse().expect("peer id");
+        until_connected(&node, &b, Instant::now()).await;
+        assert!(node.peers().await.expect("running").iter().any(|p| p.peer_id == b_peer));
+
+        let mut c = GoPeer::waku(&bin, "status-go C", &[]).await;
+        let ours = crate::support::first_addr(&node).await;
+        c.send(&format!("px {ours} 5")).await;
+        let px = c.expect("PX").await;
+        assert!(px.starts_with("PX ok"), "{px}");
+        c.expect_with("CONNECTED", &b_id).await;
+        assert!(node.stats().px_served >= 1);
+        c.quit().await;
+        b.quit().await;
+        node.shutdown().await;
+    })
+    .await;
+}
