@@ -149,6 +149,13 @@ impl Node {
             pubsub_topics,
             cluster_id: config.waku.cluster_id,
             heartbeat_interval: config.waku.heartbeat,
+            dns_discovery: config.waku.dns_discovery.clone(),
+            nameserver: config.waku.nameserver,
+            discv5: config.waku.discv5,
+            discv5_port: config.waku.discv5_port,
+            discv5_bootstrap: config.waku.discv5_bootstrap.clone(),
+            peer_exchange: config.waku.peer_exchange,
+            target_peers: config.waku.target_peers,
             ..chs_waku::Config::default()
         };
         let waku = match WakuNode::start(waku_config).await {

@@ -1,0 +1,64 @@
+//! `chs waku listen` as a real process against status-go's own Waku node (`chspeer-waku`) and
+//! go-ethereum's ENR tree signer and DNS server (`chspeer-enrtree`), all on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a panic is a test failure; the skip notice and figures go to stdout
+
+mod support;
+
+mod interop {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::Instant;
+
+    use crate::support::{Proc, TIMEOUT, chs};
+
+    fn peers_bin(test: &str) -> Option<PathBuf> {
+        let dir = std::env::var_os("CHS_PEERS_BIN").map(PathBuf::from);
+        if dir.is_none() {
+            println!("skipped: {test}: set CHS_PEERS_BIN to ../shared/peers/bin (status-go's peers)");
+        }
+        dir
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// The one-shot tool uses the discovery it is given: an ENR tree on a loopback nameserver
+    /// names status-go's node, and `chs waku listen --dns-discovery URL --nameserver IP:PORT`
+    /// connects to it (status-go sees chs connect and keeps it).
+    #[test]
+    fn waku_listen_dns_discovery_connects_to_status_go() {
+        let Some(bin) = peers_bin("waku_listen_dns_discovery_connects_to_status_go") else { return };
+        let mut go = Proc::spawn_command({
+            let mut cmd = Command::new(bin.join("chspeer-waku"));
+            cmd.args(["-stay-on-eof", "-exit-after", "110s", "-loglevel", "error"]);
+            cmd
+        });
+        let enr = go.wait_line(TIMEOUT, |l| l.starts_with("ENR ")).trim_start_matches("ENR ").to_owned();
+        go.wait_line(TIMEOUT, |l| l == "READY");
+        let nameserver = format!("127.0.0.1:{}", free_port());
+        let mut tree = Proc::spawn_command({
+            let mut cmd = Command::new(bin.join("chspeer-enrtree"));
+            cmd.args(["serve", "-listen", &nameserver, "-domain", "nodes.example", "-run-for", "110s", &enr]);
+            cmd
+        });
+        let url = tree.wait_line(TIMEOUT, |l| l.starts_with("URL ")).trim_start_matches("URL ").to_owned();
+        tree.wait_line(TIMEOUT, |l| l.starts_with("SERVING"));
+
+        let started = Instant::now();
+        let mut listen = Proc::spawn_command({
+            let mut cmd = chs();
+            cmd.args(["waku", "listen", "--dns-discovery", &url, "--nameserver", &nameserver]);
+            cmd
+        });
+        let addr = listen.wait_line(TIMEOUT, |l| l.starts_with("/ip4/"));
+        let chs_id = addr.rsplit('/').next().unwrap().to_owned();
+        go.wait_line(TIMEOUT, |l| l.starts_with("CONNECTED ") && l.contains(&chs_id));
+        println!("figure: chs waku listen --dns-discovery, start to connected: {} ms", started.elapsed().as_millis());
+        tree.wait_line(TIMEOUT, |l| l.starts_with("QUERY") && l.contains("found=true"));
+        listen.kill();
+        go.kill();
+        tree.kill();
+    }
+}
