@@ -173,7 +173,7 @@ pub struct WakuSection {
     pub discv5_port: u16,
     /// Extra discv5 bootstrap records (`enr:…`); the DNS-discovered nodes are added too.
     pub discv5_bootstrap: Vec<String>,
-    /// 19/WAKU2-PEER-EXCHANGE client (and server, with discv5).
+    /// 34/WAKU2-PEER-EXCHANGE client (and server, with discv5).
     pub peer_exchange: bool,
     /// The peer manager dials discovered peers while fewer than this many are connected.
     pub target_peers: usize,

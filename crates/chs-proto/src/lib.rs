@@ -37,7 +37,7 @@ pub mod waku {
     pub mod metadata {
         include!("generated/waku.metadata.v1.rs");
     }
-    /// `waku.peer_exchange.v2alpha1`: the 19/WAKU2-PEER-EXCHANGE messages.
+    /// `waku.peer_exchange.v2alpha1`: the 34/WAKU2-PEER-EXCHANGE messages.
     pub mod peer_exchange {
         include!("generated/waku.peer_exchange.v2alpha1.rs");
     }

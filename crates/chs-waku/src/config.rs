@@ -71,7 +71,7 @@ pub struct Config {
     pub discv5_bootstrap: Vec<String>,
     /// How often discv5 looks for new nodes.
     pub discv5_interval: Duration,
-    /// 19/WAKU2-PEER-EXCHANGE: serve peers from our discv5 table (needs `discv5`), and ask
+    /// 34/WAKU2-PEER-EXCHANGE: serve peers from our discv5 table (needs `discv5`), and ask
     /// connected peers for more while we have fewer than `target_peers`.
     pub peer_exchange: bool,
     /// How often peer exchange asks a peer while below `target_peers` (status-go: 5 s).

@@ -585,7 +585,7 @@ struct EventLoop {
     rejected: HashSet<libp2p::PeerId>,
     /// Known peers, redials, limits.
     peers: PeerManager,
-    /// 19/WAKU2-PEER-EXCHANGE client and server state, when enabled.
+    /// 34/WAKU2-PEER-EXCHANGE client and server state, when enabled.
     peer_exchange: Option<PxState>,
 }
 

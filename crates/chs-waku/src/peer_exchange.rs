@@ -1,4 +1,4 @@
-//! 19/WAKU2-PEER-EXCHANGE (`/vac/waku/peer-exchange/2.0.0-alpha1`): a node asks a peer for up to
+//! 34/WAKU2-PEER-EXCHANGE (`/vac/waku/peer-exchange/2.0.0-alpha1`): a node asks a peer for up to
 //! `n` node records and gets RLP-encoded ENRs back, one length-prefixed `PeerExchangeRPC` each
 //! way. The server side answers from our discv5 table (as nwaku and go-waku: only a node that
 //! runs discv5 has records to give).
@@ -13,7 +13,7 @@ use libp2p::StreamProtocol;
 
 use crate::metadata::{read_length_prefixed_up_to, write_length_prefixed};
 
-/// The protocol id of 19/WAKU2-PEER-EXCHANGE.
+/// The protocol id of 34/WAKU2-PEER-EXCHANGE.
 pub const PEER_EXCHANGE_PROTOCOL: &str = "/vac/waku/peer-exchange/2.0.0-alpha1";
 
 /// Most records we ask for or give in one exchange.

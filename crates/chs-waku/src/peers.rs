@@ -18,7 +18,7 @@ pub enum PeerSource {
     Dns,
     /// discv5.
     Discv5,
-    /// 19/WAKU2-PEER-EXCHANGE.
+    /// 34/WAKU2-PEER-EXCHANGE.
     PeerExchange,
     /// It dialled us.
     Inbound,

@@ -135,7 +135,7 @@ async fn discv5_finds_status_go_node_through_another() {
     .await;
 }
 
-/// 19/WAKU2-PEER-EXCHANGE client: chs knows only status-go node A (a peer-exchange server over
+/// 34/WAKU2-PEER-EXCHANGE client: chs knows only status-go node A (a peer-exchange server over
 /// its discv5 table, as `-peer-exchange`); A's table holds B. chs asks A and connects to B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_exchange_client_gets_status_go_node_from_another() {
@@ -166,7 +166,7 @@ async fn peer_exchange_client_gets_status_go_node_from_another() {
     .await;
 }
 
-/// 19/WAKU2-PEER-EXCHANGE server: chs runs discv5 (bootstrapped from status-go node B) and
+/// 34/WAKU2-PEER-EXCHANGE server: chs runs discv5 (bootstrapped from status-go node B) and
 /// serves peer exchange; status-go node C asks chs and connects to B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_exchange_server_gives_status_go_a_node_from_our_discv5_table() {
