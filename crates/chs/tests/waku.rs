@@ -61,4 +61,48 @@ mod interop {
         go.kill();
         tree.kill();
     }
+
+    /// `chs node` with `[waku] dns_discovery` and `nameserver` (here a loopback tree; by
+    /// default Status' fleet) finds status-go's node and connects to it, with no bootstrap peer.
+    #[test]
+    fn node_waku_dns_discovery_connects_to_status_go() {
+        let Some(bin) = peers_bin("node_waku_dns_discovery_connects_to_status_go") else { return };
+        let mut go = Proc::spawn_command({
+            let mut cmd = Command::new(bin.join("chspeer-waku"));
+            cmd.args(["-stay-on-eof", "-exit-after", "110s", "-loglevel", "error"]);
+            cmd
+        });
+        let enr = go.wait_line(TIMEOUT, |l| l.starts_with("ENR ")).trim_start_matches("ENR ").to_owned();
+        go.wait_line(TIMEOUT, |l| l == "READY");
+        let nameserver = format!("127.0.0.1:{}", free_port());
+        let mut tree = Proc::spawn_command({
+            let mut cmd = Command::new(bin.join("chspeer-enrtree"));
+            cmd.args(["serve", "-listen", &nameserver, "-domain", "nodes.example", "-run-for", "110s", &enr]);
+            cmd
+        });
+        let url = tree.wait_line(TIMEOUT, |l| l.starts_with("URL ")).trim_start_matches("URL ").to_owned();
+        tree.wait_line(TIMEOUT, |l| l.starts_with("SERVING"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("chs.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"data\"\n[torrent]\nenabled = false\nport = 0\nlisten_ip = \"127.0.0.1\"\n\
+                 [waku]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\ndns_discovery = [\"{url}\"]\nnameserver = \"{nameserver}\"\n\
+                 discv5 = false\npeer_exchange = false\n"
+            ),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let mut node = Proc::spawn(["node", "--config", config.to_str().unwrap()]);
+        let line = node.wait_line(TIMEOUT, |l| l.contains("\"started\""));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let chs_id = value["waku"][0].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+        go.wait_line(TIMEOUT, |l| l.starts_with("CONNECTED ") && l.contains(&chs_id));
+        println!("figure: chs node [waku] dns_discovery, start to connected: {} ms", started.elapsed().as_millis());
+        node.kill();
+        go.kill();
+        tree.kill();
+    }
 }
