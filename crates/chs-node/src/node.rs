@@ -339,8 +339,8 @@ impl NodeHandle {
     }
 
     /// Every socket the node listens on, one line each (`tcp 127.0.0.1:4001 bittorrent peers`,
-    /// `udp 0.0.0.0:6881 dht`, `waku /ip4/127.0.0.1/tcp/60000`): the torrent session's (only
-    /// what the configuration asks for) and the Waku node's listen addresses.
+    /// `udp 0.0.0.0:6881 dht`, `waku /ip4/127.0.0.1/tcp/60000`, `udp 0.0.0.0:9000 waku discv5`):
+    /// the torrent session's (only what the configuration asks for) and the Waku node's.
     pub async fn listening_sockets(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .services
@@ -351,6 +351,9 @@ impl NodeHandle {
         out.extend(
             self.services.waku.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("waku {a}")),
         );
+        if let Some(addr) = self.services.waku.discv5_addr() {
+            out.push(format!("udp {addr} waku discv5"));
+        }
         out
     }
 

@@ -172,7 +172,9 @@ pub(crate) async fn start_discv5(
     let socket = tokio::net::UdpSocket::bind(settings.listen)
         .await
         .map_err(|err| format!("discv5 UDP {}: {err}", settings.listen))?;
-    let port = socket.local_addr().map_err(|err| err.to_string())?.port();
+    let bound = socket.local_addr().map_err(|err| err.to_string())?;
+    handle.set_discv5_addr(bound);
+    let port = bound.port();
     builder.udp4(port);
     let local = builder.build(&key).map_err(|err| format!("our ENR: {err:?}"))?;
     let config =

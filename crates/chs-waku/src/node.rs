@@ -98,6 +98,8 @@ pub struct WakuHandle {
     events: broadcast::WeakSender<NodeEvent>,
     counters: Arc<Counters>,
     local_peer_id: PeerId,
+    /// discv5's bound UDP address, once it runs.
+    discv5_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -227,6 +229,17 @@ impl WakuHandle {
     /// [`NodeStopped`].
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeStopped> {
         self.request(|reply| Command::Peers { reply }).await
+    }
+
+    /// The UDP address discv5 is bound to, when it runs.
+    #[must_use]
+    pub fn discv5_addr(&self) -> Option<std::net::SocketAddr> {
+        self.discv5_addr.get().copied()
+    }
+
+    /// Records discv5's bound address (once).
+    pub(crate) fn set_discv5_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.discv5_addr.set(addr);
     }
 
     /// Hands discovered peers to the peer manager; returns how many were new.
@@ -359,6 +372,7 @@ impl WakuNode {
             events: event_sender.downgrade(),
             counters: Arc::clone(&counters),
             local_peer_id: PeerId(local_peer_id),
+            discv5_addr: Arc::default(),
         };
         let event_loop = EventLoop {
             swarm,

@@ -72,6 +72,7 @@ mod interop {
             cmd.args(["-stay-on-eof", "-exit-after", "110s", "-loglevel", "error"]);
             cmd
         });
+        let go_id = go.wait_line(TIMEOUT, |l| l.starts_with("PEERID ")).trim_start_matches("PEERID ").to_owned();
         let enr = go.wait_line(TIMEOUT, |l| l.starts_with("ENR ")).trim_start_matches("ENR ").to_owned();
         go.wait_line(TIMEOUT, |l| l == "READY");
         let nameserver = format!("127.0.0.1:{}", free_port());
@@ -101,6 +102,23 @@ mod interop {
         let chs_id = value["waku"][0].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
         go.wait_line(TIMEOUT, |l| l.starts_with("CONNECTED ") && l.contains(&chs_id));
         println!("figure: chs node [waku] dns_discovery, start to connected: {} ms", started.elapsed().as_millis());
+        // `chs node status` names the peer, its source and shards (status.json is rewritten
+        // every 5 s: a condition checked until the deadline).
+        let deadline = Instant::now() + TIMEOUT;
+        let peer = loop {
+            let out =
+                crate::support::run(["node", "status", "--config", config.to_str().unwrap(), "--json"]).ok().json();
+            let found = out["waku_peers"].as_array().into_iter().flatten().find(|p| p["connected"] == true).cloned();
+            if let Some(found) = found {
+                break found;
+            }
+            assert!(Instant::now() < deadline, "no connected waku peer in status: {out}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        };
+        assert_eq!(peer["source"], "dns", "{peer}");
+        assert_eq!(peer["peer_id"], go_id.as_str(), "{peer}");
+        let text = crate::support::run(["node", "status", "--config", config.to_str().unwrap()]).ok();
+        assert!(text.stdout.contains("waku peers: 1 connected"), "{}", text.stdout);
         node.kill();
         go.kill();
         tree.kill();

@@ -123,6 +123,8 @@ async fn discv5_finds_status_go_node_through_another() {
         let ours = chs_waku::enr::WakuEnr::parse(&ours).expect("our ENR parses");
         assert_eq!((ours.peer_id, ours.capabilities, ours.cluster_id), (node.peer_id(), Some(1), Some(16)));
         assert_eq!(ours.shards, vec![32]);
+        // The socket is known (listed by `chs node status`) and is the one in our ENR.
+        assert_eq!(node.discv5_addr(), ours.udp);
         let elapsed = until_connected(&node, &b, started).await;
         println!("figure: discv5, start to first peer found through another node: {} ms", elapsed.as_millis());
         let peers = node.peers().await.expect("running");
