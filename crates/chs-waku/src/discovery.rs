@@ -375,3 +375,59 @@ pub(crate) async fn start(
     }
     running
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enr::EnrError;
+
+    fn record(fields: &[(&str, &[u8])]) -> String {
+        let key = CombinedKey::generate_secp256k1();
+        let mut builder = enr::Enr::builder();
+        builder.ip4(Ipv4Addr::LOCALHOST).tcp4(60000);
+        for (name, value) in fields {
+            builder.add_value_rlp(name, rlp_bytes(value));
+        }
+        builder.build(&key).expect("record").to_base64()
+    }
+
+    #[test]
+    fn waku_fields_of_a_record_are_read() {
+        let rs = rs_field(16, &[32, 64]).expect("rs");
+        let text = record(&[("waku2", &[CAPABILITY_RELAY]), ("rs", &rs)]);
+        let enr = WakuEnr::parse(&text).expect("valid");
+        assert_eq!((enr.capabilities, enr.cluster_id, enr.shards.clone()), (Some(1), Some(16), vec![32, 64]));
+        assert_eq!(enr.multiaddrs.len(), 1);
+        assert!(enr.multiaddrs[0].starts_with("/ip4/127.0.0.1/tcp/60000/p2p/16Uiu2"), "{:?}", enr.multiaddrs);
+        assert!(enr.serves(16, &[64]) && !enr.serves(16, &[1]) && !enr.serves(1, &[32]));
+        // rsv: a 1024-bit vector, shard 8 i + j is bit j of byte i.
+        let mut rsv = vec![0, 16];
+        rsv.extend([0u8; 128]);
+        rsv[2 + 4] = 1; // shard 32
+        let enr = WakuEnr::parse(&record(&[("rsv", &rsv)])).expect("valid");
+        assert_eq!((enr.cluster_id, enr.shards), (Some(16), vec![32]));
+    }
+
+    #[test]
+    fn hostile_records_are_typed_errors() {
+        for (name, value) in [
+            ("rs", &[0u8, 16, 2, 0, 32][..]),
+            ("rs", &[0u8, 16][..]),
+            ("rsv", &[0u8, 16, 1, 2][..]),
+            ("waku2", &[1u8, 2][..]),
+            ("multiaddrs", &[0u8, 9, 1][..]),
+            ("multiaddrs", &[0u8, 2, 0xff, 0xff][..]),
+        ] {
+            let err = WakuEnr::parse(&record(&[(name, value)])).expect_err(name);
+            assert!(matches!(err, EnrError::BadField { .. }), "{name}: {err}");
+        }
+        assert!(matches!(WakuEnr::parse("enr:not-base64!"), Err(EnrError::Invalid(_))));
+        // A record whose signature does not match its content.
+        let good = record(&[]);
+        let mut bytes = crate::peer_exchange::enr_text_to_rlp(&good).expect("base64");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let forged = crate::peer_exchange::rlp_to_enr_text(&bytes);
+        assert!(WakuEnr::parse(&forged).is_err());
+    }
+}

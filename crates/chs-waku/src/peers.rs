@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
 
+/// At most this many peers are remembered; discovered peers beyond it are not added (a flood of
+/// records from discovery cannot grow the table without bound). Static peers always are.
+pub(crate) const MAX_KNOWN_PEERS: usize = 1000;
+
 /// Where we learnt of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PeerSource {
@@ -126,6 +130,10 @@ impl PeerManager {
                 false
             }
             None => {
+                if source != PeerSource::Static && self.known.len() >= MAX_KNOWN_PEERS {
+                    tracing::debug!(%peer, %source, "peer table full: discovered peer not added");
+                    return false;
+                }
                 self.known.insert(
                     peer,
                     Known {
@@ -373,6 +381,18 @@ mod tests {
         assert!(pm.due_dials(now + Duration::from_secs(600)).is_empty());
         // The three inbound peers are listed, the refused one is not.
         assert_eq!(pm.infos().len(), 3);
+    }
+
+    #[test]
+    fn the_peer_table_is_bounded_for_discovered_peers() {
+        let now = Instant::now();
+        let mut pm = PeerManager::new(limits());
+        for port in 0..u16::try_from(MAX_KNOWN_PEERS).expect("fits") {
+            assert!(pm.add(peer(), vec![addr(port)], PeerSource::Discv5, now));
+        }
+        assert!(!pm.add(peer(), vec![addr(1)], PeerSource::PeerExchange, now));
+        assert!(pm.add(peer(), vec![addr(1)], PeerSource::Static, now));
+        assert_eq!(pm.infos().len(), MAX_KNOWN_PEERS + 1);
     }
 
     #[test]
