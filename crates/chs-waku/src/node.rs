@@ -735,6 +735,10 @@ impl EventLoop {
                         {
                             Counters::bump(&self.counters.px_peers);
                             self.peers.set_shards(&peer.peer_id, peer.shards);
+                            self.emit(NodeEvent::PeerDiscovered {
+                                peer_id: PeerId(peer.peer_id),
+                                source: PeerSource::PeerExchange,
+                            });
                         }
                     }
                     self.dial_due_peers();
@@ -863,6 +867,7 @@ impl EventLoop {
                     }
                     if self.peers.add(found.peer_id, found.addrs, found.source, now) {
                         tracing::debug!(peer = %found.peer_id, source = %found.source, "peer discovered");
+                        self.emit(NodeEvent::PeerDiscovered { peer_id: PeerId(found.peer_id), source: found.source });
                         new += 1;
                     }
                     self.peers.set_shards(&found.peer_id, found.shards);

@@ -114,7 +114,7 @@ impl PeerManager {
     }
 
     /// Remembers a dialable peer (a new address of a known peer is added). Returns `true` if
-    /// the peer is new.
+    /// the peer is new, or was known only because it dialled us.
     pub(crate) fn add(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, source: PeerSource, now: Instant) -> bool {
         match self.known.get_mut(&peer) {
             Some(known) => {
@@ -123,9 +123,11 @@ impl PeerManager {
                         known.addrs.push(addr);
                     }
                 }
-                // A peer that dialled us and is now also discovered keeps the better source.
-                if known.source == PeerSource::Inbound {
+                // A peer that dialled us and is now also discovered takes the better source
+                // (and counts as learnt: it can be redialled now).
+                if known.source == PeerSource::Inbound && source != PeerSource::Inbound {
                     known.source = source;
+                    return true;
                 }
                 false
             }
