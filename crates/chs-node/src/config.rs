@@ -24,6 +24,15 @@
 //! listen = ["/ip4/0.0.0.0/tcp/60000"]
 //! bootstrap = []
 //! cluster_id = 16
+//! # The real network, as status-go: DNS discovery of the status.prod fleet (EIP-1459),
+//! # discv5 (UDP) bootstrapped from it and from discv5_bootstrap, peer exchange.
+//! dns_discovery = ["enrtree://AMOJVZX4V6EXP7NTJPMAYJYST2QP6AJXYW76IU6VGJS7UVSNDYZG4@boot.prod.status.nodes.status.im"]
+//! # nameserver = "127.0.0.1:5353"   # default: the system's resolvers
+//! discv5 = true
+//! discv5_port = 9000
+//! discv5_bootstrap = []              # extra "enr:…" records
+//! peer_exchange = true
+//! target_peers = 20
 //!
 //! [archive]
 //! interval = "7d"
@@ -167,6 +176,21 @@ pub struct WakuSection {
     /// gossipsub heartbeat.
     #[serde(with = "duration_text")]
     pub heartbeat: Duration,
+    /// EIP-1459 ENR trees to discover peers from (default: Status' production fleet).
+    pub dns_discovery: Vec<String>,
+    /// The nameserver (`IP:PORT`) for DNS discovery; absent: the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nameserver: Option<std::net::SocketAddr>,
+    /// Run discv5 (UDP `discv5_port`, on the IP of the first listen address).
+    pub discv5: bool,
+    /// discv5's UDP port (status-go: 9000; 0: any).
+    pub discv5_port: u16,
+    /// Extra discv5 bootstrap records (`enr:…`); the DNS-discovered nodes are added too.
+    pub discv5_bootstrap: Vec<String>,
+    /// 34/WAKU2-PEER-EXCHANGE client (and server, with discv5).
+    pub peer_exchange: bool,
+    /// The peer manager dials discovered peers while fewer than this many are connected.
+    pub target_peers: usize,
 }
 
 /// How the control node catches up after time offline.
@@ -276,6 +300,13 @@ impl Default for WakuSection {
             bootstrap: Vec::new(),
             cluster_id: chs_waku::STATUS_CLUSTER_ID,
             heartbeat: Duration::from_secs(1),
+            dns_discovery: vec![chs_waku::dns::STATUS_PROD_ENRTREE.to_owned()],
+            nameserver: None,
+            discv5: true,
+            discv5_port: 9000,
+            discv5_bootstrap: Vec::new(),
+            peer_exchange: true,
+            target_peers: chs_waku::Config::default().target_peers,
         }
     }
 }
@@ -453,6 +484,11 @@ impl Config {
             waku: WakuSection {
                 listen: vec!["/ip4/127.0.0.1/tcp/0".to_owned()],
                 heartbeat: Duration::from_millis(200),
+                // Nothing leaves the machine: only the peers a test names.
+                dns_discovery: Vec::new(),
+                discv5: false,
+                discv5_port: 0,
+                peer_exchange: false,
                 ..WakuSection::default()
             },
             archive: ArchiveSection::default(),

@@ -148,6 +148,13 @@ impl Node {
             pubsub_topics,
             cluster_id: config.waku.cluster_id,
             heartbeat_interval: config.waku.heartbeat,
+            dns_discovery: config.waku.dns_discovery.clone(),
+            nameserver: config.waku.nameserver,
+            discv5: config.waku.discv5,
+            discv5_port: config.waku.discv5_port,
+            discv5_bootstrap: config.waku.discv5_bootstrap.clone(),
+            peer_exchange: config.waku.peer_exchange,
+            target_peers: config.waku.target_peers,
             ..chs_waku::Config::default()
         };
         let waku = match WakuNode::start(waku_config).await {
@@ -331,8 +338,8 @@ impl NodeHandle {
     }
 
     /// Every socket the node listens on, one line each (`tcp 127.0.0.1:4001 bittorrent peers`,
-    /// `udp 0.0.0.0:6881 dht`, `waku /ip4/127.0.0.1/tcp/60000`): the torrent session's (only
-    /// what the configuration asks for) and the Waku node's listen addresses.
+    /// `udp 0.0.0.0:6881 dht`, `waku /ip4/127.0.0.1/tcp/60000`, `udp 0.0.0.0:9000 waku discv5`):
+    /// the torrent session's (only what the configuration asks for) and the Waku node's.
     pub async fn listening_sockets(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .services
@@ -343,6 +350,9 @@ impl NodeHandle {
         out.extend(
             self.services.waku.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("waku {a}")),
         );
+        if let Some(addr) = self.services.waku.discv5_addr() {
+            out.push(format!("udp {addr} waku discv5"));
+        }
         out
     }
 

@@ -15,6 +15,28 @@ fn default_config_round_trips_through_toml() {
     assert_eq!(Config::from_toml_str(&text).expect("parses"), local);
 }
 
+/// Issue 18: `chs node` defaults to the real network as status-go (status.prod tree, discv5 on
+/// UDP 9000, peer exchange); `Config::local` (tests) reaches nothing but the peers it names;
+/// every discovery key parses.
+#[test]
+fn waku_discovery_defaults_to_the_status_fleet_and_parses() {
+    let default = Config::default().waku;
+    assert_eq!(default.dns_discovery, vec![chs_waku::dns::STATUS_PROD_ENRTREE.to_owned()]);
+    assert!(default.discv5 && default.peer_exchange);
+    assert_eq!((default.discv5_port, default.nameserver), (9000, None));
+    let local = Config::local("/tmp/x").waku;
+    assert!(local.dns_discovery.is_empty() && !local.discv5 && !local.peer_exchange);
+    let text = "[waku]\ndns_discovery = [\"enrtree://K@nodes.example\"]\nnameserver = \"127.0.0.1:5353\"\n\
+        discv5 = false\ndiscv5_port = 9001\ndiscv5_bootstrap = [\"enr:-x\"]\npeer_exchange = false\ntarget_peers = 3\n";
+    let waku = Config::from_toml_str(text).expect("parses").waku;
+    assert_eq!(waku.dns_discovery, vec!["enrtree://K@nodes.example".to_owned()]);
+    assert_eq!(waku.nameserver, Some("127.0.0.1:5353".parse().expect("addr")));
+    assert_eq!((waku.discv5, waku.discv5_port, waku.peer_exchange, waku.target_peers), (false, 9001, false, 3));
+    assert_eq!(waku.discv5_bootstrap, vec!["enr:-x".to_owned()]);
+    let err = Config::from_toml_str("[waku]\nnameserver = \"localhost\"").expect_err("not IP:PORT").to_string();
+    assert!(err.contains("nameserver"), "{err}");
+}
+
 #[test]
 fn config_errors_name_the_key() {
     let cases = [

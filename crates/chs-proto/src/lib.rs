@@ -37,6 +37,10 @@ pub mod waku {
     pub mod metadata {
         include!("generated/waku.metadata.v1.rs");
     }
+    /// `waku.peer_exchange.v2alpha1`: the 34/WAKU2-PEER-EXCHANGE messages.
+    pub mod peer_exchange {
+        include!("generated/waku.peer_exchange.v2alpha1.rs");
+    }
     pub use message::WakuMessage;
 
     /// The pubsub topic of Status communities by default: cluster 16, shard 32

@@ -9,9 +9,11 @@
 //   {"event":"gossip","topic":..,"msgId":<gossipsub id string>,"sha256Hex":..,"dataHex":..}
 //   {"event":"message","pubsubTopic":..,"contentTopic":..,"payloadHex":..,"timestampNs":"..","version":..}
 //   {"event":"published","recipients":n,"failures":[..],"sha256Hex":..}
+//   {"event":"pong","peerId":..,"rttMs":n}   (answer to "ping": /ipfs/ping/1.0.0, as js-libp2p's keep-alive)
 //   {"event":"error","message":..}
 // stdin commands:
 //   {"cmd":"publish","contentTopic":..,"payloadHex":..,"timestampMs":n}
+//   {"cmd":"ping","peerId":..}
 //   {"cmd":"quit"}
 import "./polyfill.mjs";
 
@@ -21,9 +23,10 @@ import readline from "node:readline";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { identify } from "@libp2p/identify";
+import { ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { createDecoder, createEncoder, relay as wakuRelayModule } from "@waku/sdk";
-// libp2p, noise and identify are the exact versions @waku/sdk 0.0.27 depends on (see package-lock.json).
+// libp2p, noise, identify and ping are the exact versions @waku/sdk 0.0.27 depends on (see package-lock.json).
 import { createLibp2p } from "libp2p";
 
 const { wakuGossipSub, wakuRelay } = wakuRelayModule;
@@ -41,7 +44,7 @@ async function main() {
     transports: [tcp()],
     streamMuxers: [yamux()],
     connectionEncryption: [noise()],
-    services: { identify: identify(), pubsub: wakuGossipSub() },
+    services: { identify: identify(), ping: ping(), pubsub: wakuGossipSub() },
   });
   const relay = wakuRelay([PUBSUB_TOPIC])(node);
   const pubsub = node.services.pubsub;
@@ -94,6 +97,11 @@ async function main() {
           failures: result.failures.map((f) => String(f.error)),
           sha256Hex: sha256Hex(wire),
         });
+      } else if (command.cmd === "ping") {
+        const peer = node.getPeers().find((p) => p.toString() === command.peerId);
+        if (!peer) throw new Error(`not connected to ${command.peerId}`);
+        const rttMs = await node.services.ping.ping(peer);
+        emit({ event: "pong", peerId: command.peerId, rttMs });
       } else if (command.cmd === "quit") {
         await quit();
       } else {

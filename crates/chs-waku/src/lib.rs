@@ -12,22 +12,31 @@
 //! - 66/WAKU2-METADATA (`/vac/waku/metadata/1.0.0`), served and requested; peers of another
 //!   cluster are disconnected, peers that do not speak it (js-waku) are tolerated;
 //! - static sharding topics `/waku/2/rs/<cluster>/<shard>` ([`RelayShard`]);
-//! - TCP + noise + yamux (+ DNS), identify, ping, secp256k1 node keys kept in the data dir.
+//! - TCP + noise + yamux (+ DNS), identify, ping keep-alive (sent and answered; a peer that
+//!   fails `max_ping_failures` pings in a row is dropped), secp256k1 node keys kept in the data dir;
+//! - discovery: EIP-1459 DNS trees ([`dns`]), discv5 with our own ENR (`waku2`, `rs`; [`enr`]),
+//!   34/WAKU2-PEER-EXCHANGE client and server; a peer manager (target peer count, bounded
+//!   inbound connections, redial with exponential backoff, peers filtered by cluster and shard),
+//!   see [`WakuHandle::peers`].
 //!
 //! Incoming messages are validated ([`validation`]) and reported to gossipsub as
 //! Accept / Reject / Ignore, with a counter per reason ([`Stats`]).
 //!
 //! This crate knows WakuMessages and topics only: nothing of communities, torrents, archives,
-//! SQLite or the 26/WAKU2-PAYLOAD encryption (that is `chs-waku-payload`). It has no store,
-//! filter, lightpush, peer exchange, discv5 or RLN: see `docs/chs-waku.md`, "Important
-//! discrepancies". libp2p types do not cross its API.
+//! SQLite or the 26/WAKU2-PAYLOAD encryption (that is `chs-waku-payload`). It has no filter,
+//! lightpush or RLN: see `docs/chs-waku.md`, "Important discrepancies". libp2p types do not cross its API.
 
 mod config;
+mod discovery;
+pub mod dns;
+pub mod enr;
 mod error;
 mod key;
 mod message;
 pub mod metadata;
 mod node;
+mod peer_exchange;
+mod peers;
 pub mod topic;
 pub mod validation;
 
@@ -40,6 +49,8 @@ pub use message::{
 };
 pub use metadata::{METADATA_PROTOCOL, PeerMetadata, PeerRejection};
 pub use node::{MAX_TRANSMIT_SIZE, RELAY_PROTOCOL, TopicPeers, WakuHandle, WakuNode};
+pub use peer_exchange::PEER_EXCHANGE_PROTOCOL;
+pub use peers::{PeerInfo, PeerSource};
 pub use topic::{DEFAULT_COMMUNITY_SHARD, DEFAULT_PUBSUB_TOPIC, RelayShard, STATUS_CLUSTER_ID};
 pub use validation::{Rejection, Stats, ValidationConfig, Verdict};
 

@@ -295,6 +295,13 @@ pub enum NodeEvent {
         /// Its shards.
         shards: Vec<u32>,
     },
+    /// Discovery (or a peer that had only dialled us) gave the peer manager a dialable peer.
+    PeerDiscovered {
+        /// The peer.
+        peer_id: PeerId,
+        /// Where it was learnt.
+        source: crate::PeerSource,
+    },
     /// A peer does not speak 66/WAKU2-METADATA (js-waku); it stays connected.
     MetadataUnsupported {
         /// The peer.

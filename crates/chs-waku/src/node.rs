@@ -26,6 +26,8 @@ use crate::message::{
     timestamp_now,
 };
 use crate::metadata::{METADATA_PROTOCOL, MetadataCodec, PeerMetadata, PeerRejection, check_peer_metadata};
+use crate::peer_exchange::{MAX_PEERS_PER_EXCHANGE, PEER_EXCHANGE_PROTOCOL, PeerExchangeCodec};
+use crate::peers::{PeerInfo, PeerLimits, PeerManager, PeerSource};
 use crate::topic::RelayShard;
 use crate::validation::{Counters, Rejection, Stats, ValidationConfig, Verdict, validate_bytes, validate_message};
 
@@ -42,12 +44,16 @@ const WAITER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// How long `start` waits for its listeners to report an address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the peer manager looks for peers to dial.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     relay: gossipsub::Behaviour,
     metadata: request_response::Behaviour<MetadataCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    peer_exchange: request_response::Behaviour<PeerExchangeCodec>,
 }
 
 /// Peers known on a pubsub topic.
@@ -68,6 +74,17 @@ enum Command {
     ListenAddrs { reply: oneshot::Sender<Vec<String>> },
     TopicPeers { topic: String, reply: oneshot::Sender<TopicPeers> },
     WaitForPeers { topic: String, min: usize, mesh: bool, reply: oneshot::Sender<()> },
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    AddPeers { peers: Vec<DiscoveredPeer>, reply: oneshot::Sender<usize> },
+}
+
+/// A dialable peer found by discovery, handed to the peer manager.
+#[derive(Debug, Clone)]
+pub(crate) struct DiscoveredPeer {
+    pub(crate) peer_id: libp2p::PeerId,
+    pub(crate) addrs: Vec<Multiaddr>,
+    pub(crate) source: PeerSource,
+    pub(crate) shards: Vec<u32>,
 }
 
 /// A cloneable handle to a running node. Every method is cancel-safe: dropping its future
@@ -81,6 +98,8 @@ pub struct WakuHandle {
     events: broadcast::WeakSender<NodeEvent>,
     counters: Arc<Counters>,
     local_peer_id: PeerId,
+    /// discv5's bound UDP address, once it runs.
+    discv5_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -94,6 +113,8 @@ impl std::fmt::Debug for Command {
             Command::ListenAddrs { .. } => "ListenAddrs",
             Command::TopicPeers { .. } => "TopicPeers",
             Command::WaitForPeers { .. } => "WaitForPeers",
+            Command::Peers { .. } => "Peers",
+            Command::AddPeers { .. } => "AddPeers",
         };
         f.write_str(name)
     }
@@ -201,6 +222,31 @@ impl WakuHandle {
         self.request(|reply| Command::WaitForPeers { topic, min, mesh: true, reply }).await
     }
 
+    /// Every peer the peer manager knows (connected or waiting for a redial), with where it
+    /// came from and its shards.
+    ///
+    /// # Errors
+    /// [`NodeStopped`].
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeStopped> {
+        self.request(|reply| Command::Peers { reply }).await
+    }
+
+    /// The UDP address discv5 is bound to, when it runs.
+    #[must_use]
+    pub fn discv5_addr(&self) -> Option<std::net::SocketAddr> {
+        self.discv5_addr.get().copied()
+    }
+
+    /// Records discv5's bound address (once).
+    pub(crate) fn set_discv5_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.discv5_addr.set(addr);
+    }
+
+    /// Hands discovered peers to the peer manager; returns how many were new.
+    pub(crate) async fn add_peers(&self, peers: Vec<DiscoveredPeer>) -> Result<usize, NodeStopped> {
+        self.request(|reply| Command::AddPeers { peers, reply }).await
+    }
+
     /// A receiver of accepted messages matching `filter`, with a queue of the configured
     /// `channel_capacity` messages. Messages that arrived before this call are not replayed, so
     /// take the receiver before subscribing or dialing.
@@ -250,6 +296,7 @@ pub struct WakuNode {
     handle: WakuHandle,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    discovery: crate::discovery::Running,
 }
 
 impl Deref for WakuNode {
@@ -272,6 +319,7 @@ impl WakuNode {
             None => key::ephemeral(),
         };
         let listen_addrs = parse_addrs(&config.listen_addrs)?;
+        let secret = keypair.clone().try_into_secp256k1().ok().map(|pair| pair.secret().to_bytes().to_vec());
         let bootstrap_addrs = parse_addrs(&config.bootstrap_peers)?;
         let mut swarm = build_swarm(keypair, &config)?;
         let local_peer_id = *swarm.local_peer_id();
@@ -287,13 +335,31 @@ impl WakuNode {
             subscribed.insert(topic.clone());
         }
         tracing::Instrument::instrument(listen(&mut swarm, listen_addrs), span.clone()).await?;
+        let mut peers = PeerManager::new(PeerLimits {
+            target_peers: config.target_peers,
+            max_peers: config.max_peers.max(1),
+            backoff_initial: config.reconnect_backoff,
+            backoff_max: config.max_reconnect_backoff.max(config.reconnect_backoff),
+            max_ping_failures: config.max_ping_failures.max(1),
+        });
+        let now = std::time::Instant::now();
         for addr in bootstrap_addrs {
-            if let Err(err) = swarm.dial(addr.clone()) {
-                tracing::warn!(parent: &span, %addr, %err, "bootstrap dial failed");
+            match peer_of(&addr) {
+                // Dialled (and redialled) by the peer manager.
+                Some(peer) => {
+                    peers.add(peer, vec![addr], PeerSource::Static, now);
+                }
+                None => {
+                    tracing::warn!(parent: &span, %addr, "bootstrap address without /p2p/<peer id>: dialled once, never redialled");
+                    if let Err(err) = swarm.dial(addr.clone()) {
+                        tracing::warn!(parent: &span, %addr, %err, "bootstrap dial failed");
+                    }
+                }
             }
         }
 
         let capacity = config.channel_capacity.max(1);
+        let px_cache: crate::discovery::PxCache = Arc::default();
         let (command_sender, commands) = mpsc::channel(capacity);
         let subscriptions: Subscriptions = Arc::new(std::sync::Mutex::new(Some(Vec::new())));
         let (event_sender, _) = broadcast::channel(capacity);
@@ -306,6 +372,7 @@ impl WakuNode {
             events: event_sender.downgrade(),
             counters: Arc::clone(&counters),
             local_peer_id: PeerId(local_peer_id),
+            discv5_addr: Arc::default(),
         };
         let event_loop = EventLoop {
             swarm,
@@ -321,12 +388,31 @@ impl WakuNode {
             waiters: Vec::new(),
             cluster_mismatch: HashMap::new(),
             rejected: HashSet::new(),
+            peers,
+            peer_exchange: config.peer_exchange.then(|| PxState {
+                interval: config.peer_exchange_interval,
+                last: None,
+                capable: BTreeSet::new(),
+                asked: 0,
+                cache: Arc::clone(&px_cache),
+                filter: crate::discovery::Filter { cluster_id: config.cluster_id, shards: metadata_shards(&config) },
+            }),
         };
         let task = tokio::spawn(tracing::Instrument::instrument(
             event_loop.run(shutdown, config.shutdown_linger),
             span.clone(),
         ));
-        Ok(WakuNode { handle, shutdown: Some(shutdown_sender), task })
+        let filter = crate::discovery::Filter { cluster_id: config.cluster_id, shards: metadata_shards(&config) };
+        let bound = handle.listen_addrs().await.unwrap_or_default();
+        let bound: Vec<Multiaddr> = bound.iter().filter_map(|a| a.parse().ok()).collect();
+        let discovery = crate::discovery::start(&handle, &config, secret, &bound, filter, px_cache).await;
+        Ok(WakuNode { handle, shutdown: Some(shutdown_sender), task, discovery })
+    }
+
+    /// Our ENR (`enr:…`) when discv5 runs.
+    #[must_use]
+    pub fn local_enr(&self) -> Option<&str> {
+        self.discovery.local_enr.as_deref()
     }
 
     /// A cloneable handle for other tasks.
@@ -338,6 +424,7 @@ impl WakuNode {
     /// Stops the node: lets the swarm run for `shutdown_linger` so queued messages leave,
     /// closes every connection and waits for the task to end.
     pub async fn shutdown(mut self) {
+        drop(std::mem::take(&mut self.discovery));
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -345,6 +432,29 @@ impl WakuNode {
             tracing::error!(%err, "the Waku node task failed");
         }
     }
+}
+
+/// The shards we announce at start: the configured ones and those of our subscribed
+/// static-sharding topics of our cluster.
+fn metadata_shards(config: &Config) -> Vec<u32> {
+    let mut shards: BTreeSet<u32> = config.shards.iter().copied().collect();
+    shards.extend(
+        config
+            .pubsub_topics
+            .iter()
+            .filter_map(|topic| RelayShard::from_pubsub_topic(topic))
+            .filter(|shard| shard.cluster_id == config.cluster_id)
+            .map(|shard| shard.shard),
+    );
+    shards.into_iter().collect()
+}
+
+/// The peer id at the end of a multiaddr (`…/p2p/<id>`).
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<libp2p::PeerId> {
+    addr.iter().find_map(|protocol| match protocol {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 fn parse_addrs(addrs: &[String]) -> Result<Vec<Multiaddr>, StartError> {
@@ -393,7 +503,18 @@ fn build_swarm(keypair: libp2p::identity::Keypair, config: &Config) -> Result<Sw
         identify::Config::new("/ipfs/id/1.0.0".to_owned(), keypair.public())
             .with_agent_version(format!("chs-waku/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let behaviour = Behaviour { relay, metadata, identify, ping: ping::Behaviour::default() };
+    let ping =
+        ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval).with_timeout(config.ping_timeout));
+    let peer_exchange = request_response::Behaviour::with_codec(
+        PeerExchangeCodec,
+        [(
+            StreamProtocol::new(PEER_EXCHANGE_PROTOCOL),
+            // We serve records only from a discv5 table.
+            if config.peer_exchange && config.discv5 { ProtocolSupport::Full } else { ProtocolSupport::Outbound },
+        )],
+        request_response::Config::default().with_request_timeout(config.metadata_timeout),
+    );
+    let behaviour = Behaviour { relay, metadata, identify, ping, peer_exchange };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
@@ -476,6 +597,24 @@ struct EventLoop {
     cluster_mismatch: HashMap<libp2p::PeerId, PeerRejection>,
     /// Peers being disconnected after a failed metadata check (rejected once only).
     rejected: HashSet<libp2p::PeerId>,
+    /// Known peers, redials, limits.
+    peers: PeerManager,
+    /// 34/WAKU2-PEER-EXCHANGE client and server state, when enabled.
+    peer_exchange: Option<PxState>,
+}
+
+/// Peer-exchange state of the event loop.
+struct PxState {
+    /// How often we ask while below `target_peers`.
+    interval: Duration,
+    last: Option<std::time::Instant>,
+    /// Connected peers that announced the protocol (identify).
+    capable: BTreeSet<libp2p::PeerId>,
+    /// Requests sent (round robin over `capable`).
+    asked: usize,
+    /// What the server hands out (filled by the discv5 task).
+    cache: crate::discovery::PxCache,
+    filter: crate::discovery::Filter,
 }
 
 impl Drop for EventLoop {
@@ -489,6 +628,8 @@ impl EventLoop {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>, linger: Duration) {
         let mut waiter_check = tokio::time::interval(WAITER_CHECK_INTERVAL);
         waiter_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Either an explicit shutdown or the WakuNode was dropped.
@@ -499,6 +640,10 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = waiter_check.tick(), if !self.waiters.is_empty() => self.check_waiters(),
+                _ = maintenance.tick() => {
+                    self.dial_due_peers();
+                    self.ask_for_peers();
+                }
             }
         }
         tracing::debug!(?linger, "shutting down");
@@ -514,6 +659,120 @@ impl EventLoop {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         tracing::debug!("stopped");
+    }
+
+    /// Dials the peers the peer manager says are due (bootstrap, discovered, reconnecting).
+    fn dial_due_peers(&mut self) {
+        for (peer, addrs) in self.peers.due_dials(std::time::Instant::now()) {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            Counters::bump(&self.counters.dials);
+            tracing::debug!(%peer, "dialling");
+            if let Err(err) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, %err, "dial not started");
+                Counters::bump(&self.counters.dials_failed);
+                self.peers.dial_failed(&peer, std::time::Instant::now());
+            }
+        }
+    }
+
+    /// While below `target_peers`, asks a peer-exchange capable peer for records, every
+    /// `peer_exchange_interval` (status-go asks every 5 s).
+    fn ask_for_peers(&mut self) {
+        let connected = self.peers.connected_count();
+        let target = self.peers.target();
+        let Some(px) = self.peer_exchange.as_mut() else { return };
+        let now = std::time::Instant::now();
+        if connected >= target || px.capable.is_empty() || px.last.is_some_and(|last| now - last < px.interval) {
+            return;
+        }
+        let Some(peer) = px.capable.iter().nth(px.asked % px.capable.len()).copied() else { return };
+        px.asked += 1;
+        px.last = Some(now);
+        let wanted =
+            u64::try_from(target - connected).unwrap_or(MAX_PEERS_PER_EXCHANGE).clamp(1, MAX_PEERS_PER_EXCHANGE);
+        tracing::debug!(%peer, wanted, "peer exchange request");
+        self.swarm.behaviour_mut().peer_exchange.send_request(&peer, wanted);
+    }
+
+    fn handle_peer_exchange_event(&mut self, event: request_response::Event<u64, Vec<Vec<u8>>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let records: Vec<Vec<u8>> = self
+                        .peer_exchange
+                        .as_ref()
+                        .and_then(|px| px.cache.lock().ok().map(|cache| cache.clone()))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .take(usize::try_from(request.min(MAX_PEERS_PER_EXCHANGE)).unwrap_or(0))
+                        .collect();
+                    tracing::debug!(%peer, asked = request, given = records.len(), "peer exchange request served");
+                    Counters::bump(&self.counters.px_served);
+                    let _ = self.swarm.behaviour_mut().peer_exchange.send_response(channel, records);
+                }
+                request_response::Message::Response { response, .. } => {
+                    let Some(px) = self.peer_exchange.as_ref() else { return };
+                    let mut enrs = Vec::new();
+                    for rlp in &response {
+                        match crate::enr::WakuEnr::parse(&crate::peer_exchange::rlp_to_enr_text(rlp)) {
+                            Ok(enr) => enrs.push(enr),
+                            Err(err) => {
+                                Counters::bump(&self.counters.px_bad_records);
+                                tracing::debug!(%peer, %err, "bad record in peer exchange response");
+                            }
+                        }
+                    }
+                    let found = crate::discovery::dialable(&enrs, PeerSource::PeerExchange, &px.filter);
+                    tracing::debug!(%peer, records = response.len(), dialable = found.len(), "peer exchange response");
+                    let now = std::time::Instant::now();
+                    for peer in found {
+                        if peer.peer_id != *self.swarm.local_peer_id()
+                            && !self.peers.is_refused(&peer.peer_id)
+                            && self.peers.add(peer.peer_id, peer.addrs, PeerSource::PeerExchange, now)
+                        {
+                            Counters::bump(&self.counters.px_peers);
+                            self.peers.set_shards(&peer.peer_id, peer.shards);
+                            self.emit(NodeEvent::PeerDiscovered {
+                                peer_id: PeerId(peer.peer_id),
+                                source: PeerSource::PeerExchange,
+                            });
+                        }
+                    }
+                    self.dial_due_peers();
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "peer exchange request failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound peer exchange request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn handle_ping_event(&mut self, event: ping::Event) {
+        let peer = event.peer;
+        let ok = event.result.is_ok();
+        match &event.result {
+            Ok(rtt) => {
+                tracing::trace!(%peer, ?rtt, "ping");
+                Counters::bump(&self.counters.pings_ok);
+                self.peers.healthy(&peer);
+            }
+            Err(err) => {
+                tracing::debug!(%peer, %err, "ping failed");
+                Counters::bump(&self.counters.pings_failed);
+            }
+        }
+        if self.peers.ping_result(&peer, ok) {
+            tracing::info!(%peer, "peer does not answer pings: disconnecting");
+            Counters::bump(&self.counters.peers_unresponsive);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -596,6 +855,26 @@ impl EventLoop {
                 self.waiters.push(PeerWaiter { topic: TopicHash::from_raw(topic), min, mesh, reply });
                 self.check_waiters();
             }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peers.infos());
+            }
+            Command::AddPeers { peers, reply } => {
+                let now = std::time::Instant::now();
+                let mut new = 0;
+                for found in peers {
+                    if found.peer_id == *self.swarm.local_peer_id() || self.peers.is_refused(&found.peer_id) {
+                        continue;
+                    }
+                    if self.peers.add(found.peer_id, found.addrs, found.source, now) {
+                        tracing::debug!(peer = %found.peer_id, source = %found.source, "peer discovered");
+                        self.emit(NodeEvent::PeerDiscovered { peer_id: PeerId(found.peer_id), source: found.source });
+                        new += 1;
+                    }
+                    self.peers.set_shards(&found.peer_id, found.shards);
+                }
+                let _ = reply.send(new);
+                self.dial_due_peers();
+            }
         }
     }
 
@@ -641,12 +920,20 @@ impl EventLoop {
             Some(peer) => DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build(),
             None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
         };
+        if let Some(peer) = peer {
+            // An explicit dial is a static peer: redialled if it drops.
+            self.peers.add(peer, vec![addr.clone()], PeerSource::Static, std::time::Instant::now());
+            self.peers.dialing(&peer);
+        }
         let connection_id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.pending_dials.insert(connection_id, (addr.to_string(), reply));
             }
             Err(err) => {
+                if let Some(peer) = peer {
+                    self.peers.dial_failed(&peer, std::time::Instant::now());
+                }
                 let _ = reply.send(Err(DialError::Failed { addr: addr.to_string(), reason: err.to_string() }));
             }
         }
@@ -658,13 +945,28 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.handle_metadata_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 tracing::debug!(%peer_id, agent = %info.agent_version, protocols = ?info.protocols, "identified");
+                if let Some(px) = self.peer_exchange.as_mut()
+                    && info.protocols.iter().any(|p| p.as_ref() == PEER_EXCHANGE_PROTOCOL)
+                {
+                    px.capable.insert(peer_id);
+                    self.ask_for_peers();
+                }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => self.handle_peer_exchange_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.handle_ping_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(PeerId(peer_id)));
                 }
                 if num_established.get() == 1 {
+                    let dialer_addr = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
+                    if !self.peers.connected(peer_id, dialer_addr, std::time::Instant::now()) {
+                        tracing::debug!(%peer_id, "inbound connection refused: max_peers connected");
+                        Counters::bump(&self.counters.inbound_refused);
+                        let _ = self.swarm.disconnect_peer_id(peer_id);
+                        return;
+                    }
                     let address = endpoint.get_remote_address().to_string();
                     tracing::debug!(%peer_id, %address, "peer connected");
                     let request = self.our_metadata();
@@ -679,11 +981,19 @@ impl EventLoop {
                         self.reject_peer(peer_id, reason);
                     }
                     self.rejected.remove(&peer_id);
+                    self.peers.disconnected(&peer_id, std::time::Instant::now());
+                    if let Some(px) = self.peer_exchange.as_mut() {
+                        px.capable.remove(&peer_id);
+                    }
                     self.emit(NodeEvent::PeerDisconnected { peer_id: PeerId(peer_id) });
                 }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
                 tracing::debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id {
+                    Counters::bump(&self.counters.dials_failed);
+                    self.peers.dial_failed(&peer, std::time::Instant::now());
+                }
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(DialError::Failed { addr, reason: error.to_string() }));
                 }
@@ -763,6 +1073,7 @@ impl EventLoop {
         }
         tracing::debug!(%peer, %reason, "disconnecting peer after metadata exchange");
         Counters::bump(&self.counters.peers_rejected);
+        self.peers.refuse(peer);
         let _ = self.swarm.disconnect_peer_id(peer);
         self.emit(NodeEvent::PeerRejected { peer_id: PeerId(peer), reason });
     }
@@ -791,6 +1102,7 @@ impl EventLoop {
                         cluster_id: response.cluster_id,
                         shards: response.shards.clone(),
                     });
+                    self.peers.set_shards(&peer, response.shards.clone());
                     let ours = self.our_metadata();
                     self.cluster_mismatch.remove(&peer);
                     if let Err(reason) = check_peer_metadata(self.cluster_id, &ours.shards, &response) {

@@ -194,6 +194,15 @@ pub(crate) struct Counters {
     pub(crate) lagged_receivers: AtomicU64,
     pub(crate) peers_rejected: AtomicU64,
     pub(crate) metadata_unsupported: AtomicU64,
+    pub(crate) pings_ok: AtomicU64,
+    pub(crate) pings_failed: AtomicU64,
+    pub(crate) peers_unresponsive: AtomicU64,
+    pub(crate) dials: AtomicU64,
+    pub(crate) dials_failed: AtomicU64,
+    pub(crate) inbound_refused: AtomicU64,
+    pub(crate) px_served: AtomicU64,
+    pub(crate) px_peers: AtomicU64,
+    pub(crate) px_bad_records: AtomicU64,
 }
 
 impl Counters {
@@ -231,6 +240,15 @@ impl Counters {
             lagged_receivers: get(&self.lagged_receivers),
             peers_rejected: get(&self.peers_rejected),
             metadata_unsupported: get(&self.metadata_unsupported),
+            pings_ok: get(&self.pings_ok),
+            pings_failed: get(&self.pings_failed),
+            peers_unresponsive: get(&self.peers_unresponsive),
+            dials: get(&self.dials),
+            dials_failed: get(&self.dials_failed),
+            inbound_refused: get(&self.inbound_refused),
+            px_served: get(&self.px_served),
+            px_peers: get(&self.px_peers),
+            px_bad_records: get(&self.px_bad_records),
         }
     }
 }
@@ -264,6 +282,24 @@ pub struct Stats {
     pub peers_rejected: u64,
     /// Peers that do not speak 66/WAKU2-METADATA (tolerated, e.g. js-waku).
     pub metadata_unsupported: u64,
+    /// Our pings (`/ipfs/ping/1.0.0`) that a peer answered.
+    pub pings_ok: u64,
+    /// Our pings that failed or timed out.
+    pub pings_failed: u64,
+    /// Peers disconnected after `max_ping_failures` failed pings in a row.
+    pub peers_unresponsive: u64,
+    /// Dials started by the peer manager (bootstrap, discovered and reconnecting peers).
+    pub dials: u64,
+    /// Of those, dials that failed.
+    pub dials_failed: u64,
+    /// Inbound connections closed because `max_peers` were connected.
+    pub inbound_refused: u64,
+    /// Peer-exchange requests we answered.
+    pub px_served: u64,
+    /// New peers learnt through peer exchange.
+    pub px_peers: u64,
+    /// Invalid records in peer-exchange responses.
+    pub px_bad_records: u64,
 }
 
 impl Stats {

@@ -144,12 +144,26 @@ async fn write_status(handle: &chs_node::NodeHandle, path: &Path, running: bool)
             "handed_over": s.handed_over,
         })
     });
+    let waku_peers: Vec<serde_json::Value> = handle
+        .waku()
+        .peers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "peer_id": p.peer_id.to_string(), "source": p.source.name(), "connected": p.connected,
+                "shards": p.shards, "addrs": p.addrs,
+            })
+        })
+        .collect();
     let value = serde_json::json!({
         "running": running,
         "pid": std::process::id(),
         "updated_at_ms": handle.clock().now_ms(),
         "listening": handle.listening_sockets().await,
         "torrent_listener": listener,
+        "waku_peers": waku_peers,
         "communities": list,
     });
     let tmp = path.with_extension("json.tmp");
@@ -188,6 +202,20 @@ fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "  torrent connections: {} accepted, {} handed to a torrent, {} failed the handshake, {} refused",
             l["accepted"], l["handed_over"], l["handshake_failed"], l["refused"]
         );
+    }
+    let waku_peers: Vec<&serde_json::Value> = value["waku_peers"].as_array().into_iter().flatten().collect();
+    if !waku_peers.is_empty() {
+        let connected = waku_peers.iter().filter(|p| p["connected"].as_bool() == Some(true)).count();
+        println!("  waku peers: {connected} connected, {} known", waku_peers.len());
+        for p in &waku_peers {
+            println!(
+                "    {} {} ({}) shards {}",
+                if p["connected"].as_bool() == Some(true) { "connected" } else { "waiting  " },
+                p["peer_id"].as_str().unwrap_or("?"),
+                p["source"].as_str().unwrap_or("?"),
+                p["shards"]
+            );
+        }
     }
     for c in value["communities"].as_array().into_iter().flatten() {
         let role = if c["control_node"].as_bool() == Some(true) { "control node" } else { "member" };

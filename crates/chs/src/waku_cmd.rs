@@ -36,6 +36,8 @@ pub(crate) enum WakuCommand {
         /// Directory keeping the node key (default: a fresh key each run).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
     },
     /// Connects to a peer, waits until it is subscribed to the pubsub topic, publishes one message and exits.
     #[command(long_about = "Starts a Waku relay node without a listener, dials --peer, waits until that peer \
@@ -83,8 +85,8 @@ pub(crate) enum Encoding {
 pub(crate) fn run(cmd: WakuCommand) -> anyhow::Result<ExitCode> {
     let rt = util::runtime()?;
     match cmd {
-        WakuCommand::Listen { listen, pubsub_topics, content_topics, peers, data_dir } => {
-            rt.block_on(listen_cmd(&listen, pubsub_topics, content_topics, peers, data_dir))
+        WakuCommand::Listen { listen, pubsub_topics, content_topics, peers, data_dir, discovery } => {
+            rt.block_on(listen_cmd(&listen, pubsub_topics, content_topics, peers, data_dir, discovery))
         }
         WakuCommand::Publish { peer, content_topic, payload, encoding, waku_message, pubsub_topic, timeout } => {
             let message = match waku_message {
@@ -138,15 +140,16 @@ async fn listen_cmd(
     content_topics: Vec<String>,
     peers: Vec<String>,
     data_dir: Option<PathBuf>,
+    discovery: DiscoveryArgs,
 ) -> anyhow::Result<ExitCode> {
     let listen = to_multiaddr(listen);
-    let config = Config {
+    let config = discovery.apply(Config {
         data_dir,
         listen_addrs: vec![listen.clone()],
         bootstrap_peers: peers.iter().map(|p| to_multiaddr(p)).collect(),
         pubsub_topics,
         ..Config::default()
-    };
+    });
     let node = WakuNode::start(config).await.with_context(|| format!("starting the Waku node on {listen}"))?;
     let filter = ContentFilter { pubsub_topic: None, content_topics, max_payload: None };
     let mut messages = node.messages(filter).context("the Waku node stopped")?;
@@ -201,4 +204,37 @@ async fn publish_cmd(
     println!("message_id: {id}");
     println!("message_hash: {}", hex::encode(hash));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Discovery for `chs waku listen`: only what is given is used (nothing by default).
+#[derive(Debug, clap::Args)]
+pub(crate) struct DiscoveryArgs {
+    /// An EIP-1459 ENR tree (`enrtree://<key>@<domain>`) to find peers in, e.g. Status' fleet
+    /// `enrtree://AMOJVZX4V6EXP7NTJPMAYJYST2QP6AJXYW76IU6VGJS7UVSNDYZG4@boot.prod.status.nodes.status.im`. Repeatable.
+    #[arg(long = "dns-discovery")]
+    dns_discovery: Vec<String>,
+    /// The nameserver for --dns-discovery (`IP:PORT`; default: the system's).
+    #[arg(long)]
+    nameserver: Option<std::net::SocketAddr>,
+    /// Run discv5 bootstrapped from this record (`enr:…`). Repeatable.
+    #[arg(long = "discv5-bootstrap")]
+    discv5_bootstrap: Vec<String>,
+    /// discv5's UDP port (with --discv5-bootstrap; 0: any).
+    #[arg(long, default_value_t = 0)]
+    discv5_port: u16,
+}
+
+impl DiscoveryArgs {
+    fn apply(self, config: Config) -> Config {
+        let discv5 = !self.discv5_bootstrap.is_empty();
+        Config {
+            peer_exchange: discv5 || !self.dns_discovery.is_empty(),
+            dns_discovery: self.dns_discovery,
+            nameserver: self.nameserver,
+            discv5,
+            discv5_port: self.discv5_port,
+            discv5_bootstrap: self.discv5_bootstrap,
+            ..config
+        }
+    }
 }

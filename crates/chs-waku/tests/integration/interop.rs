@@ -144,3 +144,43 @@ async fn js_waku_relay_exchanges_messages_both_ways() {
     })
     .await;
 }
+
+/// Keep-alive with js-libp2p: the js node pings chs over `/ipfs/ping/1.0.0` (what its
+/// connection monitor does every 10 s) and gets each answer; chs's own pings to it succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_waku_pings_are_answered_and_ours_succeed() {
+    let Some(dir) = std::env::var_os("CHS_JS_WAKU_DIR").map(PathBuf::from) else {
+        println!("skipped: set CHS_JS_WAKU_DIR to crates/chs-waku/interop (after npm ci) to run the js-waku ping test");
+        return;
+    };
+    with_timeout(async {
+        let node =
+            start(chs_waku::Config { ping_interval: std::time::Duration::from_millis(300), ..test_config() }).await;
+        let mut js = JsPeer::spawn(&dir).await;
+        let ready = js.next("ready").await;
+        let js_addr = ready["addrs"][0].as_str().expect("an address").to_owned();
+        node.dial(&js_addr).await.expect("dial js-waku");
+        node.wait_for_topic_peers(TOPIC, 1).await.expect("js subscribed");
+        for _ in 0..3 {
+            js.send(json!({"cmd": "ping", "peerId": node.peer_id().to_string()})).await;
+            let pong = js.next("pong").await;
+            assert!(pong["rttMs"].as_f64().is_some(), "{pong}");
+        }
+        // Our pings (every 300 ms here) reach js-libp2p's ping service: a condition polled
+        // until the test's deadline (pings raise no event).
+        let mut check = tokio::time::interval(std::time::Duration::from_millis(100));
+        while node.stats().pings_ok < 3 {
+            check.tick().await;
+        }
+        assert_eq!(node.stats().pings_failed, 0);
+        assert_eq!(node.connected_peers().await.expect("running").len(), 1);
+        js.send(json!({"cmd": "quit"})).await;
+        let _ = js.child.wait().await;
+        node.shutdown().await;
+    })
+    .await;
+}
+
+mod discovery;
+mod peer;
+mod status_go;

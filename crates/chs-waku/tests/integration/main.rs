@@ -5,5 +5,6 @@ mod api;
 mod interop;
 mod line;
 mod metadata;
+mod peers;
 mod support;
 mod validation;
