@@ -44,7 +44,10 @@ use chs_store::Store;
 use serde::{Deserialize, Serialize};
 
 pub use bookkeeping::{ArchiveInfo, ArchiveRecord, MissingArchive, Strategy, missing_archives, normalize_archive_id};
-pub use chs_status::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, RejectCounters, RejectKind, RejectReason};
+pub use chs_status::{
+    CommunityId, DEFAULT_PUBSUB_TOPIC, Generation, LinkKind, MagnetlinkChannel, RejectCounters, RejectKind,
+    RejectReason, UsableLinks,
+};
 /// The secp256k1 private key type (community keys, identity keys).
 pub use chs_waku_payload::SecretKey;
 pub use community::Community;
@@ -122,6 +125,8 @@ pub struct Communities {
     chat_keys: chs_status::ChatKeyCache,
     /// Magnetlink outcomes, per rejection reason.
     counters: Mutex<RejectCounters>,
+    /// The link kinds this node's backends fetch (torrent only unless set).
+    usable_links: Mutex<UsableLinks>,
 }
 
 impl Communities {
@@ -260,6 +265,28 @@ impl Communities {
         Ok(community.chats.iter().map(|chat| *chs_status::Topic::from_chat_id(chat).as_bytes()).collect())
     }
 
+    /// The 4-byte topics a control node of `generation` archives for `id`: its channel chats, and
+    /// for [`Generation::Status2026`] also `-memberUpdate` (today's status-go adds
+    /// `UniversalChatID` to every archive).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn archived_topics(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        generation: Generation,
+    ) -> Result<Vec<[u8; 4]>, CommunityError> {
+        let mut topics = self.channel_topics(store, id)?;
+        if let Some(chat) = generation.extra_archived_chat_id(id) {
+            let topic = *chs_status::Topic::from_chat_id(&chat).as_bytes();
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        Ok(topics)
+    }
+
     /// The topics of `id` that this node knows from configuration (its channels and default chats)
     /// and those of every other stored community: the input of an import's topic scope.
     fn topic_scope(&self, store: &Store, id: &CommunityId) -> Result<import::TopicScope, CommunityError> {
@@ -388,12 +415,28 @@ impl Communities {
         self.build_magnetlink(&community, &identity_key, magnet_uri, clock, &options)
     }
 
+    /// Sets the link kinds this node's distribution backends can fetch (a torrent member takes
+    /// magnets, a Logos Storage member CIDs). [`Communities::receive_magnetlink`] refuses a link
+    /// of another kind, or an empty one, without changing any state.
+    pub fn set_usable_links(&self, usable: UsableLinks) {
+        *self.usable_links.lock().unwrap_or_else(PoisonError::into_inner) = usable;
+    }
+
+    /// The link kinds this node's backends can fetch ([`UsableLinks::TORRENT`] unless set).
+    #[must_use]
+    pub fn usable_links(&self) -> UsableLinks {
+        *self.usable_links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A member's handling of a received magnetlink `WakuMessage` (relayed on `pubsub_topic`):
     /// find the stored community whose `-magnetlinks` or `-memberUpdate` topic it carries, let
     /// `chs-status` verify every layer (signed by the community key, type 43, ...), then apply
     /// status-go's rule with the stored state: joined, not the control node,
-    /// `clock >= magnetlink_clock`, URI ≠ the last fully fetched one. On accept the stored clock
-    /// is set to the message's clock. Every rejection is logged and counted.
+    /// `clock >= magnetlink_clock`, URI ≠ the last fully fetched one. Beyond status-go, the link
+    /// must be non-empty and of a kind this node fetches ([`Communities::set_usable_links`]):
+    /// status-go advances the clock and drops its seed before finding out. On accept the stored
+    /// clock is set to the message's clock; a rejection changes nothing in the database. Every
+    /// rejection is logged and counted.
     ///
     /// # Errors
     /// Only database errors; a bad message is a [`Verdict::Rejected`].
@@ -418,6 +461,7 @@ impl Communities {
                     joined: community.joined,
                     last_clock: info.magnetlink_clock,
                     last_uri: Some(info.last_magnetlink_uri).filter(|uri| !uri.is_empty()),
+                    usable_links: self.usable_links(),
                 };
                 match chs_status::accept_magnetlink(&parsed, &community.id, &state) {
                     Err(reason) => Verdict::Rejected(reason),
