@@ -22,6 +22,7 @@ pub mod cli;
 pub mod format;
 pub mod fuzz;
 pub mod lock;
+pub mod logos;
 pub mod plan;
 pub mod reader;
 mod recover;
