@@ -18,7 +18,6 @@
 //! the crate's README.md (compiled as a doctest).
 
 pub mod builder;
-pub mod cli;
 pub mod format;
 pub mod fuzz;
 pub mod lock;

@@ -19,20 +19,3 @@ fn field_scanner_counts_and_flags() {
     // A 10-byte varint with too large a last byte is unreadable.
     assert_eq!(count_top_level_field(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], 1), None);
 }
-
-#[test]
-fn cli_parsing() {
-    use crate::cli::{ArgError, parse_duration, parse_topic};
-    assert_eq!(parse_topic("0xa4abdf64"), Ok([0xa4, 0xab, 0xdf, 0x64]));
-    assert_eq!(parse_topic("A4ABDF64"), Ok([0xa4, 0xab, 0xdf, 0x64]));
-    assert_eq!(parse_topic("/waku/1/0xa4abdf64/rfc26"), Ok([0xa4, 0xab, 0xdf, 0x64]));
-    assert!(matches!(parse_topic("0xa4abdf"), Err(ArgError::Topic(_))));
-    assert!(matches!(parse_topic("zz"), Err(ArgError::Topic(_))));
-    assert_eq!(parse_duration("7d"), Ok(604_800));
-    assert_eq!(parse_duration("1w"), Ok(604_800));
-    assert_eq!(parse_duration("604800"), Ok(604_800));
-    assert_eq!(parse_duration("90m"), Ok(5400));
-    for bad in ["0", "0d", "7x", "", "d", "99999999999999999999w"] {
-        assert!(matches!(parse_duration(bad), Err(ArgError::Duration(_))), "{bad}");
-    }
-}

@@ -20,8 +20,7 @@
 //! What it must NOT know: Waku networking, gossipsub, torrents, librqbit or any socket. It takes
 //! and returns messages, bytes and records; the orchestrator moves them. Every wire-level
 //! encoding (topics, keys, envelopes, signatures) comes from `chs-status`; this crate holds no
-//! copy of it. The API is synchronous: call it from `spawn_blocking` (or inside
-//! [`chs_store::AsyncStore::with`]).
+//! copy of it. The API is synchronous: call it from `spawn_blocking`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
@@ -117,8 +116,7 @@ pub struct CommunityInfo {
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
-/// holds the community tables, so it works with a plain `Store` and inside
-/// [`chs_store::AsyncStore::with`]. It is `Send + Sync`; its counters are shared by all callers.
+/// holds the community tables, so it works with any `Store` the caller holds. It is `Send + Sync`; its counters are shared by all callers.
 #[derive(Debug, Default)]
 pub struct Communities {
     /// Chat keys (65356 PBKDF2 rounds each): derived once per chat id.
