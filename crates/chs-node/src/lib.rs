@@ -20,6 +20,7 @@
 //! The `chs` binary runs a node from a TOML file ([`Config::from_file`]). [`fuzz`] is the entry
 //! point of the `config` fuzz target.
 
+pub mod backend;
 mod capture;
 pub mod clock;
 pub mod config;
