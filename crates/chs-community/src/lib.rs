@@ -407,10 +407,26 @@ impl Communities {
         magnet_uri: &str,
         clock: u64,
     ) -> Result<WakuMessage, CommunityError> {
+        self.build_magnetlink_now_on(store, id, magnet_uri, clock, MagnetlinkChannel::Magnetlinks)
+    }
+
+    /// [`Communities::build_magnetlink_now`] on `channel`: `-magnetlinks` (status-go 2024) or
+    /// `-memberUpdate` (today's status-go sends archive links there).
+    ///
+    /// # Errors
+    /// As [`Communities::build_magnetlink_now`].
+    pub fn build_magnetlink_now_on(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        link: &str,
+        clock: u64,
+        channel: MagnetlinkChannel,
+    ) -> Result<WakuMessage, CommunityError> {
         let community = self.get(store, id)?;
         let (identity_key, installation_id) = self.node_identity(store)?;
-        let options = MagnetlinkOptions { installation_id, ..MagnetlinkOptions::default() };
-        self.build_magnetlink(&community, &identity_key, magnet_uri, clock, &options)
+        let options = MagnetlinkOptions { installation_id, channel, ..MagnetlinkOptions::default() };
+        self.build_magnetlink(&community, &identity_key, link, clock, &options)
     }
 
     /// Sets the link kinds this node's distribution backends can fetch (a torrent member takes

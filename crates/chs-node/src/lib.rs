@@ -36,7 +36,7 @@ pub mod signal;
 mod status;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ConfigError, DataDirLock};
+pub use config::{Config, ConfigError, DataDirLock, LinkChannel, LogosStorageSection};
 pub use error::NodeError;
 pub use node::{Node, NodeHandle};
 pub use signal::{Signal, SignalBus};

@@ -515,6 +515,9 @@ async fn download(
     progress: ProgressView,
     cancel: CancellationToken,
 ) -> Result<(), NodeError> {
+    if chs_status::classify_link(&p.magnet_uri) != Ok(chs_status::LinkKind::Magnet) {
+        return download_via_backend(shared, id, p, progress, cancel).await;
+    }
     let started = Instant::now();
     let key = id.to_string();
     let magnet: Magnet = p.magnet_uri.parse().map_err(|e: chs_torrent::Error| NodeError::HostileTorrent {
@@ -658,60 +661,179 @@ async fn fetch_and_import(
             fault::point(shared, "import").await;
         }
         let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
-        let archive_id = m.archive_id.clone();
-        let id2 = id;
-        let imported = shared
-            .db(move |c, s| {
-                // The import records the archive as downloaded and imported in one transaction, so a
-                // crash leaves it either imported or still missing (never recorded-but-lost).
-                let result = decode_archive(&bytes).map_err(NodeError::from).and_then(|archive| {
-                    let metadata = archive.metadata.unwrap_or_default();
-                    if metadata.from != m.from || metadata.to != m.to {
-                        return Err(NodeError::HostileTorrent {
-                            info_hash: String::new(),
-                            reason: format!(
-                                "archive {archive_id} covers [{}, {}) but its index entry says [{}, {})",
-                                metadata.from, metadata.to, m.from, m.to
-                            ),
-                        });
-                    }
-                    let import =
-                        ArchiveImport { archive_id: &archive_id, metadata: &metadata, messages: &archive.messages };
-                    Ok(c.import_archive_with(s, &id2, &import, DecodeMode::Deferred)?)
-                });
-                match result {
-                    Ok(report) => Ok(Ok(report.messages)),
-                    Err(e) => {
-                        c.record_downloaded_archive(s, &id2, &archive_id, m.from, m.to)?;
-                        c.record_import_failure(s, &id2, &archive_id, &e.chain())?;
-                        Ok(Err((archive_id, e.chain())))
-                    }
-                }
-            })
-            .await?;
-        match imported {
-            Ok(count) => {
-                archives += 1;
-                messages += count;
-                shared.bus.publish(Signal::HistoryArchiveDownloaded {
-                    community_id: id,
-                    archive_id: m.archive_id.clone(),
-                    from: m.from,
-                    to: m.to,
-                });
-                shared.bus.publish(Signal::ImportingHistoryArchiveMessages {
-                    community_id: id,
-                    archive_id: m.archive_id,
-                    messages: count,
-                });
-            }
-            Err((archive_id, error)) => {
-                shared.bus.publish(Signal::HistoryArchiveImportFailed { community_id: id, archive_id, error });
-            }
+        if let Some(count) = import_one(shared, id, &m.archive_id, (m.from, m.to), bytes).await? {
+            archives += 1;
+            messages += count;
         }
     }
     // Who wrote what: decoded now so that the history reads at once.
     let id2 = id;
     shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
     Ok((archives, messages, bytes_received))
+}
+
+/// Imports one fetched archive (its encoded bytes, no padding) whose index entry covers
+/// `window`; signals the outcome. `Some(messages)` if imported, `None` if it failed (recorded
+/// with its error, never retried with the same bytes).
+async fn import_one(
+    shared: &Arc<Services>,
+    id: CommunityId,
+    archive_id: &str,
+    window: (u64, u64),
+    bytes: Vec<u8>,
+) -> Result<Option<usize>, NodeError> {
+    let (from, to) = window;
+    let archive_id = archive_id.to_owned();
+    let archive_id2 = archive_id.clone();
+    let imported = shared
+        .db(move |c, s| {
+            // The import records the archive as downloaded and imported in one transaction, so a
+            // crash leaves it either imported or still missing (never recorded-but-lost).
+            let archive_id = archive_id2;
+            let result = decode_archive(&bytes).map_err(NodeError::from).and_then(|archive| {
+                let metadata = archive.metadata.unwrap_or_default();
+                if metadata.from != from || metadata.to != to {
+                    return Err(NodeError::HostileTorrent {
+                        info_hash: String::new(),
+                        reason: format!(
+                            "archive {archive_id} covers [{}, {}) but its index entry says [{from}, {to})",
+                            metadata.from, metadata.to
+                        ),
+                    });
+                }
+                let import =
+                    ArchiveImport { archive_id: &archive_id, metadata: &metadata, messages: &archive.messages };
+                Ok(c.import_archive_with(s, &id, &import, DecodeMode::Deferred)?)
+            });
+            match result {
+                Ok(report) => Ok(Ok(report.messages)),
+                Err(e) => {
+                    c.record_downloaded_archive(s, &id, &archive_id, from, to)?;
+                    c.record_import_failure(s, &id, &archive_id, &e.chain())?;
+                    Ok(Err(e.chain()))
+                }
+            }
+        })
+        .await?;
+    match imported {
+        Ok(count) => {
+            shared.bus.publish(Signal::HistoryArchiveDownloaded {
+                community_id: id,
+                archive_id: archive_id.clone(),
+                from,
+                to,
+            });
+            shared.bus.publish(Signal::ImportingHistoryArchiveMessages {
+                community_id: id,
+                archive_id,
+                messages: count,
+            });
+            Ok(Some(count))
+        }
+        Err(error) => {
+            shared.bus.publish(Signal::HistoryArchiveImportFailed { community_id: id, archive_id, error });
+            Ok(None)
+        }
+    }
+}
+
+/// One download of `p` through a backend other than BitTorrent (Logos Storage): the index, the
+/// archives not imported yet (a set comparison), their import, then the backend keeps serving
+/// the link.
+async fn download_via_backend(
+    shared: Arc<Services>,
+    id: CommunityId,
+    p: PendingLink,
+    progress: ProgressView,
+    cancel: CancellationToken,
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let backend = crate::backend::backend_for(&shared.backends, &p.magnet_uri)
+        .cloned()
+        .ok_or_else(|| NodeError::NoBackendFor { link: p.magnet_uri.clone() })?;
+    shared
+        .bus
+        .publish(Signal::DownloadingHistoryArchivesStarted { community_id: id, magnet_uri: p.magnet_uri.clone() });
+    let view =
+        |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
+    progress.send_replace(Some(view(DownloadPhase::Metadata)));
+    let options = crate::backend::FetchOptions {
+        max_index_bytes: shared.config.member.max_index_bytes,
+        max_archive_bytes: shared.config.member.max_archive_bytes,
+        cancel: cancel.clone(),
+    };
+    let mut fetch = backend.open(&id, &p.magnet_uri, options).await?;
+    let fetched = async {
+        let index = fetch.index().await?;
+        let id2 = id;
+        // Done: by id, and by window (a node running both backends imported the window under the
+        // other backend's id: torrent and Logos ids of one archive differ).
+        let (done, windows): (BTreeSet<String>, BTreeSet<(u64, u64)>) = shared
+            .db(move |c, s| {
+                let records = c.archive_records(s, &id2)?;
+                let done = records.iter().filter(|r| r.imported || r.import_failures > 0);
+                let ids = done.clone().map(|r| r.archive_id.clone()).collect();
+                let windows = done.filter(|r| r.imported).map(|r| (r.from, r.to)).collect();
+                Ok((ids, windows))
+            })
+            .await?;
+        let missing: Vec<String> = index
+            .iter()
+            .filter(|(k, a)| !done.contains(*k) && !windows.contains(&(a.metadata.from, a.metadata.to)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        shared.bus.publish(Signal::HistoryArchiveIndexFetched {
+            community_id: id,
+            archives: index.len(),
+            missing: missing.len(),
+        });
+        progress.send_replace(Some(view(DownloadPhase::Data)));
+        let archives = fetch.archives(&missing).await?;
+        let (mut imported, mut messages, mut bytes_received) = (0, 0, 0u64);
+        progress.send_replace(Some(view(DownloadPhase::Import)));
+        for archive in archives {
+            if cancel.is_cancelled() {
+                return Err(NodeError::Cancelled);
+            }
+            bytes_received += archive.bytes.len() as u64;
+            let window = index.get(&archive.id).map_or((0, 0), |a| (a.metadata.from, a.metadata.to));
+            if let Some(count) = import_one(&shared, id, &archive.id, window, archive.bytes).await? {
+                imported += 1;
+                messages += count;
+            }
+        }
+        let id2 = id;
+        shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
+        Ok::<_, NodeError>((imported, messages, bytes_received))
+    }
+    .await;
+    let (archives, messages, bytes_received) = match fetched {
+        Ok(done) => done,
+        Err(e) => {
+            if !matches!(e, NodeError::Cancelled)
+                && let Err(discard) = fetch.discard().await
+            {
+                tracing::warn!(community_id = %id, error = %discard, "could not discard the fetch");
+            }
+            return Err(e);
+        }
+    };
+    progress.send_replace(Some(view(DownloadPhase::Seed)));
+    fetch.finish().await?;
+    let (id2, uri) = (id, p.magnet_uri.clone());
+    shared
+        .db(move |c, s| {
+            c.mark_magnetlink_fetched(s, &id2, &uri)?;
+            Ok(c.clear_pending_link(s, &id2, &uri)?)
+        })
+        .await?;
+    shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
+        community_id: id,
+        magnet_uri: p.magnet_uri,
+        archives,
+        messages,
+        bytes_received,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    Ok(())
 }
