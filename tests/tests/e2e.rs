@@ -299,3 +299,74 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// Issue 20: a torrent-only member that fetched the owner's magnet is sent, correctly signed by
+/// the community key on today's `-memberUpdate` chat with a far newer clock, an empty link (what a
+/// torrent control node of today's status-go may broadcast) and a Logos Storage CID. Both are
+/// refused with a reason and change nothing: no clock advance, no new pending link, no download,
+/// no unseeding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_empty_and_cid_change_nothing_on_a_torrent_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "links", now_ms() - HOUR_MS, 40, 3, 3);
+    // The community key, read before the owner node runs: links built with it pass every layer.
+    let (community, identity) = {
+        let mut store = chs_store::Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = chs_community::Communities::open(&mut store).expect("communities");
+        let community = communities.get(&store, &id).expect("community");
+        (community, SecretKey::generate().expect("identity"))
+    };
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![], None).await;
+    let mut signals = member.handle().signals();
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], None).await;
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("downloaded");
+    let before = member.handle().status().await.expect("status").remove(0);
+    assert!(before.seeding.is_some() && before.magnetlink_clock > 0);
+
+    let scratch = tempfile::tempdir().expect("scratch");
+    let mut store = chs_store::Store::open(&scratch.path().join("chs.db")).expect("store");
+    let builder = chs_community::Communities::open(&mut store).expect("communities");
+    let cid = chs_logos_standin::cid_of(b"a Logos Storage index");
+    let options = chs_community::MagnetlinkOptions {
+        installation_id: "today".into(),
+        channel: chs_status::MagnetlinkChannel::MemberUpdate,
+        ..Default::default()
+    };
+    let peer = waku_peer(first_addr(&member).await).await;
+    let newer = before.magnetlink_clock + 10 * WEEK_MS;
+    for link in ["", cid.as_str()] {
+        let message = builder.build_magnetlink(&community, &identity, link, newer, &options).expect("build");
+        peer.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, message).await.expect("publish");
+    }
+    let mut reasons = Vec::new();
+    while reasons.len() < 2 {
+        let reason = wait_for(&mut signals, STEP, "the refusals", |s| match s {
+            Signal::MagnetlinkRejected { reason } => Some(reason.clone()),
+            Signal::MagnetlinkAccepted { .. }
+            | Signal::DownloadingHistoryArchivesStarted { .. }
+            | Signal::HistoryArchivesUnseeded { .. } => panic!("an unusable link was acted on: {s:?}"),
+            _ => None,
+        })
+        .await
+        .expect("refused");
+        reasons.push(reason);
+    }
+    assert!(reasons.iter().any(|r| r.contains("empty")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("cid")), "{reasons:?}");
+    let after = member.handle().status().await.expect("status").remove(0);
+    assert_eq!(after.magnetlink_clock, before.magnetlink_clock, "no clock advance");
+    assert_eq!(after.pending_magnetlink, None);
+    assert_eq!(after.last_magnetlink_uri, before.last_magnetlink_uri);
+    assert_eq!(after.seeding.map(|s| s.info_hash), before.seeding.map(|s| s.info_hash), "still seeding");
+    peer.shutdown().await;
+    owner.shutdown().await;
+    member.shutdown().await;
+}
