@@ -370,3 +370,55 @@ async fn links_empty_and_cid_change_nothing_on_a_torrent_member() {
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// Issue 20: an owner running both backends announces its magnet and its Logos Storage index CID
+/// with one clock, each on `-magnetlinks` and `-memberUpdate` (four messages, one clock), so that
+/// neither link makes the other stale for a member of the other backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_both_backends_one_clock_on_both_chats() {
+    use chs_node::backend::BackendKind;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "both", now_ms() - HOUR_MS, 40, 3, 4);
+    // A plain Waku node listening on the community's link chats.
+    let listener = chs_waku::WakuNode::start(chs_waku::Config {
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        ..chs_waku::Config::default()
+    })
+    .await
+    .expect("listener");
+    let topics = chs_status::ids::magnetlink_content_topics(&id).to_vec();
+    let mut rx = listener
+        .handle()
+        .messages(chs_waku::ContentFilter::new(chs_waku::DEFAULT_PUBSUB_TOPIC.to_owned(), topics))
+        .expect("receiver");
+    let listener_addr = listener.handle().listen_addrs().await.expect("addrs").remove(0);
+    let logos =
+        chs_logos_standin::StandinNode::start(chs_logos_standin::StandinConfig::default()).await.expect("stand-in");
+    let mut config = NodeConfig::local(&owner_dir);
+    config.waku.bootstrap = vec![listener_addr];
+    config.archive.backends = vec![BackendKind::Torrent, BackendKind::LogosStorage];
+    config.logos_storage.api = logos.api();
+    let (owner, _signals) = support::start_config(config, &clock).await;
+
+    let cache = chs_status::ChatKeyCache::new();
+    let ring = chs_status::ChatKeyRing::for_magnetlinks(&id, &cache);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let received = tokio::time::timeout(STEP, rx.recv()).await.expect("links in time").expect("listener running");
+        let verdict = chs_status::parse_magnetlink(&received.message, &received.pubsub_topic, &id, &ring)
+            .expect("a valid link of the community");
+        seen.push((verdict.clock, verdict.link_kind().expect("kind"), verdict.chat_id));
+    }
+    let clocks: std::collections::BTreeSet<u64> = seen.iter().map(|(c, _, _)| *c).collect();
+    assert_eq!(clocks.len(), 1, "one clock for every link: {seen:?}");
+    for kind in [chs_status::LinkKind::Magnet, chs_status::LinkKind::Cid] {
+        for chat in [id.magnetlinks_chat_id(), id.member_update_chat_id()] {
+            assert!(seen.iter().any(|(_, k, c)| *k == kind && *c == chat), "{kind} on {chat}: {seen:?}");
+        }
+    }
+    owner.shutdown().await;
+    listener.shutdown().await;
+    logos.stop().await;
+}
