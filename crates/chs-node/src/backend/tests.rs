@@ -174,3 +174,60 @@ async fn backend_links_go_to_the_backend_of_their_kind() {
     assert_eq!(usable_links(&[BackendKind::Torrent]), chs_status::UsableLinks::TORRENT);
     assert_eq!(usable_links(&[BackendKind::Torrent, BackendKind::LogosStorage]), chs_status::UsableLinks::BOTH);
 }
+
+fn torrent_backend(node: chs_torrent::TorrentNode, root: &Path, peers: Vec<std::net::SocketAddr>) -> TorrentBackend {
+    TorrentBackend::new(
+        node,
+        TorrentBackendConfig {
+            piece_length: chs_torrent::DEFAULT_PIECE_LENGTH,
+            torrent_dir: root.join("torrents"),
+            archive_root: root.join("archives"),
+            peers,
+            announce_addr: None,
+            metadata_timeout: Duration::from_secs(20),
+            stall_timeout: Duration::from_secs(20),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_torrent_owner_to_member_through_the_trait() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let id = community();
+    let dir = tmp.path().join("owner/archives").join(id.to_string());
+    build(&dir, 2);
+    let owner_node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(tmp.path().join("owner/state")))
+        .await
+        .expect("owner torrent node");
+    let member_node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(tmp.path().join("member/state")))
+        .await
+        .expect("member torrent node");
+    let owner_addr = owner_node.listen_addr().expect("listening");
+    let owner: Arc<dyn DistributionBackend> =
+        Arc::new(torrent_backend(owner_node.clone(), &tmp.path().join("owner"), Vec::new()));
+    let member: Arc<dyn DistributionBackend> =
+        Arc::new(torrent_backend(member_node.clone(), &tmp.path().join("member"), vec![owner_addr]));
+
+    let published = owner.publish(&id, &dir).await.expect("publish");
+    assert!(published.changed);
+    assert_eq!(chs_status::classify_link(&published.link), Ok(chs_status::LinkKind::Magnet));
+    assert_eq!(owner.publish(&id, &dir).await.expect("again").changed, false, "same folder, same torrent");
+
+    let backends = vec![Arc::clone(&member)];
+    let chosen = backend_for(&backends, &published.link).expect("the torrent backend takes a magnet");
+    let mut fetch = chosen.open(&id, &published.link, FetchOptions::default()).await.expect("open");
+    let index = fetch.index().await.expect("index");
+    let reader = Reader::open(&dir).expect("reader");
+    assert_eq!(index.len(), reader.entries().len());
+    let wanted: Vec<String> = index.keys().take(1).cloned().collect();
+    let fetched = fetch.archives(&wanted).await.expect("archives");
+    assert_eq!(fetched[0].bytes, reader.read_raw(&wanted[0]).expect("raw"), "torrent ids are the folder's ids");
+    assert!(matches!(fetch.archives(&["0xnot-there".to_owned()]).await, Err(BackendError::NotInIndex(_))));
+    fetch.finish().await.expect("finish");
+    assert!(member.status(&id).link.is_some(), "the member seeds what it fetched");
+    member.retain(&id, &published.link).await.expect("retained");
+    member.remove(&id).await.expect("unseed");
+    assert_eq!(member.status(&id), BackendStatus::default());
+    owner_node.shutdown().await;
+    member_node.shutdown().await;
+}
