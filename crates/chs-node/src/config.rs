@@ -13,9 +13,12 @@
 //! listen_ip = "0.0.0.0"
 //! # data_dir = "chs-data/archives"      # status-go's ArchiveDataDir
 //! # torrent_dir = "chs-data/torrents"   # status-go's TorrentDir
-//! # announce_addr = "203.0.113.7:9025"  # peer hint put in our magnet links
-//! dht = false
-//! trackers = false
+//! # announce_addr = "203.0.113.7:9025"  # the address others dial: x.pe hint, announced port
+//! dht = true                     # mainline DHT, as status-go
+//! dht_bootstrap = []             # empty: status-go's public routers
+//! trackers = ["udp://tracker.opentrackr.org:1337/announce", "udp://tracker.openbittorrent.com:6969/announce"]
+//! utp = true                     # uTP beside TCP on the listen port, as status-go
+//! upnp = false                   # ask the router to forward the port (status-go: on)
 //!
 //! [waku]
 //! listen = ["/ip4/0.0.0.0/tcp/60000"]
@@ -123,15 +126,26 @@ pub struct TorrentSection {
     pub data_dir: Option<PathBuf>,
     /// `.torrent` files (status-go: `TorrentDir`); default `<data_dir>/torrents`.
     pub torrent_dir: Option<PathBuf>,
-    /// The `x.pe` peer hint put in published magnet links; default the listen address
-    /// (loopback when listening on all interfaces).
+    /// The address other peers can dial: the only `x.pe` peer hint put in our magnet links, and
+    /// its port is the one announced to the DHT and trackers (port 0: the listen port). Default
+    /// none: no hint (as status-go), the listen port is announced.
     pub announce_addr: Option<SocketAddr>,
     /// Extra peers tried for every download.
     pub peers: Vec<SocketAddr>,
-    /// Mainline DHT.
+    /// Mainline DHT: every seeded torrent is announced, every download asks it (status-go: on).
     pub dht: bool,
-    /// Trackers (status-go's two defaults are always written into `.torrent` files).
-    pub trackers: bool,
+    /// DHT bootstrap nodes, `host:port`; empty: the public routers status-go's client uses.
+    pub dht_bootstrap: Vec<String>,
+    /// Trackers: the announce list of our torrents (`.torrent` and magnet), announced to when
+    /// seeding and downloading, plus a downloaded magnet's own `tr`. Default status-go's two;
+    /// empty: no tracker at all. `true`/`false` (older files) mean status-go's two / none.
+    #[serde(deserialize_with = "trackers_list")]
+    pub trackers: Vec<String>,
+    /// uTP (BEP 29) beside TCP on the listen port, in and out (status-go: on).
+    pub utp: bool,
+    /// UPnP port forwarding of the listen port (status-go: on; off here: a server's port is
+    /// forwarded by its operator).
+    pub upnp: bool,
     /// Trust stored piece bitfields on restart instead of re-hashing.
     pub fastresume: bool,
     /// Time allowed to fetch a torrent's metadata, per attempt.
@@ -293,8 +307,11 @@ impl Default for TorrentSection {
             torrent_dir: None,
             announce_addr: None,
             peers: Vec::new(),
-            dht: false,
-            trackers: false,
+            dht: true,
+            dht_bootstrap: Vec::new(),
+            trackers: chs_torrent::STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect(),
+            utp: true,
+            upnp: false,
             fastresume: false,
             metadata_timeout: Duration::from_secs(20),
             stall_timeout: Duration::from_secs(30),
@@ -407,6 +424,28 @@ impl Config {
         if self.member.max_attempts == 0 {
             return Err(ConfigError::Value { key: "member.max_attempts", message: "must be at least 1".into() });
         }
+        for t in &self.torrent.trackers {
+            if !["udp://", "http://", "https://"].iter().any(|s| t.starts_with(s)) {
+                return Err(ConfigError::Value {
+                    key: "torrent.trackers",
+                    message: format!("{t}: not a udp://, http:// or https:// tracker URL"),
+                });
+            }
+        }
+        for n in &self.torrent.dht_bootstrap {
+            if !n.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
+                return Err(ConfigError::Value {
+                    key: "torrent.dht_bootstrap",
+                    message: format!("{n}: not host:port"),
+                });
+            }
+        }
+        if self.torrent.announce_addr.is_some_and(|a| a.ip().is_unspecified()) {
+            return Err(ConfigError::Value {
+                key: "torrent.announce_addr",
+                message: "an unspecified address cannot be dialled".into(),
+            });
+        }
         if self.waku.heartbeat.is_zero() {
             return Err(ConfigError::Value { key: "waku.heartbeat", message: "must be more than 0".into() });
         }
@@ -470,6 +509,11 @@ impl Config {
             torrent: TorrentSection {
                 port: 0,
                 listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                // Loopback only: no DHT, tracker, uTP or UPnP.
+                dht: false,
+                trackers: Vec::new(),
+                utp: false,
+                upnp: false,
                 metadata_timeout: Duration::from_secs(10),
                 stall_timeout: Duration::from_secs(10),
                 ..TorrentSection::default()
@@ -593,4 +637,20 @@ impl DataDirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `torrent.trackers`: a list of URLs, or (files written before it was a list) `true` for
+/// status-go's two and `false` for none.
+fn trackers_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Trackers {
+        Switch(bool),
+        List(Vec<String>),
+    }
+    Ok(match Trackers::deserialize(d)? {
+        Trackers::Switch(true) => chs_torrent::STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect(),
+        Trackers::Switch(false) => Vec::new(),
+        Trackers::List(list) => list,
+    })
 }

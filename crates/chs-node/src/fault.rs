@@ -77,3 +77,24 @@ impl StepHook for BuildPause {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chs_archive::{Step, StepHook as _};
+    use tokio_util::sync::CancellationToken;
+
+    use super::BuildPause;
+    use crate::signal::SignalBus;
+
+    /// Issue 16 item 7: once the node shuts down, a running build stops before its next I/O step
+    /// (the builder is crash-safe at every step; the next build resumes from there).
+    #[test]
+    fn a_build_stops_at_its_next_step_once_the_node_shuts_down() {
+        let cancel = CancellationToken::new();
+        let mut hook = BuildPause::new(&SignalBus::default(), None, cancel.clone());
+        assert!(hook.before(Step::WriteIndexTemp).is_ok());
+        cancel.cancel();
+        let err = hook.before(Step::RenameIndex).expect_err("stops after shutdown");
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+    }
+}

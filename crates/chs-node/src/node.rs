@@ -105,9 +105,11 @@ impl Node {
             .iter()
             .map(|id| CommunityId::parse(id).map_err(|e| NodeError::UnknownCommunity(format!("{id}: {e}"))))
             .collect::<Result<_, _>>()?;
+        let record_clock = Arc::clone(&clock);
         let (store, communities, list) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
             let mut store = Store::open(&db_path)?;
-            let communities = Communities::open(&mut store)?;
+            // Record times come from the node's clock too (a simulated month stamps its records).
+            let communities = Communities::open(&mut store)?.with_clock(Arc::new(move || record_clock.now_ms()));
             for id in &join {
                 let joined = communities.get(&store, id).is_ok_and(|c| c.joined || c.is_control_node());
                 if !joined {
@@ -124,10 +126,7 @@ impl Node {
             let torrent_config = chs_torrent::NodeConfig {
                 state_dir: config.data_dir.join("torrent-state"),
                 listen_addr: Some(SocketAddr::new(t.listen_ip, t.port)),
-                enable_dht: t.dht,
-                enable_lsd: false,
-                enable_trackers: t.trackers,
-                extra_trackers: Vec::new(),
+                discovery: torrent_discovery(t),
                 persistence: true,
                 fastresume: t.fastresume,
             };
@@ -432,7 +431,9 @@ impl NodeHandle {
                     have_bytes: st.have_bytes,
                     total_bytes: st.total_bytes,
                     uploaded_bytes: st.uploaded_bytes,
+                    downloaded_bytes: st.downloaded_bytes,
                     peers: st.peers,
+                    known_peers: st.known_peers,
                 });
             }
         }
@@ -480,4 +481,20 @@ fn make_backends(
         }
     }
     Ok(backends)
+}
+
+/// The torrent node's discovery from `[torrent]`: the DHT (public routers unless
+/// `dht_bootstrap`), `trackers` (also a downloaded magnet's `tr`, unless the list is empty),
+/// uTP, UPnP, and `announce_addr` as the only peer hint.
+pub(crate) fn torrent_discovery(t: &crate::config::TorrentSection) -> chs_torrent::Discovery {
+    chs_torrent::Discovery {
+        dht: t.dht,
+        dht_bootstrap: t.dht_bootstrap.clone(),
+        trackers: t.trackers.clone(),
+        magnet_trackers: !t.trackers.is_empty(),
+        lsd: false,
+        utp: t.utp,
+        upnp: t.upnp,
+        announce_addr: t.announce_addr,
+    }
 }

@@ -443,3 +443,53 @@ impl Owner {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{OwnerAction, OwnerMachine, ReseedOutcome};
+
+    const RETRY: Duration = Duration::from_secs(60);
+
+    fn fp(n: u64) -> super::Fingerprint {
+        Some((n, SystemTime::UNIX_EPOCH, n))
+    }
+
+    #[test]
+    fn a_cycle_runs_when_due_or_triggered_and_a_failure_is_retried_later() {
+        let mut m = OwnerMachine::new(RETRY);
+        assert_eq!(m.wake(1_000, false), OwnerAction::RunCycle, "the first cycle runs at once");
+        m.cycle_done(1_000, Ok((1_000 + 604_800, None)));
+        assert_eq!(m.next_run_at(), 1_000 + 604_800);
+        assert_eq!(m.wake(2_000, false), OwnerAction::Wait, "not due yet");
+        assert_eq!(m.wake(2_000, true), OwnerAction::RunCycle, "a trigger runs it now");
+        m.cycle_done(2_000, Err(()));
+        assert_eq!(m.next_run_at(), 2_060, "retried after retry_after_failure");
+        assert_eq!(m.wake(2_059, false), OwnerAction::Wait);
+        assert_eq!(m.wake(2_060, false), OwnerAction::RunCycle);
+    }
+
+    #[test]
+    fn a_changed_folder_is_reseeded_once_and_an_unfinished_one_waits_for_the_next_change() {
+        let mut m = OwnerMachine::new(RETRY);
+        assert_eq!(m.folder_seen(None), OwnerAction::Wait, "no folder yet");
+        m.seeded_at_start(fp(1));
+        assert_eq!(m.folder_seen(fp(1)), OwnerAction::Wait, "unchanged");
+        assert_eq!(m.folder_seen(fp(2)), OwnerAction::Reseed);
+        // A build holds the folder, or hashing failed: try again on the next tick.
+        m.reseeded(fp(2), ReseedOutcome::Busy);
+        assert_eq!(m.folder_seen(fp(2)), OwnerAction::Reseed);
+        m.reseeded(fp(2), ReseedOutcome::Failed);
+        assert_eq!(m.folder_seen(fp(2)), OwnerAction::Reseed);
+        // Left unfinished by a build that died: not retried until it changes again.
+        m.reseeded(fp(2), ReseedOutcome::Unfinished);
+        assert_eq!(m.folder_seen(fp(2)), OwnerAction::Wait);
+        assert_eq!(m.folder_seen(fp(3)), OwnerAction::Reseed);
+        m.reseeded(fp(3), ReseedOutcome::Seeded(fp(4)));
+        assert_eq!(m.folder_seen(fp(4)), OwnerAction::Wait, "the fingerprint after seeding counts");
+        // A cycle that seeded records its folder too.
+        m.cycle_done(5, Ok((10, Some(fp(5)))));
+        assert_eq!(m.folder_seen(fp(5)), OwnerAction::Wait);
+    }
+}

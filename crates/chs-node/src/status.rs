@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::NodeError;
 
-/// A member download in progress, as shown by [`NodeHandle::status`].
+/// A member download in progress, as shown by [`NodeHandle::status`](crate::NodeHandle::status).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DownloadView {
     /// The magnet link being fetched.
@@ -62,8 +62,12 @@ pub struct SeedView {
     pub total_bytes: u64,
     /// Bytes uploaded to peers in this session.
     pub uploaded_bytes: u64,
+    /// Bytes downloaded through the torrent client in this session.
+    pub downloaded_bytes: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Peers known for the torrent (DHT, trackers, PEX, incoming, hints), connected or not.
+    pub known_peers: usize,
 }
 
 /// One community's state, as `chs node status` prints it.
@@ -106,7 +110,7 @@ pub struct CommunityStatus {
 }
 
 /// Per-community state read from a node's store and archive folders (no seeding information):
-/// what [`NodeHandle::status`] shows, also usable while the node is not running.
+/// what [`NodeHandle::status`](crate::NodeHandle::status) shows, also usable while the node is not running.
 ///
 /// # Errors
 /// Store errors.

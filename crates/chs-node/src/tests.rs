@@ -28,6 +28,9 @@ fn config_errors_name_the_key() {
         ("[communities]\njoin = [\"0x02\"]", "communities.join"),
         ("data_dir = 3", "data_dir"),
         ("[waku]\nheartbeat = \"0\"", "waku.heartbeat"),
+        ("[torrent]\ntrackers = [\"tracker.example:80\"]", "torrent.trackers"),
+        ("[torrent]\ndht_bootstrap = [\"router.example\"]", "torrent.dht_bootstrap"),
+        ("[torrent]\nannounce_addr = \"0.0.0.0:9025\"", "torrent.announce_addr"),
     ];
     for (text, key) in cases {
         let err = Config::from_toml_str(text).expect_err(text).to_string();
@@ -150,4 +153,30 @@ fn config_backends_generation_link_channels_and_logos_api() {
     );
     assert!(Config::from_toml_str("[archive]\nbackends = [\"ipfs\"]\n").is_err());
     assert!(Config::from_toml_str("[archive]\ngeneration = \"2025\"\n").is_err());
+}
+
+/// Issue 17 item 1: a node defaults to status-go's discovery (DHT with the public routers,
+/// status-go's two trackers, uTP; no UPnP, no peer hint), passed whole into chs-torrent; the
+/// loopback configuration has none; `trackers = true/false` of older files still parse.
+#[test]
+fn issue17_torrent_discovery_defaults_to_status_gos_and_is_passed_to_chs_torrent() {
+    let default = crate::node::torrent_discovery(&Config::default().torrent);
+    assert_eq!(default, chs_torrent::Discovery::status_go());
+    assert_eq!(default.bootstrap_nodes().len(), chs_torrent::STATUS_DHT_ROUTERS.len());
+    let local = crate::node::torrent_discovery(&Config::local("/tmp/x").torrent);
+    assert_eq!(local, chs_torrent::Discovery::none());
+
+    let text = "[torrent]\ndht_bootstrap = [\"127.0.0.1:6881\"]\ntrackers = [\"udp://127.0.0.1:6969/announce\"]\n\
+                utp = false\nupnp = true\nannounce_addr = \"203.0.113.7:0\"\n";
+    let d = crate::node::torrent_discovery(&Config::from_toml_str(text).expect("parses").torrent);
+    assert!(d.dht && d.upnp && !d.utp && d.magnet_trackers);
+    assert_eq!(d.bootstrap_nodes(), vec!["127.0.0.1:6881".to_owned()]);
+    assert_eq!(d.trackers, vec!["udp://127.0.0.1:6969/announce".to_owned()]);
+    assert_eq!(d.announce_addr, Some("203.0.113.7:0".parse().expect("addr")));
+
+    let none = Config::from_toml_str("[torrent]\ntrackers = false\n").expect("old boolean");
+    assert!(crate::node::torrent_discovery(&none.torrent).trackers.is_empty());
+    assert!(!crate::node::torrent_discovery(&none.torrent).magnet_trackers);
+    let two = Config::from_toml_str("[torrent]\ntrackers = true\n").expect("old boolean");
+    assert_eq!(two.torrent.trackers, chs_torrent::Discovery::status_go().trackers);
 }

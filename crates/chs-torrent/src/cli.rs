@@ -1,14 +1,20 @@
 //! One call per `chs torrent` subcommand, so that the binary only parses arguments and prints.
 //!
 //! * `chs torrent create DIR [--piece-length N]` → [`create`], print `info_hash` and `magnet`.
-//! * `chs torrent seed DIR [--listen ADDR]` → [`TorrentNode::start`] with
-//!   [`NodeConfig::local`] and `listen_addr`, then [`seed_dir`]; print the magnet (it carries this
-//!   node's `x.pe` hint), wait for Ctrl-C, then [`TorrentNode::shutdown`].
-//! * `chs torrent fetch MAGNET --out DIR [--peer ADDR]... [--index-only]` → [`fetch`] with a
-//!   [`DownloadOptions::progress`] callback driving the progress bar.
+//! * `chs torrent seed DIR [--listen ADDR] [--tracker URL].. [--dht-bootstrap H:P]..
+//!   [--announce-addr ADDR]` → [`TorrentNode::start`] with [`node_config`], then [`seed_dir`];
+//!   print the magnet (its `tr` are the given trackers; `x.pe` see [`seed_dir`]), wait for
+//!   Ctrl-C, then [`TorrentNode::shutdown`].
+//! * `chs torrent fetch MAGNET --out DIR [--peer ADDR].. [--tracker URL].. [--dht-bootstrap H:P]..
+//!   [--no-trackers] [--index-only]` → [`fetch`] with a [`DownloadOptions::progress`] callback
+//!   driving the progress bar.
+//!
+//! A tool run uses only the discovery it is given ([`ToolDiscovery`]): it never contacts a
+//! public router or tracker unasked.
 
 use std::path::{Path, PathBuf};
 
+use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::magnet::Magnet;
 use crate::meta::{STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta};
@@ -45,8 +51,10 @@ pub async fn create(dir: &Path, piece_length: u32, torrents_dir: Option<&Path>) 
 }
 
 /// Creates the torrent of `dir` and seeds it under the key `<folder name>`, replacing what that
-/// key seeded before. Returns the torrent, the seeding status and the magnet link with this
-/// node's address as an `x.pe` peer hint.
+/// key seeded before (announced to the node's trackers and the DHT when it has them). Returns the
+/// torrent, the seeding status and the magnet link: its `tr` are the node's trackers, and its
+/// `x.pe` hint is the node's [`TorrentNode::peer_hint`] or, for a node with no other discovery
+/// (no tracker, no DHT), its listen address unless that is unspecified.
 pub async fn seed_dir(
     node: &TorrentNode,
     dir: &Path,
@@ -54,8 +62,13 @@ pub async fn seed_dir(
 ) -> Result<(Created, SeedStatus, Magnet), Error> {
     let created = create(dir, piece_length, None).await?;
     let status = node.seed(created.meta.name(), dir, &created.meta).await?;
-    let mut magnet = created.magnet.clone();
-    if let Some(addr) = node.local_peer_addr() {
+    let discovery = &node.config().discovery;
+    let mut magnet = Magnet::for_meta(&created.meta, &discovery.trackers);
+    let hint = node.peer_hint().or_else(|| {
+        let alone = !discovery.dht && discovery.trackers.is_empty();
+        node.listen_addr().filter(|a| alone && !a.ip().is_unspecified())
+    });
+    if let Some(addr) = hint {
         magnet = magnet.with_peer(addr);
     }
     Ok((created, status, magnet))
@@ -98,12 +111,38 @@ pub async fn fetch(
     Ok(Fetched { meta, folder, index_len, seeding })
 }
 
+/// The discovery options of `chs torrent seed|fetch`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolDiscovery {
+    /// `--tracker URL`: the trackers to announce to; for `fetch` they replace the magnet's.
+    pub trackers: Vec<String>,
+    /// `--dht-bootstrap HOST:PORT`: the DHT on, bootstrapped from these nodes only.
+    pub dht_bootstrap: Vec<String>,
+    /// `--no-trackers` (`fetch`): ignore the magnet's trackers.
+    pub no_magnet_trackers: bool,
+    /// `--announce-addr` (`seed`): the `x.pe` hint and announced port.
+    pub announce_addr: Option<std::net::SocketAddr>,
+}
+
+impl ToolDiscovery {
+    /// The node's [`Discovery`]: only what was given. A magnet's own `tr` are used unless
+    /// `--tracker` (which replaces them) or `--no-trackers` was given.
+    pub fn discovery(&self) -> Discovery {
+        Discovery {
+            magnet_trackers: self.trackers.is_empty() && !self.no_magnet_trackers,
+            announce_addr: self.announce_addr,
+            ..Discovery::only(self.trackers.clone(), self.dht_bootstrap.clone())
+        }
+    }
+}
+
 /// A node config for the CLI: loopback defaults from [`NodeConfig::local`] with the given state
-/// dir, listening on `listen` (e.g. `0.0.0.0:9025`) when given.
-pub fn node_config(state_dir: &Path, listen: Option<std::net::SocketAddr>) -> NodeConfig {
+/// dir, listening on `listen` (e.g. `0.0.0.0:9025`) when given, with only the discovery given.
+pub fn node_config(state_dir: &Path, listen: Option<std::net::SocketAddr>, discovery: &ToolDiscovery) -> NodeConfig {
     let mut config = NodeConfig::local(state_dir);
     if let Some(addr) = listen {
         config.listen_addr = Some(addr);
     }
+    config.discovery = discovery.discovery();
     config
 }

@@ -40,12 +40,14 @@
 
 pub mod bencode;
 pub mod cli;
+mod discovery;
 mod error;
 mod magnet;
 mod meta;
 mod node;
 mod wire;
 
+pub use discovery::{Discovery, STATUS_DHT_ROUTERS};
 pub use error::{Error, MetaError};
 pub use magnet::Magnet;
 pub use meta::{

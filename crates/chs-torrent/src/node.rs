@@ -14,10 +14,11 @@ use librqbit::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::magnet::Magnet;
 use crate::meta::{InfoHash, TorrentFileOptions, TorrentMeta};
-use crate::wire::{FetchJob, FetchStats, PieceStore, fetch_pieces};
+use crate::wire::{FetchJob, FetchStats, PeerSource, PieceStore, fetch_pieces};
 
 /// Name of the file in the state directory that maps keys to info hashes.
 const KEYS_FILE: &str = "chs-keys.tsv";
@@ -26,6 +27,8 @@ const LSD_PORT: u16 = 6771;
 /// librqbit's JSON session persistence: folder in the state directory, and its file.
 const SESSION_DIR: &str = "session";
 const SESSION_FILE: &str = "session.json";
+/// librqbit's DHT routing table, in the state directory.
+const DHT_FILE: &str = "dht.json";
 /// librqbit 9.1.0's message when `session.json` does not parse (patches/librqbit keeps it).
 const CORRUPT_SESSION_FILE: &str = "error deserializing session database";
 
@@ -37,14 +40,8 @@ pub struct NodeConfig {
     /// TCP listen address for incoming peers; `None` means no listener (download-only node).
     /// Use port 0 for an ephemeral port and read [`TorrentNode::listen_addr`].
     pub listen_addr: Option<SocketAddr>,
-    /// Enable the mainline DHT.
-    pub enable_dht: bool,
-    /// Enable local service discovery (multicast).
-    pub enable_lsd: bool,
-    /// Talk to trackers (those of each torrent plus [`NodeConfig::extra_trackers`]).
-    pub enable_trackers: bool,
-    /// Trackers added to every torrent.
-    pub extra_trackers: Vec<String>,
+    /// How peers are found and how this node is found (DHT, trackers, uTP, UPnP, peer hint).
+    pub discovery: Discovery,
     /// Persist the session so that torrents come back after a restart.
     pub persistence: bool,
     /// With persistence, trust stored have-bitfields on restart instead of re-hashing all pieces.
@@ -53,15 +50,13 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// A loopback-only node for tests and local tools: listener on 127.0.0.1 with an ephemeral
-    /// port, no DHT, LSD or trackers, persistence on, full re-verification on restart.
+    /// port, [`Discovery::none`] (no DHT, LSD or trackers), persistence on, full re-verification
+    /// on restart.
     pub fn local(state_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
             listen_addr: Some((Ipv4Addr::LOCALHOST, 0).into()),
-            enable_dht: false,
-            enable_lsd: false,
-            enable_trackers: false,
-            extra_trackers: Vec::new(),
+            discovery: Discovery::none(),
             persistence: true,
             fastresume: false,
         }
@@ -158,8 +153,13 @@ pub struct SeedStatus {
     pub total_bytes: u64,
     /// Bytes uploaded in this session.
     pub uploaded_bytes: u64,
+    /// Bytes downloaded (and verified) by librqbit in this session.
+    pub downloaded_bytes: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Peers known for the torrent (from the DHT, trackers, PEX, incoming connections, hints),
+    /// connected or not.
+    pub known_peers: usize,
 }
 
 /// Transport of a [`ListeningSocket`].
@@ -176,13 +176,15 @@ pub enum SocketProtocol {
 pub enum SocketPurpose {
     /// Incoming BitTorrent peers ([`NodeConfig::listen_addr`]).
     PeerListener,
-    /// The mainline DHT ([`NodeConfig::enable_dht`]).
+    /// The mainline DHT ([`Discovery::dht`]).
     Dht,
-    /// The UDP tracker client ([`NodeConfig::enable_trackers`]); it binds an ephemeral port on
+    /// The UDP tracker client ([`Discovery::uses_trackers`]); it binds an ephemeral port on
     /// all addresses, which librqbit does not report, so the port is shown as 0.
     Trackers,
-    /// Local service discovery, multicast ([`NodeConfig::enable_lsd`]).
+    /// Local service discovery, multicast ([`Discovery::lsd`]).
     Lsd,
+    /// uTP peers, on the listen port ([`Discovery::utp`]).
+    Utp,
 }
 
 /// A socket the node has bound and receives on, see [`TorrentNode::listening_sockets`].
@@ -207,6 +209,7 @@ impl std::fmt::Display for ListeningSocket {
             SocketPurpose::Dht => "dht",
             SocketPurpose::Trackers => "tracker client",
             SocketPurpose::Lsd => "local service discovery",
+            SocketPurpose::Utp => "bittorrent peers (utp)",
         };
         if self.addr.port() == 0 {
             write!(f, "{proto} {} (ephemeral port) {purpose}", self.addr.ip())
@@ -374,14 +377,17 @@ impl TorrentNode {
                 addr: dht.listen_addr(),
             });
         }
-        if config.enable_trackers {
+        if let Some(addr) = self.listen_addr().filter(|_| config.listen_addr.is_some() && config.discovery.utp) {
+            out.push(ListeningSocket { protocol: SocketProtocol::Udp, purpose: SocketPurpose::Utp, addr });
+        }
+        if config.discovery.uses_trackers() {
             out.push(ListeningSocket {
                 protocol: SocketProtocol::Udp,
                 purpose: SocketPurpose::Trackers,
                 addr: (Ipv6Addr::UNSPECIFIED, 0).into(),
             });
         }
-        if config.enable_lsd {
+        if config.discovery.lsd {
             out.push(ListeningSocket {
                 protocol: SocketProtocol::Udp,
                 purpose: SocketPurpose::Lsd,
@@ -403,7 +409,25 @@ impl TorrentNode {
         }
     }
 
-    /// An address peers on this machine can dial (an unspecified IP becomes loopback).
+    /// The `x.pe` peer hint this node gives: [`Discovery::announce_addr`] (port 0 replaced by
+    /// the listen port), never an address derived from the listen address; `None` without one
+    /// (as status-go, whose magnets carry no hint) or without a listener.
+    pub fn peer_hint(&self) -> Option<SocketAddr> {
+        let mut addr = self.inner.config.discovery.announce_addr?;
+        let port = self.listen_addr()?.port();
+        if addr.port() == 0 {
+            addr.set_port(port);
+        }
+        Some(addr)
+    }
+
+    /// The configuration the node was started with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// An address peers on this machine can dial (an unspecified IP becomes loopback): for local
+    /// tools and tests; magnets get [`TorrentNode::peer_hint`].
     pub fn local_peer_addr(&self) -> Option<SocketAddr> {
         self.listen_addr().map(|mut a| {
             if a.ip().is_unspecified() {
@@ -446,7 +470,7 @@ impl TorrentNode {
         {
             self.unseed(key).await?;
         }
-        let torrent = meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
+        let torrent = self.torrent_bytes(meta, &self.inner.config.discovery.trackers);
         let handle = self.add(info_hash, torrent, folder, None, Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
         let (have, total) = have_and_total(&handle);
@@ -475,7 +499,24 @@ impl TorrentNode {
         let stats = handle.stats();
         let peers = stats.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live as usize);
         let (have_bytes, total_bytes) = have_and_total(&handle);
-        Some(SeedStatus { info_hash, have_bytes, total_bytes, uploaded_bytes: stats.uploaded_bytes, peers })
+        let known_peers = handle.live().map_or(0, |l| l.known_peer_addrs().len());
+        Some(SeedStatus {
+            info_hash,
+            have_bytes,
+            total_bytes,
+            uploaded_bytes: stats.uploaded_bytes,
+            downloaded_bytes: stats.live.as_ref().map_or(0, |l| l.snapshot.downloaded_and_checked_bytes),
+            peers,
+            known_peers,
+        })
+    }
+
+    /// The `.torrent` bytes librqbit gets for `meta`, announcing to `trackers` (when the node
+    /// uses trackers at all).
+    fn torrent_bytes(&self, meta: &TorrentMeta, trackers: &[String]) -> Vec<u8> {
+        let announce_list =
+            if self.inner.config.discovery.uses_trackers() { Discovery::announce_list(trackers) } else { Vec::new() };
+        meta.torrent_file_bytes(&TorrentFileOptions { announce_list, ..Default::default() })
     }
 
     async fn remove(&self, info_hash: InfoHash) -> Result<(), Error> {
@@ -554,7 +595,8 @@ impl TorrentNode {
                 peers.push(*p);
             }
         }
-        let meta = self.fetch_metadata(magnet, &peers, &opts).await?;
+        let trackers = self.inner.config.discovery.download_trackers(&magnet.trackers);
+        let meta = self.fetch_metadata(magnet, &peers, &trackers, &opts).await?;
         if let Some(validate) = &opts.validate {
             validate(&meta).map_err(Error::Rejected)?;
         }
@@ -564,7 +606,7 @@ impl TorrentNode {
         self.drop_stale(key, parent_dir, &live, magnet.info_hash).await?;
         let meta = Arc::new(meta);
         let staging = (!in_place).then(|| folder.clone());
-        let started = self.start_download(key, magnet, &meta, &folder, &live, peers.clone(), &opts).await;
+        let started = self.start_download(key, magnet, &meta, &folder, &live, peers.clone(), &trackers, &opts).await;
         match started {
             Ok(handle) => Ok(Download {
                 node: self.clone(),
@@ -573,6 +615,9 @@ impl TorrentNode {
                 receiving: folder,
                 live,
                 peers,
+                trackers,
+                banned: Arc::default(),
+                use_discovered: true,
                 opts,
                 handle,
             }),
@@ -597,6 +642,7 @@ impl TorrentNode {
         folder: &Path,
         live: &Path,
         peers: Vec<SocketAddr>,
+        trackers: &[String],
         opts: &DownloadOptions,
     ) -> Result<Arc<ManagedTorrent>, Error> {
         let store = PieceStore::new(folder.to_owned(), Arc::clone(meta));
@@ -610,7 +656,7 @@ impl TorrentNode {
         })
         .await
         .map_err(|_| Error::Cancelled)??;
-        let torrent = meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
+        let torrent = self.torrent_bytes(meta, trackers);
         // librqbit keeps the peers a torrent was added with (and re-dials only those on unpause),
         // so a torrent already in the session (seeded, or restored after a restart) is re-added
         // with this download's peers; its data on disk is re-verified, not downloaded again.
@@ -673,16 +719,17 @@ impl TorrentNode {
         &self,
         magnet: &Magnet,
         peers: &[SocketAddr],
+        trackers: &[String],
         opts: &DownloadOptions,
     ) -> Result<TorrentMeta, Error> {
         if let Some(h) = self.inner.session.get(TorrentIdOrHash::Hash(id20(magnet.info_hash))) {
             let bytes = h.with_metadata(|m| m.info_bytes.clone()).map_err(|e| Error::rqbit("metadata", e))?;
             return TorrentMeta::from_info_bytes(&bytes);
         }
-        if peers.is_empty() && !self.inner.config.enable_dht && !self.inner.config.enable_trackers {
+        if peers.is_empty() && !self.inner.config.discovery.dht && trackers.is_empty() {
             return Err(Error::NoPeers);
         }
-        let uri = Magnet { peers: Vec::new(), ..magnet.clone() }.to_string();
+        let uri = Magnet { peers: Vec::new(), trackers: trackers.to_vec(), ..magnet.clone() }.to_string();
         let mut backoff = opts.backoff;
         let mut attempt = 0;
         loop {
@@ -742,6 +789,12 @@ pub struct Download {
     /// `parent_dir/<name>`: where the files end.
     live: PathBuf,
     peers: Vec<SocketAddr>,
+    /// The trackers this download announces to (kept when it is seeded after `finish`).
+    trackers: Vec<String>,
+    /// Peers that sent pieces failing their hash: never asked again for this torrent.
+    banned: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// The range fetcher also dials the peers librqbit knows (off after [`Download::set_peers`]).
+    use_discovered: bool,
     opts: DownloadOptions,
     handle: Arc<ManagedTorrent>,
 }
@@ -775,9 +828,23 @@ impl Download {
         &self.receiving
     }
 
-    /// Replaces the peers that later [`Download::fetch_ranges`] calls contact.
+    /// Replaces the peers that later [`Download::fetch_ranges`] calls contact: exactly these,
+    /// the peers librqbit discovers are no longer added.
     pub fn set_peers(&mut self, peers: Vec<SocketAddr>) {
         self.peers = peers;
+        self.use_discovered = false;
+    }
+
+    /// Every peer librqbit knows for this torrent (from the DHT, trackers, PEX, incoming
+    /// connections, `x.pe` hints and configured peers), as a source the range fetcher polls.
+    fn discovered_peers(&self) -> PeerSource {
+        let handle = Arc::clone(&self.handle);
+        Arc::new(move || handle.live().map(|l| l.known_peer_addrs()).unwrap_or_default())
+    }
+
+    /// Peers that sent bad pieces and are no longer asked for this torrent.
+    pub fn banned_peers(&self) -> Vec<SocketAddr> {
+        self.banned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect()
     }
 
     /// Peers librqbit is connected to for this torrent right now.
@@ -893,6 +960,8 @@ impl Download {
             peer_id: self.node.inner.peer_id,
             store: Arc::new(PieceStore::new(self.receiving.clone(), Arc::clone(&self.meta))),
             peers: self.peers.clone(),
+            discovered: self.use_discovered.then(|| self.discovered_peers()),
+            banned: Arc::clone(&self.banned),
             connect_timeout: self.opts.connect_timeout,
             stall_timeout: self.opts.stall_timeout,
             max_attempts: self.opts.max_attempts,
@@ -947,7 +1016,7 @@ impl Download {
             let (staging, live) = (self.receiving.clone(), self.live.clone());
             tokio::task::spawn_blocking(move || swap_in(&staging, &live)).await.map_err(|_| Error::Cancelled)??;
         }
-        let torrent = self.meta.torrent_file_bytes(&TorrentFileOptions { announce_list: vec![], ..Default::default() });
+        let torrent = self.node.torrent_bytes(&self.meta, &self.trackers);
         let handle = self.node.add(info_hash, torrent, &self.live, Some(Vec::new()), Vec::new()).await?;
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
         let previous = self.node.seeded(&self.key);
@@ -1101,19 +1170,33 @@ async fn remove_folder(folder: PathBuf) {
 
 /// librqbit's session options for `config`.
 fn session_options(config: &NodeConfig) -> SessionOptions {
+    let discovery = &config.discovery;
     let listen = config.listen_addr.map(|addr| ListenerOptions {
-        mode: ListenerMode::TcpOnly,
+        mode: if discovery.utp { ListenerMode::TcpAndUtp } else { ListenerMode::TcpOnly },
         listen_addr: addr,
         ipv4_only: addr.is_ipv4(),
+        enable_upnp_port_forwarding: discovery.upnp,
+        // The port announced to the DHT and trackers (and forwarded by UPnP): the announce
+        // address's, else the listen port, also on loopback (patches/librqbit: 0 = bound port).
+        announce_port: Some(discovery.announce_addr.map_or(0, |a| a.port())),
         max_pending_incoming_handshake_checks: MAX_PENDING_HANDSHAKES,
         max_pending_incoming_handshake_checks_per_ip: MAX_PENDING_HANDSHAKES_PER_IP,
         ..Default::default()
     });
     SessionOptions {
-        dht: if config.enable_dht { Some(librqbit::DhtSessionConfig::default()) } else { None },
-        disable_trackers: !config.enable_trackers,
-        trackers: config.extra_trackers.iter().filter_map(|t| t.parse().ok()).collect(),
-        disable_local_service_discovery: !config.enable_lsd,
+        dht: discovery.dht.then(|| librqbit::DhtSessionConfig {
+            bootstrap_addrs: Some(discovery.bootstrap_nodes()),
+            port: None,
+            // The routing table is kept in the state dir (never librqbit's default, per user,
+            // location), and only with persistence.
+            persistence: config.persistence.then(|| librqbit::dht::DhtPersistenceConfig {
+                dump_interval: None,
+                config_filename: Some(config.state_dir.join(DHT_FILE)),
+            }),
+        }),
+        ipv4_only: config.listen_addr.is_some_and(|a| a.is_ipv4()),
+        disable_trackers: !discovery.uses_trackers(),
+        disable_local_service_discovery: !discovery.lsd,
         listen,
         persistence: config
             .persistence

@@ -24,12 +24,23 @@ use crate::meta::{InfoHash, TorrentMeta};
 
 /// Block size of requests: 16 KiB, what every client serves.
 const BLOCK: u32 = 16 * 1024;
-/// Requests kept in flight per peer.
-const PIPELINE: usize = 64;
+/// Requests kept in flight per peer: 32, the request queue of status-go's anacrolix (v1.41
+/// `localClientReqq`), which silently drops requests beyond it (we do not negotiate BEP 6
+/// rejects or read BEP 10 `reqq`).
+const PIPELINE: usize = 32;
+/// While unchoked with requests in flight, blocks not received after this long are asked again
+/// (a peer may drop requests without a word); the peer fails only after the stall timeout.
+const REREQUEST_AFTER: Duration = Duration::from_secs(3);
 /// Pieces one peer works on at once.
 const MAX_ACTIVE_PIECES: usize = 8;
 /// A peer that sends this many pieces failing verification is dropped for good.
 const MAX_BAD_PIECES: u32 = 3;
+
+/// How often the fetcher asks its [`PeerSource`] for new peers.
+const DISCOVERY_POLL: Duration = Duration::from_millis(250);
+
+/// Gives the addresses of the peers known for a torrent right now.
+pub(crate) type PeerSource = Arc<dyn Fn() -> Vec<SocketAddr> + Send + Sync>;
 
 /// The files of one torrent in one folder, addressed by piece.
 #[derive(Debug)]
@@ -130,6 +141,8 @@ pub struct FetchStats {
     pub pieces_fetched: usize,
     /// Payload bytes received from peers (all piece blocks, including any discarded).
     pub bytes_received: u64,
+    /// Distinct peers that delivered at least one verified piece.
+    pub peers_used: usize,
 }
 
 /// Settings of one fetch.
@@ -139,6 +152,11 @@ pub(crate) struct FetchJob {
     pub(crate) peer_id: [u8; 20],
     pub(crate) store: Arc<PieceStore>,
     pub(crate) peers: Vec<SocketAddr>,
+    /// Polled for more peers while pieces are missing (DHT, trackers, PEX, incoming, through
+    /// librqbit); every new address gets a peer task.
+    pub(crate) discovered: Option<PeerSource>,
+    /// Peers that sent bad pieces, for the whole torrent: never dialled, and added to here.
+    pub(crate) banned: Arc<Mutex<HashSet<SocketAddr>>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) stall_timeout: Duration,
     pub(crate) max_attempts: u32,
@@ -161,6 +179,8 @@ struct Shared {
     bytes_done: AtomicU64,
     bytes_wanted: u64,
     connected: AtomicUsize,
+    /// Peers that delivered a verified piece.
+    delivered_by: Mutex<HashSet<SocketAddr>>,
     all_done: CancellationToken,
     work_returned: tokio::sync::Notify,
 }
@@ -204,7 +224,7 @@ pub(crate) async fn fetch_pieces(job: FetchJob, pieces: Vec<u32>) -> Result<Fetc
     if missing.is_empty() {
         return Ok(stats);
     }
-    if job.peers.is_empty() {
+    if job.peers.is_empty() && job.discovered.is_none() {
         return Err(Error::NoPeers);
     }
     let shared = Arc::new(Shared {
@@ -214,25 +234,53 @@ pub(crate) async fn fetch_pieces(job: FetchJob, pieces: Vec<u32>) -> Result<Fetc
         bytes_done: AtomicU64::new(0),
         bytes_wanted,
         connected: AtomicUsize::new(0),
+        delivered_by: Mutex::default(),
         all_done: job.cancel.child_token(),
         work_returned: tokio::sync::Notify::new(),
     });
     let mut tasks = tokio::task::JoinSet::new();
-    for peer in job.peers.iter().copied() {
-        tasks.spawn(peer_task(job.clone(), Arc::clone(&shared), peer));
-    }
-    let mut last_error = None;
-    while let Some(res) = tasks.join_next().await {
-        if let Ok(Err(e)) = res {
-            last_error = Some(e);
+    let mut dialled = HashSet::new();
+    let spawn_new = |tasks: &mut tokio::task::JoinSet<_>, dialled: &mut HashSet<SocketAddr>, peers: Vec<SocketAddr>| {
+        let banned = job.banned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        for peer in peers {
+            if !banned.contains(&peer) && dialled.insert(peer) {
+                tracing::debug!(info_hash = %job.info_hash, %peer, "range fetcher dials a peer");
+                tasks.spawn(peer_task(job.clone(), Arc::clone(&shared), peer));
+            }
         }
-        if shared.remaining.load(Ordering::SeqCst) == 0 {
+    };
+    spawn_new(&mut tasks, &mut dialled, job.peers.clone());
+    let mut last_error = None;
+    let mut poll = tokio::time::interval(DISCOVERY_POLL);
+    // With a peer source, the fetch fails only after `stall_timeout` without any peer task.
+    let mut idle_since = tokio::time::Instant::now();
+    loop {
+        let no_more_peers = tasks.is_empty() && job.discovered.is_none();
+        if shared.remaining.load(Ordering::SeqCst) == 0 || job.cancel.is_cancelled() || no_more_peers {
             break;
+        }
+        tokio::select! {
+            res = tasks.join_next(), if !tasks.is_empty() => {
+                if let Some(Ok(Err(e))) = res {
+                    last_error = Some(e);
+                }
+                idle_since = tokio::time::Instant::now();
+            }
+            _ = poll.tick(), if job.discovered.is_some() => {
+                if let Some(source) = &job.discovered {
+                    spawn_new(&mut tasks, &mut dialled, source());
+                }
+                if tasks.is_empty() && idle_since.elapsed() > job.stall_timeout {
+                    break;
+                }
+            }
+            () = job.cancel.cancelled() => break,
         }
     }
     shared.all_done.cancel();
     tasks.shutdown().await;
     stats.bytes_received = shared.bytes_received.load(Ordering::SeqCst);
+    stats.peers_used = shared.delivered_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
     let remaining = shared.remaining.load(Ordering::SeqCst);
     stats.pieces_fetched = missing.len() - remaining;
     if job.cancel.is_cancelled() {
@@ -249,6 +297,7 @@ pub(crate) async fn fetch_pieces(job: FetchJob, pieces: Vec<u32>) -> Result<Fetc
 async fn peer_task(job: FetchJob, shared: Arc<Shared>, peer: SocketAddr) -> Result<(), Error> {
     let mut attempt = 0u32;
     let mut backoff = job.backoff;
+    let mut bad_pieces = 0;
     loop {
         if shared.remaining.load(Ordering::SeqCst) == 0 || shared.all_done.is_cancelled() {
             return Ok(());
@@ -261,10 +310,12 @@ async fn peer_task(job: FetchJob, shared: Arc<Shared>, peer: SocketAddr) -> Resu
         };
         let held = session.release();
         shared.give_back(held);
+        bad_pieces += session.bad_pieces;
         match result {
             Ok(()) => return Ok(()),
-            Err(e @ Error::Peer { .. }) if session.bad_pieces >= MAX_BAD_PIECES => {
-                tracing::warn!(%peer, error = %e, "dropping peer that sent bad pieces");
+            Err(e @ Error::Peer { .. }) if bad_pieces >= MAX_BAD_PIECES => {
+                tracing::warn!(%peer, error = %e, "dropping peer that sent bad pieces, for this torrent");
+                job.banned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(peer);
                 return Err(e);
             }
             Err(e) => {
@@ -356,6 +407,7 @@ impl<'a> PeerSession<'a> {
 
         let mut peer_has = vec![false; n_pieces];
         let mut choked = true;
+        let mut last_message = tokio::time::Instant::now();
         let _reader = reader;
         loop {
             if self.shared.remaining.load(Ordering::SeqCst) == 0 {
@@ -365,10 +417,22 @@ impl<'a> PeerSession<'a> {
                 self.fill_pipeline(&mut wr, &peer_has).await?;
             }
             let msg = tokio::select! {
-                m = tokio::time::timeout(self.job.stall_timeout, msg_rx.recv()) => m,
+                m = tokio::time::timeout(REREQUEST_AFTER.min(self.job.stall_timeout), msg_rx.recv()) => m,
                 () = self.shared.work_returned.notified(), if self.active.is_empty() && !choked => continue,
             };
-            let msg = msg.map_err(|_| self.err("stalled: no message within the stall timeout"))?;
+            let Ok(msg) = msg else {
+                if last_message.elapsed() >= self.job.stall_timeout {
+                    return Err(self.err("stalled: no message within the stall timeout"));
+                }
+                if !choked {
+                    tracing::debug!(peer = %self.peer, "no block for a while: asking again for the blocks in flight");
+                    for a in &mut self.active {
+                        a.requested.clone_from(&a.received);
+                    }
+                }
+                continue;
+            };
+            last_message = tokio::time::Instant::now();
             let msg = msg.ok_or_else(|| self.err("connection closed"))?.map_err(|e| self.err(e))?;
             let Some((id, payload)) = msg else { continue };
             match id {
@@ -512,6 +576,7 @@ impl<'a> PeerSession<'a> {
         tokio::task::spawn_blocking(move || store.write_piece(index, &buf)).await.map_err(|_| Error::Cancelled)??;
         let done_bytes = self.shared.bytes_done.fetch_add(len, Ordering::SeqCst) + len;
         self.shared.remaining.fetch_sub(1, Ordering::SeqCst);
+        self.shared.delivered_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(self.peer);
         (self.job.progress)(done_bytes, self.shared.bytes_wanted, self.shared.connected.load(Ordering::SeqCst));
         if self.shared.remaining.load(Ordering::SeqCst) == 0 {
             self.shared.all_done.cancel();

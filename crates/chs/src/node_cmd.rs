@@ -203,8 +203,8 @@ fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
         if let Some(seed) = c["seeding"].as_object() {
             println!(
-                "  seeding {}: {} peers, {} bytes uploaded",
-                seed["info_hash"], seed["peers"], seed["uploaded_bytes"]
+                "  seeding {}: {} peers connected, {} known, {} bytes uploaded, {} downloaded",
+                seed["info_hash"], seed["peers"], seed["known_peers"], seed["uploaded_bytes"], seed["downloaded_bytes"]
             );
         }
         if let Some(d) = c["download"].as_object() {

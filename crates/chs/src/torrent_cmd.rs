@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use chs_torrent::cli::ToolDiscovery;
 use chs_torrent::{DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, TorrentNode};
 use clap::Subcommand;
 
@@ -27,10 +28,12 @@ pub(crate) enum TorrentCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Seeds DIR until Ctrl-C; prints the magnet link with this node's address as a peer hint.
+    /// Seeds DIR until Ctrl-C; prints the magnet link.
     #[command(long_about = "Seeds DIR until Ctrl-C (or SIGTERM). Prints `info hash: …`, `listening on: …` \
-        and then the magnet link on a line of its own (starting with `magnet:?`), carrying this node's \
-        address as an `x.pe` peer hint so that `chs torrent fetch` needs no tracker or DHT.")]
+        and then the magnet link on a line of its own (starting with `magnet:?`). The torrent is announced \
+        to the --tracker URLs (also the magnet's `tr`) and, with --dht-bootstrap, to the DHT; nothing else \
+        is contacted. The magnet carries an `x.pe` peer hint: --announce-addr, or, with no tracker and no \
+        DHT, this node's listen address (unless it is unspecified).")]
     Seed {
         /// The folder to seed.
         dir: PathBuf,
@@ -43,6 +46,11 @@ pub(crate) enum TorrentCommand {
         /// Directory for the BitTorrent session state (default: a temporary directory).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
+        /// The address other peers can dial (`x.pe` hint, announced port; port 0 = the listen port).
+        #[arg(long)]
+        announce_addr: Option<SocketAddr>,
     },
     /// Downloads a magnet link into `OUT/<name>`: the `index` first, then every file (unless --index-only).
     Fetch {
@@ -63,7 +71,42 @@ pub(crate) enum TorrentCommand {
         /// Seconds without progress before a step fails.
         #[arg(long, default_value_t = 30)]
         stall_timeout: u64,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
+        /// Do not announce to the magnet link's own trackers (`tr`).
+        #[arg(long)]
+        no_trackers: bool,
     },
+}
+
+/// Peer discovery of `seed` and `fetch`: only what is given here (and, for `fetch`, the magnet's
+/// own `tr` and `x.pe`) is used.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DiscoveryArgs {
+    /// A tracker to announce to (`udp://…` or `http://…`); for `fetch` it replaces the magnet's
+    /// trackers. Repeatable.
+    #[arg(long = "tracker")]
+    trackers: Vec<String>,
+    /// A DHT node (`HOST:PORT`): turns the DHT on, bootstrapped from these nodes only. Repeatable.
+    #[arg(long = "dht-bootstrap")]
+    dht_bootstrap: Vec<String>,
+}
+
+impl DiscoveryArgs {
+    fn tool(&self, no_magnet_trackers: bool, announce_addr: Option<SocketAddr>) -> anyhow::Result<ToolDiscovery> {
+        for t in &self.trackers {
+            anyhow::ensure!(
+                ["udp://", "http://", "https://"].iter().any(|s| t.starts_with(s)),
+                "--tracker {t}: not a udp://, http:// or https:// tracker URL"
+            );
+        }
+        Ok(ToolDiscovery {
+            trackers: self.trackers.clone(),
+            dht_bootstrap: self.dht_bootstrap.clone(),
+            no_magnet_trackers,
+            announce_addr,
+        })
+    }
 }
 
 pub(crate) fn run(cmd: TorrentCommand) -> anyhow::Result<ExitCode> {
@@ -72,11 +115,13 @@ pub(crate) fn run(cmd: TorrentCommand) -> anyhow::Result<ExitCode> {
         TorrentCommand::Create { dir, piece_length, torrent_dir, json } => {
             rt.block_on(create(&dir, piece_length, torrent_dir.as_deref(), json))
         }
-        TorrentCommand::Seed { dir, listen, piece_length, state_dir } => {
-            rt.block_on(seed(&dir, listen, piece_length, state_dir.as_deref()))
+        TorrentCommand::Seed { dir, listen, piece_length, state_dir, discovery, announce_addr } => {
+            let discovery = discovery.tool(false, announce_addr)?;
+            rt.block_on(seed(&dir, listen, piece_length, state_dir.as_deref(), &discovery))
         }
-        TorrentCommand::Fetch { magnet, out, peers, index_only, state_dir, stall_timeout } => {
-            rt.block_on(fetch(&magnet, &out, peers, index_only, state_dir.as_deref(), stall_timeout))
+        TorrentCommand::Fetch { magnet, out, peers, index_only, state_dir, stall_timeout, discovery, no_trackers } => {
+            let discovery = discovery.tool(no_trackers, None)?;
+            rt.block_on(fetch(&magnet, &out, peers, index_only, state_dir.as_deref(), stall_timeout, &discovery))
         }
     }
 }
@@ -167,11 +212,12 @@ async fn seed(
     listen: Option<SocketAddr>,
     piece_length: u32,
     state: Option<&Path>,
+    discovery: &ToolDiscovery,
 ) -> anyhow::Result<ExitCode> {
     check_dir(dir)?;
     check_piece_length(piece_length)?;
     let (state_path, guard) = state_dir(state)?;
-    let mut config = chs_torrent::cli::node_config(&state_path, listen);
+    let mut config = chs_torrent::cli::node_config(&state_path, listen, discovery);
     // A temporary state directory is gone after the run: nothing to persist.
     config.persistence = guard.is_none();
     let node = TorrentNode::start(config).await.with_context(|| {
@@ -229,15 +275,21 @@ async fn fetch(
     index_only: bool,
     state: Option<&Path>,
     stall_timeout: u64,
+    discovery: &ToolDiscovery,
 ) -> anyhow::Result<ExitCode> {
     let magnet: Magnet = magnet_text.trim().parse()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating output directory {}", out.display()))?;
+    let found_by = discovery.discovery();
     anyhow::ensure!(
-        !peers.is_empty() || !magnet.peers.is_empty(),
-        "no peer to download from: the magnet link has no x.pe peer hint; give one with --peer IP:PORT"
+        !peers.is_empty()
+            || !magnet.peers.is_empty()
+            || found_by.dht
+            || !found_by.download_trackers(&magnet.trackers).is_empty(),
+        "no way to find a peer: the magnet link has no x.pe peer hint and no tracker; give --peer IP:PORT, \
+         --tracker URL or --dht-bootstrap HOST:PORT"
     );
     let (state_path, guard) = state_dir(state)?;
-    let mut config = chs_torrent::cli::node_config(&state_path, None);
+    let mut config = chs_torrent::cli::node_config(&state_path, None, discovery);
     config.listen_addr = None;
     config.persistence = guard.is_none();
     let node = TorrentNode::start(config).await.context("starting the BitTorrent node")?;

@@ -154,7 +154,11 @@ impl ListenerOptions {
             None
         };
 
-        let announce_port = if let Some(p) = self.announce_port {
+        // chs patch: `announce_port: Some(0)` announces the bound port, also on loopback (a
+        // test's or an operator's explicit choice); librqbit announces nothing for loopback.
+        let announce_port = if self.announce_port == Some(0) {
+            Some(listen_addr.port())
+        } else if let Some(p) = self.announce_port {
             Some(p)
         } else if listen_addr.ip().is_loopback() {
             None

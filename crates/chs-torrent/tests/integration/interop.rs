@@ -12,6 +12,8 @@ use tokio::time::timeout;
 
 use crate::util::{ARCHIVE_SIZE, CID, TEST_TIMEOUT, init_tracing, meta_of, node, owner_folder};
 
+mod status_go;
+
 // The skip notice must reach the test log.
 #[allow(clippy::print_stderr)]
 fn lt_python() -> Option<String> {

@@ -163,7 +163,7 @@ async fn item9_node_without_dht_and_trackers_binds_no_udp_socket() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let before = own_udp_sockets();
     let config = NodeConfig::local(tmp.path());
-    assert!(!config.enable_dht && !config.enable_trackers && !config.enable_lsd);
+    assert_eq!(config.discovery, chs_torrent::Discovery::none());
     let node = TorrentNode::start(config).await.expect("node starts");
     let after = own_udp_sockets();
     let new: Vec<_> = after.difference(&before).collect();
@@ -183,7 +183,8 @@ async fn item9_node_with_trackers_lists_its_udp_socket() {
     init_tracing();
     let tmp = tempfile::tempdir().expect("tempdir");
     let before = own_udp_sockets();
-    let config = NodeConfig { enable_trackers: true, ..NodeConfig::local(tmp.path()) };
+    let mut config = NodeConfig::local(tmp.path());
+    config.discovery.magnet_trackers = true;
     let node = TorrentNode::start(config).await.expect("node starts");
     let new = own_udp_sockets().difference(&before).count();
     let sockets = node.listening_sockets();

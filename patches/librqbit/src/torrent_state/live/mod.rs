@@ -765,6 +765,12 @@ impl TorrentStateLive {
         }
     }
 
+    /// chs patch: the address of every peer this torrent knows (from the DHT, trackers, PEX,
+    /// incoming connections and its initial peers), whatever its state.
+    pub fn known_peer_addrs(&self) -> Vec<SocketAddr> {
+        self.peers.states.iter().map(|e| *e.key()).collect()
+    }
+
     pub async fn wait_until_completed(&self) {
         if self.is_finished() {
             return;
