@@ -28,3 +28,30 @@ async fn demo_owner_and_two_members_get_identical_history_then_only_the_new_week
     }
     assert_eq!(report.owner_messages, 4 * 60 + 2);
 }
+
+/// Issue 20: the same story over stand-in Logos Storage nodes (HTTP on loopback): the owner
+/// uploads each archive and the index, announces the index CID on `-memberUpdate` and
+/// `-magnetlinks`; members fetch the index and the archives through their own stand-ins; a
+/// week later the owner's new index replaces the old one and members fetch only the new week.
+/// With both backends, each member imports each window once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn demo_logos_storage_owner_to_members_then_only_the_new_week() {
+    use chs_node::backend::BackendKind;
+    for backends in [vec![BackendKind::LogosStorage], vec![BackendKind::Torrent, BackendKind::LogosStorage]] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut options = DemoOptions::new(dir.path());
+        options.members = 2;
+        options.weeks = 3;
+        options.messages_per_week = 40;
+        options.debounce = Duration::ZERO;
+        options.step_timeout = Duration::from_secs(90);
+        options.backends = backends.clone();
+        let report = run(&options, &|e| eprintln!("{e:?}")).await.expect("demo runs");
+        assert_eq!(report.owner_archives, 4, "{backends:?}: 3 catch-up weeks + the live week");
+        for m in &report.members {
+            assert!(m.identical, "{backends:?}: {} differs from the owner", m.name);
+            assert_eq!(m.second_round_archives, Some(1), "{backends:?}: {} must fetch only the new week", m.name);
+            assert_eq!(m.archives, 4, "{backends:?}: each window imported once");
+        }
+    }
+}

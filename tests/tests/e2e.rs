@@ -299,3 +299,125 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
     owner.shutdown().await;
     member.shutdown().await;
 }
+
+/// Issue 20: a torrent-only member that fetched the owner's magnet is sent, correctly signed by
+/// the community key on today's `-memberUpdate` chat with a far newer clock, an empty link (what a
+/// torrent control node of today's status-go may broadcast) and a Logos Storage CID. Both are
+/// refused with a reason and change nothing: no clock advance, no new pending link, no download,
+/// no unseeding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_empty_and_cid_change_nothing_on_a_torrent_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "links", now_ms() - HOUR_MS, 40, 3, 3);
+    // The community key, read before the owner node runs: links built with it pass every layer.
+    let (community, identity) = {
+        let mut store = chs_store::Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = chs_community::Communities::open(&mut store).expect("communities");
+        let community = communities.get(&store, &id).expect("community");
+        (community, SecretKey::generate().expect("identity"))
+    };
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let member = start(&member_dir, &clock, vec![], None).await;
+    let mut signals = member.handle().signals();
+    let owner = start(&owner_dir, &clock, vec![first_addr(&member).await], None).await;
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("downloaded");
+    let before = member.handle().status().await.expect("status").remove(0);
+    assert!(before.seeding.is_some() && before.magnetlink_clock > 0);
+
+    let scratch = tempfile::tempdir().expect("scratch");
+    let mut store = chs_store::Store::open(&scratch.path().join("chs.db")).expect("store");
+    let builder = chs_community::Communities::open(&mut store).expect("communities");
+    let cid = chs_logos_standin::cid_of(b"a Logos Storage index");
+    let options = chs_community::MagnetlinkOptions {
+        installation_id: "today".into(),
+        channel: chs_status::MagnetlinkChannel::MemberUpdate,
+        ..Default::default()
+    };
+    let peer = waku_peer(first_addr(&member).await).await;
+    let newer = before.magnetlink_clock + 10 * WEEK_MS;
+    // One at a time: the member acts on the newest valid link of a burst only.
+    let mut reasons = Vec::new();
+    for link in ["", cid.as_str()] {
+        let message = builder.build_magnetlink(&community, &identity, link, newer, &options).expect("build");
+        peer.publish(chs_waku::DEFAULT_PUBSUB_TOPIC, message).await.expect("publish");
+        let reason = wait_for(&mut signals, STEP, "the refusal", |s| match s {
+            Signal::MagnetlinkRejected { reason } => Some(reason.clone()),
+            Signal::MagnetlinkAccepted { .. }
+            | Signal::DownloadingHistoryArchivesStarted { .. }
+            | Signal::HistoryArchivesUnseeded { .. } => panic!("an unusable link was acted on: {s:?}"),
+            _ => None,
+        })
+        .await
+        .expect("refused");
+        reasons.push(reason);
+    }
+    assert!(reasons.iter().any(|r| r.contains("empty")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("cid")), "{reasons:?}");
+    let after = member.handle().status().await.expect("status").remove(0);
+    assert_eq!(after.magnetlink_clock, before.magnetlink_clock, "no clock advance");
+    assert_eq!(after.pending_magnetlink, None);
+    assert_eq!(after.last_magnetlink_uri, before.last_magnetlink_uri);
+    assert_eq!(after.seeding.map(|s| s.info_hash), before.seeding.map(|s| s.info_hash), "still seeding");
+    peer.shutdown().await;
+    owner.shutdown().await;
+    member.shutdown().await;
+}
+
+/// Issue 20: an owner running both backends announces its magnet and its Logos Storage index CID
+/// with one clock, each on `-magnetlinks` and `-memberUpdate` (four messages, one clock), so that
+/// neither link makes the other stale for a member of the other backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_both_backends_one_clock_on_both_chats() {
+    use chs_node::backend::BackendKind;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "both", now_ms() - HOUR_MS, 40, 3, 4);
+    // A plain Waku node listening on the community's link chats.
+    let listener = chs_waku::WakuNode::start(chs_waku::Config {
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        ..chs_waku::Config::default()
+    })
+    .await
+    .expect("listener");
+    let topics = chs_status::ids::magnetlink_content_topics(&id).to_vec();
+    let mut rx = listener
+        .handle()
+        .messages(chs_waku::ContentFilter::new(chs_waku::DEFAULT_PUBSUB_TOPIC.to_owned(), topics))
+        .expect("receiver");
+    let listener_addr = listener.handle().listen_addrs().await.expect("addrs").remove(0);
+    let logos =
+        chs_logos_standin::StandinNode::start(chs_logos_standin::StandinConfig::default()).await.expect("stand-in");
+    let mut config = NodeConfig::local(&owner_dir);
+    config.waku.bootstrap = vec![listener_addr];
+    config.archive.backends = vec![BackendKind::Torrent, BackendKind::LogosStorage];
+    config.logos_storage.api = logos.api();
+    let (owner, _signals) = support::start_config(config, &clock).await;
+
+    let cache = chs_status::ChatKeyCache::new();
+    let ring = chs_status::ChatKeyRing::for_magnetlinks(&id, &cache);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let received = tokio::time::timeout(STEP, rx.recv()).await.expect("links in time").expect("listener running");
+        let verdict = chs_status::parse_magnetlink(&received.message, &received.pubsub_topic, &id, &ring)
+            .expect("a valid link of the community");
+        seen.push((verdict.clock, verdict.link_kind().expect("kind"), verdict.chat_id));
+    }
+    let clocks: std::collections::BTreeSet<u64> = seen.iter().map(|(c, _, _)| *c).collect();
+    assert_eq!(clocks.len(), 1, "one clock for every link: {seen:?}");
+    for kind in [chs_status::LinkKind::Magnet, chs_status::LinkKind::Cid] {
+        for chat in [id.magnetlinks_chat_id(), id.member_update_chat_id()] {
+            assert!(seen.iter().any(|(_, k, c)| *k == kind && *c == chat), "{kind} on {chat}: {seen:?}");
+        }
+    }
+    owner.shutdown().await;
+    listener.shutdown().await;
+    logos.stop().await;
+}

@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("chs-torrent", 3),
     ("chs-waku", 3),
     ("chs-community", 3),
+    ("chs-logos", 3),
+    ("chs-logos-standin", 3),
     ("chs-node", 4),
     ("chs-demo", 5),
     ("chs", 6),

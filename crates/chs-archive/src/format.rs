@@ -141,7 +141,7 @@ pub fn decode_archive(bytes: &[u8]) -> Result<WakuMessageArchive, DecodeError> {
 }
 
 /// `Some(Encrypted)` if `bytes` decode as a `ProtocolMessage` carrying an encrypted or public payload.
-fn as_protocol_message(bytes: &[u8]) -> Option<DecodeError> {
+pub(crate) fn as_protocol_message(bytes: &[u8]) -> Option<DecodeError> {
     let msg = ProtocolMessage::decode(bytes).ok()?;
     (!msg.encrypted_message.is_empty() || !msg.public_message.is_empty())
         .then_some(DecodeError::Encrypted { installation_id: msg.installation_id })

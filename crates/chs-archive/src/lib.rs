@@ -21,6 +21,7 @@ pub mod builder;
 pub mod format;
 pub mod fuzz;
 pub mod lock;
+pub mod logos;
 pub mod plan;
 pub mod reader;
 mod recover;

@@ -43,7 +43,10 @@ use chs_store::Store;
 use serde::{Deserialize, Serialize};
 
 pub use bookkeeping::{ArchiveInfo, ArchiveRecord, MissingArchive, Strategy, missing_archives, normalize_archive_id};
-pub use chs_status::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, RejectCounters, RejectKind, RejectReason};
+pub use chs_status::{
+    CommunityId, DEFAULT_PUBSUB_TOPIC, Generation, LinkKind, MagnetlinkChannel, RejectCounters, RejectKind,
+    RejectReason, UsableLinks,
+};
 /// The secp256k1 private key type (community keys, identity keys).
 pub use chs_waku_payload::SecretKey;
 pub use community::Community;
@@ -122,6 +125,8 @@ pub struct Communities {
     /// Unix milliseconds for the records' times (`created_at`, `downloaded_at`, `imported_at`,
     /// `received_at`): the system clock unless [`Communities::with_clock`] set another.
     clock: NowFn,
+    /// The link kinds this node's backends fetch (torrent only unless set).
+    usable_links: Mutex<UsableLinks>,
 }
 
 /// A source of Unix milliseconds.
@@ -133,6 +138,7 @@ impl Default for Communities {
             chat_keys: chs_status::ChatKeyCache::default(),
             counters: Mutex::default(),
             clock: std::sync::Arc::new(community::system_now_ms),
+            usable_links: Mutex::new(UsableLinks::default()),
         }
     }
 }
@@ -291,6 +297,28 @@ impl Communities {
         Ok(community.chats.iter().map(|chat| *chs_status::Topic::from_chat_id(chat).as_bytes()).collect())
     }
 
+    /// The 4-byte topics a control node of `generation` archives for `id`: its channel chats, and
+    /// for [`Generation::Status2026`] also `-memberUpdate` (today's status-go adds
+    /// `UniversalChatID` to every archive).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn archived_topics(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        generation: Generation,
+    ) -> Result<Vec<[u8; 4]>, CommunityError> {
+        let mut topics = self.channel_topics(store, id)?;
+        if let Some(chat) = generation.extra_archived_chat_id(id) {
+            let topic = *chs_status::Topic::from_chat_id(&chat).as_bytes();
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        Ok(topics)
+    }
+
     /// The topics of `id` that this node knows from configuration (its channels and default chats)
     /// and those of every other stored community: the input of an import's topic scope.
     fn topic_scope(&self, store: &Store, id: &CommunityId) -> Result<import::TopicScope, CommunityError> {
@@ -413,18 +441,50 @@ impl Communities {
         magnet_uri: &str,
         clock: u64,
     ) -> Result<WakuMessage, CommunityError> {
+        self.build_magnetlink_now_on(store, id, magnet_uri, clock, MagnetlinkChannel::Magnetlinks)
+    }
+
+    /// [`Communities::build_magnetlink_now`] on `channel`: `-magnetlinks` (status-go 2024) or
+    /// `-memberUpdate` (today's status-go sends archive links there).
+    ///
+    /// # Errors
+    /// As [`Communities::build_magnetlink_now`].
+    pub fn build_magnetlink_now_on(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        link: &str,
+        clock: u64,
+        channel: MagnetlinkChannel,
+    ) -> Result<WakuMessage, CommunityError> {
         let community = self.get(store, id)?;
         let (identity_key, installation_id) = self.node_identity(store)?;
-        let options = MagnetlinkOptions { installation_id, ..MagnetlinkOptions::default() };
-        self.build_magnetlink(&community, &identity_key, magnet_uri, clock, &options)
+        let options = MagnetlinkOptions { installation_id, channel, ..MagnetlinkOptions::default() };
+        self.build_magnetlink(&community, &identity_key, link, clock, &options)
+    }
+
+    /// Sets the link kinds this node's distribution backends can fetch (a torrent member takes
+    /// magnets, a Logos Storage member CIDs). [`Communities::receive_magnetlink`] refuses a link
+    /// of another kind, or an empty one, without changing any state.
+    pub fn set_usable_links(&self, usable: UsableLinks) {
+        *self.usable_links.lock().unwrap_or_else(PoisonError::into_inner) = usable;
+    }
+
+    /// The link kinds this node's backends can fetch ([`UsableLinks::TORRENT`] unless set).
+    #[must_use]
+    pub fn usable_links(&self) -> UsableLinks {
+        *self.usable_links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A member's handling of a received magnetlink `WakuMessage` (relayed on `pubsub_topic`):
     /// find the stored community whose `-magnetlinks` or `-memberUpdate` topic it carries, let
     /// `chs-status` verify every layer (signed by the community key, type 43, ...), then apply
     /// status-go's rule with the stored state: joined, not the control node,
-    /// `clock >= magnetlink_clock`, URI ≠ the last fully fetched one. On accept the stored clock
-    /// is set to the message's clock. Every rejection is logged and counted.
+    /// `clock >= magnetlink_clock`, URI ≠ the last fully fetched one. Beyond status-go, the link
+    /// must be non-empty and of a kind this node fetches ([`Communities::set_usable_links`]):
+    /// status-go advances the clock and drops its seed before finding out. On accept the stored
+    /// clock is set to the message's clock; a rejection changes nothing in the database. Every
+    /// rejection is logged and counted.
     ///
     /// # Errors
     /// Only database errors; a bad message is a [`Verdict::Rejected`].
@@ -449,6 +509,7 @@ impl Communities {
                     joined: community.joined,
                     last_clock: info.magnetlink_clock,
                     last_uri: Some(info.last_magnetlink_uri).filter(|uri| !uri.is_empty()),
+                    usable_links: self.usable_links(),
                 };
                 match chs_status::accept_magnetlink(&parsed, &community.id, &state) {
                     Err(reason) => Verdict::Rejected(reason),

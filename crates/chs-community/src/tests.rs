@@ -937,6 +937,92 @@ mod magnetlinks {
         let now = ocommunities.build_magnetlink_now(&mut ostore, &owner.id, "magnet:?n", 8).unwrap();
         assert!(communities.receive_magnetlink(&mut store, &now, DEFAULT_PUBSUB_TOPIC).unwrap().is_accepted());
     }
+
+    /// A 2026-style link (today's status-go: `CommunityMessageArchiveLink` on `-memberUpdate`).
+    fn build_2026(owner: &Community, communities: &Communities, link: &str, clock: u64) -> WakuMessage {
+        let identity = parse_private_key(&vector().identity_sk).unwrap();
+        let options = MagnetlinkOptions {
+            installation_id: "i".into(),
+            channel: Generation::Status2026.link_channel(),
+            ..Default::default()
+        };
+        communities.build_magnetlink(owner, &identity, link, clock, &options).unwrap()
+    }
+
+    /// A Logos Storage manifest CID (CIDv1, codec 0xcd01, sha2-256 multihash), base58btc.
+    fn logos_cid(seed: u8) -> String {
+        let mut bytes = vec![0x01, 0x81, 0x9a, 0x03, 0x12, 0x20];
+        bytes.extend_from_slice(&[seed; 32]);
+        format!("z{}", bs58::encode(bytes).into_string())
+    }
+
+    #[test]
+    fn links_empty_and_unusable_change_no_state() {
+        let (_dir, _owner_store, owner_communities, owner) = owner();
+        let (_mdir, mut store, communities, id) = member();
+        // A member that fetched `magnet:?a` at clock 1000 and is downloading `magnet:?b`.
+        assert!(
+            communities
+                .receive_magnetlink(
+                    &mut store,
+                    &build(&owner, &owner_communities, "magnet:?a", 1000),
+                    DEFAULT_PUBSUB_TOPIC
+                )
+                .unwrap()
+                .is_accepted()
+        );
+        communities.mark_magnetlink_fetched(&mut store, &id, "magnet:?a").unwrap();
+        let pending = PendingLink { magnet_uri: "magnet:?b".into(), clock: 1000 };
+        communities.save_pending_link(&store, &id, &pending, 1).unwrap();
+        let before = (communities.archive_info(&store, &id).unwrap(), communities.pending_link(&store, &id).unwrap());
+
+        let cid = logos_cid(7);
+        for (link, expected) in [
+            ("", RejectReason::EmptyLink),
+            ("   ", RejectReason::EmptyLink),
+            (cid.as_str(), RejectReason::UnusableLink { kind: LinkKind::Cid, link: cid.clone() }),
+        ] {
+            let msg = build_2026(&owner, &owner_communities, link, 2000);
+            let verdict = communities.receive_magnetlink(&mut store, &msg, DEFAULT_PUBSUB_TOPIC).unwrap();
+            assert_eq!(verdict, Verdict::Rejected(expected), "link {link:?}");
+            let after =
+                (communities.archive_info(&store, &id).unwrap(), communities.pending_link(&store, &id).unwrap());
+            assert_eq!(after, before, "link {link:?}: no clock advance, no pending change");
+        }
+        let counts = communities.rejection_counts();
+        assert_eq!((counts.rejected(RejectKind::EmptyLink), counts.rejected(RejectKind::UnusableLink)), (2, 1));
+        let json = serde_json::to_value(Verdict::Rejected(RejectReason::EmptyLink)).unwrap();
+        assert_eq!(json["reason"], "empty_link");
+
+        // A 2026 magnet on -memberUpdate is accepted by the torrent member.
+        let msg = build_2026(&owner, &owner_communities, "magnet:?c", 2000);
+        assert!(communities.receive_magnetlink(&mut store, &msg, DEFAULT_PUBSUB_TOPIC).unwrap().is_accepted());
+        assert_eq!(communities.archive_info(&store, &id).unwrap().magnetlink_clock, 2000);
+
+        // A member running Logos Storage takes the CID, and then refuses magnets if it runs only that.
+        communities.set_usable_links(UsableLinks::LOGOS_STORAGE);
+        let msg = build_2026(&owner, &owner_communities, &cid, 3000);
+        let verdict = communities.receive_magnetlink(&mut store, &msg, DEFAULT_PUBSUB_TOPIC).unwrap();
+        assert_eq!(verdict, Verdict::Accepted { community_id: id, clock: 3000, magnet_uri: cid.clone() });
+        let msg = build(&owner, &owner_communities, "magnet:?d", 4000);
+        assert_eq!(
+            rejected(communities.receive_magnetlink(&mut store, &msg, DEFAULT_PUBSUB_TOPIC).unwrap()),
+            RejectKind::UnusableLink
+        );
+        assert_eq!(communities.archive_info(&store, &id).unwrap().magnetlink_clock, 3000);
+    }
+
+    #[test]
+    fn links_archived_topics_per_generation() {
+        let (_dir, mut store, communities, owner) = owner();
+        communities.add_channel(&mut store, &owner.id, "general").unwrap();
+        let channels = communities.channel_topics(&store, &owner.id).unwrap();
+        assert_eq!(communities.archived_topics(&store, &owner.id, Generation::Status2024).unwrap(), channels);
+        let member_update = *chs_status::Topic::from_chat_id(&owner.id.member_update_chat_id()).as_bytes();
+        let mut expected = channels.clone();
+        expected.push(member_update);
+        assert_eq!(communities.archived_topics(&store, &owner.id, Generation::Status2026).unwrap(), expected);
+    }
 }
 
 // ----- history -----

@@ -18,6 +18,7 @@ use chs_waku_payload::{NonceSource, Padding, SecretKey};
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+use chs_node::backend::BackendKind;
 use chs_node::clock::{ManualClock, system_now_ms};
 use chs_node::{Config, Node, NodeError, NodeHandle, Signal, SignalBus};
 
@@ -121,6 +122,11 @@ pub struct DemoOptions {
     pub second_week: bool,
     /// Give up waiting for any step after this long (default 120 s).
     pub step_timeout: Duration,
+    /// Distribution backends of every node (default BitTorrent). With Logos Storage, each node
+    /// gets a stand-in Logos Storage node on loopback (`chs-logos-standin`), the members'
+    /// stand-ins fetching from the owner's, and the nodes follow today's status-go
+    /// (`generation = "2026"`: archives also hold `-memberUpdate`).
+    pub backends: Vec<BackendKind>,
 }
 
 impl DemoOptions {
@@ -136,6 +142,7 @@ impl DemoOptions {
             debounce: Duration::from_secs(1),
             second_week: true,
             step_timeout: Duration::from_secs(120),
+            backends: vec![BackendKind::Torrent],
         }
     }
 }
@@ -472,6 +479,9 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
     let (d, i, n, a) = (owner_dir.clone(), id, options.messages_per_week * options.weeks as usize, options.authors);
     tokio::task::spawn_blocking(move || generate_history(&d, &i, start, end, n, a, 7)).await??;
 
+    let logos = options.backends.contains(&BackendKind::LogosStorage);
+    let owner_logos = if logos { Some(start_standin(&owner_dir.join("logos-node")).await?) } else { None };
+    let mut member_logos = Vec::new();
     step(&format!("starting {} members", options.members));
     let mut members = Vec::new();
     for index in 0..options.members {
@@ -479,6 +489,14 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
         join_member(&dir, &id)?;
         let mut config = Config::local(&dir);
         config.member.debounce = options.debounce;
+        if let Some(owner_node) = &owner_logos {
+            let node = start_standin(&dir.join("logos-node")).await?;
+            node.add_peer(&owner_node.api());
+            use_backends(&mut config, &options.backends, &node.api());
+            member_logos.push(node);
+        } else {
+            config.archive.backends.clone_from(&options.backends);
+        }
         let (node, rx) = start_subscribed(config, &clock).await?;
         observe(DemoEvent::MemberStarted { index, handle: node.handle() });
         members.push((node, rx));
@@ -491,6 +509,10 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
     step("starting the owner: catch-up build, seeding, magnetlink");
     let mut owner_config = Config::local(&owner_dir);
     owner_config.waku.bootstrap = bootstrap;
+    match &owner_logos {
+        Some(node) => use_backends(&mut owner_config, &options.backends, &node.api()),
+        None => owner_config.archive.backends.clone_from(&options.backends),
+    }
     let started = Instant::now();
     let (owner, mut owner_rx) = start_subscribed(owner_config, &clock).await?;
     let archive_ids = wait_for(&mut owner_rx, options.step_timeout, "the owner's archives", |s| match s {
@@ -573,7 +595,25 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
     for (node, _) in members {
         node.shutdown().await;
     }
+    for node in owner_logos.into_iter().chain(member_logos) {
+        node.stop().await;
+    }
     Ok(DemoReport { community_id: id.to_string(), owner_messages, owner_archives, members: reports })
+}
+
+/// Starts a stand-in Logos Storage node on loopback keeping its store in `dir`.
+async fn start_standin(dir: &Path) -> Result<chs_logos_standin::StandinNode, DemoError> {
+    let config = chs_logos_standin::StandinConfig { data_dir: Some(dir.to_owned()), ..Default::default() };
+    chs_logos_standin::StandinNode::start(config)
+        .await
+        .map_err(|e| DemoError::io("starting a stand-in Logos Storage node in", dir, e))
+}
+
+/// `backends` with the Logos Storage node at `api`, following today's status-go.
+fn use_backends(config: &mut Config, backends: &[BackendKind], api: &str) {
+    config.archive.backends = backends.to_vec();
+    config.archive.generation = chs_status::Generation::Status2026;
+    config.logos_storage.api = api.to_owned();
 }
 
 /// Starts a node with a receiver subscribed before it starts, so that no signal raised while it

@@ -22,7 +22,8 @@ use crate::signal::Signal;
 pub(crate) const CAPTURE_BATCH: usize = 1024;
 
 pub(crate) fn receiver(services: &Services, community: &Community) -> Result<MessageReceiver, NodeError> {
-    let topics: Vec<String> = community.chats.iter().map(|chat| Topic::from_chat_id(chat).content_topic()).collect();
+    let topics: Vec<String> =
+        services.archived_chats(community).iter().map(|chat| Topic::from_chat_id(chat).content_topic()).collect();
     services
         .waku
         .messages(ContentFilter::new(community.pubsub_topic.clone(), topics))
@@ -37,7 +38,7 @@ pub(crate) async fn run(
 ) {
     let id = community.id;
     // Chat keys cost 65,356 PBKDF2 rounds each: derive them off the async threads.
-    let (s2, chats) = (Arc::clone(&services), community.chats.clone());
+    let (s2, chats) = (Arc::clone(&services), services.archived_chats(&community));
     let ring = match services
         .blocking(move || Ok(ChatKeyRing::from_chat_ids(chats.iter().map(String::as_str), &s2.chat_keys)))
         .await

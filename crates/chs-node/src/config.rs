@@ -104,6 +104,8 @@ pub struct Config {
     pub member: MemberSection,
     /// Communities to join at start.
     pub communities: CommunitiesSection,
+    /// The Logos Storage node (used when `archive.backends` names `logos-storage`).
+    pub logos_storage: LogosStorageSection,
     /// Fault injection for crash tests, never read from TOML (`chs node` takes it from the
     /// `CHS_PAUSE_AT` environment variable): on reaching this point the node raises
     /// [`Signal::FaultPaused`](crate::Signal::FaultPaused) and stops there for good, so that a
@@ -222,6 +224,53 @@ pub struct ArchiveSection {
     /// After a failed build (e.g. disk full), plan again this much later.
     #[serde(with = "duration_text")]
     pub retry_after_failure: Duration,
+    /// Distribution backends: `["torrent"]` (default), `["logos-storage"]` or both. A member
+    /// takes the links its backends fetch and refuses the others without changing any state;
+    /// an owner publishes through each and announces every link with one clock
+    /// (`docs/backends.md`).
+    pub backends: Vec<crate::backend::BackendKind>,
+    /// Which status-go's archive content to follow: `"2024"` (channels only, the default) or
+    /// `"2026"` (channels and `-memberUpdate`, as today's status-go).
+    pub generation: chs_status::Generation,
+    /// Chats each link is sent on: `magnetlinks` (status-go 2024) and/or `member-update`
+    /// (today's status-go); both by default, so that members of either generation read it.
+    pub link_channels: Vec<LinkChannel>,
+}
+
+/// A chat archive links are sent on (`[archive] link_channels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkChannel {
+    /// `<id>-magnetlinks` (status-go c72f491).
+    Magnetlinks,
+    /// `<id>-memberUpdate` (today's status-go, `UniversalChatID`).
+    MemberUpdate,
+}
+
+impl LinkChannel {
+    /// The wire layer's name for it.
+    #[must_use]
+    pub const fn channel(self) -> chs_status::MagnetlinkChannel {
+        match self {
+            Self::Magnetlinks => chs_status::MagnetlinkChannel::Magnetlinks,
+            Self::MemberUpdate => chs_status::MagnetlinkChannel::MemberUpdate,
+        }
+    }
+}
+
+/// `[logos_storage]`: the local Logos Storage node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogosStorageSection {
+    /// The node's API: base URL with base path (`/api/storage/v1`; `/api/codex/v1` for older
+    /// releases).
+    pub api: String,
+}
+
+impl Default for LogosStorageSection {
+    fn default() -> Self {
+        LogosStorageSection { api: chs_logos::DEFAULT_API.to_owned() }
+    }
 }
 
 /// `[member]`.
@@ -266,6 +315,7 @@ impl Default for Config {
             archive: ArchiveSection::default(),
             member: MemberSection::default(),
             communities: CommunitiesSection::default(),
+            logos_storage: LogosStorageSection::default(),
             pause_at: None,
         }
     }
@@ -319,6 +369,9 @@ impl Default for ArchiveSection {
             policy: Policy::WholeIntervals,
             watch_interval: Duration::from_secs(10),
             retry_after_failure: Duration::from_secs(60),
+            backends: vec![crate::backend::BackendKind::Torrent],
+            generation: chs_status::Generation::Status2024,
+            link_channels: vec![LinkChannel::Magnetlinks, LinkChannel::MemberUpdate],
         }
     }
 }
@@ -436,6 +489,23 @@ impl Config {
         if self.archive.watch_interval.is_zero() {
             return Err(ConfigError::Value { key: "archive.watch_interval", message: "must be more than 0".into() });
         }
+        let backends = &self.archive.backends;
+        if backends.is_empty() || (1..backends.len()).any(|i| backends[..i].contains(&backends[i])) {
+            return Err(ConfigError::Value {
+                key: "archive.backends",
+                message: "must name torrent and/or logos-storage, each once".into(),
+            });
+        }
+        if self.archive.link_channels.is_empty() {
+            return Err(ConfigError::Value { key: "archive.link_channels", message: "must name a chat".into() });
+        }
+        if backends.contains(&crate::backend::BackendKind::LogosStorage) {
+            chs_logos::LogosClient::new(chs_logos::ClientConfig {
+                api: self.logos_storage.api.clone(),
+                ..Default::default()
+            })
+            .map_err(|e| ConfigError::Value { key: "logos_storage.api", message: e.to_string() })?;
+        }
         for id in &self.communities.join {
             chs_status::CommunityId::parse(id)
                 .map_err(|e| ConfigError::Value { key: "communities.join", message: format!("{id}: {e}") })?;
@@ -498,6 +568,7 @@ impl Config {
                 ..MemberSection::default()
             },
             communities: CommunitiesSection::default(),
+            logos_storage: LogosStorageSection::default(),
             pause_at: None,
         }
     }

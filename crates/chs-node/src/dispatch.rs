@@ -37,8 +37,10 @@ pub(crate) const REANNOUNCE_MIN_GAP: Duration = Duration::from_secs(2);
 /// What owner tasks and the node tell the dispatcher.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// The community's torrent is seeded: announce `magnet_uri` with a new clock.
-    Seeding { id: CommunityId, pubsub_topic: String, magnet_uri: String },
+    /// The community's archives are published: announce `links` (one per backend) with one new
+    /// clock. An empty list keeps the links announced before (a backend that published nothing
+    /// new) and gives them the new clock.
+    Seeding { id: CommunityId, pubsub_topic: String, links: Vec<String> },
     /// The community is unseeded or left: stop re-announcing it.
     Forget { id: CommunityId },
 }
@@ -61,7 +63,8 @@ impl Dispatcher {
 #[derive(Debug, Clone)]
 struct Latest {
     pubsub_topic: String,
-    magnet_uri: String,
+    /// One link per backend, all sent with the same clock (`docs/backends.md`).
+    links: Vec<String>,
     /// The clock it was announced with (None until the first announcement's clock is stored).
     clock: Option<u64>,
     /// When it last went out (or was attempted).
@@ -98,8 +101,15 @@ pub(crate) async fn run(
         let event = next_event(&services, &mut commands, &mut events, timer).await;
         match event {
             Event::Stop => return,
-            Event::Command(Command::Seeding { id, pubsub_topic, magnet_uri }) => {
-                let entry = Latest { pubsub_topic, magnet_uri, clock: None, sent_at: None, owed: false };
+            Event::Command(Command::Seeding { id, pubsub_topic, links }) => {
+                // A link replaces the previous one of its kind; other kinds' links are kept.
+                let mut merged = latest.get(&id).map(|e| e.links.clone()).unwrap_or_default();
+                for link in links {
+                    let kind = chs_status::classify_link(&link).ok();
+                    merged.retain(|l| chs_status::classify_link(l).ok() != kind);
+                    merged.push(link);
+                }
+                let entry = Latest { pubsub_topic, links: merged, clock: None, sent_at: None, owed: false };
                 let entry = latest.entry(id).insert_entry(entry).into_mut();
                 announce(&services, id, entry).await;
             }
@@ -172,12 +182,14 @@ async fn announce(services: &Arc<Services>, id: CommunityId, entry: &mut Latest)
     }
 }
 
-/// Builds and publishes the magnetlink message; returns its clock.
+/// Builds and publishes one message per link and configured chat, all with one clock; returns
+/// the clock.
 async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> Result<u64, NodeError> {
     let now = services.clock.now_ms();
-    let uri = entry.magnet_uri.clone();
+    let links = entry.links.clone();
+    let channels: Vec<_> = services.config.archive.link_channels.iter().map(|c| c.channel()).collect();
     let fixed = entry.clock;
-    let (message, clock) = services
+    let (messages, clock) = services
         .db(move |c, s| {
             let clock = match fixed {
                 Some(clock) => clock,
@@ -187,24 +199,27 @@ async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> R
                     clock
                 }
             };
-            Ok((c.build_magnetlink_now(s, &id, &uri, clock)?, clock))
+            let mut messages = Vec::new();
+            for link in &links {
+                for channel in &channels {
+                    messages.push((link.clone(), c.build_magnetlink_now_on(s, &id, link, clock, *channel)?));
+                }
+            }
+            Ok((messages, clock))
         })
         .await?;
-    let result = match services.waku.publish(&entry.pubsub_topic, message).await {
-        Ok(_) => {
-            services.publish(Signal::MagnetlinkPublished {
-                community_id: id,
-                clock,
-                magnet_uri: entry.magnet_uri.clone(),
-            });
-            Ok(clock)
+    let mut result = Ok(clock);
+    for (link, message) in messages {
+        match services.waku.publish(&entry.pubsub_topic, message).await {
+            Ok(_) => {
+                services.publish(Signal::MagnetlinkPublished { community_id: id, clock, magnet_uri: link });
+            }
+            Err(PublishError::NoPeers { .. }) => {
+                tracing::info!(community_id = %id, "no peer on the community topic yet: the magnetlink goes out when one subscribes");
+            }
+            Err(e) => result = Err(NodeError::Publish(e)),
         }
-        Err(PublishError::NoPeers { .. }) => {
-            tracing::info!(community_id = %id, "no peer on the community topic yet: the magnetlink goes out when one subscribes");
-            Ok(clock)
-        }
-        Err(e) => Err(NodeError::Publish(e)),
-    };
+    }
     // After the attempt (sent, or no peer yet), with its clock stored.
     fault::point(services, "published").await;
     result

@@ -105,6 +105,15 @@ pub enum NodeError {
     /// The node has stopped (its tasks are gone).
     #[error("the node has stopped")]
     Stopped,
+    /// A distribution backend failed (publishing or fetching archives).
+    #[error("distribution backend")]
+    Backend(#[from] crate::backend::BackendError),
+    /// An archive link no configured backend fetches.
+    #[error("no configured backend fetches the link {link:?}")]
+    NoBackendFor {
+        /// The link.
+        link: String,
+    },
     /// The operation was cancelled (shutdown or a newer magnetlink).
     #[error("cancelled")]
     Cancelled,

@@ -20,6 +20,7 @@
 //! The `chs` binary runs a node from a TOML file ([`Config::from_file`]). [`fuzz`] is the entry
 //! point of the `config` fuzz target.
 
+pub mod backend;
 mod capture;
 pub mod clock;
 pub mod config;
@@ -35,7 +36,7 @@ pub mod signal;
 mod status;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ConfigError, DataDirLock};
+pub use config::{Config, ConfigError, DataDirLock, LinkChannel, LogosStorageSection};
 pub use error::NodeError;
 pub use node::{Node, NodeHandle};
 pub use signal::{Signal, SignalBus};

@@ -167,7 +167,18 @@ impl Node {
             }
         };
 
-        let services = Arc::new(Services::new(config, clock, bus, store, communities, torrent, waku.handle()));
+        let backends = match make_backends(&config, torrent.as_ref()) {
+            Ok(backends) => backends,
+            Err(e) => {
+                if let Some(t) = &torrent {
+                    t.shutdown().await;
+                }
+                return Err(e);
+            }
+        };
+        communities.set_usable_links(crate::backend::usable_links(&config.archive.backends));
+        let services =
+            Arc::new(Services::new(config, clock, bus, store, communities, torrent, backends, waku.handle()));
         let (dispatcher, dispatch_rx) = dispatch::channel();
         let events = services.waku.events().map_err(|_| NodeError::WakuStopped)?;
         services.tasks.spawn(dispatch::run(Arc::clone(&services), dispatch_rx, events));
@@ -438,6 +449,48 @@ impl NodeHandle {
         }
         Ok(list)
     }
+}
+
+/// The backends of `[archive] backends`: BitTorrent over the session (if torrents are enabled),
+/// Logos Storage over a client of `[logos_storage] api`.
+fn make_backends(
+    config: &Config,
+    torrent: Option<&TorrentNode>,
+) -> Result<Vec<Arc<dyn crate::backend::DistributionBackend>>, NodeError> {
+    use crate::backend::{BackendKind, LogosBackend, LogosBackendConfig, TorrentBackend, TorrentBackendConfig};
+    let mut backends: Vec<Arc<dyn crate::backend::DistributionBackend>> = Vec::new();
+    for kind in &config.archive.backends {
+        match kind {
+            BackendKind::Torrent => {
+                if let Some(node) = torrent {
+                    backends.push(Arc::new(TorrentBackend::new(
+                        node.clone(),
+                        TorrentBackendConfig {
+                            piece_length: config.archive.piece_length,
+                            torrent_dir: config.torrent_dir(),
+                            archive_root: config.archive_root(),
+                            peers: config.torrent.peers.clone(),
+                            announce_addr: config.torrent.announce_addr,
+                            metadata_timeout: config.torrent.metadata_timeout,
+                            stall_timeout: config.torrent.stall_timeout,
+                        },
+                    )));
+                }
+            }
+            BackendKind::LogosStorage => {
+                let client = chs_logos::LogosClient::new(chs_logos::ClientConfig {
+                    api: config.logos_storage.api.clone(),
+                    ..chs_logos::ClientConfig::default()
+                })
+                .map_err(|e| NodeError::Backend(e.into()))?;
+                backends.push(Arc::new(LogosBackend::new(
+                    client,
+                    LogosBackendConfig { state_dir: config.data_dir.join("logos-state") },
+                )));
+            }
+        }
+    }
+    Ok(backends)
 }
 
 /// The torrent node's discovery from `[torrent]`: the DHT (public routers unless

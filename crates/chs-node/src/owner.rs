@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::{BackendKind, Published};
 use crate::config::Policy;
 use crate::dispatch::{Command, Dispatcher};
 use crate::error::NodeError;
@@ -242,9 +243,10 @@ impl Owner {
     async fn cycle(&self, dir: &Path) -> Result<(u64, Option<Fingerprint>), NodeError> {
         let (shared, id) = (&self.services, &self.id);
         let id2 = *id;
+        let generation = shared.config.archive.generation;
         let (topics, info, first) = shared
             .db(move |c, s| {
-                let topics = c.channel_topics(s, &id2)?;
+                let topics = c.archived_topics(s, &id2, generation)?;
                 let info = c.archive_info(s, &id2)?;
                 let first = s.first_timestamp_secs(&topics)?;
                 Ok((topics, info, first))
@@ -326,6 +328,9 @@ impl Owner {
     /// appended to and the `index` it has not rewritten yet, nor of an `index.tmp`.
     async fn seed(&self, dir: &Path, announce: bool, wait: Wait) -> Result<Seeded, NodeError> {
         let (shared, id) = (&self.services, &self.id);
+        if !shared.runs(BackendKind::Torrent) {
+            return self.publish_without_torrent(dir, announce, wait).await;
+        }
         let torrent = shared.torrent()?;
         let piece_length = shared.config.archive.piece_length;
         let torrent_dir = shared.config.torrent_dir();
@@ -374,13 +379,70 @@ impl Owner {
             magnet = magnet.with_peer(hint);
         }
         let magnet_uri = magnet.to_string();
-        self.dispatcher.send(Command::Seeding {
-            id: *id,
-            pubsub_topic: self.pubsub_topic.clone(),
-            magnet_uri: magnet_uri.clone(),
-        });
+        let mut links = vec![magnet_uri.clone()];
+        links.extend(self.publish_others(dir).await.into_iter().map(|p| p.link));
+        self.dispatcher.send(Command::Seeding { id: *id, pubsub_topic: self.pubsub_topic.clone(), links });
         shared.bus.publish(Signal::HistoryArchivesSeeding { community_id: *id, magnet_uri, control_node: true });
         Ok(Seeded::Done(fp))
+    }
+
+    /// [`Owner::seed`] on a node without BitTorrent: the folder, checked under its shared lock,
+    /// is published through the other backends (Logos Storage) and their links announced.
+    async fn publish_without_torrent(&self, dir: &Path, announce: bool, wait: Wait) -> Result<Seeded, NodeError> {
+        let d = dir.to_owned();
+        let locked = self
+            .services
+            .blocking(move || {
+                let lock = match wait {
+                    Wait::Yes => FolderLock::shared(&d)?,
+                    Wait::No => match FolderLock::try_shared(&d)? {
+                        Some(lock) => lock,
+                        None => return Ok(Err(Seeded::Busy)),
+                    },
+                };
+                if let Some(reason) = Reader::open(&d)?.unfinished() {
+                    return Ok(Err(Seeded::Unfinished(NodeError::UnfinishedArchiveFolder { path: d, reason })));
+                }
+                Ok(Ok(lock))
+            })
+            .await?;
+        let _lock = match locked {
+            Ok(lock) => lock,
+            Err(not_published) => return Ok(not_published),
+        };
+        let published = self.publish_others(dir).await;
+        let fp = fingerprint(dir);
+        let changed = published.iter().any(|p| p.changed);
+        if published.is_empty() || (!changed && !announce) {
+            return Ok(Seeded::Done(fp));
+        }
+        let links: Vec<String> = published.into_iter().map(|p| p.link).collect();
+        for link in &links {
+            self.services.bus.publish(Signal::HistoryArchivesSeeding {
+                community_id: self.id,
+                magnet_uri: link.clone(),
+                control_node: true,
+            });
+        }
+        self.dispatcher.send(Command::Seeding { id: self.id, pubsub_topic: self.pubsub_topic.clone(), links });
+        Ok(Seeded::Done(fp))
+    }
+
+    /// Publishes the folder through every backend but BitTorrent; a failing backend is logged
+    /// and signalled, and the others' links still go out.
+    async fn publish_others(&self, dir: &Path) -> Vec<Published> {
+        let mut out = Vec::new();
+        for backend in self.services.other_backends() {
+            match backend.publish(&self.id, dir).await {
+                Ok(published) => out.push(published),
+                Err(e) => {
+                    let e = NodeError::from(e);
+                    tracing::warn!(community_id = %self.id, backend = backend.kind().as_str(), error = %e.chain(), "publishing archives failed");
+                    self.services.publish(Signal::HistoryArchivesFailed { community_id: self.id, error: e.chain() });
+                }
+            }
+        }
+        out
     }
 }
 

@@ -14,6 +14,7 @@ use chs_waku::{MessageReceiver, ReceivedMessage, WakuHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backend::{BackendKind, DistributionBackend};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::NodeError;
@@ -28,6 +29,8 @@ pub(crate) struct Services {
     pub(crate) communities: Arc<Communities>,
     pub(crate) chat_keys: ChatKeyCache,
     pub(crate) torrent: Option<TorrentNode>,
+    /// The distribution backends of `[archive] backends`, in configuration order.
+    pub(crate) backends: Vec<Arc<dyn DistributionBackend>>,
     pub(crate) waku: WakuHandle,
     /// Every task the node spawns (awaited by `Node::shutdown`).
     pub(crate) tasks: TaskTracker,
@@ -54,6 +57,7 @@ impl Services {
         store: Store,
         communities: Communities,
         torrent: Option<TorrentNode>,
+        backends: Vec<Arc<dyn DistributionBackend>>,
         waku: WakuHandle,
     ) -> Self {
         Services {
@@ -64,6 +68,7 @@ impl Services {
             communities: Arc::new(communities),
             chat_keys: ChatKeyCache::new(),
             torrent,
+            backends,
             waku,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -101,6 +106,24 @@ impl Services {
 
     pub(crate) fn torrent(&self) -> Result<&TorrentNode, NodeError> {
         self.torrent.as_ref().ok_or(NodeError::TorrentsDisabled)
+    }
+
+    /// Whether `[archive] backends` names `kind`.
+    pub(crate) fn runs(&self, kind: BackendKind) -> bool {
+        self.config.archive.backends.contains(&kind)
+    }
+
+    /// The running backends other than BitTorrent (whose seeding the owner task does itself).
+    pub(crate) fn other_backends(&self) -> impl Iterator<Item = &Arc<dyn DistributionBackend>> {
+        self.backends.iter().filter(|b| b.kind() != BackendKind::Torrent)
+    }
+
+    /// The chat ids whose messages this node archives for `community`: its channels, plus
+    /// `-memberUpdate` for `[archive] generation = "2026"`.
+    pub(crate) fn archived_chats(&self, community: &chs_community::Community) -> Vec<String> {
+        let mut chats = community.chats.clone();
+        chats.extend(self.config.archive.generation.extra_archived_chat_id(&community.id));
+        chats
     }
 
     pub(crate) fn publish(&self, signal: Signal) {

@@ -144,6 +144,39 @@ impl SplitMix {
     }
 }
 
+#[test]
+fn config_backends_generation_link_channels_and_logos_api() {
+    use crate::backend::BackendKind;
+    use crate::config::{Config, ConfigError, LinkChannel};
+    let default = Config::default();
+    assert_eq!(default.archive.backends, vec![BackendKind::Torrent]);
+    assert_eq!(default.archive.generation, chs_status::Generation::Status2024);
+    assert_eq!(default.archive.link_channels, vec![LinkChannel::Magnetlinks, LinkChannel::MemberUpdate]);
+    assert_eq!(default.logos_storage.api, "http://127.0.0.1:8080/api/storage/v1");
+    let config = Config::from_toml_str(
+        "[archive]\nbackends = [\"torrent\", \"logos-storage\"]\ngeneration = \"2026\"\nlink_channels = [\"member-update\"]\n\
+         [logos_storage]\napi = \"http://127.0.0.1:8090/api/codex/v1\"\n",
+    )
+    .expect("parses");
+    assert_eq!(config.archive.backends, vec![BackendKind::Torrent, BackendKind::LogosStorage]);
+    assert_eq!(config.archive.generation, chs_status::Generation::Status2026);
+    assert_eq!(config.archive.link_channels, vec![LinkChannel::MemberUpdate]);
+    assert_eq!(config.logos_storage.api, "http://127.0.0.1:8090/api/codex/v1");
+    let key = |text: &str| match Config::from_toml_str(text) {
+        Err(ConfigError::Value { key, .. }) => key,
+        other => panic!("{text}: expected a value error, got {other:?}"),
+    };
+    assert_eq!(key("[archive]\nbackends = []\n"), "archive.backends");
+    assert_eq!(key("[archive]\nbackends = [\"torrent\", \"torrent\"]\n"), "archive.backends");
+    assert_eq!(key("[archive]\nlink_channels = []\n"), "archive.link_channels");
+    assert_eq!(
+        key("[archive]\nbackends = [\"logos-storage\"]\n[logos_storage]\napi = \"ftp://x\"\n"),
+        "logos_storage.api"
+    );
+    assert!(Config::from_toml_str("[archive]\nbackends = [\"ipfs\"]\n").is_err());
+    assert!(Config::from_toml_str("[archive]\ngeneration = \"2025\"\n").is_err());
+}
+
 /// Issue 17 item 1: a node defaults to status-go's discovery (DHT with the public routers,
 /// status-go's two trackers, uTP; no UPnP, no peer hint), passed whole into chs-torrent; the
 /// loopback configuration has none; `trackers = true/false` of older files still parse.

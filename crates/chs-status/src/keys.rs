@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chs_waku_payload::{SymKeyCache, SymmetricKey};
 
 use crate::ids::{CommunityId, MagnetlinkChannel, Topic};
+use crate::link::Generation;
 
 /// A chat's id with its topic and symmetric key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +117,19 @@ impl ChatKeyRing {
             ring.insert(cache.chat_key(&community.channel_chat_id(uuid)));
         }
         ring
+    }
+
+    /// The chats a control node of `generation` archives for `community`: the channels, and for
+    /// 2026 also `-memberUpdate` ([`Generation::archived_chat_ids`]).
+    #[must_use]
+    pub fn for_archive<'a>(
+        community: &CommunityId,
+        channel_uuids: impl IntoIterator<Item = &'a str>,
+        generation: Generation,
+        cache: &ChatKeyCache,
+    ) -> Self {
+        let chats = generation.archived_chat_ids(community, channel_uuids);
+        Self::from_chat_ids(chats.iter().map(String::as_str), cache)
     }
 
     /// Adds a key; a key with the same topic is replaced.

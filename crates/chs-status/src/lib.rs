@@ -29,6 +29,7 @@ pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod layers;
+pub mod link;
 pub mod magnetlink;
 pub mod protected;
 mod reject;
@@ -37,6 +38,7 @@ mod serde_hex;
 
 pub use ids::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, Topic};
 pub use keys::{ChatKey, ChatKeyCache, ChatKeyRing};
+pub use link::{Generation, LinkKind, UsableLinks, classify_link};
 pub use magnetlink::{
     MagnetlinkParams, MagnetlinkState, MagnetlinkVerdict, accept_magnetlink, build_magnetlink, parse_magnetlink,
 };

@@ -10,6 +10,7 @@ use crate::envelope::{BuildError, BuiltMessage, EnvelopeParams, build_status_mes
 use crate::ids::{CommunityId, MagnetlinkChannel};
 use crate::keys::{ChatKeyCache, ChatKeyRing};
 use crate::layers::MessageLayers;
+use crate::link::{LinkKind, UsableLinks, classify_link};
 use crate::reject::RejectReason;
 
 /// The AMM type of a magnetlink: `COMMUNITY_MESSAGE_ARCHIVE_MAGNETLINK` = 43.
@@ -41,7 +42,9 @@ pub struct MagnetlinkParams<'a> {
     pub nonce: NonceSource,
 }
 
-/// Builds the magnetlink `WakuMessage` exactly as status-go's `dispatchMagnetlinkMessage`.
+/// Builds the magnetlink `WakuMessage` exactly as status-go's `dispatchMagnetlinkMessage`
+/// (2024, on `-magnetlinks`) or today's `dispatchArchiveLinkMessage` (with
+/// [`MagnetlinkChannel::MemberUpdate`]: `CommunityMessageArchiveLink` is the same bytes).
 ///
 /// # Errors
 /// [`BuildError`] if the payload cannot be encoded.
@@ -141,6 +144,16 @@ fn parse_inner(
     })
 }
 
+impl MagnetlinkVerdict {
+    /// What the link names, by form ([`classify_link`]).
+    ///
+    /// # Errors
+    /// [`RejectReason::EmptyLink`] or [`RejectReason::MalformedLink`].
+    pub fn link_kind(&self) -> Result<LinkKind, RejectReason> {
+        classify_link(&self.magnet_uri)
+    }
+}
+
 /// What a member has stored about a community, for [`accept_magnetlink`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MagnetlinkState {
@@ -153,11 +166,17 @@ pub struct MagnetlinkState {
     pub last_clock: u64,
     /// The last magnet URI fully fetched, if any.
     pub last_uri: Option<String>,
+    /// The link kinds this node's backends fetch (torrent only by default).
+    pub usable_links: UsableLinks,
 }
 
 /// status-go's member rule (`HandleHistoryArchiveMagnetlinkMessage`): the signer is the community
 /// key, the receiver has joined and is not the control node, `clock >= stored clock` (not `>`),
-/// and the URI differs from the last one fully fetched.
+/// and the URI differs from the last one fully fetched. Beyond status-go, the link must be
+/// usable by this node ([`classify_link`], [`MagnetlinkState::usable_links`]): an empty link, one
+/// that is neither a magnet nor a CID, or one of a kind no backend here fetches is refused, and
+/// refused before the clock rule so that the caller changes no state (status-go advances the
+/// clock and drops the current seed first: a bug not copied).
 ///
 /// # Errors
 /// The first rule that fails, as a [`RejectReason`].
@@ -177,6 +196,10 @@ pub fn accept_magnetlink(
     }
     if !state.joined {
         return Err(RejectReason::NotJoined);
+    }
+    let kind = classify_link(&parsed.magnet_uri)?;
+    if !state.usable_links.allows(kind) {
+        return Err(RejectReason::UnusableLink { kind, link: parsed.magnet_uri.clone() });
     }
     if parsed.clock < state.last_clock {
         return Err(RejectReason::StaleClock { clock: parsed.clock, stored: state.last_clock });

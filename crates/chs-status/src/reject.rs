@@ -138,6 +138,27 @@ pub enum RejectReason {
         /// The URI.
         magnet_uri: String,
     },
+    /// The archive link is empty (today's status-go torrent control node may broadcast one: its
+    /// `GetHistoryArchiveLink` reads a `last_archive_link` the torrent backend never writes).
+    #[error("archive link is empty")]
+    EmptyLink,
+    /// The archive link is neither a magnet URI nor a CID.
+    #[error("archive link {link:?} is neither a magnet URI nor a CID: {detail}")]
+    MalformedLink {
+        /// The link (truncated to 200 characters).
+        link: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The archive link is of a kind no backend of this node can fetch (a CID on a torrent-only
+    /// member, a magnet on a Logos-Storage-only member).
+    #[error("archive link is a {kind}, which no backend of this node fetches")]
+    UnusableLink {
+        /// `magnet` or `cid`.
+        kind: crate::link::LinkKind,
+        /// The link.
+        link: String,
+    },
 }
 
 /// The variant of a [`RejectReason`] without its details: a counter key.
@@ -167,6 +188,9 @@ pub enum RejectKind {
     ControlNode,
     StaleClock,
     AlreadyFetched,
+    EmptyLink,
+    MalformedLink,
+    UnusableLink,
 }
 
 impl RejectKind {
@@ -196,6 +220,9 @@ impl RejectKind {
             Self::ControlNode => "control_node",
             Self::StaleClock => "stale_clock",
             Self::AlreadyFetched => "already_fetched",
+            Self::EmptyLink => "empty_link",
+            Self::MalformedLink => "malformed_link",
+            Self::UnusableLink => "unusable_link",
         }
     }
 }
@@ -227,6 +254,9 @@ impl RejectReason {
             Self::ControlNode => RejectKind::ControlNode,
             Self::StaleClock { .. } => RejectKind::StaleClock,
             Self::AlreadyFetched { .. } => RejectKind::AlreadyFetched,
+            Self::EmptyLink => RejectKind::EmptyLink,
+            Self::MalformedLink { .. } => RejectKind::MalformedLink,
+            Self::UnusableLink { .. } => RejectKind::UnusableLink,
         }
     }
 }

@@ -12,6 +12,8 @@ use chs_node::Signal;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use chs_node::backend::BackendKind;
+
 use crate::util;
 
 /// Arguments of `chs demo`.
@@ -45,6 +47,10 @@ pub(crate) struct DemoArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Distribution backend: torrent, logos-storage (stand-in Logos Storage nodes on loopback,
+    /// today's status-go wire) or both.
+    #[arg(long, default_value = "torrent", value_parser = ["torrent", "logos-storage", "both"])]
+    backend: String,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -68,6 +74,15 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     options.weeks = args.weeks;
     options.messages_per_week = args.messages_per_week;
     options.debounce = args.debounce;
+    options.backends = match args.backend.as_str() {
+        "logos-storage" => vec![BackendKind::LogosStorage],
+        "both" => vec![BackendKind::Torrent, BackendKind::LogosStorage],
+        _ => vec![BackendKind::Torrent],
+    };
+    anyhow::ensure!(
+        args.setup.is_none() || options.backends == [BackendKind::Torrent],
+        "--setup prepares BitTorrent nodes only (a Logos Storage node cannot be installed here)"
+    );
     anyhow::ensure!(options.members >= 1, "--members must be at least 1");
     anyhow::ensure!(options.weeks >= 1, "--weeks must be at least 1");
     if args.setup.is_some() {

@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod golden;
 mod lock;
+mod logos;
 mod plan;
 mod props;
 mod reader;

@@ -515,6 +515,9 @@ async fn download(
     progress: ProgressView,
     cancel: CancellationToken,
 ) -> Result<(), NodeError> {
+    if chs_status::classify_link(&p.magnet_uri) != Ok(chs_status::LinkKind::Magnet) {
+        return download_via_backend(shared, id, p, progress, cancel).await;
+    }
     let started = Instant::now();
     let key = id.to_string();
     let magnet: Magnet = p.magnet_uri.parse().map_err(|e: chs_torrent::Error| NodeError::HostileTorrent {
@@ -670,4 +673,151 @@ async fn fetch_and_import(
     let id2 = id;
     shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
     Ok((archives, messages, bytes_received))
+}
+
+/// Imports one archive fetched through a backend (its encoded bytes, no padding) whose index
+/// entry covers `window`, with `Communities::import_fetched_archive`; signals the outcome.
+/// `Some(messages)` if imported, `None` if it failed (recorded with its error).
+async fn import_one(
+    shared: &Arc<Services>,
+    id: CommunityId,
+    archive_id: &str,
+    window: (u64, u64),
+    bytes: Vec<u8>,
+) -> Result<Option<usize>, NodeError> {
+    let (from, to) = window;
+    let size = bytes.len() as u64;
+    let entry =
+        chs_community::MissingArchive { archive_id: archive_id.to_owned(), from, to, offset: 0, size, padding: 0 };
+    let entry2 = entry.clone();
+    let imported = shared
+        .db(move |c, s| Ok(c.import_fetched_archive(s, &id, &entry2, &bytes, DecodeMode::Deferred)?))
+        .await?
+        .map(|report| report.messages)
+        .map_err(|e| chs_community::error_chain(&e));
+    match imported {
+        Ok(count) => {
+            shared.bus.publish(Signal::HistoryArchiveDownloaded {
+                community_id: id,
+                archive_id: entry.archive_id.clone(),
+                from,
+                to,
+            });
+            shared.bus.publish(Signal::ImportingHistoryArchiveMessages {
+                community_id: id,
+                archive_id: entry.archive_id,
+                messages: count,
+            });
+            Ok(Some(count))
+        }
+        Err(error) => {
+            shared.bus.publish(Signal::HistoryArchiveImportFailed {
+                community_id: id,
+                archive_id: entry.archive_id,
+                error,
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// One download of `p` through a backend other than BitTorrent (Logos Storage): the index, the
+/// archives not imported yet (a set comparison), their import, then the backend keeps serving
+/// the link.
+async fn download_via_backend(
+    shared: Arc<Services>,
+    id: CommunityId,
+    p: PendingLink,
+    progress: ProgressView,
+    cancel: CancellationToken,
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let backend = crate::backend::backend_for(&shared.backends, &p.magnet_uri)
+        .cloned()
+        .ok_or_else(|| NodeError::NoBackendFor { link: p.magnet_uri.clone() })?;
+    shared
+        .bus
+        .publish(Signal::DownloadingHistoryArchivesStarted { community_id: id, magnet_uri: p.magnet_uri.clone() });
+    let view =
+        |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
+    progress.send_replace(Some(view(DownloadPhase::Metadata)));
+    let options = crate::backend::FetchOptions {
+        max_index_bytes: shared.config.member.max_index_bytes,
+        max_archive_bytes: shared.config.member.max_archive_bytes,
+        cancel: cancel.clone(),
+    };
+    let mut fetch = backend.open(&id, &p.magnet_uri, options).await?;
+    let fetched = async {
+        let index = fetch.index().await?;
+        let id2 = id;
+        // Done: by id, and by window (a node running both backends imported the window under the
+        // other backend's id: torrent and Logos ids of one archive differ).
+        let (done, windows): (BTreeSet<String>, BTreeSet<(u64, u64)>) = shared
+            .db(move |c, s| {
+                let records = c.archive_records(s, &id2)?;
+                let done = records.iter().filter(|r| r.imported || r.import_failures > 0);
+                let ids = done.clone().map(|r| r.archive_id.clone()).collect();
+                let windows = done.filter(|r| r.imported).map(|r| (r.from, r.to)).collect();
+                Ok((ids, windows))
+            })
+            .await?;
+        let missing: Vec<String> = index
+            .iter()
+            .filter(|(k, a)| !done.contains(*k) && !windows.contains(&(a.metadata.from, a.metadata.to)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        shared.bus.publish(Signal::HistoryArchiveIndexFetched {
+            community_id: id,
+            archives: index.len(),
+            missing: missing.len(),
+        });
+        progress.send_replace(Some(view(DownloadPhase::Data)));
+        let archives = fetch.archives(&missing).await?;
+        let (mut imported, mut messages, mut bytes_received) = (0, 0, 0u64);
+        progress.send_replace(Some(view(DownloadPhase::Import)));
+        for archive in archives {
+            if cancel.is_cancelled() {
+                return Err(NodeError::Cancelled);
+            }
+            bytes_received += archive.bytes.len() as u64;
+            let window = index.get(&archive.id).map_or((0, 0), |a| (a.metadata.from, a.metadata.to));
+            if let Some(count) = import_one(&shared, id, &archive.id, window, archive.bytes).await? {
+                imported += 1;
+                messages += count;
+            }
+        }
+        let id2 = id;
+        shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
+        Ok::<_, NodeError>((imported, messages, bytes_received))
+    }
+    .await;
+    let (archives, messages, bytes_received) = match fetched {
+        Ok(done) => done,
+        Err(e) => {
+            if !matches!(e, NodeError::Cancelled)
+                && let Err(discard) = fetch.discard().await
+            {
+                tracing::warn!(community_id = %id, error = %discard, "could not discard the fetch");
+            }
+            return Err(e);
+        }
+    };
+    progress.send_replace(Some(view(DownloadPhase::Seed)));
+    fetch.finish().await?;
+    let (id2, uri) = (id, p.magnet_uri.clone());
+    shared
+        .db(move |c, s| {
+            c.mark_magnetlink_fetched(s, &id2, &uri)?;
+            Ok(c.clear_pending_link(s, &id2, &uri)?)
+        })
+        .await?;
+    shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
+        community_id: id,
+        magnet_uri: p.magnet_uri,
+        archives,
+        messages,
+        bytes_received,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    Ok(())
 }

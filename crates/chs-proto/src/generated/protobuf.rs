@@ -73,6 +73,7 @@ pub mod application_metadata_message {
         SyncBookmark = 40,
         SyncClearHistory = 41,
         SyncSetting = 42,
+        /// Today's status-go: COMMUNITY_MESSAGE_ARCHIVE_LINK (same number).
         CommunityMessageArchiveMagnetlink = 43,
         SyncProfilePictures = 44,
         SyncAccount = 45,
@@ -584,6 +585,17 @@ pub struct CommunityMessageArchiveMagnetlink {
     #[prost(string, tag = "2")]
     pub magnet_uri: ::prost::alloc::string::String,
 }
+/// The same message (same bytes: type 43) under today's status-go name (after PRs 7312 and 7486):
+/// `archive_link` holds a BitTorrent magnet URI or a Logos Storage CID, told apart by form.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CommunityMessageArchiveLink {
+    /// Sender clock in milliseconds.
+    #[prost(uint64, tag = "1")]
+    pub clock: u64,
+    /// A magnet URI (torrent backend) or the CID of a Logos Storage index (Logos Storage backend).
+    #[prost(string, tag = "2")]
+    pub archive_link: ::prost::alloc::string::String,
+}
 /// status-go's archived envelope: NOT the 14/WAKU2 wire message.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct WakuMessage {
@@ -657,11 +669,34 @@ pub struct WakuMessageArchiveIndex {
         WakuMessageArchiveIndexMetadata,
     >,
 }
+/// Today's status-go (PR 7486): one entry of a Logos Storage index. Each archive (no padding) is
+/// uploaded as its own CID.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LogosStorageWakuMessageArchiveIndexMetadata {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: ::core::option::Option<WakuMessageArchiveMetadata>,
+    /// CID of the archive on the Logos Storage network.
+    #[prost(string, tag = "3")]
+    pub cid: ::prost::alloc::string::String,
+}
+/// Today's status-go (PR 7486): the Logos Storage index, uploaded as its own CID (the archive link).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct LogosStorageWakuMessageArchiveIndex {
+    /// Key: archive id, "0x" + lowercase hex Keccak-256 of the encoded value with `version` unset.
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub archives: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        LogosStorageWakuMessageArchiveIndexMetadata,
+    >,
+}
 /// Subset of status-go's CommunityDescription: the fields the history service reads.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CommunityDescription {
     #[prost(uint64, tag = "1")]
     pub clock: u64,
+    /// Today's status-go name: `archive_link_clock` (same field).
     #[prost(uint64, tag = "9")]
     pub archive_magnetlink_clock: u64,
     #[prost(string, tag = "18")]
@@ -676,8 +711,12 @@ pub struct CommunityRequestToJoinResponse {
     pub accepted: bool,
     #[prost(bytes = "vec", tag = "5")]
     pub community_id: ::prost::alloc::vec::Vec<u8>,
+    /// Today's status-go name: `archive_link` (same field; a magnet URI or a Logos Storage CID).
     #[prost(string, tag = "6")]
     pub magnet_uri: ::prost::alloc::string::String,
+    /// Today's status-go: the community description's encoded ProtocolMessage.
+    #[prost(bytes = "vec", tag = "9")]
+    pub community_description_protocol_message: ::prost::alloc::vec::Vec<u8>,
 }
 /// From status-go's protocol/protobuf/pairing.proto.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -1,0 +1,233 @@
+//! The distribution-backend boundary: how a control node's archives reach members, whatever the
+//! network. status-go's `ArchiveServiceBackend` (PR 7312) has one per node (torrent or Logos
+//! Storage, chosen at build time); we may run both (see `docs/backends.md`).
+//!
+//! [`DistributionBackend`]: publish the archives of a community's folder → the link to announce;
+//! open a link → a [`Fetch`] (the index, then only the chosen archives, then keep or discard);
+//! retain / remove what the node serves; status. [`TorrentBackend`] is the BitTorrent
+//! implementation over `chs-torrent`, [`LogosBackend`] the Logos Storage one over `chs-logos`.
+//! The orchestrator needs only this trait; the backends know nothing of Waku.
+
+mod logos;
+mod torrent;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chs_community::CommunityId;
+use chs_proto::protobuf::WakuMessageArchiveMetadata;
+use chs_status::LinkKind;
+use serde::Serialize;
+
+pub use logos::{LogosBackend, LogosBackendConfig};
+pub use torrent::{TorrentBackend, TorrentBackendConfig};
+
+/// Which backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// BitTorrent (`chs-torrent`): links are magnet URIs.
+    Torrent,
+    /// Logos Storage (`chs-logos`): links are CIDs of a Logos Storage index.
+    LogosStorage,
+}
+
+impl BackendKind {
+    /// The link kind this backend produces and fetches.
+    #[must_use]
+    pub const fn link_kind(self) -> LinkKind {
+        match self {
+            Self::Torrent => LinkKind::Magnet,
+            Self::LogosStorage => LinkKind::Cid,
+        }
+    }
+
+    /// `torrent` or `logos-storage` (as in `[archive] backends`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Torrent => "torrent",
+            Self::LogosStorage => "logos-storage",
+        }
+    }
+}
+
+/// What [`DistributionBackend::publish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The link to announce.
+    pub link: String,
+    /// Whether the link differs from the one published before (status-go publishes nothing when
+    /// no archive is new).
+    pub changed: bool,
+}
+
+/// Where an archive's bytes are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A byte range of the torrent's `data` file (`offset`, `size` with `padding`).
+    Range {
+        /// Byte offset in `data`.
+        offset: u64,
+        /// Bytes in `data`, padding included.
+        size: u64,
+        /// Zero bytes after the archive.
+        padding: u64,
+    },
+    /// Its own Logos Storage CID (no padding).
+    Cid(String),
+}
+
+/// One archive of a fetched index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteArchive {
+    /// Window and topics, as the index says.
+    pub metadata: WakuMessageArchiveMetadata,
+    /// Where its bytes are.
+    pub location: Location,
+}
+
+/// A fetched index: archive id → archive. The ids are the backend's own (torrent ids and Logos
+/// ids of the same window differ: each hashes its own index entry).
+pub type RemoteIndex = BTreeMap<String, RemoteArchive>;
+
+/// One fetched archive: its id and its encoded `WakuMessageArchive` (no padding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedArchive {
+    /// The archive id (index key).
+    pub id: String,
+    /// The encoded archive.
+    pub bytes: Vec<u8>,
+}
+
+/// What a backend serves for a community.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BackendStatus {
+    /// The link served (magnet or index CID), if any.
+    pub link: Option<String>,
+    /// Archives (or bytes, for torrents) held.
+    pub held: u64,
+    /// Peers connected (torrent only; 0 if unknown).
+    pub peers: usize,
+}
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The link is not one this backend fetches.
+    #[error("the {backend} backend cannot fetch this link (kind {kind:?})")]
+    WrongLink {
+        /// The backend.
+        backend: &'static str,
+        /// The link's kind (or `None` if it is neither).
+        kind: Option<LinkKind>,
+    },
+    /// The archive folder cannot be read.
+    #[error("archive folder")]
+    Archive(#[from] chs_archive::ReadError),
+    /// An index or archive does not decode.
+    #[error("decoding")]
+    Decode(#[from] chs_archive::DecodeError),
+    /// The torrent layer failed.
+    #[error("torrent")]
+    Torrent(#[from] chs_torrent::Error),
+    /// The Logos Storage node failed.
+    #[error("Logos Storage")]
+    Logos(#[from] chs_logos::LogosError),
+    /// The backend's own state file.
+    #[error("backend state {path}")]
+    State {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Asked for archives the index does not list.
+    #[error("archive(s) not in the index: {0:?}")]
+    NotInIndex(Vec<String>),
+    /// What a hostile or broken publisher sent (oversized, inconsistent).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// A blocking task failed.
+    #[error("blocking task")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// How a fetch may be bounded by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Largest index accepted, in bytes (0 = no limit).
+    pub max_index_bytes: u64,
+    /// Largest archive accepted, in bytes (0 = no limit).
+    pub max_archive_bytes: u64,
+    /// Cancels the fetch.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// A distribution backend: see the module docs.
+#[async_trait::async_trait]
+pub trait DistributionBackend: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Publishes what the archive folder `dir` of `community` holds (its `index` and `data`, as
+    /// `chs-archive` builds them); returns the link to announce.
+    async fn publish(&self, community: &CommunityId, dir: &Path) -> Result<Published, BackendError>;
+
+    /// Opens `link` for fetching: nothing but what is needed to read the index is fetched.
+    async fn open(
+        &self,
+        community: &CommunityId,
+        link: &str,
+        options: FetchOptions,
+    ) -> Result<Box<dyn Fetch>, BackendError>;
+
+    /// Keeps serving what `link` names for `community` (a member's seeding after a fetch; an
+    /// owner's start).
+    async fn retain(&self, community: &CommunityId, link: &str) -> Result<(), BackendError>;
+
+    /// Stops serving `community` (unseed; the Logos backend forgets its index CID).
+    async fn remove(&self, community: &CommunityId) -> Result<(), BackendError>;
+
+    /// What is served for `community`.
+    fn status(&self, community: &CommunityId) -> BackendStatus;
+}
+
+/// One fetch of a link: the index first, then only the chosen archives.
+#[async_trait::async_trait]
+pub trait Fetch: Send + std::fmt::Debug {
+    /// The link's index.
+    async fn index(&mut self) -> Result<RemoteIndex, BackendError>;
+
+    /// The archives `ids` of the index (bytes without padding), in the order of `ids`.
+    async fn archives(&mut self, ids: &[String]) -> Result<Vec<FetchedArchive>, BackendError>;
+
+    /// Done: keep what was fetched and serve it.
+    async fn finish(self: Box<Self>) -> Result<(), BackendError>;
+
+    /// Failed: drop what was fetched (a cancelled fetch may keep it to resume).
+    async fn discard(self: Box<Self>) -> Result<(), BackendError>;
+}
+
+/// The backend among `backends` that fetches `link` (by form), if any.
+#[must_use]
+pub fn backend_for<'a>(
+    backends: &'a [std::sync::Arc<dyn DistributionBackend>],
+    link: &str,
+) -> Option<&'a std::sync::Arc<dyn DistributionBackend>> {
+    let kind = chs_status::classify_link(link).ok()?;
+    backends.iter().find(|b| b.kind().link_kind() == kind)
+}
+
+/// The link kinds a node running `backends` can fetch (for the member rule).
+#[must_use]
+pub fn usable_links(backends: &[BackendKind]) -> chs_status::UsableLinks {
+    chs_status::UsableLinks {
+        magnet: backends.contains(&BackendKind::Torrent),
+        cid: backends.contains(&BackendKind::LogosStorage),
+    }
+}

@@ -1,0 +1,233 @@
+//! The backends over real components: stand-in Logos Storage nodes on 127.0.0.1 (HTTP), archive
+//! folders built by `chs-archive` in temp dirs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chs_archive::{BuildOptions, Builder, MemorySource, Reader, WakuMessage};
+use chs_community::CommunityId;
+use chs_logos::{ClientConfig, LogosClient, LogosError};
+use chs_logos_standin::{StandinConfig, StandinNode};
+
+use super::*;
+
+const TOPIC: [u8; 4] = [0xa4, 0xab, 0xdf, 0x64];
+const WEEK: u64 = 7 * 24 * 3600;
+const START: u64 = 1_704_067_200; // 2024-01-01
+
+fn community() -> CommunityId {
+    "0x03cab365fcbb92f82b9c47ceaa27d654268606dea9cd658e369abf5c3fc59d0fa2".parse().expect("id")
+}
+
+fn message(ts: u64, n: u8) -> WakuMessage {
+    WakuMessage {
+        sig: vec![4; 65],
+        timestamp: ts,
+        topic: TOPIC.to_vec(),
+        payload: vec![n; 10],
+        padding: vec![],
+        hash: vec![n; 32],
+        third_party_id: String::new(),
+    }
+}
+
+/// Builds the windows of `weeks` weeks of one message each into `dir` (appending).
+fn build(dir: &Path, weeks: u64) {
+    let messages: Vec<_> = (0..weeks).map(|w| message(START + w * WEEK + 60, u8::try_from(w).expect("w"))).collect();
+    let options =
+        BuildOptions { from: Some(START), interval: WEEK, ..BuildOptions::new(vec![TOPIC], START + weeks * WEEK) };
+    Builder::new(dir, options).run(&MemorySource::new(messages)).expect("build");
+}
+
+fn client(api: &str, timeout: Duration) -> LogosClient {
+    LogosClient::new(ClientConfig {
+        api: api.to_owned(),
+        index_timeout: timeout,
+        fetch_timeout: timeout,
+        request_timeout: timeout,
+        poll_interval: Duration::from_millis(20),
+        ..ClientConfig::default()
+    })
+    .expect("client")
+}
+
+fn backend(node: &StandinNode, state: &Path) -> LogosBackend {
+    LogosBackend::new(client(&node.api(), Duration::from_secs(5)), LogosBackendConfig { state_dir: state.to_owned() })
+}
+
+#[tokio::test]
+async fn backend_logos_owner_to_member_and_index_replacement() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("archives");
+    build(&dir, 2);
+    let (owner_node, member_node) = (
+        StandinNode::start(StandinConfig::default()).await.expect("owner"),
+        StandinNode::start(StandinConfig::default()).await.expect("member"),
+    );
+    member_node.add_peer(&owner_node.api());
+    let owner = backend(&owner_node, &tmp.path().join("owner-state"));
+    let member = backend(&member_node, &tmp.path().join("member-state"));
+    let id = community();
+
+    let first = owner.publish(&id, &dir).await.expect("publish");
+    assert!(first.changed);
+    assert_eq!(chs_status::classify_link(&first.link), Ok(chs_status::LinkKind::Cid));
+    assert_eq!(owner.status(&id).link.as_deref(), Some(first.link.as_str()));
+    assert_eq!(owner_node.cids().len(), 3, "two archives and the index");
+    // Nothing new: the same link, nothing uploaded.
+    assert_eq!(owner.publish(&id, &dir).await.expect("again"), Published { link: first.link.clone(), changed: false });
+
+    let mut fetch = member.open(&id, &first.link, FetchOptions::default()).await.expect("open");
+    let index = fetch.index().await.expect("index");
+    assert_eq!(index.len(), 2);
+    let ids: Vec<String> = index.keys().cloned().collect();
+    let fetched = fetch.archives(&ids).await.expect("archives");
+    let reader = Reader::open(&dir).expect("reader");
+    for archive in &fetched {
+        let remote = &index[&archive.id];
+        let local = reader.entries().iter().find(|e| e.from() == remote.metadata.from).expect("same window");
+        assert_eq!(archive.bytes, reader.read_raw(&local.id).expect("raw"), "the archive's bytes, no padding");
+        assert_ne!(archive.id, local.id, "Logos ids hash the Logos entry, not the torrent one");
+    }
+    fetch.finish().await.expect("finish");
+    assert!(member_node.holds(&first.link), "the member's node keeps the index");
+
+    // A third window: a new index with all three, the old index CID removed, archive CIDs kept.
+    build(&dir, 3);
+    let second = owner.publish(&id, &dir).await.expect("publish");
+    assert!(second.changed && second.link != first.link);
+    assert!(!owner_node.holds(&first.link), "status-go removes the previous index CID");
+    let mut fetch = member.open(&id, &second.link, FetchOptions::default()).await.expect("open");
+    let index = fetch.index().await.expect("index");
+    assert_eq!(index.len(), 3);
+    let have: std::collections::BTreeSet<String> = ids.into_iter().collect();
+    let missing: Vec<String> = index.keys().filter(|k| !have.contains(*k)).cloned().collect();
+    assert_eq!(missing.len(), 1, "nothing new is a set comparison: only the third window is missing");
+    let got = fetch.archives(&missing).await.expect("archives");
+    assert_eq!(got.len(), 1);
+    assert_eq!(index[&got[0].id].metadata.from, START + 2 * WEEK);
+}
+
+#[tokio::test]
+async fn backend_logos_missing_archive_stalled_node_and_owner_restart() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("archives");
+    build(&dir, 2);
+    let owner_store = tmp.path().join("owner-node");
+    let owner_config = || StandinConfig { data_dir: Some(owner_store.clone()), ..StandinConfig::default() };
+    let owner_node = StandinNode::start(owner_config()).await.expect("owner");
+    let member_node = StandinNode::start(StandinConfig::default()).await.expect("member");
+    member_node.add_peer(&owner_node.api());
+    let state = tmp.path().join("owner-state");
+    let id = community();
+    let link = backend(&owner_node, &state).publish(&id, &dir).await.expect("publish").link;
+
+    // Restart of the owner (node and backend): the index is read back from the node, nothing new.
+    owner_node.stop().await;
+    let owner_node = StandinNode::start(owner_config()).await.expect("owner again");
+    member_node.add_peer(&owner_node.api());
+    let owner = backend(&owner_node, &state);
+    assert_eq!(owner.publish(&id, &dir).await.expect("republish"), Published { link: link.clone(), changed: false });
+
+    // A missing archive: deleted from the only node that had it.
+    let member = LogosBackend::new(
+        client(&member_node.api(), Duration::from_millis(400)),
+        LogosBackendConfig { state_dir: tmp.path().join("member-state") },
+    );
+    let mut fetch = member.open(&id, &link, FetchOptions::default()).await.expect("open");
+    let index = fetch.index().await.expect("index");
+    let (gone_id, gone) = index.iter().next().map(|(k, v)| (k.clone(), v.location.clone())).expect("entry");
+    let Location::Cid(gone_cid) = gone else { panic!("a Logos index locates archives by CID") };
+    owner.client().delete(&gone_cid).await.expect("delete");
+    let error = fetch.archives(std::slice::from_ref(&gone_id)).await.expect_err("missing");
+    assert!(matches!(error, BackendError::Logos(LogosError::NotFound { .. })), "{error:?}");
+
+    // A stalled owner node: the index fetch times out (after status-go's one retry).
+    // A fresh member node, so that the index is not local already.
+    let fresh = StandinNode::start(StandinConfig::default()).await.expect("fresh");
+    fresh.add_peer(&owner_node.api());
+    let other = LogosBackend::new(
+        client(&fresh.api(), Duration::from_millis(300)),
+        LogosBackendConfig { state_dir: tmp.path().join("member2-state") },
+    );
+    owner_node.set_stalled(true);
+    let mut fetch = other.open(&id, &link, FetchOptions::default()).await.expect("open");
+    let error = fetch.index().await.expect_err("stalled");
+    assert!(matches!(error, BackendError::Logos(ref e) if e.is_timeout()), "{error:?}");
+    owner_node.set_stalled(false);
+}
+
+#[tokio::test]
+async fn backend_links_go_to_the_backend_of_their_kind() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let node = StandinNode::start(StandinConfig::default()).await.expect("node");
+    let logos: Arc<dyn DistributionBackend> = Arc::new(backend(&node, tmp.path()));
+    let backends = vec![logos];
+    let cid = chs_logos_standin::cid_of(b"x");
+    assert_eq!(backend_for(&backends, &cid).map(|b| b.kind()), Some(BackendKind::LogosStorage));
+    assert!(backend_for(&backends, "magnet:?xt=urn:btih:aa").is_none(), "no torrent backend here");
+    assert!(backend_for(&backends, "").is_none());
+    let error =
+        backends[0].open(&community(), "magnet:?xt=urn:btih:aa", FetchOptions::default()).await.expect_err("wrong");
+    assert!(matches!(error, BackendError::WrongLink { kind: Some(chs_status::LinkKind::Magnet), .. }));
+    assert_eq!(usable_links(&[BackendKind::Torrent]), chs_status::UsableLinks::TORRENT);
+    assert_eq!(usable_links(&[BackendKind::Torrent, BackendKind::LogosStorage]), chs_status::UsableLinks::BOTH);
+}
+
+fn torrent_backend(node: chs_torrent::TorrentNode, root: &Path, peers: Vec<std::net::SocketAddr>) -> TorrentBackend {
+    TorrentBackend::new(
+        node,
+        TorrentBackendConfig {
+            piece_length: chs_torrent::DEFAULT_PIECE_LENGTH,
+            torrent_dir: root.join("torrents"),
+            archive_root: root.join("archives"),
+            peers,
+            announce_addr: None,
+            metadata_timeout: Duration::from_secs(20),
+            stall_timeout: Duration::from_secs(20),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_torrent_owner_to_member_through_the_trait() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let id = community();
+    let dir = tmp.path().join("owner/archives").join(id.to_string());
+    build(&dir, 2);
+    let owner_node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(tmp.path().join("owner/state")))
+        .await
+        .expect("owner torrent node");
+    let member_node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(tmp.path().join("member/state")))
+        .await
+        .expect("member torrent node");
+    let owner_addr = owner_node.listen_addr().expect("listening");
+    let owner: Arc<dyn DistributionBackend> =
+        Arc::new(torrent_backend(owner_node.clone(), &tmp.path().join("owner"), Vec::new()));
+    let member: Arc<dyn DistributionBackend> =
+        Arc::new(torrent_backend(member_node.clone(), &tmp.path().join("member"), vec![owner_addr]));
+
+    let published = owner.publish(&id, &dir).await.expect("publish");
+    assert!(published.changed);
+    assert_eq!(chs_status::classify_link(&published.link), Ok(chs_status::LinkKind::Magnet));
+    assert!(!owner.publish(&id, &dir).await.expect("again").changed, "same folder, same torrent");
+
+    let backends = vec![Arc::clone(&member)];
+    let chosen = backend_for(&backends, &published.link).expect("the torrent backend takes a magnet");
+    let mut fetch = chosen.open(&id, &published.link, FetchOptions::default()).await.expect("open");
+    let index = fetch.index().await.expect("index");
+    let reader = Reader::open(&dir).expect("reader");
+    assert_eq!(index.len(), reader.entries().len());
+    let wanted: Vec<String> = index.keys().take(1).cloned().collect();
+    let fetched = fetch.archives(&wanted).await.expect("archives");
+    assert_eq!(fetched[0].bytes, reader.read_raw(&wanted[0]).expect("raw"), "torrent ids are the folder's ids");
+    assert!(matches!(fetch.archives(&["0xnot-there".to_owned()]).await, Err(BackendError::NotInIndex(_))));
+    fetch.finish().await.expect("finish");
+    assert!(member.status(&id).link.is_some(), "the member seeds what it fetched");
+    member.retain(&id, &published.link).await.expect("retained");
+    member.remove(&id).await.expect("unseed");
+    assert_eq!(member.status(&id), BackendStatus::default());
+    owner_node.shutdown().await;
+    member_node.shutdown().await;
+}
