@@ -51,7 +51,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -66,6 +66,14 @@ pub enum ConfigError {
         /// toml's message (it names the line and key).
         message: String,
     },
+    /// A setting given by a flag or an environment variable does not fit.
+    #[error("invalid setting from {origin}: {message}")]
+    Override {
+        /// The flag or environment variable.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value is out of range.
     #[error("invalid config value `{key}`: {message}")]
     Value {
@@ -74,6 +82,18 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// One setting given outside the file: `torrent.port` = `9026`, from `origin` (the flag or the
+/// environment variable, named in errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The setting's dotted name, e.g. `torrent.port`.
+    pub key: String,
+    /// Its value as written (TOML, or a bare string).
+    pub value: String,
+    /// Where it came from, e.g. `--set torrent.port=9026` or `CHS_TORRENT_PORT`.
+    pub origin: String,
 }
 
 /// The whole configuration.
@@ -306,6 +326,19 @@ impl NodeConfig {
     /// # Errors
     /// As [`NodeConfig::from_toml_str`], plus [`ConfigError::Read`].
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::from_file_with_overrides(path, &[])
+    }
+
+    /// As [`NodeConfig::from_file`], then each of `overrides` (from command-line flags and `CHS_*`
+    /// environment variables, in order: a later one wins) set over the file's value. An
+    /// override's value is read as a TOML value (`9026`, `true`, `["/ip4/0.0.0.0/tcp/60000"]`),
+    /// else as a string; its relative paths are taken as they are (relative to the working
+    /// folder), not relative to the file.
+    ///
+    /// # Errors
+    /// As [`NodeConfig::from_file`], plus [`ConfigError::Override`] naming where the bad value
+    /// came from.
+    pub fn from_file_with_overrides(path: &Path, overrides: &[Override]) -> Result<NodeConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let mut config = NodeConfig::from_toml_str(&text).map_err(|e| match e {
@@ -325,6 +358,44 @@ impl NodeConfig {
         if let Some(p) = config.torrent.torrent_dir.as_mut() {
             rebase(p);
         }
+        config.apply_overrides(overrides)
+    }
+
+    /// `self` with `overrides` set over it (see [`NodeConfig::from_file_with_overrides`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Override`] naming the override that does not fit, or
+    /// [`ConfigError::Value`] when the result is out of range.
+    pub fn apply_overrides(self, overrides: &[Override]) -> Result<NodeConfig, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let bad = |o: &Override, message: String| ConfigError::Override { origin: o.origin.clone(), message };
+        let mut table =
+            toml::Table::try_from(&self).map_err(|e| ConfigError::Parse { path: None, message: e.to_string() })?;
+        let mut config = self;
+        for o in overrides {
+            let mut parts: Vec<&str> = o.key.split('.').collect();
+            let Some(last) = parts.pop().filter(|l| !l.is_empty()) else {
+                return Err(bad(o, format!("`{}` is not a setting name", o.key)));
+            };
+            let mut node = &mut table;
+            for part in parts {
+                node = node
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| bad(o, format!("`{part}` is a value, not a [section]")))?;
+            }
+            let value = format!("v = {}", o.value)
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(o.value.clone()));
+            node.insert(last.to_owned(), value);
+            config = table.clone().try_into().map_err(|e: toml::de::Error| bad(o, e.message().to_owned()))?;
+        }
+        config.validate()?;
         Ok(config)
     }
 

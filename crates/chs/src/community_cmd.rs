@@ -60,7 +60,11 @@ pub(crate) enum CommunityCommand {
         #[arg(long)]
         db: PathBuf,
         /// The community id.
-        id: String,
+        #[arg(long, value_name = "ID", required_unless_present = "id")]
+        community: Option<String>,
+        /// The community id, positional (the old spelling, kept for scripts).
+        #[arg(hide = true, conflicts_with = "community")]
+        id: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -71,7 +75,11 @@ pub(crate) enum CommunityCommand {
         #[arg(long)]
         db: PathBuf,
         /// The community id.
-        id: String,
+        #[arg(long, value_name = "ID", required_unless_present = "id")]
+        community: Option<String>,
+        /// The community id, positional (the old spelling, kept for scripts).
+        #[arg(hide = true, conflicts_with = "community")]
+        id: Option<String>,
         /// Pubsub topic of the community's traffic.
         #[arg(long)]
         pubsub_topic: Option<String>,
@@ -116,14 +124,14 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
                 communities.import_key(&mut store, &key, &CreateOptions { name, pubsub_topic: None, channels })?;
             print_info(&communities.info(&store, &community.id)?, json)
         }
-        CommunityCommand::Show { db, id, json } => {
-            let id = util::parse_community_id(&id)?;
+        CommunityCommand::Show { db, community, id, json } => {
+            let id = util::parse_community_id(&community.or(id).unwrap_or_default())?;
             let mut store = util::open_existing_store(&db)?;
             let communities = util::communities(&mut store)?;
             print_info(&communities.info(&store, &id)?, json)
         }
-        CommunityCommand::Join { db, id, pubsub_topic, json } => {
-            let id = util::parse_community_id(&id)?;
+        CommunityCommand::Join { db, community, id, pubsub_topic, json } => {
+            let id = util::parse_community_id(&community.or(id).unwrap_or_default())?;
             let mut store = util::open_or_create_private_store(&db)?;
             let communities = util::communities(&mut store)?;
             let community = communities.join(&mut store, &id, pubsub_topic.as_deref())?;
