@@ -230,7 +230,7 @@ impl Communities {
         community::load(store.connection(), id)?.ok_or_else(|| CommunityError::UnknownCommunity(id.to_string()))
     }
 
-    /// What `chs community show ID [--json]` prints (serialisable; no private key).
+    /// What `chs community show --community ID [--json]` prints (serialisable; no private key).
     ///
     /// # Errors
     /// [`CommunityError::UnknownCommunity`], SQLite errors.

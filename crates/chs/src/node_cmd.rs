@@ -27,7 +27,7 @@ use crate::util;
     Logs go to stderr (--log-level, --log-format). `<data_dir>/status.json` holds the per-community state while \
     the node runs (`chs node status`).\n\n\
     Settings: the --config file, then environment variables CHS_<SECTION>_<KEY> (CHS_TORRENT_PORT=9026, \
-    CHS_DATA_DIR=/var/lib/chs, CHS_WAKU_LISTEN='[\"/ip4/0.0.0.0/tcp/60001\"]'), then --data-dir and --set KEY=VALUE \
+    CHS_DATA_DIR=/var/lib/chs, CHS_WAKU_LISTEN='[\"/ip4/0.0.0.0/tcp/60001\"]'), then --data-dir and --set NAME=VALUE \
     (a later one wins).")]
 pub(crate) struct NodeArgs {
     #[command(subcommand)]
@@ -39,7 +39,7 @@ pub(crate) struct NodeArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Sets one setting over the file's, e.g. `--set torrent.port=9026`. Repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "NAME=VALUE")]
     settings: Vec<String>,
     /// Extra Waku peers to dial at start (multiaddr with /p2p/...). Repeatable.
     #[arg(long)]
@@ -90,7 +90,7 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             for setting in &args.settings {
                 let (key, value) = setting
                     .split_once('=')
-                    .with_context(|| format!("--set {setting:?}: expected KEY=VALUE, e.g. torrent.port=9026"))?;
+                    .with_context(|| format!("--set {setting:?}: expected NAME=VALUE, e.g. torrent.port=9026"))?;
                 overrides.push(Override {
                     key: key.trim().to_owned(),
                     value: value.trim().to_owned(),

@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use support::{Proc, TIMEOUT, chs, is_type, json, p, run, run_env};
+use support::{Proc, TIMEOUT, is_type, json, p, run, run_env};
 
 /// `chs node init` in `dir`, returns the config path.
 fn init_config(dir: &Path) -> PathBuf {
@@ -185,32 +185,18 @@ fn node_status_text_uses_human_units_and_names() {
     assert!(!text.contains("downloaded"), "member-only lines on an owner: {text}");
 }
 
-/// Every leaf subcommand, as its words after `chs` (from the `Commands:` of each `--help`).
-fn subcommands(prefix: &[String]) -> Vec<Vec<String>> {
-    let out = chs().args(prefix).arg("--help").output().unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
-    let names: Vec<String> = help
-        .split("Commands:\n")
-        .nth(1)
-        .map(|rest| {
-            rest.lines()
-                .take_while(|l| l.starts_with("  "))
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|n| *n != "help")
-                .map(str::to_owned)
-                .collect()
+/// Every leaf subcommand (and `node`, which runs itself and has subcommands), as its words after `chs`.
+fn leaf_commands() -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    support::subcommands(&[], &mut paths);
+    paths
+        .into_iter()
+        .filter(|path| !path.is_empty())
+        .filter(|path| {
+            let help = run(path.iter().map(String::as_str).chain(["--help"])).ok().stdout;
+            !help.contains("Commands:") || help.contains("[COMMAND]")
         })
-        .unwrap_or_default();
-    let mut leaves = Vec::new();
-    if !prefix.is_empty() && (names.is_empty() || help.contains("[COMMAND]")) {
-        leaves.push(prefix.to_vec());
-    }
-    for name in names {
-        let mut path = prefix.to_vec();
-        path.push(name);
-        leaves.extend(subcommands(&path));
-    }
-    leaves
+        .collect()
 }
 
 /// Commands without `--json`, and why.
@@ -225,13 +211,12 @@ const NO_JSON: &[(&str, &str)] = &[
 
 #[test]
 fn every_subcommand_help_follows_one_flag_convention() {
-    let leaves = subcommands(&[]);
+    let leaves = leaf_commands();
     assert!(leaves.len() > 20, "{leaves:?}");
     let mut problems = BTreeSet::new();
     for leaf in &leaves {
         let name = leaf.join(" ");
-        let out = chs().args(leaf).arg("--help").output().unwrap();
-        let help = String::from_utf8(out.stdout).unwrap();
+        let help = run(leaf.iter().map(String::as_str).chain(["--help"])).ok().stdout;
         let flags: Vec<(String, Option<String>)> = help
             .lines()
             .map(str::trim_start)
