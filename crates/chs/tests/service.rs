@@ -265,3 +265,28 @@ fn every_subcommand_help_follows_one_flag_convention() {
     }
     assert!(problems.is_empty(), "{:#?}", problems);
 }
+
+/// The shipped unit (`dist/chs.service`) passes `systemd-analyze verify` without a warning (with
+/// ExecStart pointed at the binary under test), and its command line is one `chs` accepts.
+#[test]
+fn systemd_unit_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/chs.service")).unwrap();
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("an ExecStart line");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/chs"), "{exec}");
+    let args: Vec<&str> = words.collect();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("chs.service");
+    std::fs::write(&local, unit.replace("/usr/local/bin/chs", env!("CARGO_BIN_EXE_chs"))).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&local)
+        .output()
+        .expect("systemd-analyze (Debian package `systemd`, installed by .ci/run)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {}\n{stderr}", out.status);
+    // The unit's arguments parse: with the configuration absent, the error is about the file.
+    let out = run_env(args.iter().copied(), [("CHS_DATA_DIR", p(dir.path()))]).failed();
+    assert_eq!(out.status.code(), Some(1), "not a usage error: {}", out.stderr);
+    assert!(out.stderr.contains("/etc/chs/chs.toml") || out.stderr.contains("cannot read config"), "{}", out.stderr);
+}
