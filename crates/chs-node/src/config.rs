@@ -37,6 +37,11 @@
 //!
 //! [communities]
 //! join = []                      # community ids to join as a member at start
+//!
+//! [api]                          # served by `chs node` (HTTP: status, metrics, status page)
+//! enabled = true
+//! listen = "127.0.0.1:8645"
+//! # token_file = "chs-data/api.token"   # bearer token of the calls that change state
 //! ```
 
 use std::io::{Read as _, Seek as _, Write as _};
@@ -112,6 +117,8 @@ pub struct NodeConfig {
     pub member: MemberSection,
     /// Communities to join at start.
     pub communities: CommunitiesSection,
+    /// The HTTP API (served by the `chs` binary, not by this crate).
+    pub api: ApiSection,
     /// Fault injection for crash tests, never read from TOML (`chs node` takes it from the
     /// `CHS_PAUSE_AT` environment variable): on reaching this point the node raises
     /// [`Signal::FaultPaused`](crate::Signal::FaultPaused) and stops there for good, so that a
@@ -231,6 +238,25 @@ pub struct MemberSection {
     pub max_archive_bytes: u64,
 }
 
+/// `[api]`: the node's HTTP API, status page and metrics (`chs node` serves them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Serve the API at all.
+    pub enabled: bool,
+    /// Where (loopback by default: the read-only calls need no token).
+    pub listen: SocketAddr,
+    /// File holding the bearer token of the calls that change state; default
+    /// `<data_dir>/api.token`, created (mode 0600, random) at the first start if absent.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { enabled: true, listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8645), token_file: None }
+    }
+}
+
 /// `[communities]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -248,6 +274,7 @@ impl Default for NodeConfig {
             archive: ArchiveSection::default(),
             member: MemberSection::default(),
             communities: CommunitiesSection::default(),
+            api: ApiSection::default(),
             pause_at: None,
         }
     }
@@ -358,6 +385,9 @@ impl NodeConfig {
         if let Some(p) = config.torrent.torrent_dir.as_mut() {
             rebase(p);
         }
+        if let Some(p) = config.api.token_file.as_mut() {
+            rebase(p);
+        }
         config.apply_overrides(overrides)
     }
 
@@ -456,6 +486,12 @@ impl NodeConfig {
         self.torrent.data_dir.clone().unwrap_or_else(|| self.data_dir.join("archives"))
     }
 
+    /// The API's bearer token file.
+    #[must_use]
+    pub fn api_token_file(&self) -> PathBuf {
+        self.api.token_file.clone().unwrap_or_else(|| self.data_dir.join("api.token"))
+    }
+
     /// The folder of `.torrent` files.
     #[must_use]
     pub fn torrent_dir(&self) -> PathBuf {
@@ -487,6 +523,7 @@ impl NodeConfig {
                 ..MemberSection::default()
             },
             communities: CommunitiesSection::default(),
+            api: ApiSection { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), ..ApiSection::default() },
             pause_at: None,
         }
     }

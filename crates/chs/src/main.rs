@@ -1,6 +1,7 @@
 //! The `chs` command: thin argument parsing over the library crates (see README.md).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api;
 mod archive_cmd;
 mod community_cmd;
 mod demo_cmd;

@@ -19,14 +19,19 @@ fn init_config(dir: &Path) -> PathBuf {
 }
 
 /// Flags that keep a node on loopback with free ports (and test `--set` on the way).
-const LOOPBACK: [&str; 6] = [
+const LOOPBACK: [&str; 8] = [
     "--set",
     "torrent.listen_ip=\"127.0.0.1\"",
     "--set",
     "torrent.port=0",
     "--set",
     "waku.listen=[\"/ip4/127.0.0.1/tcp/0\"]",
+    "--set",
+    "api.listen=\"127.0.0.1:0\"",
 ];
+
+/// The API on a free port (tests run in parallel; the default 8645 is one port).
+const API_ANY_PORT: [&str; 2] = ["--set", "api.listen=\"127.0.0.1:0\""];
 
 /// A TCP port on 127.0.0.1 held by this test for as long as the listener lives.
 fn taken_port() -> (std::net::TcpListener, u16) {
@@ -60,6 +65,8 @@ fn torrent_port_clash_fails_once_naming_the_setting() {
         &format!("torrent.port={port}"),
         "--set",
         "waku.listen=[\"/ip4/127.0.0.1/tcp/0\"]",
+        API_ANY_PORT[0],
+        API_ANY_PORT[1],
     ])
     .failed();
     assert!(out.stderr.contains("[torrent] port") && out.stderr.contains(&port.to_string()), "{}", out.stderr);
@@ -81,6 +88,8 @@ fn waku_port_clash_fails_naming_the_setting() {
         "torrent.port=0",
         "--set",
         &format!("waku.listen=[\"/ip4/127.0.0.1/tcp/{port}\"]"),
+        API_ANY_PORT[0],
+        API_ANY_PORT[1],
     ])
     .failed();
     assert!(out.stderr.contains("[waku] listen") && out.stderr.contains("in use"), "{}", out.stderr);
@@ -95,7 +104,7 @@ fn settings_come_from_the_file_then_chs_env_then_flags() {
     let (from_flag, flag_port) = taken_port();
     drop((from_env, from_flag));
     let env_only = [("CHS_TORRENT_PORT", env_port.to_string()), ("CHS_TORRENT_LISTEN_IP", "127.0.0.1".to_owned())];
-    let waku = ["--set", "waku.listen=[\"/ip4/127.0.0.1/tcp/0\"]"];
+    let waku = ["--set", "waku.listen=[\"/ip4/127.0.0.1/tcp/0\"]", API_ANY_PORT[0], API_ANY_PORT[1]];
     let mut node = Proc::spawn_env(["node", "--config", p(&config)].into_iter().chain(waku), env_only.clone());
     let started = json(&node.wait_line(TIMEOUT, |l| is_type(l, "started")));
     assert_eq!(started["torrent"], format!("127.0.0.1:{env_port}"), "{started}");
