@@ -20,8 +20,7 @@
 //! What it must NOT know: Waku networking, gossipsub, torrents, librqbit or any socket. It takes
 //! and returns messages, bytes and records; the orchestrator moves them. Every wire-level
 //! encoding (topics, keys, envelopes, signatures) comes from `chs-status`; this crate holds no
-//! copy of it. The API is synchronous: call it from `spawn_blocking` (or inside
-//! [`chs_store::AsyncStore::with`]).
+//! copy of it. The API is synchronous: call it from `spawn_blocking`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
@@ -48,7 +47,7 @@ pub use chs_status::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, Rejec
 /// The secp256k1 private key type (community keys, identity keys).
 pub use chs_waku_payload::SecretKey;
 pub use community::Community;
-pub use error::CommunityError;
+pub use error::{CommunityError, FetchedArchiveError};
 pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportReport};
 pub use keys::{generate_installation_id, generate_key, parse_private_key};
 pub use magnetlink::{MagnetlinkOptions, Verdict};
@@ -114,8 +113,7 @@ pub struct CommunityInfo {
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
-/// holds the community tables, so it works with a plain `Store` and inside
-/// [`chs_store::AsyncStore::with`]. It is `Send + Sync`; its counters are shared by all callers.
+/// holds the community tables, so it works with any `Store` the caller holds. It is `Send + Sync`; its counters are shared by all callers.
 #[derive(Debug, Default)]
 pub struct Communities {
     /// Chat keys (65356 PBKDF2 rounds each): derived once per chat id.
@@ -621,6 +619,68 @@ impl Communities {
         Ok(missing_archives(index, &have, strategy))
     }
 
+    /// The archives of `index` this member still has to fetch and import: every archive not
+    /// imported yet, including those recorded as downloaded by a run that died before importing
+    /// them; a failed import is not retried (the same bytes would fail again: it stays recorded
+    /// with its error). Oldest first.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn archives_to_fetch(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        index: &WakuMessageArchiveIndex,
+    ) -> Result<Vec<MissingArchive>, CommunityError> {
+        let done: BTreeSet<String> = self
+            .archive_records(store, id)?
+            .into_iter()
+            .filter(|r| r.imported || r.import_failures > 0)
+            .map(|r| r.archive_id)
+            .collect();
+        Ok(missing_archives(index, &done, Strategy::All))
+    }
+
+    /// Imports one fetched archive: `bytes` are the archive of index entry `entry` without its
+    /// padding. It is decoded, its window checked against the entry's, and imported as the
+    /// canonical history of that window in one transaction that also records it as downloaded
+    /// and imported (so a crash leaves it either imported or still missing). An archive that
+    /// cannot be imported is recorded as downloaded with its error and returned as the inner
+    /// `Err`; it never stops the others.
+    ///
+    /// # Errors
+    /// SQLite errors (outer); the archive's own fault (inner).
+    pub fn import_fetched_archive(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        entry: &MissingArchive,
+        bytes: &[u8],
+        mode: DecodeMode,
+    ) -> Result<Result<ImportReport, FetchedArchiveError>, CommunityError> {
+        let result =
+            chs_archive::format::decode_archive(bytes).map_err(FetchedArchiveError::from).and_then(|archive| {
+                let metadata = archive.metadata.unwrap_or_default();
+                if metadata.from != entry.from || metadata.to != entry.to {
+                    return Err(FetchedArchiveError::WrongWindow {
+                        archive_id: entry.archive_id.clone(),
+                        from: metadata.from,
+                        to: metadata.to,
+                        entry_from: entry.from,
+                        entry_to: entry.to,
+                    });
+                }
+                let import =
+                    ArchiveImport { archive_id: &entry.archive_id, metadata: &metadata, messages: &archive.messages };
+                self.import_archive_with(store, id, &import, mode).map_err(|e| FetchedArchiveError::Import(Box::new(e)))
+            });
+        if let Err(e) = &result {
+            self.record_downloaded_archive(store, id, &entry.archive_id, entry.from, entry.to)?;
+            self.record_import_failure(store, id, &entry.archive_id, &error_chain(e))?;
+        }
+        Ok(result)
+    }
+
     // ----- import and history -----
 
     /// Canonical import of one extracted archive: in ONE SQLite transaction, the stored messages of
@@ -710,7 +770,9 @@ impl Communities {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error with every cause, `outer: inner: innermost` (what records and logs carry).
+#[must_use]
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

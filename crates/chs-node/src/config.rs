@@ -104,7 +104,7 @@ pub struct Override {
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct NodeConfig {
+pub struct Config {
     /// Root of the node's files: `chs.db`, `archives/`, `torrents/`, `torrent-state/`, `waku/`.
     pub data_dir: PathBuf,
     /// BitTorrent.
@@ -265,9 +265,9 @@ pub struct CommunitiesSection {
     pub join: Vec<String>,
 }
 
-impl Default for NodeConfig {
+impl Default for Config {
     fn default() -> Self {
-        NodeConfig {
+        Config {
             data_dir: PathBuf::from("chs-data"),
             torrent: TorrentSection::default(),
             waku: WakuSection::default(),
@@ -335,13 +335,13 @@ impl Default for MemberSection {
     }
 }
 
-impl NodeConfig {
+impl Config {
     /// Parses and validates TOML text.
     ///
     /// # Errors
     /// [`ConfigError::Parse`] naming the line and key, or [`ConfigError::Value`].
-    pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
-        let config: NodeConfig =
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: None, message: e.to_string() })?;
         config.validate()?;
         Ok(config)
@@ -351,24 +351,24 @@ impl NodeConfig {
     /// file's folder.
     ///
     /// # Errors
-    /// As [`NodeConfig::from_toml_str`], plus [`ConfigError::Read`].
-    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
-        NodeConfig::from_file_with_overrides(path, &[])
+    /// As [`Config::from_toml_str`], plus [`ConfigError::Read`].
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::from_file_with_overrides(path, &[])
     }
 
-    /// As [`NodeConfig::from_file`], then each of `overrides` (from command-line flags and `CHS_*`
+    /// As [`Config::from_file`], then each of `overrides` (from command-line flags and `CHS_*`
     /// environment variables, in order: a later one wins) set over the file's value. An
     /// override's value is read as a TOML value (`9026`, `true`, `["/ip4/0.0.0.0/tcp/60000"]`),
     /// else as a string; its relative paths are taken as they are (relative to the working
     /// folder), not relative to the file.
     ///
     /// # Errors
-    /// As [`NodeConfig::from_file`], plus [`ConfigError::Override`] naming where the bad value
+    /// As [`Config::from_file`], plus [`ConfigError::Override`] naming where the bad value
     /// came from.
-    pub fn from_file_with_overrides(path: &Path, overrides: &[Override]) -> Result<NodeConfig, ConfigError> {
+    pub fn from_file_with_overrides(path: &Path, overrides: &[Override]) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config = NodeConfig::from_toml_str(&text).map_err(|e| match e {
+        let mut config = Config::from_toml_str(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: Some(path.to_owned()), message },
             other => other,
         })?;
@@ -391,12 +391,12 @@ impl NodeConfig {
         config.apply_overrides(overrides)
     }
 
-    /// `self` with `overrides` set over it (see [`NodeConfig::from_file_with_overrides`]).
+    /// `self` with `overrides` set over it (see [`Config::from_file_with_overrides`]).
     ///
     /// # Errors
     /// [`ConfigError::Override`] naming the override that does not fit, or
     /// [`ConfigError::Value`] when the result is out of range.
-    pub fn apply_overrides(self, overrides: &[Override]) -> Result<NodeConfig, ConfigError> {
+    pub fn apply_overrides(self, overrides: &[Override]) -> Result<Config, ConfigError> {
         if overrides.is_empty() {
             return Ok(self);
         }
@@ -501,8 +501,8 @@ impl NodeConfig {
     /// A configuration for loopback tests and the demo: ephemeral ports on 127.0.0.1, no
     /// debounce, short heartbeat and retry delays.
     #[must_use]
-    pub fn local(data_dir: impl Into<PathBuf>) -> NodeConfig {
-        NodeConfig {
+    pub fn local(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
             data_dir: data_dir.into(),
             torrent: TorrentSection {
                 port: 0,

@@ -23,7 +23,6 @@
 pub mod amm;
 pub mod archive;
 pub mod bundle;
-pub mod cli;
 pub mod envelope;
 pub mod fuzz;
 pub mod history;

@@ -198,14 +198,7 @@ fn print_node_reply(reply: &serde_json::Value, json: bool, node: &RunningNode, v
         return Ok(ExitCode::SUCCESS);
     }
     let id = reply["community_id"].as_str().unwrap_or("?");
-    if reply["restart_required"] == true {
-        println!(
-            "{verb} {id}: stored by the running node (pid {}), which starts following it at its next start",
-            node.pid
-        );
-    } else {
-        println!("{verb} {id}: the running node (pid {}) acts on it now", node.pid);
-    }
+    println!("{verb} {id}: the running node (pid {}) acts on it now", node.pid);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,12 +2,14 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod api;
+mod archive_cli;
 mod archive_cmd;
 mod community_cmd;
 mod demo_cmd;
 mod history_cmd;
 mod logging;
 mod node_cmd;
+mod status_cli;
 mod status_cmd;
 mod store_cmd;
 mod torrent_cmd;

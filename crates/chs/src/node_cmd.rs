@@ -296,7 +296,7 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
                     // at least as new as it.
                     if !matches!(
                         signal,
-                        Signal::MessageCaptured { .. } | Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. }
+                        Signal::MessagesCaptured { .. } | Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. }
                     ) {
                         daemon.write_status(true).await;
                     }
@@ -350,7 +350,7 @@ async fn build_now(
     let statuses = handle.status().await.map_err(|e| internal(e.chain()))?;
     let status = statuses
         .iter()
-        .find(|c| c.id == id.to_string())
+        .find(|c| c.id == id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("community {id} is not known to this node")))?;
     if !status.control_node || !status.joined {
         return Err(ApiError::new(
@@ -385,7 +385,7 @@ async fn build_now(
     }
     if let (Some(range), false) = (report.range, report.archives.is_empty()) {
         bus.publish(Signal::HistoryArchivesCreated {
-            community_id: id.to_string(),
+            community_id: id,
             from: range.from,
             to: range.to,
             archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
@@ -487,8 +487,9 @@ impl Daemon {
         };
         let node_error = |e: NodeError| {
             let status = match e {
-                NodeError::UnknownCommunity(_) => StatusCode::NOT_FOUND,
-                NodeError::NotControlNode(_) => StatusCode::CONFLICT,
+                NodeError::UnknownCommunity(_)
+                | NodeError::Community(chs_community::CommunityError::UnknownCommunity(_)) => StatusCode::NOT_FOUND,
+                NodeError::NotControlNode(_) | NodeError::NothingAnnounced(_) => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             ApiError::new(status, crate::error_text_of(&e))
@@ -497,15 +498,19 @@ impl Daemon {
             api::Command::Join { community, reply } => {
                 let result = async {
                     let id = parse(&community)?;
+                    // Stored as joined if it is not yet (the CLI may have stored it already),
+                    // then its tasks start at once.
                     self.handle
-                        .with_store(move |c, s| Ok(c.join(s, &id, None).map(|_| ())?))
+                        .with_store(move |c, s| {
+                            if c.get(s, &id).is_err() {
+                                c.join(s, &id, None)?;
+                            }
+                            Ok(())
+                        })
                         .await
                         .map_err(node_error)?;
-                    // This node starts a joined community's tasks at start only (until the
-                    // per-community event loops of issue 16): say so instead of pretending.
-                    Ok(serde_json::json!({
-                        "community_id": community, "joined": true, "active": false, "restart_required": true,
-                    }))
+                    self.handle.join(&id).await.map_err(node_error)?;
+                    Ok(serde_json::json!({ "community_id": community, "joined": true, "active": true }))
                 }
                 .await;
                 Some((reply, result))
@@ -531,15 +536,14 @@ impl Daemon {
                 });
                 None
             }
-            api::Command::Reannounce { community, magnet_uri, reply } => {
-                // The magnetlink dispatcher publishes the signed link on every seeding signal of
-                // a controlled community.
-                self.bus.publish(Signal::HistoryArchivesSeeding {
-                    community_id: community.clone(),
-                    magnet_uri: magnet_uri.clone(),
-                    control_node: true,
-                });
-                Some((reply, Ok(serde_json::json!({ "community_id": community, "magnet_uri": magnet_uri }))))
+            api::Command::Reannounce { community, reply } => {
+                let result = async {
+                    let id = parse(&community)?;
+                    let magnet_uri = self.handle.reannounce(&id).await.map_err(node_error)?;
+                    Ok(serde_json::json!({ "community_id": community, "magnet_uri": magnet_uri }))
+                }
+                .await;
+                Some((reply, result))
             }
         }
     }

@@ -69,7 +69,7 @@ impl Metrics {
         let community = event["community_id"].as_str().unwrap_or("").to_owned();
         let n = |key: &str| event[key].as_u64().unwrap_or(0);
         match event["type"].as_str().unwrap_or("") {
-            "messageCaptured" => add(&mut self.messages_captured, community, 1),
+            "messagesCaptured" => add(&mut self.messages_captured, community, n("messages")),
             "historyArchivesCreated" => {
                 let built = event["archive_ids"].as_array().map_or(0, Vec::len) as u64;
                 add(&mut self.archives_built, community.clone(), built);
@@ -271,8 +271,8 @@ mod tests {
     fn signals_become_prometheus_samples() {
         let mut m = Metrics::default();
         let c = "0x02aa";
-        m.observe(&json!({"type": "messageCaptured", "community_id": c}));
-        m.observe(&json!({"type": "messageCaptured", "community_id": c}));
+        m.observe(&json!({"type": "messagesCaptured", "community_id": c, "messages": 1}));
+        m.observe(&json!({"type": "messagesCaptured", "community_id": c, "messages": 1}));
         m.observe(&json!({"type": "historyArchivesCreated", "community_id": c, "archive_ids": ["a", "b"]}));
         m.observe(&json!({"type": "magnetlinkRejected", "reason": "stale clock: 5 < 7"}));
         m.observe(&json!({"type": "downloadingHistoryArchivesFinished", "community_id": c, "bytes_received": 300, "elapsed_ms": 1500}));

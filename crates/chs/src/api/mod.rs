@@ -10,7 +10,7 @@
 pub(crate) mod client;
 pub(crate) mod metrics;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::extract::{Path, Query, State};
@@ -38,8 +38,8 @@ pub(crate) enum Command {
     Leave { community: String, reply: Reply },
     /// Run an archive cycle of `community` now (control node).
     Build { community: String, reply: Reply },
-    /// Publish the latest magnetlink of `community` again (control node), here with `magnet_uri`.
-    Reannounce { community: String, magnet_uri: String, reply: Reply },
+    /// Publish the latest magnetlink of `community` again (control node).
+    Reannounce { community: String, reply: Reply },
 }
 
 /// Where the daemon answers a [`Command`].
@@ -70,8 +70,6 @@ pub(crate) struct ApiState {
     snapshot: RwLock<Value>,
     metrics: Mutex<metrics::Metrics>,
     events: Mutex<VecDeque<Value>>,
-    /// The latest magnet link seeded as control node, per community (for reannounce).
-    seeding: Mutex<BTreeMap<String, String>>,
     token: String,
     commands: mpsc::Sender<Command>,
     local_addr: Option<std::net::SocketAddr>,
@@ -92,7 +90,6 @@ impl ApiState {
             snapshot: RwLock::new(json!({})),
             metrics: Mutex::new(metrics::Metrics::default()),
             events: Mutex::new(VecDeque::new()),
-            seeding: Mutex::new(BTreeMap::new()),
             token,
             commands,
             local_addr,
@@ -116,18 +113,9 @@ impl ApiState {
     /// One signal, as the JSON line the daemon prints.
     pub(crate) fn observe(&self, event: &Value) {
         lock(&self.metrics).observe(event);
-        let community = event["community_id"].as_str().unwrap_or("").to_owned();
-        match event["type"].as_str().unwrap_or("") {
-            // Floods (one per live message) stay out of the recent events; they are counted.
-            "messageCaptured" => return,
-            "historyArchivesSeeding" if event["control_node"] == true => {
-                let uri = event["magnet_uri"].as_str().unwrap_or("").to_owned();
-                lock(&self.seeding).insert(community, uri);
-            }
-            "historyArchivesUnseeded" => {
-                lock(&self.seeding).remove(&community);
-            }
-            _ => {}
+        // Floods (live messages) stay out of the recent events; they are counted.
+        if event["type"] == "messagesCaptured" {
+            return;
         }
         let mut events = lock(&self.events);
         if events.len() == EVENTS_KEPT {
@@ -362,8 +350,5 @@ async fn reannounce(
 ) -> Result<Json<Value>, ApiError> {
     authorized(&state, &headers)?;
     let community = community_id(&id)?;
-    let magnet_uri = lock(&state.seeding).get(&community).cloned().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, format!("this node seeds no torrent of {community} as its control node"))
-    })?;
-    ask(&state, |reply| Command::Reannounce { community, magnet_uri, reply }).await
+    ask(&state, |reply| Command::Reannounce { community, reply }).await
 }
