@@ -267,7 +267,7 @@ impl Communities {
         community::load(store.connection(), id)?.ok_or_else(|| CommunityError::UnknownCommunity(id.to_string()))
     }
 
-    /// What `chs community show ID [--json]` prints (serialisable; no private key).
+    /// What `chs community show --community ID [--json]` prints (serialisable; no private key).
     ///
     /// # Errors
     /// [`CommunityError::UnknownCommunity`], SQLite errors.
@@ -889,3 +889,8 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

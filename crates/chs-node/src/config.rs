@@ -49,6 +49,11 @@
 //!
 //! [communities]
 //! join = []                      # community ids to join as a member at start
+//!
+//! [api]                          # served by `chs node` (HTTP: status, metrics, status page)
+//! enabled = true
+//! listen = "127.0.0.1:8645"
+//! # token_file = "chs-data/api.token"   # bearer token of the calls that change state
 //! ```
 
 use std::io::{Read as _, Seek as _, Write as _};
@@ -63,7 +68,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -78,6 +83,14 @@ pub enum ConfigError {
         /// toml's message (it names the line and key).
         message: String,
     },
+    /// A setting given by a flag or an environment variable does not fit.
+    #[error("invalid setting from {origin}: {message}")]
+    Override {
+        /// The flag or environment variable.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value is out of range.
     #[error("invalid config value `{key}`: {message}")]
     Value {
@@ -86,6 +99,18 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// One setting given outside the file: `torrent.port` = `9026`, from `origin` (the flag or the
+/// environment variable, named in errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The setting's dotted name, e.g. `torrent.port`.
+    pub key: String,
+    /// Its value as written (TOML, or a bare string).
+    pub value: String,
+    /// Where it came from, e.g. `--set torrent.port=9026` or `CHS_TORRENT_PORT`.
+    pub origin: String,
 }
 
 /// The whole configuration.
@@ -106,6 +131,8 @@ pub struct Config {
     pub communities: CommunitiesSection,
     /// The Logos Storage node (used when `archive.backends` names `logos-storage`).
     pub logos_storage: LogosStorageSection,
+    /// The HTTP API (served by the `chs` binary, not by this crate).
+    pub api: ApiSection,
     /// Fault injection for crash tests, never read from TOML (`chs node` takes it from the
     /// `CHS_PAUSE_AT` environment variable): on reaching this point the node raises
     /// [`Signal::FaultPaused`](crate::Signal::FaultPaused) and stops there for good, so that a
@@ -298,6 +325,25 @@ pub struct MemberSection {
     pub max_archive_bytes: u64,
 }
 
+/// `[api]`: the node's HTTP API, status page and metrics (`chs node` serves them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Serve the API at all.
+    pub enabled: bool,
+    /// Where (loopback by default: the read-only calls need no token).
+    pub listen: SocketAddr,
+    /// File holding the bearer token of the calls that change state; default
+    /// `<data_dir>/api.token`, created (mode 0600, random) at the first start if absent.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { enabled: true, listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8645), token_file: None }
+    }
+}
+
 /// `[communities]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -316,6 +362,7 @@ impl Default for Config {
             member: MemberSection::default(),
             communities: CommunitiesSection::default(),
             logos_storage: LogosStorageSection::default(),
+            api: ApiSection::default(),
             pause_at: None,
         }
     }
@@ -407,6 +454,19 @@ impl Config {
     /// # Errors
     /// As [`Config::from_toml_str`], plus [`ConfigError::Read`].
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::from_file_with_overrides(path, &[])
+    }
+
+    /// As [`Config::from_file`], then each of `overrides` (from command-line flags and `CHS_*`
+    /// environment variables, in order: a later one wins) set over the file's value. An
+    /// override's value is read as a TOML value (`9026`, `true`, `["/ip4/0.0.0.0/tcp/60000"]`),
+    /// else as a string; its relative paths are taken as they are (relative to the working
+    /// folder), not relative to the file.
+    ///
+    /// # Errors
+    /// As [`Config::from_file`], plus [`ConfigError::Override`] naming where the bad value
+    /// came from.
+    pub fn from_file_with_overrides(path: &Path, overrides: &[Override]) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let mut config = Config::from_toml_str(&text).map_err(|e| match e {
@@ -426,6 +486,47 @@ impl Config {
         if let Some(p) = config.torrent.torrent_dir.as_mut() {
             rebase(p);
         }
+        if let Some(p) = config.api.token_file.as_mut() {
+            rebase(p);
+        }
+        config.apply_overrides(overrides)
+    }
+
+    /// `self` with `overrides` set over it (see [`Config::from_file_with_overrides`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Override`] naming the override that does not fit, or
+    /// [`ConfigError::Value`] when the result is out of range.
+    pub fn apply_overrides(self, overrides: &[Override]) -> Result<Config, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let bad = |o: &Override, message: String| ConfigError::Override { origin: o.origin.clone(), message };
+        let mut table =
+            toml::Table::try_from(&self).map_err(|e| ConfigError::Parse { path: None, message: e.to_string() })?;
+        let mut config = self;
+        for o in overrides {
+            let mut parts: Vec<&str> = o.key.split('.').collect();
+            let Some(last) = parts.pop().filter(|l| !l.is_empty()) else {
+                return Err(bad(o, format!("`{}` is not a setting name", o.key)));
+            };
+            let mut node = &mut table;
+            for part in parts {
+                node = node
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| bad(o, format!("`{part}` is a value, not a [section]")))?;
+            }
+            let value = format!("v = {}", o.value)
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(o.value.clone()));
+            node.insert(last.to_owned(), value);
+            config = table.clone().try_into().map_err(|e: toml::de::Error| bad(o, e.message().to_owned()))?;
+        }
+        config.validate()?;
         Ok(config)
     }
 
@@ -525,6 +626,12 @@ impl Config {
         self.torrent.data_dir.clone().unwrap_or_else(|| self.data_dir.join("archives"))
     }
 
+    /// The API's bearer token file.
+    #[must_use]
+    pub fn api_token_file(&self) -> PathBuf {
+        self.api.token_file.clone().unwrap_or_else(|| self.data_dir.join("api.token"))
+    }
+
     /// The folder of `.torrent` files.
     #[must_use]
     pub fn torrent_dir(&self) -> PathBuf {
@@ -569,6 +676,7 @@ impl Config {
             },
             communities: CommunitiesSection::default(),
             logos_storage: LogosStorageSection::default(),
+            api: ApiSection { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), ..ApiSection::default() },
             pause_at: None,
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chs_community::CommunityId;
 use chs_waku::{NodeEvent, PublishError};
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::NodeError;
@@ -43,6 +43,8 @@ pub(crate) enum Command {
     Seeding { id: CommunityId, pubsub_topic: String, links: Vec<String> },
     /// The community is unseeded or left: stop re-announcing it.
     Forget { id: CommunityId },
+    /// Announce the community's latest link again now (same clock); the reply is the link.
+    Reannounce { id: CommunityId, reply: oneshot::Sender<Result<String, NodeError>> },
 }
 
 /// The sending side of the dispatcher's channel (unbounded: owners send one command per build).
@@ -115,6 +117,16 @@ pub(crate) async fn run(
             }
             Event::Command(Command::Forget { id }) => {
                 latest.remove(&id);
+            }
+            Event::Command(Command::Reannounce { id, reply }) => {
+                let result = match latest.get_mut(&id) {
+                    Some(entry) => {
+                        announce(&services, id, entry).await;
+                        Ok(entry.links.join(" "))
+                    }
+                    None => Err(NodeError::NothingAnnounced(id.to_string())),
+                };
+                let _ = reply.send(result);
             }
             Event::Subscribed(topic) => {
                 subscribed.insert(topic);

@@ -82,6 +82,10 @@ pub enum NodeError {
     /// The operation needs the community's control node.
     #[error("community {0}: this node is not its control node")]
     NotControlNode(String),
+    /// A re-announcement was asked for a community whose link this node has not announced (not
+    /// its control node, or nothing seeded yet).
+    #[error("community {0}: no magnetlink of it was announced by this node yet")]
+    NothingAnnounced(String),
     /// A background task panicked or was cancelled by the runtime.
     #[error("background task failed")]
     Join(#[from] tokio::task::JoinError),

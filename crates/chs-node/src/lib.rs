@@ -59,3 +59,8 @@ pub fn migrate_store(store: &mut chs_store::Store) -> Result<(), NodeError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

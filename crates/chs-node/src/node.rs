@@ -51,6 +51,8 @@ enum Command {
     Join(CommunityId, Reply<()>),
     /// Stop a community's tasks, unseed it, mark it not joined.
     Leave(CommunityId, Reply<()>),
+    /// Announce a controlled community's latest magnetlink again.
+    Reannounce(CommunityId, Reply<String>),
     /// The member downloads in progress.
     Downloads(oneshot::Sender<HashMap<CommunityId, DownloadView>>),
 }
@@ -236,6 +238,10 @@ impl Supervisor {
                 Command::Join(id, reply) => {
                     let _ = reply.send(self.join(id).await);
                 }
+                Command::Reannounce(id, reply) => {
+                    // The dispatcher answers the caller itself.
+                    self.dispatcher.send(dispatch::Command::Reannounce { id, reply });
+                }
                 Command::Leave(id, reply) => {
                     let _ = reply.send(self.leave(id).await);
                 }
@@ -386,6 +392,16 @@ impl NodeHandle {
     /// [`NodeError::NotControlNode`] if no archive task runs for `id`.
     pub async fn trigger_archive(&self, id: &CommunityId) -> Result<(), NodeError> {
         self.ask(|reply| Command::Trigger(*id, reply)).await
+    }
+
+    /// Publishes the latest magnetlink of `id` again now, with the clock it was announced with
+    /// (what the node also does when peers subscribe); returns the magnet link.
+    ///
+    /// # Errors
+    /// [`NodeError::NothingAnnounced`] if this node has announced no link of `id` (not its
+    /// control node, or nothing seeded yet).
+    pub async fn reannounce(&self, id: &CommunityId) -> Result<String, NodeError> {
+        self.ask(|reply| Command::Reannounce(*id, reply)).await
     }
 
     /// Starts the tasks of `id`, a community the store knows (created, imported or joined since

@@ -91,3 +91,8 @@ pub use protobuf::application_metadata_message::Type as ApplicationMetadataMessa
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

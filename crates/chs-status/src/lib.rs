@@ -46,3 +46,8 @@ pub use reject::{RejectCounters, RejectKind, RejectReason};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

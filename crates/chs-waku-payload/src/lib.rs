@@ -42,3 +42,8 @@ pub use symkey::{PBKDF2_ITERATIONS, SymKeyCache, SymmetricKey};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

@@ -56,3 +56,8 @@ pub use validation::{Rejection, Stats, ValidationConfig, Verdict};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

@@ -528,10 +528,39 @@ fn build_swarm(keypair: libp2p::identity::Keypair, config: &Config) -> Result<Sw
     Ok(swarm)
 }
 
+/// Fails when the TCP port of `addr` is already taken. libp2p's TCP transport sets `SO_REUSEPORT`
+/// on every listening socket, so a second node on the same port (two daemons with the default
+/// `/tcp/60000`) would bind it too and the kernel would split the incoming connections between
+/// them. A plain bind (no `SO_REUSEPORT`) of the same address fails while any socket holds it, so
+/// the clash is reported here instead. Port 0 (a free port) and non-IP addresses are not checked.
+fn refuse_taken_port(addr: &Multiaddr) -> Result<(), StartError> {
+    let mut ip = None;
+    let mut port = None;
+    for protocol in addr {
+        match protocol {
+            Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port.filter(|&p| p != 0)) else { return Ok(()) };
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_probe) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Err(StartError::Listen {
+            addr: addr.to_string(),
+            reason: format!("TCP port {port} is already in use by another process"),
+        }),
+        // Other bind errors (no such local address, permission) are libp2p's to report.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Listens on every address and returns once each listener reported an address (or failed).
 async fn listen(swarm: &mut Swarm<Behaviour>, addrs: Vec<Multiaddr>) -> Result<(), StartError> {
     let mut pending = HashMap::new();
     for addr in addrs {
+        refuse_taken_port(&addr)?;
         let listener = swarm
             .listen_on(addr.clone())
             .map_err(|err| StartError::Listen { addr: addr.to_string(), reason: err.to_string() })?;

@@ -70,6 +70,9 @@ pub(crate) enum ArchiveCommand {
         /// Only these archive ids (default: every archive of DIR).
         #[arg(long = "id")]
         ids: Vec<String>,
+        /// Print JSON (one object per archive, imported or failed, and the totals).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -96,7 +99,7 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_parser = parse_unix_secs)]
     to: Option<u64>,
     /// Window length: seconds or a number with s, m, h, d or w (e.g. 7d).
-    #[arg(long, value_parser = parse_duration, default_value_t = DEFAULT_INTERVAL_SECS)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value_t = DEFAULT_INTERVAL_SECS)]
     interval: u64,
     /// Piece length the archives are padded to.
     #[arg(long, default_value_t = PIECE_LENGTH)]
@@ -112,7 +115,7 @@ pub(crate) fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
         ArchiveCommand::Inspect { dir, json } => inspect(&dir, json),
         ArchiveCommand::Verify { dir, piece_length, json } => verify(&dir, piece_length, json),
         ArchiveCommand::Extract { dir, id, ndjson } => extract(&dir, &id, ndjson),
-        ArchiveCommand::Import { dir, db, community, ids } => import(&dir, &db, &community, &ids),
+        ArchiveCommand::Import { dir, db, community, ids, json } => import(&dir, &db, &community, &ids, json),
     }
 }
 
@@ -312,7 +315,7 @@ fn extract(dir: &Path, id: &str, ndjson: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(dir: &Path, db: &Path, community: &str, ids: &[String]) -> anyhow::Result<ExitCode> {
+fn import(dir: &Path, db: &Path, community: &str, ids: &[String], json: bool) -> anyhow::Result<ExitCode> {
     let reader = open_dir(dir)?;
     let id = util::parse_community_id(community)?;
     let mut store = util::open_existing_store(db)?;
@@ -324,6 +327,7 @@ fn import(dir: &Path, db: &Path, community: &str, ids: &[String]) -> anyhow::Res
         ids.iter().map(|i| reader.entry(i).map(|e| e.id.clone())).collect::<Result<_, _>>()?
     };
     let mut failed = 0usize;
+    let mut reports = Vec::new();
     for archive_id in &wanted {
         let entry = reader.entry(archive_id)?;
         let result = reader.extract(archive_id).map_err(anyhow::Error::from).and_then(|archive| {
@@ -337,6 +341,15 @@ fn import(dir: &Path, db: &Path, community: &str, ids: &[String]) -> anyhow::Res
             Ok(communities.import_archive_with(&mut store, &id, &import, DecodeMode::Deferred)?)
         });
         match result {
+            Ok(r) if json => reports.push(serde_json::json!({
+                "archive_id": r.archive_id, "from": r.from, "to": r.to, "messages": r.messages,
+                "inserted": r.inserted, "replaced": r.deleted, "duplicates": r.duplicates,
+                "malformed": r.malformed, "out_of_window": r.out_of_window,
+            })),
+            Err(e) if json => {
+                reports.push(serde_json::json!({ "archive_id": archive_id, "error": crate::error_text(&e) }));
+                failed += 1;
+            }
             Ok(r) => println!(
                 "imported archive {} [{} .. {}): {} messages, {} inserted, {} replaced, {} duplicates, {} malformed, {} out of window",
                 r.archive_id,
@@ -355,6 +368,11 @@ fn import(dir: &Path, db: &Path, community: &str, ids: &[String]) -> anyhow::Res
             }
         }
     }
-    println!("{} archives imported, {failed} failed", wanted.len() - failed);
+    if json {
+        let value = serde_json::json!({ "imported": wanted.len() - failed, "failed": failed, "archives": reports });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{} archives imported, {failed} failed", wanted.len() - failed);
+    }
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

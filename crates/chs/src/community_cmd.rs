@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use chs_community::{CommunityInfo, CreateOptions};
 use clap::Subcommand;
 
+use crate::api::client::RunningNode;
 use crate::util;
 
 #[derive(Debug, Subcommand)]
@@ -60,7 +61,11 @@ pub(crate) enum CommunityCommand {
         #[arg(long)]
         db: PathBuf,
         /// The community id.
-        id: String,
+        #[arg(long, value_name = "ID", required_unless_present = "id")]
+        community: Option<String>,
+        /// The community id, positional (the old spelling, kept for scripts).
+        #[arg(hide = true, conflicts_with = "community")]
+        id: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -71,10 +76,27 @@ pub(crate) enum CommunityCommand {
         #[arg(long)]
         db: PathBuf,
         /// The community id.
-        id: String,
+        #[arg(long, value_name = "ID", required_unless_present = "id")]
+        community: Option<String>,
+        /// The community id, positional (the old spelling, kept for scripts).
+        #[arg(hide = true, conflicts_with = "community")]
+        id: Option<String>,
         /// Pubsub topic of the community's traffic.
         #[arg(long)]
         pubsub_topic: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leaves a community: a running node stops its tasks and unseeds it; stored messages and
+    /// archives are kept (a control node keeps its key).
+    Leave {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        #[arg(long, value_name = "ID")]
+        community: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -116,21 +138,68 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
                 communities.import_key(&mut store, &key, &CreateOptions { name, pubsub_topic: None, channels })?;
             print_info(&communities.info(&store, &community.id)?, json)
         }
-        CommunityCommand::Show { db, id, json } => {
-            let id = util::parse_community_id(&id)?;
+        CommunityCommand::Show { db, community, id, json } => {
+            let id = util::parse_community_id(&community.or(id).unwrap_or_default())?;
             let mut store = util::open_existing_store(&db)?;
             let communities = util::communities(&mut store)?;
             print_info(&communities.info(&store, &id)?, json)
         }
-        CommunityCommand::Join { db, id, pubsub_topic, json } => {
-            let id = util::parse_community_id(&id)?;
+        CommunityCommand::Join { db, community, id, pubsub_topic, json } => {
+            let id = util::parse_community_id(&community.or(id).unwrap_or_default())?;
+            if let Some(node) = running_node(&db) {
+                anyhow::ensure!(
+                    pubsub_topic.is_none(),
+                    "--pubsub-topic: a running node (pid {}) joins on the community's default topic; stop it to join with another",
+                    node.pid
+                );
+                let reply = node.send(
+                    "POST",
+                    "/api/v1/communities",
+                    Some(&serde_json::json!({ "community_id": id.to_string() })),
+                )?;
+                return print_node_reply(&reply, json, &node, "joined");
+            }
             let mut store = util::open_or_create_private_store(&db)?;
             let communities = util::communities(&mut store)?;
             let community = communities.join(&mut store, &id, pubsub_topic.as_deref())?;
             print_info(&communities.info(&store, &community.id)?, json)
         }
+        CommunityCommand::Leave { db, community, json } => {
+            let id = util::parse_community_id(&community)?;
+            if let Some(node) = running_node(&db) {
+                let reply = node.send("DELETE", &format!("/api/v1/communities/{id}"), None)?;
+                return print_node_reply(&reply, json, &node, "left");
+            }
+            let mut store = util::open_existing_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            communities.get(&store, &id)?;
+            communities.leave(&mut store, &id)?;
+            if json {
+                println!("{}", serde_json::json!({ "community_id": id.to_string(), "left": true }));
+            } else {
+                println!("left {id} (its messages and archives are kept)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         CommunityCommand::List { db, json } => list(&db, json),
     }
+}
+
+/// The node running on the data folder holding `db`, if any: changes then go through its API, so
+/// that it acts on them (and does not overwrite them).
+fn running_node(db: &Path) -> Option<RunningNode> {
+    let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    RunningNode::find(dir)
+}
+
+fn print_node_reply(reply: &serde_json::Value, json: bool, node: &RunningNode, verb: &str) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reply)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = reply["community_id"].as_str().unwrap_or("?");
+    println!("{verb} {id}: the running node (pid {}) acts on it now", node.pid);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_channels(channels: &[String]) -> anyhow::Result<()> {

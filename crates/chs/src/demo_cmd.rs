@@ -36,7 +36,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 500)]
     messages_per_week: usize,
     /// Member debounce (e.g. 0, 500ms, 20s).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     debounce: Duration,
     /// Keep the nodes' files in DIR (default: a temporary folder, removed at the end).
     #[arg(long)]

@@ -1,11 +1,13 @@
 //! The `chs` command: thin argument parsing over the library crates (see README.md).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api;
 mod archive_cli;
 mod archive_cmd;
 mod community_cmd;
 mod demo_cmd;
 mod history_cmd;
+mod logging;
 mod node_cmd;
 mod status_cli;
 mod status_cmd;
@@ -24,6 +26,13 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log level on stderr: error, warn, info, debug, trace, or a filter such as
+    /// `info,chs_node=debug` [default: $RUST_LOG, else warn].
+    #[arg(long, global = true, env = "CHS_LOG_LEVEL", value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log line format on stderr (json: one object per line with a `timestamp`).
+    #[arg(long, global = true, env = "CHS_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,15 +65,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librqbit=error,librqbit_core=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     quiet_on_broken_pipe();
     let cli = Cli::parse();
+    if let Err(err) = logging::init(cli.log_level.as_deref(), cli.log_format) {
+        eprintln!("error: {}", error_text(&err));
+        return ExitCode::from(2);
+    }
     let res = match cli.command {
         Command::Demo(args) => demo_cmd::run(args),
         Command::Node(args) => node_cmd::run(args),
@@ -79,10 +85,34 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error with its causes, `outer: inner: innermost`, each text once: a cause whose text the
+/// message already holds (a library that writes `"{what}: {source}"` and also returns the source
+/// as the cause) is not repeated.
+fn error_text(err: &anyhow::Error) -> String {
+    join_causes(err.chain())
+}
+
+/// [`error_text`] for any error.
+fn error_text_of(err: &(dyn std::error::Error + 'static)) -> String {
+    join_causes(std::iter::successors(Some(err), |e| e.source()))
+}
+
+fn join_causes<'a>(mut chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut text = chain.next().map(ToString::to_string).unwrap_or_default();
+    for cause in chain {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+    }
+    text
 }
 
 /// `println!` panics when stdout is a closed pipe (`chs … | head`); end quietly instead, with the

@@ -55,6 +55,9 @@ they do not make the exit code non-zero, unreadable lines do."
         /// Pubsub topic of --waku-hex messages (default: the community's).
         #[arg(long)]
         pubsub_topic: Option<String>,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints message counts.
     Stats {
@@ -86,17 +89,17 @@ struct NdjsonRecord {
 
 pub(crate) fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        StoreCommand::Import { db, ndjson, waku_ndjson, waku_hex, community, pubsub_topic } => {
+        StoreCommand::Import { db, ndjson, waku_ndjson, waku_hex, community, pubsub_topic, json } => {
             match (ndjson, waku_ndjson, waku_hex, community) {
-                (Some(ndjson), None, None, None) if pubsub_topic.is_none() => import(&db, &ndjson),
+                (Some(ndjson), None, None, None) if pubsub_topic.is_none() => import(&db, &ndjson, json),
                 (Some(_), None, None, _) => anyhow::bail!(
                     "--community and --pubsub-topic apply to --waku-ndjson and --waku-hex only: --ndjson rows are stored as given"
                 ),
                 (None, Some(file), None, Some(community)) => {
-                    import_captured(&db, &file, CaptureFormat::Ndjson, &community, pubsub_topic.as_deref())
+                    import_captured(&db, &file, CaptureFormat::Ndjson, &community, pubsub_topic.as_deref(), json)
                 }
                 (None, None, Some(file), Some(community)) => {
-                    import_captured(&db, &file, CaptureFormat::Hex, &community, pubsub_topic.as_deref())
+                    import_captured(&db, &file, CaptureFormat::Hex, &community, pubsub_topic.as_deref(), json)
                 }
                 _ => anyhow::bail!(
                     "give exactly one of --ndjson, --waku-ndjson or --waku-hex (the last two with --community)"
@@ -143,7 +146,7 @@ fn parse_line(line: &str, received_at_ms: i64) -> anyhow::Result<StoredMessage> 
     })
 }
 
-fn import(db: &std::path::Path, ndjson: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn import(db: &std::path::Path, ndjson: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(ndjson).with_context(|| format!("opening {}", ndjson.display()))?;
     let mut store = Store::open(db).with_context(|| format!("opening store {}", db.display()))?;
     let now_ms = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
@@ -177,7 +180,14 @@ fn import(db: &std::path::Path, ndjson: &std::path::Path) -> anyhow::Result<Exit
     }
     inserted += store.insert_batch(&batch)?;
     let duplicates = read - bad - inserted as u64;
-    println!("imported {inserted} messages ({duplicates} already stored, {bad} bad lines) into {}", db.display());
+    if json {
+        let value = serde_json::json!({
+            "db": db, "read": read, "imported": inserted, "already_stored": duplicates, "bad_lines": bad,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("imported {inserted} messages ({duplicates} already stored, {bad} bad lines) into {}", db.display());
+    }
     Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -267,6 +277,7 @@ fn import_captured(
     format: CaptureFormat,
     community: &str,
     pubsub_topic: Option<&str>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let id = util::parse_community_id(community)?;
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
@@ -328,6 +339,16 @@ fn import_captured(
     inserted += store.insert_batch(&batch)?;
     let duplicates = accepted.saturating_sub(inserted as u64);
     let rejected = counters.total_rejected();
+    if json {
+        let not_stored: serde_json::Map<String, serde_json::Value> =
+            counters.rejected.iter().map(|(kind, n)| (kind.as_str().to_owned(), (*n).into())).collect();
+        let value = serde_json::json!({
+            "db": db, "community": id.to_string(), "read": read, "imported": inserted, "already_stored": duplicates,
+            "not_decodable": rejected, "bad_lines": bad, "not_stored": not_stored,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
     println!(
         "imported {inserted} messages ({duplicates} already stored, {rejected} not decodable for community {id}, {bad} bad lines) from {read} lines into {}",
         db.display()

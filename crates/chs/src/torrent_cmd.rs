@@ -51,6 +51,9 @@ pub(crate) enum TorrentCommand {
         /// The address other peers can dial (`x.pe` hint, announced port; port 0 = the listen port).
         #[arg(long)]
         announce_addr: Option<SocketAddr>,
+        /// Print one JSON line (info_hash, listening, magnet) instead of the three text lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Downloads a magnet link into `OUT/<name>`: the `index` first, then every file (unless --index-only).
     Fetch {
@@ -68,14 +71,17 @@ pub(crate) enum TorrentCommand {
         /// Directory for the BitTorrent session state (default: a temporary directory).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Seconds without progress before a step fails.
-        #[arg(long, default_value_t = 30)]
+        /// Time without progress before a step fails (30s, 2m, ...).
+        #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = util::parse_duration_secs)]
         stall_timeout: u64,
         #[command(flatten)]
         discovery: DiscoveryArgs,
         /// Do not announce to the magnet link's own trackers (`tr`).
         #[arg(long)]
         no_trackers: bool,
+        /// Print JSON (info_hash, folder, index_bytes, have_bytes, total_bytes).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -115,13 +121,23 @@ pub(crate) fn run(cmd: TorrentCommand) -> anyhow::Result<ExitCode> {
         TorrentCommand::Create { dir, piece_length, torrent_dir, json } => {
             rt.block_on(create(&dir, piece_length, torrent_dir.as_deref(), json))
         }
-        TorrentCommand::Seed { dir, listen, piece_length, state_dir, discovery, announce_addr } => {
+        TorrentCommand::Seed { dir, listen, piece_length, state_dir, discovery, announce_addr, json } => {
             let discovery = discovery.tool(false, announce_addr)?;
-            rt.block_on(seed(&dir, listen, piece_length, state_dir.as_deref(), &discovery))
+            rt.block_on(seed(&dir, listen, piece_length, state_dir.as_deref(), &discovery, json))
         }
-        TorrentCommand::Fetch { magnet, out, peers, index_only, state_dir, stall_timeout, discovery, no_trackers } => {
+        TorrentCommand::Fetch {
+            magnet,
+            out,
+            peers,
+            index_only,
+            state_dir,
+            stall_timeout,
+            discovery,
+            no_trackers,
+            json,
+        } => {
             let discovery = discovery.tool(no_trackers, None)?;
-            rt.block_on(fetch(&magnet, &out, peers, index_only, state_dir.as_deref(), stall_timeout, &discovery))
+            rt.block_on(fetch(&magnet, &out, peers, index_only, state_dir.as_deref(), stall_timeout, &discovery, json))
         }
     }
 }
@@ -213,6 +229,7 @@ async fn seed(
     piece_length: u32,
     state: Option<&Path>,
     discovery: &ToolDiscovery,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     check_dir(dir)?;
     check_piece_length(piece_length)?;
@@ -235,11 +252,20 @@ async fn seed(
             return Err(e).with_context(|| format!("seeding {}", dir.display()));
         }
     };
-    println!("info hash: {}", created.meta.info_hash().to_hex());
-    if let Some(addr) = node.listen_addr() {
-        println!("listening on: {addr}");
+    if json {
+        let info_hash = created.meta.info_hash().to_hex();
+        let listening = node.listen_addr().map(|a| a.to_string());
+        println!(
+            "{}",
+            serde_json::json!({ "info_hash": info_hash, "listening": listening, "magnet": magnet.to_string() })
+        );
+    } else {
+        println!("info hash: {}", created.meta.info_hash().to_hex());
+        if let Some(addr) = node.listen_addr() {
+            println!("listening on: {addr}");
+        }
+        println!("{magnet}");
     }
-    println!("{magnet}");
     eprintln!(
         "seeding {} ({} of {} bytes verified); press Ctrl-C to stop",
         dir.display(),
@@ -268,6 +294,7 @@ pub(crate) async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn fetch(
     magnet_text: &str,
     out: &Path,
@@ -276,6 +303,7 @@ async fn fetch(
     state: Option<&Path>,
     stall_timeout: u64,
     discovery: &ToolDiscovery,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let magnet: Magnet = magnet_text.trim().parse()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating output directory {}", out.display()))?;
@@ -315,6 +343,14 @@ async fn fetch(
     bar.finish_and_clear();
     node.shutdown().await;
     let fetched = result.with_context(|| format!("fetching {}", magnet.info_hash.to_hex()))?;
+    if json {
+        let value = serde_json::json!({
+            "info_hash": fetched.meta.info_hash().to_hex(), "folder": fetched.folder, "index_bytes": fetched.index_len,
+            "have_bytes": fetched.seeding.have_bytes, "total_bytes": fetched.seeding.total_bytes, "index_only": index_only,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("info hash: {}", fetched.meta.info_hash().to_hex());
     println!("folder: {}", fetched.folder.display());
     if let Some(len) = fetched.index_len {

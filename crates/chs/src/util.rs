@@ -18,18 +18,19 @@ pub(crate) fn open_existing_store(db: &Path) -> anyhow::Result<Store> {
     Store::open(db).with_context(|| format!("opening store {}", db.display()))
 }
 
-/// Opens a store, creating it if it is absent (with mode 0600, as every store file: the
-/// community tables hold private keys in clear, docs/chs-community.md; `Store::open` sees to it).
+/// Opens a store, creating it and its missing parent folders if it is absent (the file with mode
+/// 0600, as every store file: the community tables hold private keys in clear,
+/// docs/chs-community.md; `Store::open` sees to it; new folders with mode 0700).
 pub(crate) fn open_or_create_private_store(db: &Path) -> anyhow::Result<Store> {
     if !db.exists()
-        && let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
     {
-        anyhow::ensure!(
-            parent.is_dir(),
-            "cannot create {}: directory {} does not exist",
-            db.display(),
-            parent.display()
-        );
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(parent)
+            .with_context(|| format!("creating the folder {} for --db {}", parent.display(), db.display()))?;
     }
     Store::open(db).with_context(|| format!("opening store {}", db.display()))
 }
@@ -100,6 +101,55 @@ pub(crate) fn format_utc(secs: u64) -> String {
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Unix milliseconds as RFC 3339 in UTC with milliseconds (`2024-10-24T05:53:43.120Z`), the
+/// `timestamp` of log and event lines.
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    let secs = u64::try_from(ms.div_euclid(1000)).unwrap_or(0);
+    let day = format_utc(secs).replacen(' ', "T", 1);
+    format!("{day}.{:03}Z", ms.rem_euclid(1000))
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `3.2 MiB`, `4.0 GiB`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)] // shown with one decimal
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A span of seconds for people: `45s`, `3m 20s`, `2h 5m`, `6d 23h`.
+pub(crate) fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Parses a duration flag: `250ms`, `30s`, `5m`, `2h`, `7d`, `1w` (the configuration's syntax); a
+/// bare number is taken as seconds (what these flags took before).
+pub(crate) fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+        Err(_) => chs_node::config::parse_duration(text),
+    }
+}
+
+/// [`parse_duration_arg`] in whole seconds (for flags whose value is used in seconds).
+pub(crate) fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    parse_duration_arg(text).map(|d| d.as_secs())
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
@@ -188,5 +238,29 @@ mod tests {
         assert_eq!(super::format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(super::format_utc(1_729_749_223), "2024-10-24 05:53:43");
         assert_eq!(super::format_utc(951_782_400), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn rfc3339_ms_known_dates() {
+        assert_eq!(super::rfc3339_ms(1_729_749_223_120), "2024-10-24T05:53:43.120Z");
+        assert_eq!(super::rfc3339_ms(5), "1970-01-01T00:00:00.005Z");
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(super::human_bytes(512), "512 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(4 << 30), "4.0 GiB");
+        assert_eq!(super::human_duration(45), "45s");
+        assert_eq!(super::human_duration(200), "3m 20s");
+        assert_eq!(super::human_duration(7 * 86_400 - 1), "6d 23h");
+    }
+
+    #[test]
+    fn duration_flags_take_the_config_syntax_and_bare_seconds() {
+        assert_eq!(super::parse_duration_arg("7d"), Ok(std::time::Duration::from_secs(604_800)));
+        assert_eq!(super::parse_duration_arg("604800"), Ok(std::time::Duration::from_secs(604_800)));
+        assert_eq!(super::parse_duration_arg("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert!(super::parse_duration_arg("7 days").is_err());
     }
 }

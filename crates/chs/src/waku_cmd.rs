@@ -65,9 +65,12 @@ pub(crate) enum WakuCommand {
         /// Pubsub topic to publish on.
         #[arg(long, default_value = DEFAULT_PUBSUB_TOPIC)]
         pubsub_topic: String,
-        /// Seconds to wait for the connection and the peer's subscription.
-        #[arg(long, default_value_t = 30)]
+        /// Time to wait for the connection and the peer's subscription (30s, 2m, ...).
+        #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::util::parse_duration_secs)]
         timeout: u64,
+        /// Print JSON (message_id, message_hash).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -88,7 +91,7 @@ pub(crate) fn run(cmd: WakuCommand) -> anyhow::Result<ExitCode> {
         WakuCommand::Listen { listen, pubsub_topics, content_topics, peers, data_dir, discovery } => {
             rt.block_on(listen_cmd(&listen, pubsub_topics, content_topics, peers, data_dir, discovery))
         }
-        WakuCommand::Publish { peer, content_topic, payload, encoding, waku_message, pubsub_topic, timeout } => {
+        WakuCommand::Publish { peer, content_topic, payload, encoding, waku_message, pubsub_topic, timeout, json } => {
             let message = match waku_message {
                 Some(hex_text) => {
                     let bytes = util::parse_hex(&util::arg_or_stdin(&hex_text, "--waku-message")?, "--waku-message")?;
@@ -108,7 +111,7 @@ pub(crate) fn run(cmd: WakuCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             };
-            rt.block_on(publish_cmd(&peer, &pubsub_topic, message, Duration::from_secs(timeout.max(1))))
+            rt.block_on(publish_cmd(&peer, &pubsub_topic, message, Duration::from_secs(timeout.max(1)), json))
         }
     }
 }
@@ -180,6 +183,7 @@ async fn publish_cmd(
     pubsub_topic: &str,
     message: WakuMessage,
     timeout: Duration,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let peer = to_multiaddr(peer);
     let config = Config { listen_addrs: Vec::new(), pubsub_topics: vec![pubsub_topic.to_owned()], ..Config::default() };
@@ -201,6 +205,10 @@ async fn publish_cmd(
     .await;
     node.shutdown().await;
     let (id, hash) = result?;
+    if json {
+        println!("{}", serde_json::json!({ "message_id": id.to_string(), "message_hash": hex::encode(hash) }));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("message_id: {id}");
     println!("message_hash: {}", hex::encode(hash));
     Ok(ExitCode::SUCCESS)

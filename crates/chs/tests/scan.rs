@@ -48,7 +48,7 @@ fn port_scan_of_a_running_node_does_not_stop_a_fetch() {
     // A member's fetch, while the scan's connections are still open: before the fix it failed
     // ("input address stream exhausted") for minutes.
     let out = dir.path().join("fetched");
-    let fetch = Proc::spawn(["torrent", "fetch", &magnet, "--out", p(&out), "--stall-timeout", "20", "--no-trackers"])
+    let fetch = Proc::spawn(["torrent", "fetch", &magnet, "--out", p(&out), "--stall-timeout", "20s", "--no-trackers"])
         .finish(Duration::from_secs(60))
         .ok();
     eprintln!("{}", fetch.stdout);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Proc, TIMEOUT, chs_with_umask, is_type, json, p, run};
+use support::{Proc, TIMEOUT, chs_with_umask, is_type, json, p, run, subcommands};
 
 /// How long a refusal may take: it must come at once, not after a long computation.
 const PROMPT: Duration = Duration::from_secs(30);
@@ -91,27 +91,6 @@ fn private_keys_readable_by_others_every_store_file_is_0600() {
     assert_eq!(db_files(&db).len(), 3, "the running node's store is in WAL mode: {:?}", db_files(&db));
     assert_private(&db, "chs node (running)");
     node.kill();
-}
-
-/// The `chs` subcommand paths below `path` (from the "Commands:" sections of `--help`).
-fn subcommands(path: &[String], out: &mut Vec<Vec<String>>) {
-    let help = run(path.iter().map(String::as_str).chain(["--help"])).ok().stdout;
-    out.push(path.to_vec());
-    let mut in_commands = false;
-    for line in help.lines() {
-        if line.starts_with("Commands:") {
-            in_commands = true;
-            continue;
-        }
-        if in_commands {
-            let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next()) else { break };
-            if name != "help" {
-                let mut sub = path.to_vec();
-                sub.push(name.to_owned());
-                subcommands(&sub, out);
-            }
-        }
-    }
 }
 
 /// Item 5: no command takes a private key on the command line (where `ps` shows it to every

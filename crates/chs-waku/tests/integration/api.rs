@@ -59,6 +59,27 @@ async fn invalid_listen_address_fails_start() {
     .await;
 }
 
+/// Issue 21: libp2p sets `SO_REUSEPORT` on its listeners, so a second node on a taken port used to
+/// bind it too (and get half of the incoming connections); now its start fails naming the port.
+#[tokio::test]
+async fn second_node_on_a_taken_port_fails_instead_of_sharing_it() {
+    with_timeout(async {
+        let first = start(test_config()).await;
+        let taken = first_addr(&first).await;
+        let port: u16 =
+            taken.split("/tcp/").nth(1).and_then(|r| r.split('/').next()).expect("tcp port").parse().expect("port");
+        let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+        let config = Config { listen_addrs: vec![listen.clone()], ..test_config() };
+        let err = WakuNode::start(config).await.expect_err("the port is taken");
+        assert!(
+            matches!(&err, StartError::Listen { addr, reason } if *addr == listen && reason.contains("in use")),
+            "{err:?}"
+        );
+        first.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn node_key_persists_across_restarts() {
     with_timeout(async {

@@ -286,3 +286,24 @@ pub(crate) fn demo_setup(dir: &Path, members: usize, weeks: u32, per_week: usize
     .ok()
     .json()
 }
+
+/// The `chs` subcommand paths below `path` (from the "Commands:" sections of `--help`).
+pub(crate) fn subcommands(path: &[String], out: &mut Vec<Vec<String>>) {
+    let help = run(path.iter().map(String::as_str).chain(["--help"])).ok().stdout;
+    out.push(path.to_vec());
+    let mut in_commands = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next()) else { break };
+            if name != "help" {
+                let mut sub = path.to_vec();
+                sub.push(name.to_owned());
+                subcommands(&sub, out);
+            }
+        }
+    }
+}
