@@ -561,11 +561,23 @@ async fn download(
     };
     progress.send_replace(Some(view(DownloadPhase::Seed)));
     download.finish().await?;
-    let (id2, uri) = (id, p.magnet_uri.clone());
+    finished(&shared, id, p, (archives, messages, bytes_received), started).await
+}
+
+/// The bookkeeping of a completed download, whatever the backend: the link is recorded as
+/// fetched and no longer pending, and `DownloadingHistoryArchivesFinished` is raised.
+async fn finished(
+    shared: &Services,
+    id: CommunityId,
+    p: PendingLink,
+    (archives, messages, bytes_received): (usize, usize, u64),
+    started: Instant,
+) -> Result<(), NodeError> {
+    let uri = p.magnet_uri.clone();
     shared
         .db(move |c, s| {
-            c.mark_magnetlink_fetched(s, &id2, &uri)?;
-            Ok(c.clear_pending_link(s, &id2, &uri)?)
+            c.mark_magnetlink_fetched(s, &id, &uri)?;
+            Ok(c.clear_pending_link(s, &id, &uri)?)
         })
         .await?;
     shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
@@ -804,20 +816,5 @@ async fn download_via_backend(
     };
     progress.send_replace(Some(view(DownloadPhase::Seed)));
     fetch.finish().await?;
-    let (id2, uri) = (id, p.magnet_uri.clone());
-    shared
-        .db(move |c, s| {
-            c.mark_magnetlink_fetched(s, &id2, &uri)?;
-            Ok(c.clear_pending_link(s, &id2, &uri)?)
-        })
-        .await?;
-    shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
-        community_id: id,
-        magnet_uri: p.magnet_uri,
-        archives,
-        messages,
-        bytes_received,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    });
-    Ok(())
+    finished(&shared, id, p, (archives, messages, bytes_received), started).await
 }
