@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "segment_message.proto",
     "waku_message.proto",
     "waku_metadata.proto",
+    "waku_store.proto",
 ];
 
 pub(crate) fn run(root: &Path, check: bool) -> anyhow::Result<()> {

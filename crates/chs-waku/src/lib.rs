@@ -28,6 +28,7 @@ mod key;
 mod message;
 pub mod metadata;
 mod node;
+pub mod store;
 pub mod topic;
 pub mod validation;
 

@@ -48,6 +48,8 @@ struct Behaviour {
     metadata: request_response::Behaviour<MetadataCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Raw streams for the store protocol (`crate::store`), driven outside the event loop.
+    streams: libp2p_stream::Behaviour,
 }
 
 /// Peers known on a pubsub topic.
@@ -81,6 +83,7 @@ pub struct WakuHandle {
     events: broadcast::WeakSender<NodeEvent>,
     counters: Arc<Counters>,
     local_peer_id: PeerId,
+    streams: crate::store::Streams,
 }
 
 impl std::fmt::Debug for Command {
@@ -241,6 +244,11 @@ impl WakuHandle {
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
     }
+
+    /// The stream control used by the store client and server.
+    pub(crate) fn streams(&self) -> &crate::store::Streams {
+        &self.streams
+    }
 }
 
 /// A running Waku relay node. It dereferences to its [`WakuHandle`]; call
@@ -306,6 +314,7 @@ impl WakuNode {
             events: event_sender.downgrade(),
             counters: Arc::clone(&counters),
             local_peer_id: PeerId(local_peer_id),
+            streams: crate::store::Streams(swarm.behaviour().streams.new_control()),
         };
         let event_loop = EventLoop {
             swarm,
@@ -393,7 +402,8 @@ fn build_swarm(keypair: libp2p::identity::Keypair, config: &Config) -> Result<Sw
         identify::Config::new("/ipfs/id/1.0.0".to_owned(), keypair.public())
             .with_agent_version(format!("chs-waku/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let behaviour = Behaviour { relay, metadata, identify, ping: ping::Behaviour::default() };
+    let streams = libp2p_stream::Behaviour::new();
+    let behaviour = Behaviour { relay, metadata, identify, ping: ping::Behaviour::default(), streams };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
@@ -659,7 +669,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 tracing::debug!(%peer_id, agent = %info.agent_version, protocols = ?info.protocols, "identified");
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(
+                BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) | BehaviourEvent::Streams(()),
+            ) => {}
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(PeerId(peer_id)));

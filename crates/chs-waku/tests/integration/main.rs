@@ -5,5 +5,6 @@ mod api;
 mod interop;
 mod line;
 mod metadata;
+mod store;
 mod support;
 mod validation;
