@@ -1,6 +1,10 @@
 //! 66/WAKU2-METADATA: `/vac/waku/metadata/1.0.0`, one unsigned-varint length-prefixed
 //! `WakuMetadataRequest` answered by one length-prefixed `WakuMetadataResponse`
 //! (nim-libp2p `writeLp`/`readLp`, go-waku `pbio` delimited streams).
+//!
+//! The shard list travels twice, as nwaku and go-waku write it: packed in field 3 (the only one
+//! go-waku reads: a relay peer without it is disconnected with `invalid shard count`) and
+//! unpacked in the deprecated field 2. We read field 3, else field 2.
 
 use std::io;
 
@@ -81,7 +85,7 @@ impl libp2p::request_response::Codec for MetadataCodec {
     {
         let bytes = read_length_prefixed(io).await?;
         let request = WakuMetadataRequest::decode(bytes.as_slice()).map_err(invalid_data)?;
-        Ok(PeerMetadata { cluster_id: request.cluster_id, shards: request.shards })
+        Ok(PeerMetadata { cluster_id: request.cluster_id, shards: either(request.shards, request.shards_deprecated) })
     }
 
     async fn read_response<T>(&mut self, _: &Self::Protocol, io: &mut T) -> io::Result<Self::Response>
@@ -90,14 +94,21 @@ impl libp2p::request_response::Codec for MetadataCodec {
     {
         let bytes = read_length_prefixed(io).await?;
         let response = WakuMetadataResponse::decode(bytes.as_slice()).map_err(invalid_data)?;
-        Ok(PeerMetadata { cluster_id: response.cluster_id, shards: response.shards })
+        Ok(PeerMetadata {
+            cluster_id: response.cluster_id,
+            shards: either(response.shards, response.shards_deprecated),
+        })
     }
 
     async fn write_request<T>(&mut self, _: &Self::Protocol, io: &mut T, request: Self::Request) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let message = WakuMetadataRequest { cluster_id: request.cluster_id, shards: request.shards };
+        let message = WakuMetadataRequest {
+            cluster_id: request.cluster_id,
+            shards_deprecated: request.shards.clone(),
+            shards: request.shards,
+        };
         write_length_prefixed(io, &message.encode_to_vec()).await
     }
 
@@ -105,9 +116,18 @@ impl libp2p::request_response::Codec for MetadataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let message = WakuMetadataResponse { cluster_id: response.cluster_id, shards: response.shards };
+        let message = WakuMetadataResponse {
+            cluster_id: response.cluster_id,
+            shards_deprecated: response.shards.clone(),
+            shards: response.shards,
+        };
         write_length_prefixed(io, &message.encode_to_vec()).await
     }
+}
+
+/// The shards of field 3, or of the deprecated field 2 when field 3 is empty (nwaku's rule).
+fn either(shards: Vec<u32>, deprecated: Vec<u32>) -> Vec<u32> {
+    if shards.is_empty() { deprecated } else { shards }
 }
 
 fn invalid_data(err: impl std::error::Error + Send + Sync + 'static) -> io::Error {

@@ -189,11 +189,16 @@ async fn metadata_codec_round_trip_and_wire_bytes() {
     let request = PeerMetadata { cluster_id: Some(16), shards: vec![32, 64] };
     let mut wire = Vec::new();
     MetadataCodec.write_request(&protocol, &mut Cursor::new(&mut wire), request.clone()).await.expect("write");
-    // varint length 6, then cluster_id=16 (08 10) and packed shards [32, 64] (12 02 20 40).
-    assert_eq!(hex::encode(&wire), "06081012022040");
+    // As nwaku and go-waku: varint length 10, cluster_id=16 (08 10), the deprecated field 2
+    // unpacked (10 20 10 40) and field 3 packed [32, 64] (1a 02 20 40): go-waku reads field 3 only.
+    assert_eq!(hex::encode(&wire), "0a0810102010401a022040");
     let decoded = MetadataCodec.read_request(&protocol, &mut Cursor::new(&wire)).await.expect("read");
     assert_eq!(decoded, request);
     let decoded = MetadataCodec.read_response(&protocol, &mut Cursor::new(&wire)).await.expect("read");
+    assert_eq!(decoded, request);
+    // An older peer's packed field 2 alone is still read.
+    let old = hex::decode("06081012022040").expect("hex");
+    let decoded = MetadataCodec.read_response(&protocol, &mut Cursor::new(&old)).await.expect("read");
     assert_eq!(decoded, request);
 }
 

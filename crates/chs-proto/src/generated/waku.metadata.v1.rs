@@ -5,13 +5,17 @@
 pub struct WakuMetadataRequest {
     #[prost(uint32, optional, tag = "1")]
     pub cluster_id: ::core::option::Option<u32>,
-    #[prost(uint32, repeated, tag = "2")]
+    #[prost(uint32, repeated, packed = "false", tag = "2")]
+    pub shards_deprecated: ::prost::alloc::vec::Vec<u32>,
+    #[prost(uint32, repeated, tag = "3")]
     pub shards: ::prost::alloc::vec::Vec<u32>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct WakuMetadataResponse {
     #[prost(uint32, optional, tag = "1")]
     pub cluster_id: ::core::option::Option<u32>,
-    #[prost(uint32, repeated, tag = "2")]
+    #[prost(uint32, repeated, packed = "false", tag = "2")]
+    pub shards_deprecated: ::prost::alloc::vec::Vec<u32>,
+    #[prost(uint32, repeated, tag = "3")]
     pub shards: ::prost::alloc::vec::Vec<u32>,
 }

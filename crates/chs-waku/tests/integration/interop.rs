@@ -144,3 +144,6 @@ async fn js_waku_relay_exchanges_messages_both_ways() {
     })
     .await;
 }
+
+mod peer;
+mod status_go;
