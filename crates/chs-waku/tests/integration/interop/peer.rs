@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// The folder of status-go's peers, or `None` after printing the skip notice.
+#[allow(clippy::print_stdout)] // the notice `cargo xtask interop` looks for
 pub(crate) fn peers_bin(test: &str) -> Option<PathBuf> {
     match std::env::var_os("CHS_PEERS_BIN") {
         Some(dir) => Some(PathBuf::from(dir)),
