@@ -147,3 +147,4 @@ async fn js_waku_relay_exchanges_messages_both_ways() {
 
 mod peer;
 mod status_go;
+mod store;
