@@ -501,3 +501,98 @@ fn new_request_id() -> String {
     let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
     hex::encode(&digest[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use chs_proto::waku::store::WakuMessageKeyValue;
+
+    use super::*;
+
+    fn request() -> StoreQueryRequest {
+        StoreQueryRequest { request_id: "abc".to_owned(), include_data: true, ..StoreQueryRequest::default() }
+    }
+
+    fn entry(index: i64) -> WakuMessageKeyValue {
+        let message = chs_proto::waku::WakuMessage {
+            payload: vec![1, 2, 3],
+            content_topic: "/t/1/a/proto".to_owned(),
+            timestamp: Some(1_000 + index),
+            ..Default::default()
+        };
+        let stored = StoredMessage::new("/waku/2/rs/16/32", message);
+        WakuMessageKeyValue {
+            message_hash: Some(stored.hash.to_vec()),
+            message: Some(stored.message),
+            pubsub_topic: Some(stored.pubsub_topic),
+        }
+    }
+
+    fn ok(messages: Vec<WakuMessageKeyValue>, cursor: Option<Vec<u8>>) -> StoreQueryResponse {
+        StoreQueryResponse {
+            request_id: "abc".to_owned(),
+            status_code: Some(status::OK),
+            status_desc: None,
+            messages,
+            pagination_cursor: cursor,
+        }
+    }
+
+    fn check(response: &StoreQueryResponse, page_size: u64) -> Result<Page, StoreLie> {
+        let query = StoreQuery::new("/waku/2/rs/16/32", ["/t/1/a/proto"]);
+        let (mut seen, mut duplicates) = (HashSet::new(), 0);
+        check_response(
+            &query,
+            &request(),
+            page_size,
+            &StoreClientConfig::default().validation,
+            &response.encode_to_vec(),
+            &mut seen,
+            &mut duplicates,
+        )
+    }
+
+    #[test]
+    fn store_client_refuses_protocol_lies() {
+        let honest = ok(vec![entry(1), entry(2)], Some(vec![0; 32]));
+        assert!(matches!(check(&honest, 2), Ok(Ok((fresh, Some(_)))) if fresh.len() == 2));
+        assert_eq!(check(&honest, 1), Err(StoreLie::OversizedPage { got: 2, asked: 1 }));
+        let other = StoreQueryResponse { request_id: "xyz".to_owned(), ..honest.clone() };
+        assert!(matches!(check(&other, 2), Err(StoreLie::RequestIdMismatch { .. })));
+        let no_status = StoreQueryResponse { status_code: None, ..honest.clone() };
+        assert_eq!(check(&no_status, 2), Err(StoreLie::MissingStatusCode));
+        let short_cursor = StoreQueryResponse { pagination_cursor: Some(vec![1; 5]), ..honest.clone() };
+        assert_eq!(check(&short_cursor, 2), Err(StoreLie::BadCursor { len: 5 }));
+        let mut keys_only = honest.clone();
+        keys_only.messages[0].message = None;
+        assert!(matches!(check(&keys_only, 2), Err(StoreLie::MissingMessage { .. })));
+        let mut short_hash = honest.clone();
+        short_hash.messages[1].message_hash = Some(vec![1; 31]);
+        assert_eq!(check(&short_hash, 2), Err(StoreLie::BadHashLength { len: 31 }));
+        let mut empty_payload = honest.clone();
+        let mut bad = entry(3);
+        if let Some(message) = bad.message.as_mut() {
+            message.payload.clear();
+            bad.message_hash = Some(chs_proto::waku::message_hash("/waku/2/rs/16/32", message).to_vec());
+        }
+        empty_payload.messages.push(bad);
+        assert!(matches!(check(&empty_payload, 3), Err(StoreLie::InvalidMessage { .. })));
+    }
+
+    #[test]
+    fn store_client_skips_duplicates_within_a_page() {
+        let query = StoreQuery::new("/waku/2/rs/16/32", ["/t/1/a/proto"]);
+        let (mut seen, mut duplicates) = (HashSet::new(), 0);
+        let response = ok(vec![entry(1), entry(1), entry(2)], None);
+        let page = check_response(
+            &query,
+            &request(),
+            3,
+            &StoreClientConfig::default().validation,
+            &response.encode_to_vec(),
+            &mut seen,
+            &mut duplicates,
+        );
+        assert!(matches!(page, Ok(Ok((fresh, None))) if fresh.len() == 2));
+        assert_eq!(duplicates, 1);
+    }
+}
