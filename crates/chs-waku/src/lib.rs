@@ -18,9 +18,12 @@
 //! Accept / Reject / Ignore, with a counter per reason ([`Stats`]).
 //!
 //! This crate knows WakuMessages and topics only: nothing of communities, torrents, archives,
-//! SQLite or the 26/WAKU2-PAYLOAD encryption (that is `chs-waku-payload`). It has no store,
+//! SQLite or the 26/WAKU2-PAYLOAD encryption (that is `chs-waku-payload`). It has no
 //! filter, lightpush, peer exchange, discv5 or RLN: see `docs/chs-waku.md`, "Important
 //! discrepancies". libp2p types do not cross its API.
+//!
+//! [`store`]: 13/WAKU2-STORE v3 (`/vac/waku/store-query/3.0.0`), a checking client and a server
+//! over a caller-provided backend.
 
 mod config;
 mod error;
