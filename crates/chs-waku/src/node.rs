@@ -249,6 +249,29 @@ impl WakuHandle {
     pub(crate) fn streams(&self) -> &crate::store::Streams {
         &self.streams
     }
+
+    /// Hands `messages` fetched from the store node `from` to this node's own receivers whose
+    /// filter matches, as if `from` had relayed them: nothing is published, and relay
+    /// validation's age limit does not apply (the store client checked them). Waits up to `wait`
+    /// for room in a full receiver queue. Returns the number of deliveries.
+    pub async fn deliver_stored(
+        &self,
+        messages: Vec<crate::store::StoredMessage>,
+        from: PeerId,
+        wait: Duration,
+    ) -> usize {
+        let mut delivered = 0;
+        for stored in messages {
+            let received = ReceivedMessage {
+                message_id: MessageId::of_message(&stored.message),
+                pubsub_topic: stored.pubsub_topic,
+                message: stored.message,
+                propagation_source: from,
+            };
+            delivered += message::deliver_waiting(&self.subscriptions, &self.counters, Arc::new(received), wait).await;
+        }
+        delivered
+    }
 }
 
 /// A running Waku relay node. It dereferences to its [`WakuHandle`]; call

@@ -287,3 +287,31 @@ async fn store_client_gets_unsupported_from_a_node_without_store() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn stored_messages_reach_local_receivers_without_loss() {
+    with_timeout(async {
+        let store = filled_store(300);
+        let (_server_node, _server, addr) = server_node(store, StoreServerConfig::default()).await;
+        let client_node = start(test_config()).await;
+        // A receiver with room for 8 messages only: store delivery waits for it instead of dropping.
+        let mut rx = client_node.messages_with_capacity(chs_waku::ContentFilter::new(TOPIC, [CHAT]), 8).expect("rx");
+        let client = StoreClient::new(&client_node, client_config(100));
+        let outcome = client.query(&addr, &StoreQuery::new(TOPIC, Vec::<String>::new())).await.expect("query");
+        assert_eq!(outcome.messages.len(), 307);
+        let from: chs_waku::PeerId = addr.rsplit("/p2p/").next().expect("peer id").parse().expect("peer id");
+        let handle = client_node.handle();
+        let deliver =
+            tokio::spawn(async move { handle.deliver_stored(outcome.messages, from, Duration::from_secs(10)).await });
+        let mut got = Vec::new();
+        while got.len() < 300 {
+            let m = rx.recv().await.expect("receiver open");
+            assert_eq!(m.propagation_source, from);
+            got.push(m.message.clone());
+        }
+        assert_eq!(deliver.await.expect("task"), 300, "the 7 messages of the other topic reach no receiver");
+        assert_eq!(got, (0..300).map(|i| stored(CHAT, i).message).collect::<Vec<_>>());
+        assert_eq!(rx.lost(), 0);
+    })
+    .await;
+}
