@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chs_community::{Communities, CommunityId};
-use chs_node::demo::{create_owner, generate_history, join_member, wait_for};
+use chs_demo::{create_owner, generate_history, join_member, wait_for};
 use chs_node::{ManualClock, Node, NodeConfig, Signal};
 use chs_store::Store;
 use chs_torrent::{Magnet, TorrentMeta, TorrentNode};
@@ -535,7 +535,7 @@ async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
     .expect("A downloaded");
     let owner_rows = {
         let store = Store::open(&owner_dir.join("chs.db")).expect("store");
-        chs_node::demo::history_fingerprint(&store, &id).expect("rows")
+        chs_demo::history_fingerprint(&store, &id).expect("rows")
     };
 
     // Corrupt one byte inside the first archive of the owner's seeded `data`.
@@ -562,7 +562,7 @@ async fn corrupted_and_vanishing_seeder_member_completes_from_another_peer() {
     })
     .await
     .expect("B completes from A");
-    let b_rows = b.handle().with_store(move |_, s| chs_node::demo::history_fingerprint(s, &id)).await.expect("rows");
+    let b_rows = b.handle().with_store(move |_, s| chs_demo::history_fingerprint(s, &id)).await.expect("rows");
     assert_eq!(b_rows, owner_rows, "verified pieces only: B's history is the owner's");
     a.shutdown().await;
     b.shutdown().await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chs_node::demo::{DemoOptions, run};
+use chs_demo::{DemoOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn demo_owner_and_two_members_get_identical_history_then_only_the_new_week() {

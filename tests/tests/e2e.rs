@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chs_node::demo::{generate_history, history_fingerprint, join_member, wait_for};
+use chs_demo::{generate_history, history_fingerprint, join_member, wait_for};
 use chs_node::{ManualClock, Node, NodeConfig, Signal};
 use chs_waku_payload::SecretKey;
 

@@ -19,8 +19,8 @@ const BENCHES: &[(&str, &[&str])] = &[
     ("import", &["run", "--release", "-p", "chs-community", "--example", "bench_import"]),
     ("waku", &["run", "--release", "-p", "chs-waku", "--example", "bench_waku"]),
     ("torrent", &["run", "--release", "-p", "chs-torrent", "--example", "bench_torrent", "--", "1024"]),
-    ("e2e", &["run", "--release", "-p", "chs-node", "--example", "bench_e2e"]),
-    ("load", &["run", "--release", "-p", "chs-node", "--example", "bench_load", "--", "100", "50"]),
+    ("e2e", &["run", "--release", "-p", "chs-demo", "--example", "bench_e2e"]),
+    ("load", &["run", "--release", "-p", "chs-demo", "--example", "bench_load", "--", "100", "50"]),
 ];
 
 pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {

@@ -17,9 +17,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("chs-waku", 3),
     ("chs-community", 3),
     ("chs-node", 4),
-    ("chs", 5),
-    ("chs-tests", 6),
-    ("xtask", 6),
+    ("chs-demo", 5),
+    ("chs", 6),
+    ("chs-tests", 7),
+    ("xtask", 7),
 ];
 
 pub(crate) fn check(root: &Path) -> anyhow::Result<()> {

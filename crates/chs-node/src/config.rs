@@ -79,7 +79,7 @@ pub enum ConfigError {
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct NodeConfig {
+pub struct Config {
     /// Root of the node's files: `chs.db`, `archives/`, `torrents/`, `torrent-state/`, `waku/`.
     pub data_dir: PathBuf,
     /// BitTorrent.
@@ -219,9 +219,9 @@ pub struct CommunitiesSection {
     pub join: Vec<String>,
 }
 
-impl Default for NodeConfig {
+impl Default for Config {
     fn default() -> Self {
-        NodeConfig {
+        Config {
             data_dir: PathBuf::from("chs-data"),
             torrent: TorrentSection::default(),
             waku: WakuSection::default(),
@@ -288,13 +288,13 @@ impl Default for MemberSection {
     }
 }
 
-impl NodeConfig {
+impl Config {
     /// Parses and validates TOML text.
     ///
     /// # Errors
     /// [`ConfigError::Parse`] naming the line and key, or [`ConfigError::Value`].
-    pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
-        let config: NodeConfig =
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: None, message: e.to_string() })?;
         config.validate()?;
         Ok(config)
@@ -304,11 +304,11 @@ impl NodeConfig {
     /// file's folder.
     ///
     /// # Errors
-    /// As [`NodeConfig::from_toml_str`], plus [`ConfigError::Read`].
-    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+    /// As [`Config::from_toml_str`], plus [`ConfigError::Read`].
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config = NodeConfig::from_toml_str(&text).map_err(|e| match e {
+        let mut config = Config::from_toml_str(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: Some(path.to_owned()), message },
             other => other,
         })?;
@@ -394,8 +394,8 @@ impl NodeConfig {
     /// A configuration for loopback tests and the demo: ephemeral ports on 127.0.0.1, no
     /// debounce, short heartbeat and retry delays.
     #[must_use]
-    pub fn local(data_dir: impl Into<PathBuf>) -> NodeConfig {
-        NodeConfig {
+    pub fn local(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
             data_dir: data_dir.into(),
             torrent: TorrentSection {
                 port: 0,

@@ -1,129 +1,211 @@
-//! The magnetlink dispatcher: on `HistoryArchivesSeeding` of a community this node controls,
-//! build the signed magnetlink message and publish it on the community's pubsub topic
-//! (status-go's `dispatchMagnetlinkMessage`). The latest link of each community is published
-//! again when peers subscribe to that topic (once per burst of subscriptions), so members that
-//! connect later (or restart) still learn it; members ignore a link they have fetched already.
+//! The magnetlink dispatcher (status-go's `dispatchMagnetlinkMessage`): one task that owns the
+//! latest link of every community this node controls and publishes it on the community's pubsub
+//! topic.
+//!
+//! Events ([`Event`]): an owner task seeded a torrent ([`Command::Seeding`]: a new clock, newer
+//! than any before, is stored and the link published), a community was unseeded or left
+//! ([`Command::Forget`]), peers subscribed to a pubsub topic (Waku), the re-announce timer fired,
+//! shutdown. Owners reach it only through its private channel ([`Dispatcher`]), never through the
+//! signal bus, so a slow observer cannot make it miss a link.
+//!
+//! Re-announcement: status-go sends a link only when it (re)seeds; a member that was offline then
+//! learns it from a store node. We also re-send the *same* link (same clock: members that have it
+//! drop it as already seen, the clock never runs ahead) when peers subscribe to the community's
+//! topic, at most once per [`REANNOUNCE_MIN_GAP`] per community, so that a member that connects
+//! later learns it without a store node.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chs_community::CommunityId;
 use chs_waku::{NodeEvent, PublishError};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::error::NodeError;
 use crate::fault;
-use crate::node::{Shared, lock};
+use crate::services::Services;
 use crate::signal::Signal;
 
 /// Peers that subscribe within this window of each other get one re-announcement between them.
-const REANNOUNCE_COALESCE: std::time::Duration = std::time::Duration::from_millis(300);
+const REANNOUNCE_COALESCE: Duration = Duration::from_millis(300);
+/// At most one re-announcement of a community's link per this gap (later ones are deferred).
+pub(crate) const REANNOUNCE_MIN_GAP: Duration = Duration::from_secs(2);
+
+/// What owner tasks and the node tell the dispatcher.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// The community's torrent is seeded: announce `magnet_uri` with a new clock.
+    Seeding { id: CommunityId, pubsub_topic: String, magnet_uri: String },
+    /// The community is unseeded or left: stop re-announcing it.
+    Forget { id: CommunityId },
+}
+
+/// The sending side of the dispatcher's channel (unbounded: owners send one command per build).
+#[derive(Debug, Clone)]
+pub(crate) struct Dispatcher {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Dispatcher {
+    pub(crate) fn send(&self, command: Command) {
+        if self.tx.send(command).is_err() {
+            tracing::debug!("dispatcher stopped: command dropped at shutdown");
+        }
+    }
+}
+
+/// One community's link as last announced.
+#[derive(Debug, Clone)]
+struct Latest {
+    pubsub_topic: String,
+    magnet_uri: String,
+    /// The clock it was announced with (None until the first announcement's clock is stored).
+    clock: Option<u64>,
+    /// When it last went out (or was attempted).
+    sent_at: Option<Instant>,
+    /// Whether a re-announcement is owed (peers subscribed since it went out).
+    owed: bool,
+}
+
+/// What the dispatcher reacts to.
+enum Event {
+    Command(Command),
+    Subscribed(String),
+    /// The Waku event stream lagged: subscriptions may be among the lost events.
+    EventsLost,
+    Timer,
+    Stop,
+}
+
+pub(crate) fn channel() -> (Dispatcher, mpsc::UnboundedReceiver<Command>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Dispatcher { tx }, rx)
+}
 
 pub(crate) async fn run(
-    shared: Arc<Shared>,
-    mut signals: broadcast::Receiver<Signal>,
+    services: Arc<Services>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     mut events: broadcast::Receiver<NodeEvent>,
 ) {
-    // Topics with new subscribers since the last re-announcement; a burst of joining peers
-    // (or a lagged event stream) gives one round, not one per peer.
-    let mut topics: HashSet<String> = HashSet::new();
-    let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut latest: HashMap<CommunityId, Latest> = HashMap::new();
+    // Topics with new subscribers since the last round; a burst of joining peers gives one round.
+    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut timer: Option<Instant> = None;
     loop {
-        let wake = flush_at.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
-        tokio::select! {
-            biased;
-            () = shared.cancel.cancelled() => return,
-            signal = signals.recv() => match signal {
-                Ok(Signal::HistoryArchivesSeeding { community_id, magnet_uri, control_node: true }) => {
-                    lock(&shared.latest_magnet).insert(community_id.clone(), magnet_uri.clone());
-                    tokio::spawn(publish_logged(Arc::clone(&shared), community_id, magnet_uri));
-                }
-                Ok(Signal::HistoryArchivesUnseeded { community_id }) => {
-                    lock(&shared.latest_magnet).remove(&community_id);
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "dispatcher fell behind the signal bus"),
-                Err(RecvError::Closed) => return,
-            },
-            event = events.recv() => match event {
-                Ok(NodeEvent::PeerSubscribed { pubsub_topic, .. }) => {
-                    topics.insert(pubsub_topic);
-                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + REANNOUNCE_COALESCE);
-                }
-                Err(RecvError::Lagged(_)) => {
-                    // Subscriptions may be among the lost events: re-announce everything.
-                    topics.insert(String::new());
-                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + REANNOUNCE_COALESCE);
-                }
-                Ok(_) => {}
-                Err(RecvError::Closed) => return,
-            },
-            () = tokio::time::sleep_until(wake), if flush_at.is_some() => {
-                flush_at = None;
-                let due = std::mem::take(&mut topics);
-                let latest: Vec<(String, String)> =
-                    lock(&shared.latest_magnet).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                let shared2 = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    for (community_id, magnet_uri) in latest {
-                        let wanted = due.contains("")
-                            || community_topic(&shared2, &community_id).await.is_ok_and(|t| due.contains(&t));
-                        if wanted {
-                            publish_logged(Arc::clone(&shared2), community_id, magnet_uri).await;
-                        }
+        let event = next_event(&services, &mut commands, &mut events, timer).await;
+        match event {
+            Event::Stop => return,
+            Event::Command(Command::Seeding { id, pubsub_topic, magnet_uri }) => {
+                let entry = Latest { pubsub_topic, magnet_uri, clock: None, sent_at: None, owed: false };
+                let entry = latest.entry(id).insert_entry(entry).into_mut();
+                announce(&services, id, entry).await;
+            }
+            Event::Command(Command::Forget { id }) => {
+                latest.remove(&id);
+            }
+            Event::Subscribed(topic) => {
+                subscribed.insert(topic);
+                timer.get_or_insert_with(|| Instant::now() + REANNOUNCE_COALESCE);
+            }
+            Event::EventsLost => {
+                subscribed.insert(String::new());
+                timer.get_or_insert_with(|| Instant::now() + REANNOUNCE_COALESCE);
+            }
+            Event::Timer => {
+                timer = None;
+                let due = std::mem::take(&mut subscribed);
+                let now = Instant::now();
+                for (id, entry) in &mut latest {
+                    if due.contains("") || due.contains(&entry.pubsub_topic) {
+                        entry.owed = true;
                     }
-                });
+                    if !entry.owed {
+                        continue;
+                    }
+                    match entry.sent_at.map(|t| t + REANNOUNCE_MIN_GAP) {
+                        Some(allowed) if allowed > now => {
+                            timer = Some(timer.map_or(allowed, |t| t.min(allowed)));
+                        }
+                        _ => announce(&services, *id, entry).await,
+                    }
+                }
             }
         }
     }
 }
 
-async fn community_topic(shared: &Shared, community_id: &str) -> Result<String, NodeError> {
-    if let Some(topic) = lock(&shared.pubsub_topics).get(community_id) {
-        return Ok(topic.clone());
+async fn next_event(
+    services: &Services,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    events: &mut broadcast::Receiver<NodeEvent>,
+    timer: Option<Instant>,
+) -> Event {
+    let wake = timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+    loop {
+        return tokio::select! {
+            biased;
+            () = services.cancel.cancelled() => Event::Stop,
+            command = commands.recv() => command.map_or(Event::Stop, Event::Command),
+            event = events.recv() => match event {
+                Ok(NodeEvent::PeerSubscribed { pubsub_topic, .. }) => Event::Subscribed(pubsub_topic),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => Event::EventsLost,
+                Err(RecvError::Closed) => Event::Stop,
+            },
+            () = tokio::time::sleep_until(wake), if timer.is_some() => Event::Timer,
+        };
     }
-    let id = CommunityId::parse(community_id).map_err(|e| NodeError::UnknownCommunity(e.to_string()))?;
-    shared.db(move |c, s| Ok(c.get(s, &id)?.pubsub_topic)).await
 }
 
-async fn publish_logged(shared: Arc<Shared>, community_id: String, magnet_uri: String) {
-    match publish(&shared, &community_id, &magnet_uri).await {
-        Ok(()) => {}
-        Err(e) => tracing::warn!(%community_id, error = %e.chain(), "magnetlink not published"),
+/// Publishes `entry`'s link: the first time with a clock newer than any stored before (then
+/// stored), afterwards with the same clock. Failures are logged: the next subscription or
+/// seeding tries again.
+async fn announce(services: &Arc<Services>, id: CommunityId, entry: &mut Latest) {
+    entry.owed = false;
+    entry.sent_at = Some(Instant::now());
+    match publish(services, id, entry).await {
+        Ok(clock) => entry.clock = Some(clock),
+        Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "magnetlink not published"),
     }
 }
 
-/// Builds and publishes the magnetlink of `community_id` with a clock newer than any before.
-async fn publish(shared: &Arc<Shared>, community_id: &str, magnet_uri: &str) -> Result<(), NodeError> {
-    let id = CommunityId::parse(community_id).map_err(|e| NodeError::UnknownCommunity(e.to_string()))?;
-    let now = shared.clock.now_ms();
-    let uri = magnet_uri.to_owned();
-    let topic = community_topic(shared, community_id).await?;
-    let (message, clock) = shared
+/// Builds and publishes the magnetlink message; returns its clock.
+async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> Result<u64, NodeError> {
+    let now = services.clock.now_ms();
+    let uri = entry.magnet_uri.clone();
+    let fixed = entry.clock;
+    let (message, clock) = services
         .db(move |c, s| {
-            let info = c.archive_info(s, &id)?;
-            let clock = now.max(info.magnetlink_clock.saturating_add(1));
-            let message = c.build_magnetlink_now(s, &id, &uri, clock)?;
-            c.set_magnetlink_clock(s, &id, clock)?;
-            Ok((message, clock))
+            let clock = match fixed {
+                Some(clock) => clock,
+                None => {
+                    let clock = now.max(c.archive_info(s, &id)?.magnetlink_clock.saturating_add(1));
+                    c.set_magnetlink_clock(s, &id, clock)?;
+                    clock
+                }
+            };
+            Ok((c.build_magnetlink_now(s, &id, &uri, clock)?, clock))
         })
         .await?;
-    let result = match shared.waku.publish(&topic, message).await {
+    let result = match services.waku.publish(&entry.pubsub_topic, message).await {
         Ok(_) => {
-            shared.bus.publish(Signal::MagnetlinkPublished {
-                community_id: community_id.to_owned(),
+            services.publish(Signal::MagnetlinkPublished {
+                community_id: id,
                 clock,
-                magnet_uri: magnet_uri.to_owned(),
+                magnet_uri: entry.magnet_uri.clone(),
             });
-            Ok(())
+            Ok(clock)
         }
         Err(PublishError::NoPeers { .. }) => {
-            tracing::info!(%community_id, "no peer on the community topic yet: the magnetlink goes out when one subscribes");
-            Ok(())
+            tracing::info!(community_id = %id, "no peer on the community topic yet: the magnetlink goes out when one subscribes");
+            Ok(clock)
         }
-        Err(e) => Err(NodeError::Task(format!("publishing the magnetlink: {e}"))),
+        Err(e) => Err(NodeError::Publish(e)),
     };
     // After the attempt (sent, or no peer yet), with its clock stored.
-    fault::point(shared, "published").await;
+    fault::point(services, "published").await;
     result
 }

@@ -10,7 +10,7 @@ pub enum NodeError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// A directory or file could not be used.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What the node was doing.
         what: &'static str,
@@ -20,16 +20,16 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// The message store failed.
-    #[error("message store: {0}")]
+    #[error("message store")]
     Store(#[from] chs_store::StoreError),
     /// The community manager failed.
-    #[error("community: {0}")]
+    #[error("community")]
     Community(#[from] chs_community::CommunityError),
     /// Building archives failed.
-    #[error("archive build: {0}")]
+    #[error("archive build")]
     Build(#[from] chs_archive::BuildError),
     /// Reading archives failed.
-    #[error("archive: {0}")]
+    #[error("archive")]
     Read(#[from] chs_archive::ReadError),
     /// Another process (a second `chs node` on the same folder) holds the data folder's lock.
     #[error(
@@ -45,16 +45,16 @@ pub enum NodeError {
         pid: Option<u32>,
     },
     /// The archive folder's lock could not be taken.
-    #[error("archive folder lock: {0}")]
+    #[error("archive folder lock")]
     Lock(#[from] chs_archive::LockError),
     /// Decoding an archive or index failed.
-    #[error("archive decode: {0}")]
+    #[error("archive decode")]
     Decode(#[from] chs_archive::DecodeError),
     /// The torrent layer failed.
-    #[error("torrent: {0}")]
+    #[error("torrent")]
     Torrent(#[from] chs_torrent::Error),
     /// The Waku node could not start.
-    #[error("waku: {0}")]
+    #[error("waku")]
     WakuStart(#[from] chs_waku::StartError),
     /// The Waku node has stopped.
     #[error("waku node stopped")]
@@ -82,9 +82,29 @@ pub enum NodeError {
     /// The operation needs the community's control node.
     #[error("community {0}: this node is not its control node")]
     NotControlNode(String),
-    /// A blocking task panicked or was cancelled.
-    #[error("background task failed: {0}")]
-    Task(String),
+    /// A background task panicked or was cancelled by the runtime.
+    #[error("background task failed")]
+    Join(#[from] tokio::task::JoinError),
+    /// Planning the archive windows failed (a clock outside the supported range).
+    #[error("planning archive windows")]
+    Plan(#[from] chs_archive::PlanError),
+    /// Publishing on Waku failed.
+    #[error("publishing the magnetlink")]
+    Publish(#[source] chs_waku::PublishError),
+    /// The operation needs the torrent session, which the configuration turns off.
+    #[error("torrents are disabled in the configuration ([torrent] enabled = false)")]
+    TorrentsDisabled,
+    /// The Waku node refused to subscribe to a community's pubsub topic.
+    #[error("subscribing to {topic}")]
+    Subscribe {
+        /// The pubsub topic.
+        topic: String,
+        /// The cause.
+        source: chs_waku::SubscribeError,
+    },
+    /// The node has stopped (its tasks are gone).
+    #[error("the node has stopped")]
+    Stopped,
     /// The operation was cancelled (shutdown or a newer magnetlink).
     #[error("cancelled")]
     Cancelled,
@@ -92,6 +112,7 @@ pub enum NodeError {
 
 impl NodeError {
     /// The message with every cause, `outer: inner: innermost` (what signals and logs carry).
+    /// A cause whose text the previous one already ends with is not repeated.
     #[must_use]
     pub fn chain(&self) -> String {
         let mut text = self.to_string();

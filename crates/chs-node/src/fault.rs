@@ -1,4 +1,4 @@
-//! Fault injection for crash tests: with [`NodeConfig::pause_at`](crate::NodeConfig::pause_at)
+//! Fault injection for crash tests: with [`Config::pause_at`](crate::Config::pause_at)
 //! set to one of the points below, the node raises [`Signal::FaultPaused`] when it reaches that
 //! point and then stops there for good, so that a test can `kill -9` the process at exactly that
 //! step. `chs node` sets it from the `CHS_PAUSE_AT` environment variable; nothing in TOML does.
@@ -15,7 +15,9 @@ use std::io;
 
 use chs_archive::{Step, StepHook};
 
-use crate::node::Shared;
+use tokio_util::sync::CancellationToken;
+
+use crate::services::Services;
 use crate::signal::{Signal, SignalBus};
 
 /// Whether `point` is the configured pause point.
@@ -25,7 +27,7 @@ pub(crate) fn is_at(pause_at: Option<&str>, point: &str) -> bool {
 
 /// The named point of an async step: when it is the configured one, raises the signal and never
 /// returns; otherwise returns at once.
-pub(crate) async fn point(shared: &Shared, point: &str) {
+pub(crate) async fn point(shared: &Services, point: &str) {
     if is_at(shared.config.pause_at.as_deref(), point) {
         shared.bus.publish(Signal::FaultPaused { point: point.to_owned() });
         std::future::pending::<()>().await;
@@ -43,22 +45,29 @@ pub(crate) fn pause_blocking(bus: &SignalBus, point: &str) -> ! {
     }
 }
 
-/// The archive builder's hook: pauses before the `build:<n>` step.
+/// The archive builder's hook: stops the build at its next safe point (before an I/O step) once
+/// the node shuts down, and pauses before the `build:<n>` step.
 pub(crate) struct BuildPause {
-    pub(crate) bus: SignalBus,
-    pub(crate) at: Option<u64>,
-    pub(crate) seen: u64,
+    bus: SignalBus,
+    at: Option<u64>,
+    seen: u64,
+    cancel: CancellationToken,
 }
 
 impl BuildPause {
-    pub(crate) fn new(bus: &SignalBus, pause_at: Option<&str>) -> BuildPause {
+    pub(crate) fn new(bus: &SignalBus, pause_at: Option<&str>, cancel: CancellationToken) -> BuildPause {
         let at = pause_at.and_then(|p| p.strip_prefix("build:")).and_then(|n| n.parse().ok());
-        BuildPause { bus: bus.clone(), at, seen: 0 }
+        BuildPause { bus: bus.clone(), at, seen: 0, cancel }
     }
 }
 
 impl StepHook for BuildPause {
     fn before(&mut self, step: Step) -> io::Result<()> {
+        if self.cancel.is_cancelled() {
+            // The builder is crash-safe at every step: the next build resumes from here.
+            tracing::info!(?step, "shutting down: the archive build stops here");
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "the node is shutting down"));
+        }
         let n = self.seen;
         self.seen += 1;
         if self.at == Some(n) {

@@ -1,24 +1,28 @@
 //! The chs orchestrator: where the archive builder, the torrent layer, the Waku layer and the
 //! community manager meet.
 //!
-//! A [`Node`] owns one SQLite store, one torrent session and one Waku relay node, and runs:
+//! A [`Node`] owns one SQLite store, one torrent session and one Waku relay node, and runs one
+//! task per role, each owning its state and handling one closed set of events in one place:
 //!
-//! * per community it **controls**: an archive task (seed the existing torrent, catch up on
-//!   missed windows, build one archive per interval, seed only the latest torrent) and live
-//!   capture of the community's chat messages into the store;
-//! * the **magnetlink dispatcher**: on [`Signal::HistoryArchivesSeeding`] of a controlled
-//!   community, publish the signed magnetlink on the community's pubsub topic;
-//! * per community it has **joined**: the member pipeline (verdict, debounce, index first, missing
-//!   archives only, canonical import, seed).
+//! * per community it **controls**: the owner task (seed the existing torrent, catch up on
+//!   missed windows, build one archive per interval, seed only the latest torrent; decisions in
+//!   `owner::OwnerMachine`) and live capture (bursts written in one transaction);
+//! * the **dispatcher**: publishes each controlled community's signed magnetlink when its owner
+//!   task seeds (private channel, not the signal bus) and re-sends it, same clock, rate-limited,
+//!   when peers subscribe;
+//! * per community it has **joined**: the member task (verdict, debounce, index first, missing
+//!   archives only, canonical import, seed; decisions in `member::machine`);
+//! * the **supervisor**: which communities have running tasks; [`NodeHandle`]'s join, leave,
+//!   trigger and status go through it.
 //!
-//! Everything that happens is a [`Signal`] on the node's bus ([`NodeHandle::signals`]).
-//! The `chs` binary runs a node from a TOML file ([`NodeConfig::from_file`]) and the
-//! [`demo`]. [`fuzz`] is the entry point of the `config` fuzz target.
+//! Everything that happens is a [`Signal`] on the node's bus ([`NodeHandle::signals`]), for
+//! observers only: nothing in the node reads it back.
+//! The `chs` binary runs a node from a TOML file ([`Config::from_file`]). [`fuzz`] is the entry
+//! point of the `config` fuzz target.
 
 mod capture;
 pub mod clock;
 pub mod config;
-pub mod demo;
 mod dispatch;
 mod error;
 mod fault;
@@ -26,16 +30,23 @@ pub mod fuzz;
 mod member;
 mod node;
 mod owner;
+mod services;
 pub mod signal;
+mod status;
 // Wired into the node once the issue-16 chs-node refactor lands (see docs/chs-node.md).
 #[allow(dead_code)]
 mod waku_store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, DataDirLock, NodeConfig};
+pub use config::{Config, ConfigError, DataDirLock};
 pub use error::NodeError;
-pub use node::{CommunityStatus, DownloadPhase, DownloadView, Node, NodeHandle, SeedView, community_statuses};
+pub use node::{Node, NodeHandle};
 pub use signal::{Signal, SignalBus};
+pub use status::{CommunityStatus, DownloadPhase, DownloadView, SeedView, community_statuses};
+
+/// The old name of [`Config`].
+#[doc(hidden)]
+pub type NodeConfig = Config;
 
 /// Runs the migrations the node's tables need on `store`, so that [`community_statuses`] can read
 /// a store the node has never opened. The node keeps no tables of its own any more (the pending

@@ -1,192 +1,34 @@
-//! The node: one store, one community manager, one torrent session and one Waku node, and the
-//! tasks that wire them (owner archive tasks, dispatcher, live capture, member pipelines).
+//! The node: starts the services (store, community manager, torrent session, Waku node) and the
+//! supervisor, the one task that owns which communities have running tasks. See
+//! `docs/ARCHITECTURE.md` ("chs-node") for each role's loop.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use chs_community::{Communities, Community, CommunityId};
-use chs_status::ChatKeyCache;
 use chs_store::Store;
 use chs_torrent::TorrentNode;
 use chs_waku::{WakuHandle, WakuNode};
-use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{DataDirLock, NodeConfig};
+use crate::config::{Config, DataDirLock};
+use crate::dispatch::{self, Dispatcher};
 use crate::error::NodeError;
+use crate::member::ProgressView;
+use crate::services::Services;
 use crate::signal::{Signal, SignalBus};
-use crate::{capture, dispatch, member, owner};
-
-/// A member download in progress, as shown by [`NodeHandle::status`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DownloadView {
-    /// The magnet link being fetched.
-    pub magnet_uri: String,
-    /// What the download is doing (printed as `metadata`, `index`, `data`, `import`, `seed`).
-    pub phase: DownloadPhase,
-    /// Bytes of the current phase done.
-    pub bytes_done: u64,
-    /// Bytes of the current phase in all.
-    pub bytes_total: u64,
-}
-
-/// The step a member download is at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DownloadPhase {
-    /// Fetching the torrent's info dict from peers.
-    Metadata,
-    /// Fetching the `index` file.
-    Index,
-    /// Fetching the missing archives' byte ranges of `data`.
-    Data,
-    /// Importing the fetched archives.
-    Import,
-    /// Swapping the new folder in and seeding it.
-    Seed,
-}
-
-impl std::fmt::Display for DownloadPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DownloadPhase::Metadata => "metadata",
-            DownloadPhase::Index => "index",
-            DownloadPhase::Data => "data",
-            DownloadPhase::Import => "import",
-            DownloadPhase::Seed => "seed",
-        })
-    }
-}
-
-/// What this node seeds for a community.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SeedView {
-    /// Info hash, hex.
-    pub info_hash: String,
-    /// Bytes this node has of the torrent.
-    pub have_bytes: u64,
-    /// Size of the torrent.
-    pub total_bytes: u64,
-    /// Bytes uploaded to peers in this session.
-    pub uploaded_bytes: u64,
-    /// Connected peers.
-    pub peers: usize,
-}
-
-/// One community's state, as `chs node status` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CommunityStatus {
-    /// Community id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Whether this node holds the community key.
-    pub control_node: bool,
-    /// Whether this node has joined.
-    pub joined: bool,
-    /// Archives in the local archive folder.
-    pub archives: usize,
-    /// End of the last archive window built (control node), Unix seconds; 0 if none.
-    pub last_archive_end: u64,
-    /// Clock of the newest magnetlink (published or accepted), ms.
-    pub magnetlink_clock: u64,
-    /// Last magnet link fully fetched (member).
-    pub last_magnetlink_uri: String,
-    /// Magnet link accepted but not fully fetched yet (member).
-    pub pending_magnetlink: Option<String>,
-    /// What is seeded, if anything.
-    pub seeding: Option<SeedView>,
-    /// Download in progress (member).
-    pub download: Option<DownloadView>,
-    /// Archive ids recorded as downloaded.
-    pub downloaded_archives: usize,
-    /// Of those, imported.
-    pub imported_archives: usize,
-    /// Stored messages on the community's channel topics (for a member: the topics its
-    /// archives list, minus refused ones).
-    pub stored_messages: u64,
-    /// Topics that imported archives named but that belong to another community of this node:
-    /// refused at import (`0x` + 8 hex, sorted).
-    pub refused_topics: Vec<String>,
-    /// Messages refused with them, over all imported archives.
-    pub refused_messages: u64,
-}
-
-pub(crate) struct Shared {
-    pub(crate) config: NodeConfig,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) bus: SignalBus,
-    store: Arc<Mutex<Store>>,
-    pub(crate) communities: Arc<Communities>,
-    pub(crate) chat_keys: ChatKeyCache,
-    pub(crate) torrent: Option<TorrentNode>,
-    pub(crate) waku: WakuHandle,
-    pub(crate) triggers: Mutex<HashMap<String, mpsc::Sender<()>>>,
-    pub(crate) latest_magnet: Mutex<HashMap<String, String>>,
-    /// Pubsub topic of each community with running tasks (filled at start; topics never change).
-    pub(crate) pubsub_topics: Mutex<HashMap<String, String>>,
-    pub(crate) downloads: Mutex<HashMap<String, DownloadView>>,
-    /// Per community: cancels its tasks (leave), child of `cancel`.
-    pub(crate) community_tasks: Mutex<HashMap<String, CancellationToken>>,
-    pub(crate) cancel: CancellationToken,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    /// Runs `f` with the community manager and the store on the blocking pool.
-    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, NodeError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Communities, &mut Store) -> Result<T, NodeError> + Send + 'static,
-    {
-        let store = Arc::clone(&self.store);
-        let communities = Arc::clone(&self.communities);
-        tokio::task::spawn_blocking(move || {
-            let mut store = lock(&store);
-            f(&communities, &mut store)
-        })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?
-    }
-
-    pub(crate) fn archive_dir(&self, id: &CommunityId) -> PathBuf {
-        self.config.archive_root().join(id.to_string())
-    }
-
-    pub(crate) fn torrent(&self) -> Result<&TorrentNode, NodeError> {
-        self.torrent.as_ref().ok_or_else(|| NodeError::Task("torrents are disabled in the configuration".into()))
-    }
-
-    pub(crate) fn set_download(&self, id: &str, view: Option<DownloadView>) {
-        let mut downloads = lock(&self.downloads);
-        match view {
-            Some(v) => downloads.insert(id.to_owned(), v),
-            None => downloads.remove(id),
-        };
-    }
-}
+use crate::status::{CommunityStatus, DownloadView, SeedView, community_statuses};
+use crate::{capture, member, owner};
 
 /// A running node. Dropping it without [`Node::shutdown`] stops its tasks abruptly (as a crash
 /// would; nothing stored is lost).
 #[derive(Debug)]
 pub struct Node {
-    shared: Arc<Shared>,
+    handle: NodeHandle,
     waku: Option<WakuNode>,
-    tasks: JoinSet<()>,
     /// Held until the node is dropped (after [`Node::shutdown`], or abruptly): no second node runs
     /// on the same data folder meanwhile.
     _data_dir_lock: DataDirLock,
@@ -195,20 +37,51 @@ pub struct Node {
 /// A cheap, cloneable view of a running node.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
-    shared: Arc<Shared>,
+    services: Arc<Services>,
+    commands: mpsc::Sender<Command>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// What [`NodeHandle`] asks the supervisor.
+enum Command {
+    /// Run an archive cycle of a controlled community now.
+    Trigger(CommunityId, Reply<()>),
+    /// Start the tasks of a community joined (or made) since the start.
+    Join(CommunityId, Reply<()>),
+    /// Stop a community's tasks, unseed it, mark it not joined.
+    Leave(CommunityId, Reply<()>),
+    /// The member downloads in progress.
+    Downloads(oneshot::Sender<HashMap<CommunityId, DownloadView>>),
+}
+
+/// The running tasks of one community.
+struct Running {
+    cancel: CancellationToken,
+    /// The owner task's build trigger (control node with torrents on).
+    trigger: Option<mpsc::Sender<()>>,
+    /// The member task's download progress.
+    download: Option<watch::Receiver<Option<DownloadView>>>,
+}
+
+/// The supervisor: owns the map of communities with running tasks; handles [`Command`]s.
+struct Supervisor {
+    services: Arc<Services>,
+    dispatcher: Dispatcher,
+    running: HashMap<CommunityId, Running>,
 }
 
 impl Node {
     /// Opens the store, joins the configured communities, starts the torrent session and the
     /// Waku node, and spawns the tasks: for every community this node controls an archive task
     /// (seed existing archives, catch up, then one build per interval) and live capture; for
-    /// every joined community a member pipeline; and the magnetlink dispatcher.
+    /// every joined community a member task; the magnetlink dispatcher; the supervisor.
     ///
-    /// Communities created or joined after the start are picked up at the next start.
+    /// Communities joined or created later start with [`NodeHandle::join`].
     ///
     /// # Errors
     /// Bad configuration, unusable files, ports in use.
-    pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
         Node::start_with_bus(config, clock, SignalBus::default()).await
     }
 
@@ -217,7 +90,7 @@ impl Node {
     ///
     /// # Errors
     /// As [`Node::start`].
-    pub async fn start_with_bus(config: NodeConfig, clock: Arc<dyn Clock>, bus: SignalBus) -> Result<Node, NodeError> {
+    pub async fn start_with_bus(config: Config, clock: Arc<dyn Clock>, bus: SignalBus) -> Result<Node, NodeError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::io("creating", &config.data_dir, e))?;
         // Before anything else touches the folder: a second node on it stops here.
@@ -244,8 +117,7 @@ impl Node {
             let list = communities.list(&store)?;
             Ok((store, communities, list))
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))??;
+        .await??;
 
         let torrent = if config.torrent.enabled {
             let t = &config.torrent;
@@ -289,45 +161,33 @@ impl Node {
             }
         };
 
-        let shared = Arc::new(Shared {
-            config,
-            clock,
-            bus,
-            store: Arc::new(Mutex::new(store)),
-            communities: Arc::new(communities),
-            chat_keys: ChatKeyCache::new(),
-            torrent,
-            waku: waku.handle(),
-            triggers: Mutex::new(HashMap::new()),
-            latest_magnet: Mutex::new(HashMap::new()),
-            pubsub_topics: Mutex::new(HashMap::new()),
-            downloads: Mutex::new(HashMap::new()),
-            community_tasks: Mutex::new(HashMap::new()),
-            cancel: CancellationToken::new(),
-        });
-        let mut tasks = JoinSet::new();
-        // Subscribe before any owner task can publish a seeding signal.
-        let dispatcher_rx = shared.bus.subscribe();
-        let events = shared.waku.events().map_err(|_| NodeError::WakuStopped)?;
-        tasks.spawn(dispatch::run(Arc::clone(&shared), dispatcher_rx, events));
+        let services = Arc::new(Services::new(config, clock, bus, store, communities, torrent, waku.handle()));
+        let (dispatcher, dispatch_rx) = dispatch::channel();
+        let events = services.waku.events().map_err(|_| NodeError::WakuStopped)?;
+        services.tasks.spawn(dispatch::run(Arc::clone(&services), dispatch_rx, events));
+        let mut supervisor = Supervisor { services: Arc::clone(&services), dispatcher, running: HashMap::new() };
         for community in list {
-            spawn_community_tasks(&shared, &mut tasks, community)?;
+            supervisor.start_community(community)?;
         }
-        Ok(Node { shared, waku: Some(waku), tasks, _data_dir_lock: data_dir_lock })
+        let (commands, commands_rx) = mpsc::channel(16);
+        services.tasks.spawn(supervisor.run(commands_rx));
+        Ok(Node { handle: NodeHandle { services, commands }, waku: Some(waku), _data_dir_lock: data_dir_lock })
     }
 
     /// A handle for other tasks.
     #[must_use]
     pub fn handle(&self) -> NodeHandle {
-        NodeHandle { shared: Arc::clone(&self.shared) }
+        self.handle.clone()
     }
 
-    /// Stops every task (cancelling downloads and builds at a safe point), the torrent session
-    /// and the Waku node.
+    /// Stops every task and waits for each (a download or a build stops at its next safe point;
+    /// what is stored stays), then the torrent session and the Waku node.
     pub async fn shutdown(mut self) {
-        self.shared.cancel.cancel();
-        while self.tasks.join_next().await.is_some() {}
-        if let Some(t) = &self.shared.torrent {
+        let services = &self.handle.services;
+        services.cancel.cancel();
+        services.tasks.close();
+        services.tasks.wait().await;
+        if let Some(t) = &services.torrent {
             t.shutdown().await;
         }
         if let Some(w) = self.waku.take() {
@@ -336,101 +196,139 @@ impl Node {
     }
 }
 
-fn spawn_community_tasks(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, community: Community) -> Result<(), NodeError> {
-    let id = community.id;
-    if !community.joined {
-        return Ok(());
-    }
-    let token = shared.cancel.child_token();
-    lock(&shared.community_tasks).insert(id.to_string(), token.clone());
-    lock(&shared.pubsub_topics).insert(id.to_string(), community.pubsub_topic.clone());
-    if community.is_control_node() {
-        let (tx, rx) = mpsc::channel(4);
-        lock(&shared.triggers).insert(id.to_string(), tx);
-        let receiver = capture::receiver(shared, &community)?;
-        tasks.spawn(capture::run(Arc::clone(shared), community.clone(), receiver, token.clone()));
-        if shared.torrent.is_some() {
-            tasks.spawn(owner::run(Arc::clone(shared), community, rx, token));
+impl Supervisor {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            let command = tokio::select! {
+                biased;
+                () = self.services.cancel.cancelled() => return,
+                c = commands.recv() => match c {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            match command {
+                Command::Trigger(id, reply) => {
+                    let trigger = self.running.get(&id).and_then(|r| r.trigger.clone());
+                    let result = match trigger {
+                        Some(tx) => tx.send(()).await.map_err(|_| NodeError::Cancelled),
+                        None => Err(NodeError::NotControlNode(id.to_string())),
+                    };
+                    let _ = reply.send(result);
+                }
+                Command::Join(id, reply) => {
+                    let _ = reply.send(self.join(id).await);
+                }
+                Command::Leave(id, reply) => {
+                    let _ = reply.send(self.leave(id).await);
+                }
+                Command::Downloads(reply) => {
+                    let downloads = self
+                        .running
+                        .iter()
+                        .filter_map(|(id, r)| Some((*id, r.download.as_ref()?.borrow().clone()?)))
+                        .collect();
+                    let _ = reply.send(downloads);
+                }
+            }
         }
-    } else if shared.torrent.is_some() {
-        let receiver = member::receiver(shared, &community)?;
-        tasks.spawn(member::run(Arc::clone(shared), community, receiver, token));
     }
-    Ok(())
-}
 
-/// Per-community state read from a node's store and archive folders (no seeding information):
-/// what [`NodeHandle::status`] shows, also usable while the node is not running.
-///
-/// # Errors
-/// Store errors.
-pub fn community_statuses(
-    communities: &Communities,
-    store: &Store,
-    archive_root: &std::path::Path,
-    downloads: &HashMap<String, DownloadView>,
-) -> Result<Vec<CommunityStatus>, NodeError> {
-    let mut out = Vec::new();
-    for c in communities.list(store)? {
-        let info = communities.archive_info(store, &c.id)?;
-        let records = communities.archive_records(store, &c.id)?;
-        let mut topics = communities.channel_topics(store, &c.id)?;
-        let dir = archive_root.join(c.id.to_string());
-        let entries = chs_archive::Reader::open(&dir).map(|r| r.entries().to_vec()).unwrap_or_default();
-        // A member learns the channel topics from the archives' metadata.
-        topics.extend(entries.iter().flat_map(chs_archive::ArchiveEntry::topics));
-        let mut refused_topics: Vec<String> = records.iter().flat_map(|r| r.refused_topics.iter().cloned()).collect();
-        refused_topics.sort();
-        refused_topics.dedup();
-        topics.retain(|t| !refused_topics.contains(&format!("0x{}", hex::encode(t))));
-        topics.sort_unstable();
-        topics.dedup();
-        let archives = entries.len();
-        out.push(CommunityStatus {
-            id: c.id.to_string(),
-            name: c.name.clone(),
-            control_node: c.is_control_node(),
-            joined: c.joined,
-            archives,
-            last_archive_end: info.last_archive_end_date,
-            magnetlink_clock: info.magnetlink_clock,
-            last_magnetlink_uri: info.last_magnetlink_uri.clone(),
-            pending_magnetlink: communities.pending_link(store, &c.id)?.map(|p| p.magnet_uri),
-            seeding: None,
-            download: downloads.get(&c.id.to_string()).cloned(),
-            downloaded_archives: records.len(),
-            imported_archives: records.iter().filter(|r| r.imported).count(),
-            stored_messages: store.count_on_topics(&topics)?,
-            refused_messages: records.iter().map(|r| r.refused_messages).sum(),
-            refused_topics,
-        });
+    /// Spawns the tasks of `community` (if joined): capture and the archive task on a control
+    /// node, the member task otherwise.
+    fn start_community(&mut self, community: Community) -> Result<(), NodeError> {
+        let id = community.id;
+        if !community.joined || self.running.contains_key(&id) {
+            return Ok(());
+        }
+        let services = &self.services;
+        let cancel = services.cancel.child_token();
+        let mut running = Running { cancel: cancel.clone(), trigger: None, download: None };
+        if community.is_control_node() {
+            let receiver = capture::receiver(services, &community)?;
+            services.tasks.spawn(capture::run(Arc::clone(services), community.clone(), receiver, cancel.clone()));
+            if services.torrent.is_some() {
+                let (tx, rx) = mpsc::channel(4);
+                running.trigger = Some(tx);
+                services.tasks.spawn(owner::run(Arc::clone(services), community, rx, self.dispatcher.clone(), cancel));
+            }
+        } else if services.torrent.is_some() {
+            let receiver = member::receiver(services, &community)?;
+            let (tx, rx) = watch::channel(None);
+            let progress: ProgressView = Arc::new(tx);
+            running.download = Some(rx);
+            services.tasks.spawn(member::run(Arc::clone(services), community, receiver, progress, cancel));
+        }
+        self.running.insert(id, running);
+        Ok(())
     }
-    Ok(out)
+
+    async fn join(&mut self, id: CommunityId) -> Result<(), NodeError> {
+        if self.running.contains_key(&id) {
+            return Ok(());
+        }
+        let community = self
+            .services
+            .db(move |c, s| {
+                let community = c.get(s, &id)?;
+                if !community.joined {
+                    c.join(s, &id, None)?;
+                }
+                Ok(c.get(s, &id)?)
+            })
+            .await?;
+        self.services
+            .waku
+            .subscribe(&community.pubsub_topic)
+            .await
+            .map_err(|e| NodeError::Subscribe { topic: community.pubsub_topic.clone(), source: e })?;
+        self.start_community(community)
+    }
+
+    async fn leave(&mut self, id: CommunityId) -> Result<(), NodeError> {
+        if let Some(running) = self.running.remove(&id) {
+            running.cancel.cancel();
+        }
+        self.dispatcher.send(dispatch::Command::Forget { id });
+        self.services.db(move |c, s| Ok(c.leave(s, &id)?)).await?;
+        if let Some(t) = &self.services.torrent
+            && t.unseed(&id.to_string()).await?.is_some()
+        {
+            self.services.publish(Signal::HistoryArchivesUnseeded { community_id: id });
+        }
+        Ok(())
+    }
 }
 
 impl NodeHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
     /// A receiver of every signal from now on.
     #[must_use]
     pub fn signals(&self) -> broadcast::Receiver<Signal> {
-        self.shared.bus.subscribe()
+        self.services.bus.subscribe()
     }
 
     /// The node's clock.
     #[must_use]
     pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.shared.clock)
+        Arc::clone(&self.services.clock)
     }
 
     /// The Waku node (publish, dial, listen addresses).
     #[must_use]
     pub fn waku(&self) -> &WakuHandle {
-        &self.shared.waku
+        &self.services.waku
     }
 
     /// The address peers reach this node's torrent session at, if torrents are enabled.
     #[must_use]
     pub fn torrent_addr(&self) -> Option<SocketAddr> {
-        self.shared.torrent.as_ref().and_then(TorrentNode::local_peer_addr)
+        self.services.torrent.as_ref().and_then(TorrentNode::local_peer_addr)
     }
 
     /// Every socket the node listens on, one line each (`tcp 127.0.0.1:4001 bittorrent peers`,
@@ -438,25 +336,27 @@ impl NodeHandle {
     /// what the configuration asks for) and the Waku node's listen addresses.
     pub async fn listening_sockets(&self) -> Vec<String> {
         let mut out: Vec<String> = self
-            .shared
+            .services
             .torrent
             .as_ref()
             .map(|t| t.listening_sockets().iter().map(ToString::to_string).collect())
             .unwrap_or_default();
-        out.extend(self.shared.waku.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("waku {a}")));
+        out.extend(
+            self.services.waku.listen_addrs().await.unwrap_or_default().into_iter().map(|a| format!("waku {a}")),
+        );
         out
     }
 
     /// The torrent session's incoming-connection counters, if torrents are enabled.
     #[must_use]
     pub fn torrent_listener_stats(&self) -> Option<chs_torrent::ListenerStats> {
-        self.shared.torrent.as_ref().map(TorrentNode::listener_stats)
+        self.services.torrent.as_ref().map(TorrentNode::listener_stats)
     }
 
     /// The node's configuration.
     #[must_use]
-    pub fn config(&self) -> &NodeConfig {
-        &self.shared.config
+    pub fn config(&self) -> &Config {
+        &self.services.config
     }
 
     /// Runs an archive cycle of `id` now (control node): plan at the clock's time, build what is
@@ -465,59 +365,58 @@ impl NodeHandle {
     /// # Errors
     /// [`NodeError::NotControlNode`] if no archive task runs for `id`.
     pub async fn trigger_archive(&self, id: &CommunityId) -> Result<(), NodeError> {
-        let tx = lock(&self.shared.triggers).get(&id.to_string()).cloned();
-        let tx = tx.ok_or_else(|| NodeError::NotControlNode(id.to_string()))?;
-        tx.send(()).await.map_err(|_| NodeError::Cancelled)
+        self.ask(|reply| Command::Trigger(*id, reply)).await
+    }
+
+    /// Starts the tasks of `id`, a community the store knows (created, imported or joined since
+    /// the node started), joining it if it is not joined yet; subscribes the Waku node to its
+    /// pubsub topic. Nothing happens if its tasks already run.
+    ///
+    /// # Errors
+    /// [`NodeError::Community`] if the store does not know `id`; store and Waku errors.
+    pub async fn join(&self, id: &CommunityId) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Join(*id, reply)).await
     }
 
     /// Leaves `id` (status-go's `LeaveCommunity` for history archives): stops its tasks (archive
-    /// building, capture, or the member pipeline, cancelling a download at a safe point), unseeds
+    /// building, capture, or the member task, cancelling a download at a safe point), unseeds
     /// its torrent (`HistoryArchivesUnseeded`) and marks it not joined in the store. Stored
     /// messages and archive files are kept. A control node keeps its key.
     ///
     /// # Errors
-    /// Store or torrent errors; [`NodeError::UnknownCommunity`] if the node does not know `id`.
+    /// Store or torrent errors; [`NodeError::Community`] if the node does not know `id`.
     pub async fn leave(&self, id: &CommunityId) -> Result<(), NodeError> {
-        let key = id.to_string();
-        if let Some(token) = lock(&self.shared.community_tasks).remove(&key) {
-            token.cancel();
-        }
-        lock(&self.shared.triggers).remove(&key);
-        lock(&self.shared.latest_magnet).remove(&key);
-        let id2 = *id;
-        self.shared.db(move |c, s| Ok(c.leave(s, &id2)?)).await?;
-        if let Some(t) = &self.shared.torrent
-            && t.unseed(&key).await?.is_some()
-        {
-            self.shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key });
-        }
-        Ok(())
+        self.ask(|reply| Command::Leave(*id, reply)).await
     }
 
     /// Runs `f` with the community manager and the store (on the blocking pool).
     ///
     /// # Errors
-    /// What `f` returns, or [`NodeError::Task`].
+    /// What `f` returns, or [`NodeError::Join`] if it panicked.
     pub async fn with_store<T, F>(&self, f: F) -> Result<T, NodeError>
     where
         T: Send + 'static,
         F: FnOnce(&Communities, &mut Store) -> Result<T, NodeError> + Send + 'static,
     {
-        self.shared.db(f).await
+        self.services.db(f).await
     }
 
     /// Per-community state.
     ///
     /// # Errors
-    /// Store errors.
+    /// Store errors; [`NodeError::Stopped`] once the node has stopped.
     pub async fn status(&self) -> Result<Vec<CommunityStatus>, NodeError> {
-        let root = self.shared.config.archive_root();
-        let downloads = lock(&self.shared.downloads).clone();
-        let mut list =
-            self.shared.db(move |communities, store| community_statuses(communities, store, &root, &downloads)).await?;
-        if let Some(t) = &self.shared.torrent {
+        let root = self.services.config.archive_root();
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Downloads(tx)).await.map_err(|_| NodeError::Stopped)?;
+        let downloads = rx.await.map_err(|_| NodeError::Stopped)?;
+        let mut list = self
+            .services
+            .db(move |communities, store| community_statuses(communities, store, &root, &downloads))
+            .await?;
+        if let Some(t) = &self.services.torrent {
             for s in &mut list {
-                s.seeding = t.status(&s.id).map(|st| SeedView {
+                s.seeding = t.status(&s.id.to_string()).map(|st| SeedView {
                     info_hash: st.info_hash.to_hex(),
                     have_bytes: st.have_bytes,
                     total_bytes: st.total_bytes,

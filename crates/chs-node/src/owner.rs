@@ -13,16 +13,17 @@ use chs_store::Store;
 use chs_torrent::{Magnet, STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta};
 use tokio::sync::mpsc;
 
-use crate::config::Policy;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Policy;
+use crate::dispatch::{Command, Dispatcher};
 use crate::error::NodeError;
 use crate::fault;
-use crate::node::Shared;
+use crate::services::Services;
 use crate::signal::Signal;
 
 /// What identifies the archive folder's content cheaply: (index length, index mtime, data length).
-type Fingerprint = Option<(u64, SystemTime, u64)>;
+pub(crate) type Fingerprint = Option<(u64, SystemTime, u64)>;
 
 fn fingerprint(dir: &Path) -> Fingerprint {
     let index = std::fs::metadata(dir.join(INDEX_FILE)).ok()?;
@@ -30,181 +31,193 @@ fn fingerprint(dir: &Path) -> Fingerprint {
     Some((index.len(), index.modified().ok()?, data.len()))
 }
 
+/// The owner's decisions, without I/O and without reading a clock: when to plan again, whether
+/// a changed folder is worth reseeding. The task feeds it what happened and the time it is.
+#[derive(Debug)]
+pub(crate) struct OwnerMachine {
+    /// Seconds to wait after a failed cycle.
+    retry_after_failure: u64,
+    /// When to run the next cycle (Unix seconds); 0 = at once.
+    next_run_at: u64,
+    /// The folder as last seeded (or last found unfinished: not retried until it changes).
+    seeded: Fingerprint,
+}
+
+/// What the owner task does next, as [`OwnerMachine`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerAction {
+    /// Plan, build what is due, seed it.
+    RunCycle,
+    /// Hash the changed folder and seed it.
+    Reseed,
+    /// Nothing until the next event.
+    Wait,
+}
+
+/// The outcome of a reseed attempt, as the machine needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReseedOutcome {
+    /// Seeded; the folder's fingerprint after seeding.
+    Seeded(Fingerprint),
+    /// A build holds the folder: try again on the next tick.
+    Busy,
+    /// The folder is unfinished (a build died): leave it until it changes again.
+    Unfinished,
+    /// Failed (logged): try again on the next tick.
+    Failed,
+}
+
+impl OwnerMachine {
+    pub(crate) fn new(retry_after_failure: Duration) -> Self {
+        OwnerMachine { retry_after_failure: retry_after_failure.as_secs().max(1), next_run_at: 0, seeded: None }
+    }
+
+    /// When the next cycle is due (Unix seconds).
+    pub(crate) fn next_run_at(&self) -> u64 {
+        self.next_run_at
+    }
+
+    /// The existing folder was seeded at start (or not, `None`).
+    pub(crate) fn seeded_at_start(&mut self, fingerprint: Fingerprint) {
+        self.seeded = fingerprint;
+    }
+
+    /// A cycle ended at `now`: `Ok(next_run_at)` from its plan, or a failure (retried later).
+    pub(crate) fn cycle_done(&mut self, now: u64, result: Result<(u64, Option<Fingerprint>), ()>) {
+        match result {
+            Ok((next, seeded)) => {
+                self.next_run_at = next;
+                if let Some(fp) = seeded {
+                    self.seeded = fp;
+                }
+            }
+            Err(()) => self.next_run_at = now.saturating_add(self.retry_after_failure),
+        }
+    }
+
+    /// The clock reached `now`, or someone asked for a build (`trigger`).
+    pub(crate) fn wake(&self, now: u64, trigger: bool) -> OwnerAction {
+        if trigger || now >= self.next_run_at { OwnerAction::RunCycle } else { OwnerAction::Wait }
+    }
+
+    /// The watch tick found the folder as `now_fp`.
+    pub(crate) fn folder_seen(&self, now_fp: Fingerprint) -> OwnerAction {
+        if now_fp.is_some() && now_fp != self.seeded { OwnerAction::Reseed } else { OwnerAction::Wait }
+    }
+
+    /// A reseed of the folder seen as `seen` ended with `outcome`.
+    pub(crate) fn reseeded(&mut self, seen: Fingerprint, outcome: ReseedOutcome) {
+        match outcome {
+            ReseedOutcome::Seeded(fp) => self.seeded = fp,
+            ReseedOutcome::Unfinished => self.seeded = seen,
+            ReseedOutcome::Busy | ReseedOutcome::Failed => {}
+        }
+    }
+}
+
+/// What the owner task reacts to.
+enum Event {
+    Stop,
+    Trigger,
+    Due,
+    WatchTick,
+}
+
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    services: Arc<Services>,
     community: Community,
     mut trigger: mpsc::Receiver<()>,
+    dispatcher: Dispatcher,
     cancel: CancellationToken,
 ) {
     let id = community.id;
-    let dir = shared.archive_dir(&id);
-    let mut seeded: Fingerprint = None;
+    let owner = Owner { services: Arc::clone(&services), id, pubsub_topic: community.pubsub_topic.clone(), dispatcher };
+    let dir = services.archive_dir(&id);
+    let mut machine = OwnerMachine::new(services.config.archive.retry_after_failure);
     // status-go seeds the existing torrent at start, which announces it again. A folder left by an
     // interrupted build is repaired first (as the next build would): its torrent would otherwise
     // carry bytes no index entry accounts for.
     if fingerprint(&dir).is_some() {
         let d = dir.clone();
-        let piece_length = u64::from(shared.config.archive.piece_length);
-        let repaired = tokio::task::spawn_blocking(move || chs_archive::repair_with(&d, piece_length))
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))
-            .and_then(|r| r.map_err(NodeError::from));
-        match repaired {
+        let piece_length = u64::from(services.config.archive.piece_length);
+        match services.blocking(move || Ok(chs_archive::repair_with(&d, piece_length)?)).await {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::warn!(community_id = %id, removed, "repaired the archive folder of an interrupted build")
             }
             Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "cannot repair the archive folder"),
         }
-        match seed(&shared, &id, &dir, true, Wait::Yes).await {
-            Ok(Seeded::Done(fp)) => seeded = fp,
+        match owner.seed(&dir, true, Wait::Yes).await {
+            Ok(Seeded::Done(fp)) => machine.seeded_at_start(fp),
             Ok(Seeded::Busy) => {}
             Ok(Seeded::Unfinished(e)) | Err(e) => {
                 tracing::warn!(community_id = %id, error = %e.chain(), "cannot seed existing archives");
             }
         }
     }
-    let mut watch = tokio::time::interval(shared.config.archive.watch_interval);
+    let mut watch = tokio::time::interval(services.config.archive.watch_interval);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     watch.tick().await;
+    let mut action = OwnerAction::RunCycle;
     loop {
-        let next = match cycle(&shared, &id, &dir, &mut seeded).await {
-            Ok(next) => next,
-            Err(e) => {
-                shared.bus.publish(Signal::HistoryArchivesFailed { community_id: id.to_string(), error: e.chain() });
-                shared.clock.now_secs().saturating_add(shared.config.archive.retry_after_failure.as_secs().max(1))
+        match action {
+            OwnerAction::RunCycle => {
+                let result = owner.cycle(&dir).await;
+                let now = services.clock.now_secs();
+                let result = result.map_err(|e| {
+                    services.publish(Signal::HistoryArchivesFailed { community_id: id, error: e.chain() });
+                });
+                machine.cycle_done(now, result);
+                tracing::debug!(community_id = %id, next_run_at = machine.next_run_at(), "archive task waiting");
             }
+            OwnerAction::Reseed => {
+                let seen = fingerprint(&dir);
+                let outcome = match owner.seed(&dir, false, Wait::No).await {
+                    Ok(Seeded::Done(fp)) => {
+                        tracing::info!(community_id = %id, "archive folder changed: reseeded");
+                        ReseedOutcome::Seeded(fp)
+                    }
+                    Ok(Seeded::Busy) => {
+                        tracing::debug!(community_id = %id, "archive folder is being built: not yet");
+                        ReseedOutcome::Busy
+                    }
+                    Ok(Seeded::Unfinished(e)) => {
+                        tracing::warn!(community_id = %id, error = %e.chain(), "archive folder changed but is not seeded");
+                        ReseedOutcome::Unfinished
+                    }
+                    Err(e) => {
+                        tracing::warn!(community_id = %id, error = %e.chain(), "reseeding failed");
+                        ReseedOutcome::Failed
+                    }
+                };
+                machine.reseeded(seen, outcome);
+            }
+            OwnerAction::Wait => {}
+        }
+        let event = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Event::Stop,
+            t = trigger.recv() => if t.is_some() { Event::Trigger } else { Event::Stop },
+            () = services.clock.wait_until_ms(machine.next_run_at().saturating_mul(1000)) => Event::Due,
+            _ = watch.tick() => Event::WatchTick,
         };
-        tracing::debug!(community_id = %id, next_run_at = next, "archive task waiting");
-        loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => return,
-                t = trigger.recv() => {
-                    if t.is_none() {
-                        return;
-                    }
-                    break;
-                }
-                () = shared.clock.wait_until_ms(next.saturating_mul(1000)) => break,
-                _ = watch.tick() => {
-                    let now = fingerprint(&dir);
-                    if now.is_some() && now != seeded {
-                        // Another process's build holds the folder lock until its index is in
-                        // place: try again on the next tick rather than hash a half-built folder.
-                        match seed(&shared, &id, &dir, false, Wait::No).await {
-                            Ok(Seeded::Done(fp)) => {
-                                tracing::info!(community_id = %id, "archive folder changed: reseeded");
-                                seeded = fp;
-                            }
-                            Ok(Seeded::Busy) => tracing::debug!(community_id = %id, "archive folder is being built: not yet"),
-                            Ok(Seeded::Unfinished(e)) => {
-                                // Left so by a build that died: kept as it is (the previous torrent
-                                // stays seeded) until it changes again or the next build repairs it.
-                                tracing::warn!(community_id = %id, error = %e.chain(), "archive folder changed but is not seeded");
-                                seeded = now;
-                            }
-                            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "reseeding failed"),
-                        }
-                    }
-                }
-            }
-        }
+        action = match event {
+            Event::Stop => return,
+            Event::Trigger => machine.wake(services.clock.now_secs(), true),
+            Event::Due => machine.wake(services.clock.now_secs(), false),
+            Event::WatchTick => machine.folder_seen(fingerprint(&dir)),
+        };
     }
 }
 
-/// One planning step: build what is due, seed it; returns when to plan again (Unix seconds).
-async fn cycle(shared: &Arc<Shared>, id: &CommunityId, dir: &Path, seeded: &mut Fingerprint) -> Result<u64, NodeError> {
-    let id2 = *id;
-    let (topics, info, first) = shared
-        .db(move |c, s| {
-            let topics = c.channel_topics(s, &id2)?;
-            let info = c.archive_info(s, &id2)?;
-            let first = s.first_timestamp_secs(&topics)?;
-            Ok((topics, info, first))
-        })
-        .await?;
-    let index_end = if fingerprint(dir).is_some() {
-        let d = dir.to_owned();
-        match tokio::task::spawn_blocking(move || chs_archive::last_archive_end(&d)).await {
-            Ok(Ok(end)) => end,
-            Ok(Err(e)) => {
-                tracing::warn!(community_id = %id, error = %e, "archive index unreadable; the builder repairs it");
-                None
-            }
-            Err(e) => return Err(NodeError::Task(e.to_string())),
-        }
-    } else {
-        None
-    };
-    let stored_end = Some(info.last_archive_end_date).filter(|t| *t > 0);
-    let last = stored_end.max(index_end);
-    let interval = shared.config.archive.interval.as_secs();
-    let policy = match shared.config.archive.policy {
-        Policy::WholeIntervals => CatchUpPolicy::WholeIntervals,
-        Policy::UpToNow => CatchUpPolicy::UpToNow,
-    };
-    let now = shared.clock.now_secs();
-    let plan = plan_catch_up(last, first, now, interval, policy).map_err(|e| NodeError::Task(e.to_string()))?;
-    tracing::debug!(community_id = %id, ?plan, "archive plan");
-    let Some(range) = plan.build_now else {
-        return Ok(plan.next_run_at);
-    };
-    let options = BuildOptions {
-        from: Some(range.from),
-        interval,
-        piece_length: u64::from(shared.config.archive.piece_length),
-        ..BuildOptions::new(topics, range.to)
-    };
-    let db_path = shared.config.db_path();
-    let build_dir: PathBuf = dir.to_owned();
-    let mut hook = fault::BuildPause::new(&shared.bus, shared.config.pause_at.as_deref());
-    let report = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-        // A second connection: reading in WAL mode does not block the capture task's writes.
-        let store = Store::open(&db_path)?;
-        Ok(Builder::new(build_dir, options).hook(&mut hook).run(&store)?)
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))??;
-    if !report.oversized.is_empty() {
-        tracing::warn!(community_id = %id, count = report.oversized.len(), "messages larger than the archive cap were not archived");
-    }
-    fault::point(shared, "built").await;
-    let end = report.archived_until.max(range.to);
-    let id2 = *id;
-    shared.db(move |c, s| Ok(c.save_last_archive_end_date(s, &id2, end)?)).await?;
-    fault::point(shared, "end-saved").await;
-    if report.archives.is_empty() {
-        shared.bus.publish(Signal::NoHistoryArchivesCreated {
-            community_id: id.to_string(),
-            from: range.from,
-            to: range.to,
-        });
-    } else {
-        shared.bus.publish(Signal::HistoryArchivesCreated {
-            community_id: id.to_string(),
-            from: range.from,
-            to: range.to,
-            archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
-            messages: report.messages_archived,
-        });
-        match seed(shared, id, dir, true, Wait::Yes).await? {
-            Seeded::Done(fp) => *seeded = fp,
-            Seeded::Busy => {}
-            Seeded::Unfinished(e) => return Err(e),
-        }
-    }
-    Ok(plan.next_run_at)
-}
-
-/// Whether [`seed`] waits for a build of the folder (by this node or another process) to finish.
+/// Whether [`Owner::seed`] waits for a build of the folder (by this node or another process) to finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
     Yes,
     No,
 }
 
-/// What [`seed`] did.
+/// What [`Owner::seed`] did.
 enum Seeded {
     /// The folder's torrent is seeded (and announced if asked); the folder's fingerprint, taken
     /// after seeding (librqbit may touch the files).
@@ -215,73 +228,156 @@ enum Seeded {
     Unfinished(NodeError),
 }
 
-/// Makes the torrent of the folder, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the
-/// previous one and raises `HistoryArchivesSeeding` with the magnet link. When the folder's torrent
-/// is the one already seeded, nothing changes and the signal is raised only if `announce` (at
-/// start: status-go announces the existing torrent again). The folder is read under its shared
-/// lock ([`FolderLock`]) and checked first, so the torrent is never made of `data` a build has
-/// appended to and the `index` it has not rewritten yet, nor of an `index.tmp`.
-async fn seed(
-    shared: &Arc<Shared>,
-    id: &CommunityId,
-    dir: &Path,
-    announce: bool,
-    wait: Wait,
-) -> Result<Seeded, NodeError> {
-    let torrent = shared.torrent()?;
-    let piece_length = shared.config.archive.piece_length;
-    let torrent_dir = shared.config.torrent_dir();
-    let d = dir.to_owned();
-    let locked = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-        let lock = match wait {
-            Wait::Yes => FolderLock::shared(&d)?,
-            Wait::No => match FolderLock::try_shared(&d)? {
-                Some(lock) => lock,
-                None => return Ok(Err(Seeded::Busy)),
-            },
-        };
-        if let Some(reason) = Reader::open(&d)?.unfinished() {
-            return Ok(Err(Seeded::Unfinished(NodeError::UnfinishedArchiveFolder { path: d, reason })));
-        }
-        let meta = TorrentMeta::from_dir(&d, piece_length)?;
-        meta.write_torrent_file(&torrent_dir, &TorrentFileOptions::default())?;
-        Ok(Ok((meta, lock)))
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))??;
-    let (meta, _lock) = match locked {
-        Ok(locked) => locked,
-        Err(not_seeded) => return Ok(not_seeded),
-    };
-    fault::point(shared, "torrent-written").await;
-    let key = id.to_string();
-    let previous = torrent.seeded(&key);
-    let unchanged = previous == Some(meta.info_hash());
-    if !unchanged {
-        torrent.seed(&key, dir, &meta).await?;
-    }
-    fault::point(shared, "seeded").await;
-    let fp = fingerprint(dir);
-    if previous.is_some() && !unchanged {
-        shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: key.clone() });
-    }
-    if unchanged && !announce {
-        return Ok(Seeded::Done(fp));
-    }
-    let trackers: Vec<String> = STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect();
-    let mut magnet = Magnet::for_meta(&meta, &trackers);
-    if let Some(hint) = shared.config.torrent.announce_addr.or_else(|| torrent.local_peer_addr()) {
-        magnet = magnet.with_peer(hint);
-    }
-    shared.bus.publish(Signal::HistoryArchivesSeeding {
-        community_id: key,
-        magnet_uri: magnet.to_string(),
-        control_node: true,
-    });
-    Ok(Seeded::Done(fp))
+/// One community's owner task: what its steps need.
+struct Owner {
+    services: Arc<Services>,
+    id: CommunityId,
+    pubsub_topic: String,
+    dispatcher: Dispatcher,
 }
 
-/// How long to wait before retrying after `attempt` failures.
-pub(crate) fn backoff(first: Duration, attempt: u32) -> Duration {
-    first.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+impl Owner {
+    /// One planning step: build what is due, seed it; returns when to plan again (Unix seconds) and
+    /// the folder's fingerprint if it was seeded.
+    async fn cycle(&self, dir: &Path) -> Result<(u64, Option<Fingerprint>), NodeError> {
+        let (shared, id) = (&self.services, &self.id);
+        let id2 = *id;
+        let (topics, info, first) = shared
+            .db(move |c, s| {
+                let topics = c.channel_topics(s, &id2)?;
+                let info = c.archive_info(s, &id2)?;
+                let first = s.first_timestamp_secs(&topics)?;
+                Ok((topics, info, first))
+            })
+            .await?;
+        let index_end = if fingerprint(dir).is_some() {
+            let d = dir.to_owned();
+            match shared.blocking(move || Ok(chs_archive::last_archive_end(&d))).await? {
+                Ok(end) => end,
+                Err(e) => {
+                    tracing::warn!(community_id = %id, error = %e, "archive index unreadable; the builder repairs it");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let stored_end = Some(info.last_archive_end_date).filter(|t| *t > 0);
+        let last = stored_end.max(index_end);
+        let interval = shared.config.archive.interval.as_secs();
+        let policy = match shared.config.archive.policy {
+            Policy::WholeIntervals => CatchUpPolicy::WholeIntervals,
+            Policy::UpToNow => CatchUpPolicy::UpToNow,
+        };
+        let now = shared.clock.now_secs();
+        let plan = plan_catch_up(last, first, now, interval, policy)?;
+        tracing::debug!(community_id = %id, ?plan, "archive plan");
+        let Some(range) = plan.build_now else {
+            return Ok((plan.next_run_at, None));
+        };
+        let options = BuildOptions {
+            from: Some(range.from),
+            interval,
+            piece_length: u64::from(shared.config.archive.piece_length),
+            ..BuildOptions::new(topics, range.to)
+        };
+        let db_path = shared.config.db_path();
+        let build_dir: PathBuf = dir.to_owned();
+        let mut hook = fault::BuildPause::new(&shared.bus, shared.config.pause_at.as_deref(), shared.cancel.clone());
+        let report = shared
+            .blocking(move || {
+                // A second connection: reading in WAL mode does not block the capture task's writes.
+                let store = Store::open(&db_path)?;
+                Ok(Builder::new(build_dir, options).hook(&mut hook).run(&store)?)
+            })
+            .await?;
+        if !report.oversized.is_empty() {
+            tracing::warn!(community_id = %id, count = report.oversized.len(), "messages larger than the archive cap were not archived");
+        }
+        fault::point(shared, "built").await;
+        let end = report.archived_until.max(range.to);
+        let id2 = *id;
+        shared.db(move |c, s| Ok(c.save_last_archive_end_date(s, &id2, end)?)).await?;
+        fault::point(shared, "end-saved").await;
+        if report.archives.is_empty() {
+            shared.bus.publish(Signal::NoHistoryArchivesCreated { community_id: *id, from: range.from, to: range.to });
+        } else {
+            shared.bus.publish(Signal::HistoryArchivesCreated {
+                community_id: *id,
+                from: range.from,
+                to: range.to,
+                archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
+                messages: report.messages_archived,
+            });
+            match self.seed(dir, true, Wait::Yes).await? {
+                Seeded::Done(fp) => return Ok((plan.next_run_at, Some(fp))),
+                Seeded::Busy => {}
+                Seeded::Unfinished(e) => return Err(e),
+            }
+        }
+        Ok((plan.next_run_at, None))
+    }
+
+    /// Makes the torrent of the folder, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the
+    /// previous one and raises `HistoryArchivesSeeding` with the magnet link. When the folder's torrent
+    /// is the one already seeded, nothing changes and the signal is raised only if `announce` (at
+    /// start: status-go announces the existing torrent again). The folder is read under its shared
+    /// lock ([`FolderLock`]) and checked first, so the torrent is never made of `data` a build has
+    /// appended to and the `index` it has not rewritten yet, nor of an `index.tmp`.
+    async fn seed(&self, dir: &Path, announce: bool, wait: Wait) -> Result<Seeded, NodeError> {
+        let (shared, id) = (&self.services, &self.id);
+        let torrent = shared.torrent()?;
+        let piece_length = shared.config.archive.piece_length;
+        let torrent_dir = shared.config.torrent_dir();
+        let d = dir.to_owned();
+        let locked = shared
+            .blocking(move || {
+                let lock = match wait {
+                    Wait::Yes => FolderLock::shared(&d)?,
+                    Wait::No => match FolderLock::try_shared(&d)? {
+                        Some(lock) => lock,
+                        None => return Ok(Err(Seeded::Busy)),
+                    },
+                };
+                if let Some(reason) = Reader::open(&d)?.unfinished() {
+                    return Ok(Err(Seeded::Unfinished(NodeError::UnfinishedArchiveFolder { path: d, reason })));
+                }
+                let meta = TorrentMeta::from_dir(&d, piece_length)?;
+                meta.write_torrent_file(&torrent_dir, &TorrentFileOptions::default())?;
+                Ok(Ok((meta, lock)))
+            })
+            .await?;
+        let (meta, _lock) = match locked {
+            Ok(locked) => locked,
+            Err(not_seeded) => return Ok(not_seeded),
+        };
+        fault::point(shared, "torrent-written").await;
+        let key = id.to_string();
+        let previous = torrent.seeded(&key);
+        let unchanged = previous == Some(meta.info_hash());
+        if !unchanged {
+            torrent.seed(&key, dir, &meta).await?;
+        }
+        fault::point(shared, "seeded").await;
+        let fp = fingerprint(dir);
+        if previous.is_some() && !unchanged {
+            shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: *id });
+        }
+        if unchanged && !announce {
+            return Ok(Seeded::Done(fp));
+        }
+        let trackers: Vec<String> = STATUS_ANNOUNCE_LIST.iter().map(|t| (*t).to_owned()).collect();
+        let mut magnet = Magnet::for_meta(&meta, &trackers);
+        if let Some(hint) = shared.config.torrent.announce_addr.or_else(|| torrent.local_peer_addr()) {
+            magnet = magnet.with_peer(hint);
+        }
+        let magnet_uri = magnet.to_string();
+        self.dispatcher.send(Command::Seeding {
+            id: *id,
+            pubsub_topic: self.pubsub_topic.clone(),
+            magnet_uri: magnet_uri.clone(),
+        });
+        shared.bus.publish(Signal::HistoryArchivesSeeding { community_id: *id, magnet_uri, control_node: true });
+        Ok(Seeded::Done(fp))
+    }
 }

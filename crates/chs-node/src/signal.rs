@@ -1,7 +1,9 @@
 //! The node's event bus: status-go's history-archive signals (`signal/events_community_archives.go`)
-//! plus a few of ours, published by the owner tasks and the member pipeline, consumed by the
-//! magnetlink dispatcher, the status file, the demo and tests.
+//! plus a few of ours, published by the owner tasks and the member pipeline, for observers only
+//! (the status file, `chs node`'s output, the demo, tests): nothing in the node reads it back, so
+//! an observer that falls behind loses signals without changing what the node does.
 
+use chs_community::CommunityId;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -17,7 +19,7 @@ pub enum Signal {
     /// New archives were appended to the community's folder (control node).
     HistoryArchivesCreated {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Start of the range built.
         from: u64,
         /// End of the range built.
@@ -30,7 +32,7 @@ pub enum Signal {
     /// A build found no message in its range (status-go: `NoHistoryArchivesCreated`).
     NoHistoryArchivesCreated {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Start of the range.
         from: u64,
         /// End of the range.
@@ -39,7 +41,7 @@ pub enum Signal {
     /// Building archives failed; the task retries later.
     HistoryArchivesFailed {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// The error.
         error: String,
     },
@@ -47,7 +49,7 @@ pub enum Signal {
     /// the dispatcher publishes its magnetlink.
     HistoryArchivesSeeding {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// The magnet link (with this node's peer hint).
         magnet_uri: String,
         /// Whether this node is the community's control node.
@@ -56,12 +58,12 @@ pub enum Signal {
     /// The community's torrent is no longer seeded (status-go: `HistoryArchivesUnseeded`).
     HistoryArchivesUnseeded {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
     },
     /// The control node published a magnetlink message.
     MagnetlinkPublished {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Its clock (ms).
         clock: u64,
         /// The magnet link.
@@ -70,7 +72,7 @@ pub enum Signal {
     /// A member accepted a magnetlink (signed by the community, newest, not fetched yet).
     MagnetlinkAccepted {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Its clock (ms).
         clock: u64,
         /// The magnet link.
@@ -88,7 +90,7 @@ pub enum Signal {
     /// once when the flood ends.
     MagnetlinksDropped {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Refused by the cheap checks (topic, size, decryption, signature) beyond the budget of
         /// individual `MagnetlinkRejected` signals; counted in the rejection counters too.
         rejected: u64,
@@ -101,7 +103,7 @@ pub enum Signal {
     /// by another process); the message is judged again after `retry_in_ms` (0: given up).
     MagnetlinkVerdictFailed {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// The error.
         error: String,
         /// Attempt number (1-based).
@@ -112,14 +114,14 @@ pub enum Signal {
     /// A member started downloading (status-go: `DownloadingHistoryArchivesStarted`).
     DownloadingHistoryArchivesStarted {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// The magnet link.
         magnet_uri: String,
     },
     /// The index was fetched and compared with what this member has.
     HistoryArchiveIndexFetched {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Archives in the index.
         archives: usize,
         /// Archives this member lacks (to be downloaded).
@@ -128,7 +130,7 @@ pub enum Signal {
     /// One archive was downloaded and verified (status-go: `HistoryArchiveDownloaded`).
     HistoryArchiveDownloaded {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Archive id.
         archive_id: String,
         /// Window start.
@@ -140,7 +142,7 @@ pub enum Signal {
     /// (status-go: `ImportingHistoryArchiveMessages`).
     ImportingHistoryArchiveMessages {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Archive id.
         archive_id: String,
         /// Messages in the archive.
@@ -149,7 +151,7 @@ pub enum Signal {
     /// An archive could not be imported (recorded; later archives are not blocked).
     HistoryArchiveImportFailed {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// Archive id.
         archive_id: String,
         /// The error.
@@ -158,7 +160,7 @@ pub enum Signal {
     /// A member's download ended (status-go: `DownloadingHistoryArchivesFinished`).
     DownloadingHistoryArchivesFinished {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// The magnet link.
         magnet_uri: String,
         /// Archives downloaded and imported.
@@ -173,7 +175,7 @@ pub enum Signal {
     /// A member's download failed; it is retried after `retry_in_ms` (0: not retried).
     HistoryArchiveDownloadFailed {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
         /// The magnet link.
         magnet_uri: String,
         /// The error.
@@ -183,10 +185,12 @@ pub enum Signal {
         /// Delay before the next attempt.
         retry_in_ms: u64,
     },
-    /// The control node stored a live message of the community.
-    MessageCaptured {
+    /// The control node stored live messages of the community (one signal per batch written).
+    MessagesCaptured {
         /// Community.
-        community_id: String,
+        community_id: CommunityId,
+        /// Messages stored in this batch.
+        messages: usize,
     },
     /// Fault injection: the node reached [`NodeConfig::pause_at`](crate::NodeConfig::pause_at)
     /// and stops there (crash tests kill it now).
@@ -199,7 +203,7 @@ pub enum Signal {
 impl Signal {
     /// The community the signal is about, if any.
     #[must_use]
-    pub fn community_id(&self) -> Option<&str> {
+    pub fn community_id(&self) -> Option<&CommunityId> {
         match self {
             Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. } => None,
             Signal::HistoryArchivesCreated { community_id, .. }
@@ -218,7 +222,7 @@ impl Signal {
             | Signal::HistoryArchiveImportFailed { community_id, .. }
             | Signal::DownloadingHistoryArchivesFinished { community_id, .. }
             | Signal::HistoryArchiveDownloadFailed { community_id, .. }
-            | Signal::MessageCaptured { community_id } => Some(community_id),
+            | Signal::MessagesCaptured { community_id, .. } => Some(community_id),
         }
     }
 }
@@ -239,7 +243,7 @@ impl SignalBus {
     /// Sends `signal` to every current subscriber (none is fine) and logs it.
     pub fn publish(&self, signal: Signal) {
         match &signal {
-            Signal::MessageCaptured { .. } => tracing::trace!(?signal, "signal"),
+            Signal::MessagesCaptured { .. } => tracing::trace!(?signal, "signal"),
             Signal::MagnetlinkRejected { .. } => tracing::debug!(?signal, "signal"),
             _ => tracing::info!(?signal, "signal"),
         }

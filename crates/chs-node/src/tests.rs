@@ -2,18 +2,17 @@
 
 use std::time::Duration;
 
-use crate::config::{NodeConfig, format_duration, parse_duration};
-use crate::demo::SplitMix;
+use crate::config::{Config, format_duration, parse_duration};
 use crate::{Clock, ManualClock};
 
 #[test]
 fn default_config_round_trips_through_toml() {
-    let text = toml::to_string(&NodeConfig::default()).expect("serialises");
-    assert_eq!(NodeConfig::from_toml_str(&text).expect("parses"), NodeConfig::default());
-    assert_eq!(NodeConfig::from_toml_str("").expect("empty is valid"), NodeConfig::default());
-    let local = NodeConfig::local("/tmp/x");
+    let text = toml::to_string(&Config::default()).expect("serialises");
+    assert_eq!(Config::from_toml_str(&text).expect("parses"), Config::default());
+    assert_eq!(Config::from_toml_str("").expect("empty is valid"), Config::default());
+    let local = Config::local("/tmp/x");
     let text = toml::to_string(&local).expect("serialises");
-    assert_eq!(NodeConfig::from_toml_str(&text).expect("parses"), local);
+    assert_eq!(Config::from_toml_str(&text).expect("parses"), local);
 }
 
 #[test]
@@ -31,7 +30,7 @@ fn config_errors_name_the_key() {
         ("[waku]\nheartbeat = \"0\"", "waku.heartbeat"),
     ];
     for (text, key) in cases {
-        let err = NodeConfig::from_toml_str(text).expect_err(text).to_string();
+        let err = Config::from_toml_str(text).expect_err(text).to_string();
         assert!(err.contains(key), "{text:?}: {err}");
     }
 }
@@ -59,7 +58,7 @@ fn durations_parse_and_print() {
 /// each is a config or a clear error (issue 8: the TOML config is outside input).
 #[test]
 fn mutated_configs_never_panic() {
-    let base = toml::to_string(&NodeConfig::local("/data")).expect("serialises").into_bytes();
+    let base = toml::to_string(&Config::local("/data")).expect("serialises").into_bytes();
     let mut rng = SplitMix::new(42);
     let alphabet = b"[]=\"'#.,0123456789abcdefghijklmnopqrstuvwxyz_-\n \t{}\\\xff";
     let mut accepted = 0;
@@ -81,7 +80,7 @@ fn mutated_configs_never_panic() {
         }
         crate::fuzz::config(&text);
         let text = String::from_utf8_lossy(&text);
-        if let Ok(config) = NodeConfig::from_toml_str(&text) {
+        if let Ok(config) = Config::from_toml_str(&text) {
             config.validate().expect("a parsed config is valid");
             accepted += 1;
         }
@@ -101,4 +100,21 @@ async fn manual_clock_wakes_waiters_when_moved() {
     clock.set_ms(5_000);
     tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken").expect("task");
     assert_eq!(clock.now_secs(), 5);
+}
+
+/// A small deterministic generator (SplitMix64) for the mutation tests.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        usize::try_from((z ^ (z >> 31)) % (n.max(1) as u64)).unwrap_or(0)
+    }
 }

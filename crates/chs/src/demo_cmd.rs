@@ -1,4 +1,4 @@
-//! `chs demo`: the whole system in one process (see `chs_node::demo`).
+//! `chs demo`: the whole system in one process (see `chs_demo`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chs_demo::{DemoEvent, DemoOptions};
 use chs_node::Signal;
-use chs_node::demo::{DemoEvent, DemoOptions};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -71,7 +71,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(options.members >= 1, "--members must be at least 1");
     anyhow::ensure!(options.weeks >= 1, "--weeks must be at least 1");
     if args.setup.is_some() {
-        let setup = chs_node::demo::setup(&options)?;
+        let setup = chs_demo::setup(&options)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&setup)?);
         } else {
@@ -135,7 +135,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             _ => {}
         }
     };
-    let report = util::runtime()?.block_on(chs_node::demo::run(&options, &observe))?;
+    let report = util::runtime()?.block_on(chs_demo::run(&options, &observe))?;
     steps.finish_and_clear();
     for bar in bars.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values() {
         bar.finish();

@@ -116,7 +116,7 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
                     // at least as new as it.
                     if !matches!(
                         signal,
-                        Signal::MessageCaptured { .. } | Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. }
+                        Signal::MessagesCaptured { .. } | Signal::MagnetlinkRejected { .. } | Signal::FaultPaused { .. }
                     ) {
                         write_status(&handle, &status_path, true).await;
                     }

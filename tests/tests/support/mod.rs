@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chs_community::CommunityId;
-use chs_node::demo::{create_owner, generate_history};
+use chs_demo::{create_owner, generate_history};
 use chs_node::{ManualClock, Node, NodeConfig, Signal, SignalBus};
 use chs_proto::{ApplicationMetadataMessageType, Message as _};
 use chs_status::ChatKeyCache;

@@ -3,24 +3,30 @@
 //! import → bookkeeping → seed. Failures are retried with backoff; an accepted link survives a
 //! restart (`pending`), and already imported archives are never fetched or lost again.
 
+mod machine;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chs_archive::format::{decode_archive, decode_index};
 use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, PendingLink, Strategy, Verdict};
 use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::system_now_ms;
+use self::machine::{Action, Ended, Machine, Settings};
 use crate::error::NodeError;
 use crate::fault;
-use crate::node::{DownloadPhase, DownloadView, Shared};
-use crate::owner::backoff;
+use crate::services::{Services, lock, next_burst};
 use crate::signal::Signal;
+use crate::status::{DownloadPhase, DownloadView};
+
+/// Where the member publishes its download's progress (read by `NodeHandle::status`).
+pub(crate) type ProgressView = Arc<watch::Sender<Option<DownloadView>>>;
 
 /// The largest magnetlink payload a member looks at. status-go's are well under 1 KiB (a
 /// magnet URI with a few peer hints, padded to 256 bytes); larger ones never enter the queue.
@@ -40,7 +46,7 @@ const REJECTED_SIGNALS_PER_SECOND: u64 = 256;
 /// Distinct valid links remembered to drop replays (valid traffic is what the owner signed).
 const SEEN_LINKS: usize = 64;
 
-pub(crate) fn receiver(shared: &Shared, community: &Community) -> Result<MessageReceiver, NodeError> {
+pub(crate) fn receiver(shared: &Services, community: &Community) -> Result<MessageReceiver, NodeError> {
     let topics = chs_status::ids::magnetlink_content_topics(&community.id);
     let filter = ContentFilter::new(community.pubsub_topic.clone(), topics).with_max_payload(MAX_MAGNETLINK_PAYLOAD);
     shared.waku.messages_with_capacity(filter, MAGNETLINK_QUEUE).map_err(|_| NodeError::WakuStopped)
@@ -58,7 +64,7 @@ impl Slot {
     /// Puts a valid link in the slot unless the link waiting there is newer (then this one is
     /// stale for the verdict anyway, and only logged).
     fn offer(&self, clock: u64, uri: String, message: ReceivedMessage) {
-        let mut link = crate::node::lock(&self.link);
+        let mut link = lock(&self.link);
         if let Some((waiting, _)) = link.as_ref()
             && *waiting > clock
         {
@@ -71,7 +77,7 @@ impl Slot {
     }
 
     fn take(&self) -> Option<ReceivedMessage> {
-        crate::node::lock(&self.link).take().map(|(_, message)| message)
+        lock(&self.link).take().map(|(_, message)| message)
     }
 }
 
@@ -81,7 +87,7 @@ impl Slot {
 /// aggregated past a budget) and replays of links already passed, and offers the newest valid
 /// link to [`run`] through `latest` (one slot: an older link is stale for the verdict anyway).
 async fn screen(
-    shared: Arc<Shared>,
+    shared: Arc<Services>,
     id: CommunityId,
     mut rx: MessageReceiver,
     latest: Arc<Slot>,
@@ -89,22 +95,7 @@ async fn screen(
 ) {
     let mut seen: VecDeque<(u64, String)> = VecDeque::with_capacity(SEEN_LINKS);
     let mut drops = Drops::new(id);
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            m = rx.recv() => match m {
-                Some(m) => m,
-                None => return,
-            },
-        };
-        let mut batch = vec![first];
-        while batch.len() < SCREEN_BATCH {
-            match rx.try_recv() {
-                Some(m) => batch.push(m),
-                None => break,
-            }
-        }
+    while let Some(batch) = next_burst(&mut rx, &cancel, SCREEN_BATCH).await {
         let Some(checked) = check_batch(&shared, id, batch).await else {
             tracing::error!(community_id = %id, "magnetlink checks failed; the member stops listening");
             return;
@@ -136,7 +127,7 @@ async fn screen(
 /// the cores on the blocking pool (a forged signature costs two signature recoveries); `None` if
 /// a check task panicked.
 async fn check_batch(
-    shared: &Arc<Shared>,
+    shared: &Arc<Services>,
     id: CommunityId,
     mut batch: Vec<ReceivedMessage>,
 ) -> Option<Vec<(ReceivedMessage, Result<(u64, String), chs_community::RejectReason>)>> {
@@ -187,7 +178,7 @@ impl Drops {
         }
     }
 
-    fn rejected(&mut self, shared: &Shared, reason: String) {
+    fn rejected(&mut self, shared: &Services, reason: String) {
         if self.window.elapsed() >= Duration::from_secs(1) {
             self.flush(shared);
         }
@@ -210,11 +201,11 @@ impl Drops {
     }
 
     /// Publishes what was summed, if anything, and starts a new window.
-    fn flush(&mut self, shared: &Shared) {
+    fn flush(&mut self, shared: &Services) {
         if self.rejected > 0 || self.lost > 0 {
             tracing::info!(community_id = %self.id, rejected = self.rejected, lost = self.lost, last_reason = %self.last_reason, "magnetlink flood");
             shared.bus.publish(Signal::MagnetlinksDropped {
-                community_id: self.id.to_string(),
+                community_id: self.id,
                 rejected: self.rejected,
                 lost: self.lost,
                 last_reason: std::mem::take(&mut self.last_reason),
@@ -227,11 +218,103 @@ impl Drops {
     }
 }
 
+/// What the member task reacts to.
+enum Event {
+    Stop,
+    /// A validly signed link from the cheap stage, for the verdict.
+    Link(ReceivedMessage),
+    /// The running download ended.
+    Ended(Result<(), NodeError>),
+    /// The machine's next wake-up time came.
+    Wake,
+    /// The cheap stage ended (the Waku node stopped).
+    ScreenStopped,
+}
+
+/// A download task and its cancel token.
 struct Running {
-    pending: PendingLink,
-    attempt: u32,
     cancel: CancellationToken,
     handle: JoinHandle<Result<(), NodeError>>,
+}
+
+/// The member task of one community: see the module docs and [`machine`].
+pub(crate) async fn run(
+    services: Arc<Services>,
+    community: Community,
+    rx: MessageReceiver,
+    progress: ProgressView,
+    cancel: CancellationToken,
+) {
+    let id = community.id;
+    let latest = Arc::new(Slot::default());
+    let screening = cancel.child_token();
+    let mut screen_task =
+        services.tasks.spawn(screen(Arc::clone(&services), id, rx, Arc::clone(&latest), screening.clone()));
+    let _stop_screening = screening.drop_guard();
+    let member = &services.config.member;
+    let mut machine: Machine<ReceivedMessage> = Machine::new(Settings {
+        debounce: member.debounce,
+        retry_backoff: member.retry_backoff,
+        max_attempts: member.max_attempts,
+    });
+    match services.db(move |c, s| Ok(c.pending_link(s, &id)?)).await {
+        // A link accepted before a restart is resumed at once.
+        Ok(Some(p)) => machine.restored(Instant::now(), p),
+        Ok(None) => {}
+        Err(e) => tracing::error!(community_id = %id, error = %e.chain(), "cannot read the pending magnetlink"),
+    }
+    let mut running: Option<Running> = None;
+    loop {
+        let (actions, judge) = machine.poll(Instant::now());
+        perform(&services, id, &progress, &mut running, &cancel, actions).await;
+        for (message, attempt) in judge {
+            judge_one(&services, id, &progress, &mut machine, &mut running, &cancel, message, attempt).await;
+        }
+        let wake = machine.next_wake();
+        let event = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Event::Stop,
+            result = join(&mut running) => Event::Ended(result.unwrap_or_else(|e| Err(NodeError::Join(e)))),
+            () = latest.ready.notified() => match latest.take() {
+                Some(message) => Event::Link(message),
+                None => continue,
+            },
+            _ = &mut screen_task => Event::ScreenStopped,
+            () = sleep_until(wake), if wake.is_some() => Event::Wake,
+        };
+        match event {
+            Event::Stop | Event::ScreenStopped => {
+                let actions = machine.shutdown();
+                perform(&services, id, &progress, &mut running, &cancel, actions).await;
+                if let Some(r) = running.take() {
+                    let _ = r.handle.await;
+                }
+                return;
+            }
+            Event::Ended(result) => {
+                running = None;
+                progress.send_replace(None);
+                let ended = match result {
+                    Ok(()) => Ended::Done,
+                    Err(NodeError::Cancelled) => Ended::Cancelled,
+                    Err(e) => Ended::Failed(e.chain()),
+                };
+                let actions = machine.download_ended(Instant::now(), ended);
+                perform(&services, id, &progress, &mut running, &cancel, actions).await;
+            }
+            Event::Link(message) => {
+                judge_one(&services, id, &progress, &mut machine, &mut running, &cancel, message, 1).await;
+            }
+            Event::Wake => {}
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, tokio::task::JoinError> {
@@ -241,152 +324,80 @@ async fn join(running: &mut Option<Running>) -> Result<Result<(), NodeError>, to
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, community: Community, rx: MessageReceiver, cancel: CancellationToken) {
-    let id = community.id;
-    let latest = Arc::new(Slot::default());
-    let screening = cancel.child_token();
-    let mut screen_task = tokio::spawn(screen(Arc::clone(&shared), id, rx, Arc::clone(&latest), screening.clone()));
-    let _stop_screening = screening.drop_guard();
-    let debounce = shared.config.member.debounce;
-    let id2 = id;
-    let mut pending: Option<(PendingLink, u32)> = match shared.db(move |c, s| Ok(c.pending_link(s, &id2)?)).await {
-        Ok(p) => p.map(|p| (p, 0)),
-        Err(e) => {
-            tracing::error!(community_id = %id, error = %e.chain(), "cannot read the pending magnetlink");
-            None
-        }
-    };
-    // A link accepted before a restart is resumed at once.
-    let mut deadline: Option<Instant> = pending.as_ref().map(|_| Instant::now());
-    let mut running: Option<Running> = None;
-    // Messages whose verdict could not be reached (database unavailable), with the number of
-    // their next attempt, judged again at `verdict_retry_at`.
-    let mut deferred: Vec<(ReceivedMessage, u32)> = Vec::new();
-    let mut verdict_retry_at: Option<Instant> = None;
-    loop {
-        // Messages to judge after this wake-up: a new one, or the deferred ones.
-        let mut to_judge: Vec<(ReceivedMessage, u32)> = Vec::new();
-        let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        let retry_wake = verdict_retry_at.unwrap_or(wake);
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => {
-                if let Some(r) = running.take() {
-                    r.cancel.cancel();
-                    let _ = r.handle.await;
-                }
-                return;
-            }
-            result = join(&mut running) => {
-                let Some(r) = running.take() else { continue };
-                let outcome = result.unwrap_or_else(|e| Err(NodeError::Task(e.to_string())));
-                match outcome {
-                    Ok(()) => {}
-                    Err(NodeError::Cancelled) => {}
-                    Err(e) => {
-                        let attempt = r.attempt + 1;
-                        let newer = pending.is_some();
-                        let retry = !newer && attempt < shared.config.member.max_attempts;
-                        let delay = if retry { backoff(shared.config.member.retry_backoff, attempt) } else { Duration::ZERO };
-                        shared.bus.publish(Signal::HistoryArchiveDownloadFailed {
-                            community_id: id.to_string(),
-                            magnet_uri: r.pending.magnet_uri.clone(),
-                            error: e.chain(),
-                            attempt,
-                            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        });
-                        if retry {
-                            pending = Some((r.pending, attempt));
-                            deadline = Some(Instant::now() + delay);
-                        }
-                    }
-                }
-                shared.set_download(&id.to_string(), None);
-            }
-            () = tokio::time::sleep_until(retry_wake.into()), if verdict_retry_at.is_some() => {
-                verdict_retry_at = None;
-                to_judge = std::mem::take(&mut deferred);
-            }
-            () = latest.ready.notified() => {
-                if let Some(message) = latest.take() {
-                    to_judge.push((message, 1));
-                }
-            }
-            _ = &mut screen_task => {
-                // The cheap stage ended: the Waku node stopped.
-                if let Some(r) = running.take() {
-                    r.cancel.cancel();
-                    let _ = r.handle.await;
-                }
-                return;
-            }
-            () = tokio::time::sleep_until(wake.into()), if deadline.is_some() && running.is_none() => {
-                deadline = None;
-                if let Some((p, attempt)) = pending.take() {
-                    let download_cancel = cancel.child_token();
-                    let handle = tokio::spawn(download(Arc::clone(&shared), id, p.clone(), download_cancel.clone()));
-                    running = Some(Running { pending: p, attempt, cancel: download_cancel, handle });
-                }
-            }
-        }
-        for (message, attempt) in to_judge {
-            let (clock, magnet_uri) = match verdict(&shared, message).await {
-                Outcome::Accepted(clock, uri) => (clock, uri),
-                Outcome::Rejected => continue,
-                Outcome::Failed(message, error) => {
-                    defer(&shared, &id, &mut deferred, &mut verdict_retry_at, *message, attempt, &error);
-                    continue;
-                }
-            };
-            let same_running = running.as_ref().is_some_and(|r| r.pending.magnet_uri == magnet_uri);
-            let same_pending = pending.as_ref().is_some_and(|(p, _)| p.magnet_uri == magnet_uri);
-            if same_running || same_pending {
-                continue;
-            }
-            let p = PendingLink { magnet_uri, clock };
-            let (id2, p2) = (id, p.clone());
-            if let Err(e) = shared.db(move |c, s| Ok(c.save_pending_link(s, &id2, &p2, system_now_ms())?)).await {
-                tracing::error!(community_id = %id, error = %e.chain(), "cannot record the pending magnetlink");
-            }
-            pending = Some((p, 0));
-            deadline = Some(Instant::now() + debounce);
-            if let Some(r) = &running {
-                tracing::info!(community_id = %id, "newer magnetlink: cancelling the current download");
-                r.cancel.cancel();
-            }
-        }
-    }
-}
-
-/// Keeps a message whose verdict failed for a later attempt (`retry_backoff`, doubling, at most
-/// 60 s apart), or gives up on it after `max_attempts` (the owner announces again when peers
-/// subscribe or it restarts).
-fn defer(
-    shared: &Shared,
-    id: &CommunityId,
-    deferred: &mut Vec<(ReceivedMessage, u32)>,
-    retry_at: &mut Option<Instant>,
+/// The verdict on one message (its `attempt`-th), fed to the machine.
+#[allow(clippy::too_many_arguments)]
+async fn judge_one(
+    services: &Arc<Services>,
+    id: CommunityId,
+    progress: &ProgressView,
+    machine: &mut Machine<ReceivedMessage>,
+    running: &mut Option<Running>,
+    cancel: &CancellationToken,
     message: ReceivedMessage,
     attempt: u32,
-    error: &str,
 ) {
-    let retry = attempt < shared.config.member.max_attempts;
-    let delay = backoff(shared.config.member.retry_backoff, attempt).min(Duration::from_secs(60));
-    shared.bus.publish(Signal::MagnetlinkVerdictFailed {
-        community_id: id.to_string(),
-        error: error.to_owned(),
-        attempt,
-        retry_in_ms: if retry { u64::try_from(delay.as_millis()).unwrap_or(u64::MAX) } else { 0 },
-    });
-    if !retry {
-        return;
+    let actions = match verdict(services, message).await {
+        Outcome::Accepted(clock, magnet_uri) => machine.accepted(Instant::now(), PendingLink { magnet_uri, clock }),
+        Outcome::Rejected => return,
+        Outcome::Failed(message, error) => machine.verdict_failed(Instant::now(), *message, attempt, error),
+    };
+    perform(services, id, progress, running, cancel, actions).await;
+}
+
+/// Carries out the machine's actions.
+async fn perform(
+    services: &Arc<Services>,
+    id: CommunityId,
+    progress: &ProgressView,
+    running: &mut Option<Running>,
+    cancel: &CancellationToken,
+    actions: Vec<Action>,
+) {
+    let ms = |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    for action in actions {
+        match action {
+            Action::SavePending(link) => {
+                let now = services.clock.now_ms();
+                if let Err(e) = services.db(move |c, s| Ok(c.save_pending_link(s, &id, &link, now)?)).await {
+                    tracing::error!(community_id = %id, error = %e.chain(), "cannot record the pending magnetlink");
+                }
+            }
+            Action::Start(link) => {
+                let download_cancel = cancel.child_token();
+                let handle = services.tasks.spawn(download(
+                    Arc::clone(services),
+                    id,
+                    link,
+                    Arc::clone(progress),
+                    download_cancel.clone(),
+                ));
+                *running = Some(Running { cancel: download_cancel, handle });
+            }
+            Action::Cancel => {
+                if let Some(r) = running {
+                    tracing::info!(community_id = %id, "cancelling the current download");
+                    r.cancel.cancel();
+                }
+            }
+            Action::DownloadFailed { link, error, attempt, retry_in } => {
+                services.publish(Signal::HistoryArchiveDownloadFailed {
+                    community_id: id,
+                    magnet_uri: link.magnet_uri,
+                    error,
+                    attempt,
+                    retry_in_ms: ms(retry_in),
+                });
+            }
+            Action::VerdictFailed { error, attempt, retry_in } => {
+                services.publish(Signal::MagnetlinkVerdictFailed {
+                    community_id: id,
+                    error,
+                    attempt,
+                    retry_in_ms: ms(retry_in),
+                });
+            }
+        }
     }
-    if deferred.len() == MAX_DEFERRED {
-        deferred.remove(0);
-    }
-    deferred.push((message, attempt + 1));
-    let at = Instant::now() + delay;
-    *retry_at = Some(retry_at.map_or(at, |t| t.min(at)));
 }
 
 /// What became of a received magnetlink message.
@@ -399,11 +410,8 @@ enum Outcome {
     Failed(Box<ReceivedMessage>, String),
 }
 
-/// Keep at most this many messages whose verdict failed (the newest win).
-const MAX_DEFERRED: usize = 16;
-
 /// The community manager's verdict.
-async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Outcome {
+async fn verdict(shared: &Arc<Services>, message: ReceivedMessage) -> Outcome {
     let kept = message.clone();
     let result = shared
         .db(move |c, s| {
@@ -425,11 +433,7 @@ async fn verdict(shared: &Arc<Shared>, message: ReceivedMessage) -> Outcome {
             Outcome::Rejected
         }
         Ok((Verdict::Accepted { community_id, clock, magnet_uri }, _)) => {
-            shared.bus.publish(Signal::MagnetlinkAccepted {
-                community_id: community_id.to_string(),
-                clock,
-                magnet_uri: magnet_uri.clone(),
-            });
+            shared.bus.publish(Signal::MagnetlinkAccepted { community_id, clock, magnet_uri: magnet_uri.clone() });
             Outcome::Accepted(clock, magnet_uri)
         }
         Ok((Verdict::Rejected(reason), _)) => {
@@ -448,9 +452,9 @@ fn same_torrent(a: &str, b: &str) -> bool {
     }
 }
 
-fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
+fn progress_fn(shared: &Arc<Services>, view: &ProgressView, uri: &str) -> ProgressFn {
     let shared = Arc::clone(shared);
-    let key = key.to_owned();
+    let view = Arc::clone(view);
     let uri = uri.to_owned();
     Arc::new(move |p: Progress| {
         let phase = match p.phase {
@@ -466,10 +470,12 @@ fn progress_fn(shared: &Arc<Shared>, key: &str, uri: &str) -> ProgressFn {
         {
             fault::pause_blocking(&shared.bus, pause_at.unwrap_or_default());
         }
-        shared.set_download(
-            &key,
-            Some(DownloadView { magnet_uri: uri.clone(), phase, bytes_done: p.bytes_done, bytes_total: p.bytes_total }),
-        );
+        view.send_replace(Some(DownloadView {
+            magnet_uri: uri.clone(),
+            phase,
+            bytes_done: p.bytes_done,
+            bytes_total: p.bytes_total,
+        }));
     })
 }
 
@@ -503,9 +509,10 @@ fn hostile(magnet: &Magnet, reason: impl Into<String>) -> NodeError {
 
 /// One download of `p`: see the module docs.
 async fn download(
-    shared: Arc<Shared>,
+    shared: Arc<Services>,
     id: CommunityId,
     p: PendingLink,
+    progress: ProgressView,
     cancel: CancellationToken,
 ) -> Result<(), NodeError> {
     let started = Instant::now();
@@ -515,20 +522,19 @@ async fn download(
         reason: format!("bad magnet link: {e}"),
     })?;
     let torrent = shared.torrent()?.clone();
-    shared.bus.publish(Signal::DownloadingHistoryArchivesStarted {
-        community_id: key.clone(),
-        magnet_uri: p.magnet_uri.clone(),
-    });
+    shared
+        .bus
+        .publish(Signal::DownloadingHistoryArchivesStarted { community_id: id, magnet_uri: p.magnet_uri.clone() });
     let view =
         |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
-    shared.set_download(&key, Some(view(DownloadPhase::Metadata)));
+    progress.send_replace(Some(view(DownloadPhase::Metadata)));
     let config = &shared.config;
     let options = DownloadOptions {
         peers: config.torrent.peers.clone(),
         metadata_timeout: config.torrent.metadata_timeout,
         stall_timeout: config.torrent.stall_timeout,
         cancel: cancel.clone(),
-        progress: Some(progress_fn(&shared, &key, &p.magnet_uri)),
+        progress: Some(progress_fn(&shared, &progress, &p.magnet_uri)),
         validate: Some(validator(key.clone(), config.member.max_torrent_bytes, config.member.max_index_bytes)),
         ..DownloadOptions::default()
     };
@@ -538,7 +544,7 @@ async fn download(
     };
     // The files arrive in a staging folder; the seeded copy is untouched until `finish` swaps
     // it in. A failed attempt deletes the staging folder (a cancelled one keeps it to resume).
-    let fetched = fetch_and_import(&shared, id, &p.magnet_uri, &download, &cancel).await;
+    let fetched = fetch_and_import(&shared, id, &p.magnet_uri, &download, &progress, &cancel).await;
     let (archives, messages, bytes_received) = match fetched {
         Ok(done) => done,
         Err(e) => {
@@ -550,7 +556,7 @@ async fn download(
             return Err(e);
         }
     };
-    shared.set_download(&key, Some(view(DownloadPhase::Seed)));
+    progress.send_replace(Some(view(DownloadPhase::Seed)));
     download.finish().await?;
     let (id2, uri) = (id, p.magnet_uri.clone());
     shared
@@ -560,7 +566,7 @@ async fn download(
         })
         .await?;
     shared.bus.publish(Signal::DownloadingHistoryArchivesFinished {
-        community_id: key,
+        community_id: id,
         magnet_uri: p.magnet_uri,
         archives,
         messages,
@@ -572,10 +578,11 @@ async fn download(
 
 /// The index, the missing archives' ranges, their import: `(archives, messages, bytes received)`.
 async fn fetch_and_import(
-    shared: &Arc<Shared>,
+    shared: &Arc<Services>,
     id: CommunityId,
     magnet_uri: &str,
     download: &chs_torrent::Download,
+    progress: &ProgressView,
     cancel: &CancellationToken,
 ) -> Result<(usize, usize, u64), NodeError> {
     let key = id.to_string();
@@ -605,7 +612,7 @@ async fn fetch_and_import(
         })
         .await?;
     shared.bus.publish(Signal::HistoryArchiveIndexFetched {
-        community_id: key.clone(),
+        community_id: id,
         archives: index.archives.len(),
         missing: missing.len(),
     });
@@ -630,7 +637,7 @@ async fn fetch_and_import(
         };
         tracing::warn!(community_id = %key, archive_id = %m.archive_id, %error, "index entry refused");
         shared.bus.publish(Signal::HistoryArchiveImportFailed {
-            community_id: key.clone(),
+            community_id: id,
             archive_id: m.archive_id.clone(),
             error,
         });
@@ -646,13 +653,13 @@ async fn fetch_and_import(
         if cancel.is_cancelled() {
             return Err(NodeError::Cancelled);
         }
-        shared.set_download(&key, Some(view(DownloadPhase::Import)));
+        progress.send_replace(Some(view(DownloadPhase::Import)));
         if archives == 0 {
             fault::point(shared, "import").await;
         }
         let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
         let archive_id = m.archive_id.clone();
-        let (id2, key2) = (id, key.clone());
+        let id2 = id;
         let imported = shared
             .db(move |c, s| {
                 // The import records the archive as downloaded and imported in one transaction, so a
@@ -677,7 +684,7 @@ async fn fetch_and_import(
                     Err(e) => {
                         c.record_downloaded_archive(s, &id2, &archive_id, m.from, m.to)?;
                         c.record_import_failure(s, &id2, &archive_id, &e.chain())?;
-                        Ok(Err((key2, archive_id, e.chain())))
+                        Ok(Err((archive_id, e.chain())))
                     }
                 }
             })
@@ -687,19 +694,19 @@ async fn fetch_and_import(
                 archives += 1;
                 messages += count;
                 shared.bus.publish(Signal::HistoryArchiveDownloaded {
-                    community_id: key.clone(),
+                    community_id: id,
                     archive_id: m.archive_id.clone(),
                     from: m.from,
                     to: m.to,
                 });
                 shared.bus.publish(Signal::ImportingHistoryArchiveMessages {
-                    community_id: key.clone(),
+                    community_id: id,
                     archive_id: m.archive_id,
                     messages: count,
                 });
             }
-            Err((community_id, archive_id, error)) => {
-                shared.bus.publish(Signal::HistoryArchiveImportFailed { community_id, archive_id, error });
+            Err((archive_id, error)) => {
+                shared.bus.publish(Signal::HistoryArchiveImportFailed { community_id: id, archive_id, error });
             }
         }
     }

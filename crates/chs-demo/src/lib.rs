@@ -18,11 +18,81 @@ use chs_waku_payload::{NonceSource, Padding, SecretKey};
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::clock::{ManualClock, system_now_ms};
-use crate::config::NodeConfig;
-use crate::error::NodeError;
-use crate::node::{Node, NodeHandle};
-use crate::signal::{Signal, SignalBus};
+use chs_node::clock::{ManualClock, system_now_ms};
+use chs_node::{Config, Node, NodeError, NodeHandle, Signal, SignalBus};
+
+/// What can go wrong in the demo.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// A node failed.
+    #[error("node")]
+    Node(#[from] NodeError),
+    /// The message store failed.
+    #[error("message store")]
+    Store(#[from] chs_store::StoreError),
+    /// The community manager failed.
+    #[error("community")]
+    Community(#[from] chs_community::CommunityError),
+    /// A file or folder could not be used.
+    #[error("{what} {path}")]
+    Io {
+        /// What the demo was doing.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A key could not be generated.
+    #[error("generating a key")]
+    Key(#[from] chs_waku_payload::KeyError),
+    /// The wire layer refused to build a chat message.
+    #[error("building a chat message")]
+    Message(#[from] chs_status::envelope::BuildError),
+    /// A generated message is not one status-go would archive (a bug of the demo's traffic).
+    #[error("generated message does not capture: {0}")]
+    NotCaptured(chs_status::RejectReason),
+    /// Publishing on Waku failed.
+    #[error("publishing")]
+    Publish(#[from] chs_waku::PublishError),
+    /// A node stopped while the demo waited for something.
+    #[error("node stopped while waiting for {0}")]
+    Stopped(String),
+    /// A step took too long.
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        timeout: Duration,
+    },
+    /// A background task panicked.
+    #[error("background task failed")]
+    Join(#[from] tokio::task::JoinError),
+    /// A configuration could not be written as TOML.
+    #[error("writing the configuration")]
+    Toml(#[from] toml::ser::Error),
+}
+
+impl DemoError {
+    /// The message with every cause, `outer: inner: innermost`.
+    #[must_use]
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    fn io(what: &'static str, path: &Path, source: std::io::Error) -> Self {
+        DemoError::Io { what, path: path.to_owned(), source }
+    }
+}
 
 const DAY_MS: u64 = 86_400_000;
 const WEEK_MS: u64 = 7 * DAY_MS;
@@ -138,8 +208,8 @@ impl DemoReport {
 ///
 /// # Errors
 /// Store errors.
-pub fn create_owner(dir: &Path, name: &str) -> Result<CommunityId, NodeError> {
-    std::fs::create_dir_all(dir).map_err(|e| NodeError::io("creating", dir, e))?;
+pub fn create_owner(dir: &Path, name: &str) -> Result<CommunityId, DemoError> {
+    std::fs::create_dir_all(dir).map_err(|e| DemoError::io("creating", dir, e))?;
     let mut store = Store::open(&dir.join("chs.db"))?;
     let communities = Communities::open(&mut store)?;
     let options = CreateOptions {
@@ -154,8 +224,8 @@ pub fn create_owner(dir: &Path, name: &str) -> Result<CommunityId, NodeError> {
 ///
 /// # Errors
 /// Store errors.
-pub fn join_member(dir: &Path, id: &CommunityId) -> Result<(), NodeError> {
-    std::fs::create_dir_all(dir).map_err(|e| NodeError::io("creating", dir, e))?;
+pub fn join_member(dir: &Path, id: &CommunityId) -> Result<(), DemoError> {
+    std::fs::create_dir_all(dir).map_err(|e| DemoError::io("creating", dir, e))?;
     let mut store = Store::open(&dir.join("chs.db"))?;
     let communities = Communities::open(&mut store)?;
     communities.join(&mut store, id, None)?;
@@ -237,7 +307,7 @@ fn sentence(rng: &mut SplitMix) -> String {
 /// payload) by `author` in `channel` of `id` at `timestamp_ms`.
 ///
 /// # Errors
-/// [`NodeError::Task`] if the wire layer refuses.
+/// [`DemoError`] if the wire layer refuses.
 pub fn chat_message(
     id: &CommunityId,
     author: &SecretKey,
@@ -245,7 +315,7 @@ pub fn chat_message(
     text: &str,
     timestamp_ms: u64,
     cache: &ChatKeyCache,
-) -> Result<chs_proto::waku::WakuMessage, NodeError> {
+) -> Result<chs_proto::waku::WakuMessage, DemoError> {
     let params = ChatMessageParams {
         author,
         community: id,
@@ -260,7 +330,7 @@ pub fn chat_message(
         padding: Padding::Random,
         nonce: NonceSource::Random,
     };
-    Ok(build_chat_message(&params, cache).map_err(|e| NodeError::Task(e.to_string()))?.waku_message)
+    Ok(build_chat_message(&params, cache)?.waku_message)
 }
 
 /// Fills the owner's store in `<dir>/chs.db` with `count` chat messages of `authors` authors
@@ -278,16 +348,13 @@ pub fn generate_history(
     count: usize,
     authors: usize,
     seed: u64,
-) -> Result<usize, NodeError> {
+) -> Result<usize, DemoError> {
     let mut store = Store::open(&dir.join("chs.db"))?;
     let communities = Communities::open(&mut store)?;
     let pubsub = communities.get(&store, id)?.pubsub_topic;
     let cache = ChatKeyCache::new();
     let ring = ChatKeyRing::for_channels(id, CHANNELS, &cache);
-    let keys: Vec<SecretKey> = (0..authors.max(1))
-        .map(|_| SecretKey::generate())
-        .collect::<Result<_, _>>()
-        .map_err(|e| NodeError::Task(e.to_string()))?;
+    let keys: Vec<SecretKey> = (0..authors.max(1)).map(|_| SecretKey::generate()).collect::<Result<_, _>>()?;
     let mut rng = SplitMix::new(seed);
     let span = to_ms.saturating_sub(from_ms).max(1);
     let step = span / (count.max(1) as u64);
@@ -300,8 +367,8 @@ pub fn generate_history(
         let author = &keys[rng.below(keys.len())];
         let channel = CHANNELS[rng.below(CHANNELS.len())];
         let message = chat_message(id, author, channel, &sentence(&mut rng), ts, &cache)?;
-        let archived = capture_for_archive(&message, &pubsub, &ring, CapturePolicy::default())
-            .map_err(|e| NodeError::Task(format!("generated message does not capture: {e}")))?;
+        let archived =
+            capture_for_archive(&message, &pubsub, &ring, CapturePolicy::default()).map_err(DemoError::NotCaptured)?;
         batch.push(StoredMessage::from_archive_message(&pubsub, &archived, i64::try_from(ts).unwrap_or(0))?);
         if batch.len() == 500 {
             stored += store.insert_batch(&batch)?;
@@ -321,13 +388,10 @@ pub async fn post_live_message(
     id: &CommunityId,
     author: &SecretKey,
     text: &str,
-) -> Result<(), NodeError> {
+) -> Result<(), DemoError> {
     let cache = ChatKeyCache::new();
     let message = chat_message(id, author, CHANNELS[0], text, system_now_ms(), &cache)?;
-    node.waku()
-        .publish(chs_waku::DEFAULT_PUBSUB_TOPIC, message)
-        .await
-        .map_err(|e| NodeError::Task(format!("publishing: {e}")))?;
+    node.waku().publish(chs_waku::DEFAULT_PUBSUB_TOPIC, message).await?;
     Ok(())
 }
 
@@ -361,13 +425,13 @@ pub fn history_fingerprint(store: &Store, id: &CommunityId) -> Result<Vec<Messag
 /// Waits for the first signal matching `pick`, for at most `timeout`.
 ///
 /// # Errors
-/// [`NodeError::Task`] on timeout or when the bus closes.
+/// [`DemoError`] on timeout or when the bus closes.
 pub async fn wait_for<T>(
     rx: &mut broadcast::Receiver<Signal>,
     timeout: Duration,
     what: &str,
     mut pick: impl FnMut(&Signal) -> Option<T>,
-) -> Result<T, NodeError> {
+) -> Result<T, DemoError> {
     let wait = async {
         loop {
             match rx.recv().await {
@@ -378,21 +442,19 @@ pub async fn wait_for<T>(
                 }
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {
-                    return Err(NodeError::Task(format!("node stopped while waiting for {what}")));
+                    return Err(DemoError::Stopped(what.to_owned()));
                 }
             }
         }
     };
-    tokio::time::timeout(timeout, wait)
-        .await
-        .map_err(|_| NodeError::Task(format!("timed out after {timeout:?} waiting for {what}")))?
+    tokio::time::timeout(timeout, wait).await.map_err(|_| DemoError::Timeout { what: what.to_owned(), timeout })?
 }
 
 /// Runs the demo.
 ///
 /// # Errors
 /// Any step failing or timing out.
-pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sync)) -> Result<DemoReport, NodeError> {
+pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sync)) -> Result<DemoReport, DemoError> {
     let step = |s: &str| observe(DemoEvent::Step(s.to_owned()));
     let now = system_now_ms();
     let clock = ManualClock::new(now);
@@ -408,16 +470,14 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
         options.weeks
     ));
     let (d, i, n, a) = (owner_dir.clone(), id, options.messages_per_week * options.weeks as usize, options.authors);
-    tokio::task::spawn_blocking(move || generate_history(&d, &i, start, end, n, a, 7))
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))??;
+    tokio::task::spawn_blocking(move || generate_history(&d, &i, start, end, n, a, 7)).await??;
 
     step(&format!("starting {} members", options.members));
     let mut members = Vec::new();
     for index in 0..options.members {
         let dir = options.dir.join(format!("member-{index}"));
         join_member(&dir, &id)?;
-        let mut config = NodeConfig::local(&dir);
+        let mut config = Config::local(&dir);
         config.member.debounce = options.debounce;
         let (node, rx) = start_subscribed(config, &clock).await?;
         observe(DemoEvent::MemberStarted { index, handle: node.handle() });
@@ -429,7 +489,7 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
         bootstrap.extend(addrs.into_iter().take(1));
     }
     step("starting the owner: catch-up build, seeding, magnetlink");
-    let mut owner_config = NodeConfig::local(&owner_dir);
+    let mut owner_config = Config::local(&owner_dir);
     owner_config.waku.bootstrap = bootstrap;
     let started = Instant::now();
     let (owner, mut owner_rx) = start_subscribed(owner_config, &clock).await?;
@@ -459,13 +519,13 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
         step("members post live messages; the owner captures them");
         let mut captured = owner.handle().signals();
         for (index, (node, _)) in members.iter().enumerate() {
-            let key = SecretKey::generate().map_err(|e| NodeError::Task(e.to_string()))?;
+            let key = SecretKey::generate()?;
             post_live_message(&node.handle(), &id, &key, &format!("live hello from member-{index}")).await?;
         }
         let mut seen = 0;
         wait_for(&mut captured, options.step_timeout, "live capture", |s| {
-            if matches!(s, Signal::MessageCaptured { .. }) {
-                seen += 1;
+            if let Signal::MessagesCaptured { messages, .. } = s {
+                seen += messages;
             }
             (seen >= options.members).then_some(())
         })
@@ -519,9 +579,9 @@ pub async fn run(options: &DemoOptions, observe: &(dyn Fn(DemoEvent) + Send + Sy
 /// Starts a node with a receiver subscribed before it starts, so that no signal raised while it
 /// starts (the owner's catch-up build and first seeding) is missed.
 async fn start_subscribed(
-    config: NodeConfig,
+    config: Config,
     clock: &ManualClock,
-) -> Result<(Node, broadcast::Receiver<Signal>), NodeError> {
+) -> Result<(Node, broadcast::Receiver<Signal>), DemoError> {
     let bus = SignalBus::default();
     let rx = bus.subscribe();
     Ok((Node::start_with_bus(config, Arc::new(clock.clone()), bus).await?, rx))
@@ -532,7 +592,7 @@ async fn wait_finished(
     index: usize,
     options: &DemoOptions,
     observe: &(dyn Fn(DemoEvent) + Send + Sync),
-) -> Result<(usize, u64), NodeError> {
+) -> Result<(usize, u64), DemoError> {
     wait_for(rx, options.step_timeout, &format!("member-{index}'s download"), |s| {
         observe(DemoEvent::MemberSignal { index, signal: s.clone() });
         match s {
@@ -564,7 +624,7 @@ pub struct Setup {
 ///
 /// # Errors
 /// Files, store or wire errors.
-pub fn setup(options: &DemoOptions) -> Result<Setup, NodeError> {
+pub fn setup(options: &DemoOptions) -> Result<Setup, DemoError> {
     let owner_dir = options.dir.join("owner");
     let id = create_owner(&owner_dir, "chs demo")?;
     let end = system_now_ms() - HOUR_MS;
@@ -578,13 +638,13 @@ pub fn setup(options: &DemoOptions) -> Result<Setup, NodeError> {
         options.authors,
         7,
     )?;
-    let write = |dir: &Path, join: Vec<String>| -> Result<PathBuf, NodeError> {
-        let mut config = NodeConfig::local(".");
+    let write = |dir: &Path, join: Vec<String>| -> Result<PathBuf, DemoError> {
+        let mut config = Config::local(".");
         config.member.debounce = options.debounce;
         config.communities.join = join;
-        let text = toml::to_string(&config).map_err(|e| NodeError::Task(e.to_string()))?;
+        let text = toml::to_string(&config)?;
         let path = dir.join("chs.toml");
-        std::fs::write(&path, text).map_err(|e| NodeError::io("writing", &path, e))?;
+        std::fs::write(&path, text).map_err(|e| DemoError::io("writing", &path, e))?;
         Ok(path)
     };
     let owner_config = write(&owner_dir, Vec::new())?;

@@ -13,7 +13,7 @@
 //! the figures if the download round ran).
 //! `CHS_BENCH_TRACE=1` prints every member signal as it happens.
 //!
-//! `cargo run --release -p chs-node --example bench_load [communities] [members]`
+//! `cargo run --release -p chs-demo --example bench_load [communities] [members]`
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chs_community::{Communities, CommunityId, CreateOptions};
-use chs_node::demo::{CHANNELS, create_owner, generate_history, join_member};
-use chs_node::{ManualClock, Node, NodeConfig, Signal, SignalBus};
+use chs_demo::{CHANNELS, create_owner, generate_history, join_member};
+use chs_node::{Config, ManualClock, Node, Signal, SignalBus};
 use chs_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -167,7 +167,7 @@ async fn download_round(
     for i in 0..members {
         let dir = root.join(format!("member-{i}"));
         join_member(&dir, id).unwrap();
-        let mut config = NodeConfig::local(&dir);
+        let mut config = Config::local(&dir);
         config.waku.bootstrap = vec![owner_addr.to_owned()];
         config.torrent.stall_timeout = Duration::from_secs(30);
         if i >= half {
@@ -275,7 +275,7 @@ async fn download_round(
             ));
             match tokio::time::timeout(Duration::from_secs(5), node.handle().status()).await {
                 Ok(Ok(list)) => {
-                    for c in list.iter().filter(|c| c.id == id.to_string()) {
+                    for c in list.iter().filter(|c| c.id == *id) {
                         let download = c.download.as_ref().map_or("none".to_owned(), |d| {
                             format!("phase {} {}/{} bytes", d.phase, d.bytes_done, d.bytes_total)
                         });
@@ -316,7 +316,7 @@ async fn seed_all(
     let owner = within(
         CALL_DEADLINE,
         "owner: Node::start_with_bus",
-        Node::start_with_bus(NodeConfig::local(owner_dir), Arc::new(clock.clone()), bus),
+        Node::start_with_bus(Config::local(owner_dir), Arc::new(clock.clone()), bus),
     )
     .await?
     .unwrap();
@@ -325,6 +325,7 @@ async fn seed_all(
     let mut last: HashMap<String, String> = HashMap::new();
     let mut seeded: HashSet<String> = HashSet::new();
     let mut failed: HashMap<String, String> = HashMap::new();
+    let text = |id: &CommunityId| id.to_string();
     let mut lagged = 0;
     let why = loop {
         if seeded.len() == communities {
@@ -337,8 +338,8 @@ async fn seed_all(
             Ok(Ok(s)) => {
                 let (id, failure) = match &s {
                     Signal::HistoryArchivesSeeding { community_id, .. } => {
-                        seeded.insert(community_id.clone());
-                        failed.remove(community_id);
+                        seeded.insert(text(community_id));
+                        failed.remove(&text(community_id));
                         (community_id, None)
                     }
                     Signal::HistoryArchivesFailed { community_id, error } => (community_id, Some(error.clone())),
@@ -350,11 +351,11 @@ async fn seed_all(
                     _ => continue,
                 };
                 if let Some(error) = failure
-                    && !seeded.contains(id)
+                    && !seeded.contains(&text(id))
                 {
-                    failed.insert(id.clone(), error);
+                    failed.insert(text(id), error);
                 }
-                last.insert(id.clone(), describe(&s));
+                last.insert(text(id), describe(&s));
             }
             Ok(Err(RecvError::Lagged(n))) => lagged += n,
             Ok(Err(RecvError::Closed)) => break "the owner's signal bus closed".to_owned(),
@@ -365,7 +366,7 @@ async fn seed_all(
     let status = within(CALL_DEADLINE, "owner: status", owner.handle().status()).await?;
     let seeding_now: HashSet<String> = status
         .as_ref()
-        .map(|list| list.iter().filter(|c| c.seeding.is_some()).map(|c| c.id.clone()).collect())
+        .map(|list| list.iter().filter(|c| c.seeding.is_some()).map(|c| c.id.to_string()).collect())
         .unwrap_or_default();
     let mut report = format!(
         "(1) owner: {} of {communities} communities seeded after {:.1} s, {} failed; stopped because {why}{}; not seeded:",
@@ -401,7 +402,7 @@ async fn seed_all(
 
 async fn owner_upload(owner: &Node, big: &CommunityId) -> Result<(u64, u64), Stuck> {
     let status = within(CALL_DEADLINE, "owner: status", owner.handle().status()).await?.unwrap();
-    let seeding = status.iter().find(|s| s.id == big.to_string()).and_then(|s| s.seeding.clone());
+    let seeding = status.iter().find(|s| s.id == *big).and_then(|s| s.seeding.clone());
     Ok(seeding.map_or((0, 0), |s| (s.uploaded_bytes, s.total_bytes)))
 }
 

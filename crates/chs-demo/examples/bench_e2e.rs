@@ -4,7 +4,7 @@
 //! of the same folder by a fresh `chs_torrent` node (metadata, index, all of `data`), no
 //! orchestration. Goal: delivery < 3 s. Last line: `BENCH_JSON {...}`.
 //!
-//! `cargo run --release -p chs-node --example bench_e2e [MB]`
+//! `cargo run --release -p chs-demo --example bench_e2e [MB]`
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -16,8 +16,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chs_node::demo::{CHANNELS, chat_message, create_owner, join_member};
-use chs_node::{ManualClock, Node, NodeConfig, Signal, SignalBus};
+use chs_demo::{CHANNELS, chat_message, create_owner, join_member};
+use chs_node::{Config, ManualClock, Node, Signal, SignalBus};
 use chs_status::archive::{CapturePolicy, capture_for_archive};
 use chs_status::{ChatKeyCache, ChatKeyRing};
 use chs_store::{Store, StoredMessage};
@@ -76,25 +76,23 @@ async fn main() {
     let member_bus = SignalBus::default();
     record(&log, "member", &member_bus);
     let mut finished = member_bus.subscribe();
-    let member =
-        Node::start_with_bus(NodeConfig::local(&member_dir), Arc::new(clock.clone()), member_bus).await.unwrap();
+    let member = Node::start_with_bus(Config::local(&member_dir), Arc::new(clock.clone()), member_bus).await.unwrap();
     let member_addr = member.handle().waku().listen_addrs().await.unwrap().remove(0);
 
     let owner_bus = SignalBus::default();
     record(&log, "owner", &owner_bus);
-    let mut config = NodeConfig::local(&owner_dir);
+    let mut config = Config::local(&owner_dir);
     config.waku.bootstrap = vec![member_addr];
     let t_start = Instant::now();
     let owner = Node::start_with_bus(config, Arc::new(clock.clone()), owner_bus).await.unwrap();
-    let (archives, bytes) =
-        chs_node::demo::wait_for(&mut finished, Duration::from_secs(300), "delivery", |s| match s {
-            Signal::DownloadingHistoryArchivesFinished { archives, bytes_received, .. } => {
-                Some((*archives, *bytes_received))
-            }
-            _ => None,
-        })
-        .await
-        .unwrap();
+    let (archives, bytes) = chs_demo::wait_for(&mut finished, Duration::from_secs(300), "delivery", |s| match s {
+        Signal::DownloadingHistoryArchivesFinished { archives, bytes_received, .. } => {
+            Some((*archives, *bytes_received))
+        }
+        _ => None,
+    })
+    .await
+    .unwrap();
     let t_done = Instant::now();
     tokio::time::sleep(Duration::from_millis(50)).await; // let the recorder tasks catch up (reporting only)
     let created = at(&log, "owner", |s| matches!(s, Signal::HistoryArchivesCreated { .. }));

@@ -1,0 +1,155 @@
+//! What the node shows of itself: per-community state ([`CommunityStatus`]), read from the
+//! store and the archive folder, plus the live parts (download progress, seeding) the running
+//! node adds.
+
+use std::collections::HashMap;
+
+use chs_community::{Communities, CommunityId};
+use chs_store::Store;
+use serde::Serialize;
+
+use crate::error::NodeError;
+
+/// A member download in progress, as shown by [`NodeHandle::status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownloadView {
+    /// The magnet link being fetched.
+    pub magnet_uri: String,
+    /// What the download is doing (printed as `metadata`, `index`, `data`, `import`, `seed`).
+    pub phase: DownloadPhase,
+    /// Bytes of the current phase done.
+    pub bytes_done: u64,
+    /// Bytes of the current phase in all.
+    pub bytes_total: u64,
+}
+
+/// The step a member download is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadPhase {
+    /// Fetching the torrent's info dict from peers.
+    Metadata,
+    /// Fetching the `index` file.
+    Index,
+    /// Fetching the missing archives' byte ranges of `data`.
+    Data,
+    /// Importing the fetched archives.
+    Import,
+    /// Swapping the new folder in and seeding it.
+    Seed,
+}
+
+impl std::fmt::Display for DownloadPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DownloadPhase::Metadata => "metadata",
+            DownloadPhase::Index => "index",
+            DownloadPhase::Data => "data",
+            DownloadPhase::Import => "import",
+            DownloadPhase::Seed => "seed",
+        })
+    }
+}
+
+/// What this node seeds for a community.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeedView {
+    /// Info hash, hex.
+    pub info_hash: String,
+    /// Bytes this node has of the torrent.
+    pub have_bytes: u64,
+    /// Size of the torrent.
+    pub total_bytes: u64,
+    /// Bytes uploaded to peers in this session.
+    pub uploaded_bytes: u64,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// One community's state, as `chs node status` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommunityStatus {
+    /// Community id.
+    pub id: CommunityId,
+    /// Display name.
+    pub name: String,
+    /// Whether this node holds the community key.
+    pub control_node: bool,
+    /// Whether this node has joined.
+    pub joined: bool,
+    /// Archives in the local archive folder.
+    pub archives: usize,
+    /// End of the last archive window built (control node), Unix seconds; 0 if none.
+    pub last_archive_end: u64,
+    /// Clock of the newest magnetlink (published or accepted), ms.
+    pub magnetlink_clock: u64,
+    /// Last magnet link fully fetched (member).
+    pub last_magnetlink_uri: String,
+    /// Magnet link accepted but not fully fetched yet (member).
+    pub pending_magnetlink: Option<String>,
+    /// What is seeded, if anything.
+    pub seeding: Option<SeedView>,
+    /// Download in progress (member).
+    pub download: Option<DownloadView>,
+    /// Archive ids recorded as downloaded.
+    pub downloaded_archives: usize,
+    /// Of those, imported.
+    pub imported_archives: usize,
+    /// Stored messages on the community's channel topics (for a member: the topics its
+    /// archives list, minus refused ones).
+    pub stored_messages: u64,
+    /// Topics that imported archives named but that belong to another community of this node:
+    /// refused at import (`0x` + 8 hex, sorted).
+    pub refused_topics: Vec<String>,
+    /// Messages refused with them, over all imported archives.
+    pub refused_messages: u64,
+}
+
+/// Per-community state read from a node's store and archive folders (no seeding information):
+/// what [`NodeHandle::status`] shows, also usable while the node is not running.
+///
+/// # Errors
+/// Store errors.
+pub fn community_statuses(
+    communities: &Communities,
+    store: &Store,
+    archive_root: &std::path::Path,
+    downloads: &HashMap<CommunityId, DownloadView>,
+) -> Result<Vec<CommunityStatus>, NodeError> {
+    let mut out = Vec::new();
+    for c in communities.list(store)? {
+        let info = communities.archive_info(store, &c.id)?;
+        let records = communities.archive_records(store, &c.id)?;
+        let mut topics = communities.channel_topics(store, &c.id)?;
+        let dir = archive_root.join(c.id.to_string());
+        let entries = chs_archive::Reader::open(&dir).map(|r| r.entries().to_vec()).unwrap_or_default();
+        // A member learns the channel topics from the archives' metadata.
+        topics.extend(entries.iter().flat_map(chs_archive::ArchiveEntry::topics));
+        let mut refused_topics: Vec<String> = records.iter().flat_map(|r| r.refused_topics.iter().cloned()).collect();
+        refused_topics.sort();
+        refused_topics.dedup();
+        topics.retain(|t| !refused_topics.contains(&format!("0x{}", hex::encode(t))));
+        topics.sort_unstable();
+        topics.dedup();
+        let archives = entries.len();
+        out.push(CommunityStatus {
+            id: c.id,
+            name: c.name.clone(),
+            control_node: c.is_control_node(),
+            joined: c.joined,
+            archives,
+            last_archive_end: info.last_archive_end_date,
+            magnetlink_clock: info.magnetlink_clock,
+            last_magnetlink_uri: info.last_magnetlink_uri.clone(),
+            pending_magnetlink: communities.pending_link(store, &c.id)?.map(|p| p.magnet_uri),
+            seeding: None,
+            download: downloads.get(&c.id).cloned(),
+            downloaded_archives: records.len(),
+            imported_archives: records.iter().filter(|r| r.imported).count(),
+            stored_messages: store.count_on_topics(&topics)?,
+            refused_messages: records.iter().map(|r| r.refused_messages).sum(),
+            refused_topics,
+        });
+    }
+    Ok(out)
+}
