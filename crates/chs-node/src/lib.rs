@@ -33,8 +33,6 @@ mod owner;
 mod services;
 pub mod signal;
 mod status;
-// Wired into the node once the issue-16 chs-node refactor lands (see docs/chs-node.md).
-#[allow(dead_code)]
 mod waku_store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

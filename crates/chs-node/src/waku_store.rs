@@ -8,12 +8,23 @@
 //! import) do not, and are never served.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chs_community::{Community, CommunityId};
+use chs_status::ChatKeyRing;
 use chs_store::{Store, WirePageQuery};
-use chs_waku::WakuMessage;
-use chs_waku::store::{BackendError, BackendQuery, StoreBackend, StoreClient, StoreError, StoreQuery};
+use chs_waku::store::{
+    BackendError, BackendQuery, MAX_CONTENT_TOPICS, StoreBackend, StoreClient, StoreClientConfig, StoreError,
+    StoreQuery, StoreServer, StoreServerConfig,
+};
+use chs_waku::{MessageId, NodeEvent, PeerId, ReceivedMessage, WakuMessage};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::NodeError;
+use crate::services::Services;
+use crate::signal::Signal;
 
 /// The relayed message a row holds, if it holds it whole (its hash recomputes to the row's key).
 pub(crate) fn wire_message(row: &chs_store::StoredMessage) -> Option<WakuMessage> {
@@ -116,7 +127,7 @@ pub(crate) async fn catch_up(
     client: &StoreClient,
     peers: &[String],
     query: &StoreQuery,
-    mut on_page: impl FnMut(Vec<chs_waku::store::StoredMessage>),
+    mut on_page: impl FnMut(&str, Vec<chs_waku::store::StoredMessage>),
 ) -> CatchUp {
     let started = std::time::Instant::now();
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
@@ -127,7 +138,7 @@ pub(crate) async fn catch_up(
                 let fresh: Vec<_> = page.into_iter().filter(|m| seen.insert(m.hash)).collect();
                 outcome.messages += fresh.len();
                 if !fresh.is_empty() {
-                    on_page(fresh);
+                    on_page(peer, fresh);
                 }
             })
             .await;
@@ -148,6 +159,189 @@ pub(crate) async fn catch_up(
     outcome
 }
 
+/// The peer id at the end of a store node's multiaddr.
+fn peer_id_of(addr: &str) -> Option<PeerId> {
+    addr.rsplit("/p2p/").next()?.parse().ok()
+}
+
+/// Starts the store v3 server over the message store, if `[waku.store] serve` is on.
+pub(crate) fn serve(services: &Services) -> Result<Option<StoreServer>, NodeError> {
+    if !services.config.waku.store.serve {
+        return Ok(None);
+    }
+    let backend = Arc::new(MessageStoreBackend::open(&services.config.db_path())?);
+    let server = StoreServer::start(&services.waku, backend, StoreServerConfig::default())?;
+    tracing::info!("serving store v3 from the message store");
+    Ok(Some(server))
+}
+
+fn client(services: &Services) -> StoreClient {
+    let store = &services.config.waku.store;
+    StoreClient::new(
+        &services.waku,
+        StoreClientConfig {
+            page_size: store.page_size,
+            dial_timeout: store.timeout,
+            page_timeout: store.timeout,
+            ..StoreClientConfig::default()
+        },
+    )
+}
+
+/// `[start, now]` in ns, `start` from `since_ns` or, without it, now − lookback.
+fn window(services: &Services, since_ns: Option<i64>) -> (i64, i64) {
+    let now_ns = i64::try_from(services.clock.now_ms()).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
+    let lookback = i64::try_from(services.config.waku.store.lookback.as_nanos()).unwrap_or(i64::MAX);
+    (since_ns.unwrap_or_else(|| now_ns.saturating_sub(lookback)), now_ns)
+}
+
+/// Queries every chunk of at most [`MAX_CONTENT_TOPICS`] of `content_topics`, and publishes one
+/// [`Signal::StoreCatchUp`] for all of them.
+async fn catch_up_topics(
+    services: &Services,
+    id: CommunityId,
+    what: &'static str,
+    pubsub_topic: &str,
+    content_topics: &[String],
+    (start, end): (i64, i64),
+    mut on_page: impl FnMut(&str, Vec<chs_waku::store::StoredMessage>),
+) -> CatchUp {
+    let client = client(services);
+    let peers = &services.config.waku.store.peers;
+    let mut total = CatchUp::default();
+    for chunk in content_topics.chunks(MAX_CONTENT_TOPICS) {
+        let query = StoreQuery::new(pubsub_topic, chunk.iter().cloned()).with_time_range(Some(start), Some(end));
+        let one = catch_up(&client, peers, &query, &mut on_page).await;
+        total.messages += one.messages;
+        total.pages += one.pages;
+        total.peer = total.peer.or(one.peer);
+        total.failures.extend(one.failures);
+        total.elapsed += one.elapsed;
+    }
+    tracing::info!(community_id = %id, what, messages = total.messages, pages = total.pages,
+        elapsed_ms = total.elapsed.as_millis(), peer = ?total.peer, failures = ?total.failures, "store catch-up");
+    services.publish(Signal::StoreCatchUp {
+        community_id: id,
+        what,
+        messages: total.messages,
+        pages: total.pages,
+        failed_peers: total.failures.len(),
+        elapsed_ms: u64::try_from(total.elapsed.as_millis()).unwrap_or(u64::MAX),
+    });
+    total
+}
+
+/// A member's catch-up (status-go syncs a community's default filters, the `-magnetlinks` chat
+/// among them, from store nodes): the magnetlink chats since the last seen magnetlink clock, at
+/// start and whenever a store node reconnects. What comes back goes to the node's own receivers
+/// (`WakuHandle::deliver_stored`), so the member task takes it exactly as live traffic.
+pub(crate) async fn member_catch_up(services: Arc<Services>, community: Community, cancel: CancellationToken) {
+    let peers = &services.config.waku.store.peers;
+    if peers.is_empty() {
+        return;
+    }
+    let store_peers: HashSet<PeerId> = peers.iter().filter_map(|p| peer_id_of(p)).collect();
+    let Ok(mut events) = services.waku.events() else { return };
+    let mut lost: HashSet<PeerId> = HashSet::new();
+    loop {
+        let id = community.id;
+        let since = match services.db(move |c, s| Ok(c.archive_info(s, &id)?.magnetlink_clock)).await {
+            Ok(0) => None,
+            Ok(clock_ms) => Some(i64::try_from(clock_ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)),
+            Err(e) => {
+                tracing::warn!(community_id = %id, error = %e.chain(), "no magnetlink clock: catch-up skipped");
+                return;
+            }
+        };
+        let topics = chs_status::ids::magnetlink_content_topics(&community.id);
+        let mut fetched: Vec<(String, Vec<chs_waku::store::StoredMessage>)> = Vec::new();
+        let window = window(&services, since);
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            _ = catch_up_topics(&services, id, "magnetlinks", &community.pubsub_topic, &topics, window,
+                |peer, page| fetched.push((peer.to_owned(), page))) => {}
+        }
+        for (peer, page) in fetched {
+            if let Some(from) = peer_id_of(&peer) {
+                services.waku.deliver_stored(page, from, services.config.waku.store.timeout).await;
+            }
+        }
+        // Wait for a store node to come back after a disconnection.
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                e = events.recv() => e,
+            };
+            match event {
+                Ok(NodeEvent::PeerDisconnected { peer_id }) if store_peers.contains(&peer_id) => {
+                    lost.insert(peer_id);
+                }
+                Ok(NodeEvent::PeerConnected { peer_id, .. }) if lost.remove(&peer_id) => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// An owner's fill before a build (status-go re-syncs each community's channels from store
+/// before archiving, from the latest stored timestamp or now − 30 days): the channels' messages
+/// are fetched and stored exactly as live capture stores them, before this returns.
+pub(crate) async fn fill_channels(services: &Arc<Services>, id: CommunityId) -> Result<usize, NodeError> {
+    if services.config.waku.store.peers.is_empty() {
+        return Ok(0);
+    }
+    let (community, last_secs) = services
+        .db(move |c, s| {
+            let community = c.get(s, &id)?;
+            let topics = c.channel_topics(s, &id)?;
+            Ok((community, s.last_timestamp_secs(&topics)?))
+        })
+        .await?;
+    let chats = community.chats.clone();
+    let s2 = Arc::clone(services);
+    let ring = services
+        .blocking(move || Ok(ChatKeyRing::from_chat_ids(chats.iter().map(String::as_str), &s2.chat_keys)))
+        .await?;
+    let content_topics: Vec<String> =
+        community.chats.iter().map(|chat| chs_status::Topic::from_chat_id(chat).content_topic()).collect();
+    let since =
+        last_secs.map(|secs| i64::try_from(secs).unwrap_or(i64::MAX / 1_000_000_000).saturating_mul(1_000_000_000));
+    let received = i64::try_from(services.clock.now_ms()).unwrap_or(i64::MAX);
+    let mut rows = Vec::new();
+    catch_up_topics(
+        services,
+        id,
+        "channels",
+        &community.pubsub_topic,
+        &content_topics,
+        window(services, since),
+        |peer, page| {
+            let Some(from) = peer_id_of(peer) else { return };
+            for stored in page {
+                let received_message = ReceivedMessage {
+                    message_id: MessageId::of_message(&stored.message),
+                    pubsub_topic: stored.pubsub_topic,
+                    message: stored.message,
+                    propagation_source: from,
+                };
+                rows.extend(crate::capture::to_row(&id, &received_message, &ring, received));
+            }
+        },
+    )
+    .await;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let count = services.db(move |_, s| Ok(s.insert_batch(&rows)?)).await?;
+    if count > 0 {
+        services.publish(Signal::MessagesCaptured { community_id: id, messages: count });
+    }
+    Ok(count)
+}
+
 fn failure_line(peer: &str, err: &StoreError) -> String {
     let mut line = format!("{peer}: {err}");
     let mut source = std::error::Error::source(err);
@@ -160,9 +354,6 @@ fn failure_line(peer: &str, err: &StoreError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use chs_waku::store::{StoreClientConfig, StoreServer, StoreServerConfig};
     use chs_waku::{Config, WakuNode};
 
     use super::*;
@@ -223,7 +414,7 @@ mod tests {
         let mut got = Vec::new();
         let dead = "/ip4/127.0.0.1/tcp/1/p2p/16Uiu2HAmS1fAjhe8S6YwQwN7yd2YeyChQXYYed7fv3xxudsGiKcD".to_owned();
         let outcome =
-            catch_up(&client, &[dead, addr.clone()], &StoreQuery::new(TOPIC, [CHAT]), |page| got.extend(page)).await;
+            catch_up(&client, &[dead, addr.clone()], &StoreQuery::new(TOPIC, [CHAT]), |_, page| got.extend(page)).await;
         assert_eq!(outcome.peer.as_deref(), Some(addr.as_str()));
         assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
         assert_eq!((outcome.messages, outcome.pages), (25, 3));
