@@ -188,11 +188,12 @@ fn client(services: &Services) -> StoreClient {
     )
 }
 
-/// `[start, now]` in ns, `start` from `since_ns` or, without it, now − lookback.
-fn window(services: &Services, since_ns: Option<i64>) -> (i64, i64) {
+/// Where a catch-up starts (ns): `since_ns`, or without it now − lookback. It has no end: what
+/// the store node holds up to its present (its clock, not ours, dates the newest messages).
+fn window(services: &Services, since_ns: Option<i64>) -> i64 {
     let now_ns = i64::try_from(services.clock.now_ms()).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
     let lookback = i64::try_from(services.config.waku.store.lookback.as_nanos()).unwrap_or(i64::MAX);
-    (since_ns.unwrap_or_else(|| now_ns.saturating_sub(lookback)), now_ns)
+    since_ns.unwrap_or_else(|| now_ns.saturating_sub(lookback))
 }
 
 /// Queries every chunk of at most [`MAX_CONTENT_TOPICS`] of `content_topics`, and publishes one
@@ -203,14 +204,14 @@ async fn catch_up_topics(
     what: &'static str,
     pubsub_topic: &str,
     content_topics: &[String],
-    (start, end): (i64, i64),
+    start: i64,
     mut on_page: impl FnMut(&str, Vec<chs_waku::store::StoredMessage>),
 ) -> CatchUp {
     let client = client(services);
     let peers = &services.config.waku.store.peers;
     let mut total = CatchUp::default();
     for chunk in content_topics.chunks(MAX_CONTENT_TOPICS) {
-        let query = StoreQuery::new(pubsub_topic, chunk.iter().cloned()).with_time_range(Some(start), Some(end));
+        let query = StoreQuery::new(pubsub_topic, chunk.iter().cloned()).with_time_range(Some(start), None);
         let one = catch_up(&client, peers, &query, &mut on_page).await;
         total.messages += one.messages;
         total.pages += one.pages;
