@@ -40,16 +40,8 @@ async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_st
         .expect("owner seeds");
 
     // What a store node of the network kept: the owner's announcement, as relayed to a peer.
-    let peer = WakuNode::start(chs_waku::Config::default()).await.expect("peer starts");
-    let mut links = peer
-        .messages(ContentFilter::new(chs_waku::DEFAULT_PUBSUB_TOPIC, chs_status::ids::magnetlink_content_topics(&id)))
-        .expect("receiver");
-    let owner_addr = owner.handle().waku().listen_addrs().await.expect("addrs").remove(0);
-    peer.dial(&owner_addr).await.expect("dial the owner");
-    let link = tokio::time::timeout(STEP, links.recv()).await.expect("the owner announces").expect("open");
-    peer.shutdown().await;
-    let (_history, history_server, history_addr) =
-        history_node(vec![StoredMessage::new(link.pubsub_topic.clone(), link.message.clone())]).await;
+    let link = announced_link(&owner, &id).await;
+    let (_history, history_server, history_addr) = history_node(vec![link]).await;
 
     // The member was offline: it joins, and its only Waku contact is the history node.
     let member_dir = dir.path().join("member");
@@ -72,6 +64,74 @@ async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_st
     .expect("the link from store is downloaded");
     assert!(archives >= 1);
     assert_eq!(history_server.stats().pages_served, 1);
+    member.shutdown().await;
+    owner.shutdown().await;
+}
+
+/// The owner's magnetlink message as a peer of the owner receives it.
+async fn announced_link(owner: &chs_node::Node, id: &chs_community::CommunityId) -> StoredMessage {
+    let peer = WakuNode::start(chs_waku::Config::default()).await.expect("peer starts");
+    let mut links = peer
+        .messages(ContentFilter::new(chs_waku::DEFAULT_PUBSUB_TOPIC, chs_status::ids::magnetlink_content_topics(id)))
+        .expect("receiver");
+    let owner_addr = owner.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    peer.dial(&owner_addr).await.expect("dial the owner");
+    let link = tokio::time::timeout(STEP, links.recv()).await.expect("the owner announces").expect("open");
+    peer.shutdown().await;
+    StoredMessage::new(link.pubsub_topic.clone(), link.message.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_catches_up_again_when_its_store_node_reconnects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "store-reconnect", now_ms() - HOUR_MS, 20, 2, 20);
+    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
+    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("owner seeds");
+    let link = announced_link(&owner, &id).await;
+
+    // The store node first knows nothing.
+    let key_dir = dir.path().join("history-key");
+    let history_config = || chs_waku::Config { data_dir: Some(key_dir.clone()), ..chs_waku::Config::default() };
+    let history = WakuNode::start(history_config()).await.expect("history node starts");
+    let empty =
+        StoreServer::start(&history, Arc::new(MemoryStore::new(10)), StoreServerConfig::default()).expect("serves");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.waku.store.peers = vec![history.listen_addrs().await.expect("addrs").remove(0)];
+    let (member, mut signals) = start_config(config, &clock).await;
+    let first = wait_for(&mut signals, STEP, "the first catch-up", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", messages, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("caught up");
+    assert_eq!(first, 0);
+    drop(empty);
+    history.shutdown().await;
+
+    // It comes back (same identity, another port) holding the link, and reconnects to the member.
+    let history = WakuNode::start(history_config()).await.expect("history node restarts");
+    let store = Arc::new(MemoryStore::new(10));
+    store.insert(link);
+    let _server = StoreServer::start(&history, store, StoreServerConfig::default()).expect("serves");
+    history.dial(&member.handle().waku().listen_addrs().await.expect("addrs").remove(0)).await.expect("reconnects");
+    let again = wait_for(&mut signals, STEP, "the catch-up after the reconnection", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", messages, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("caught up again");
+    assert_eq!(again, 1);
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("the link from store is downloaded");
     member.shutdown().await;
     owner.shutdown().await;
 }
