@@ -336,6 +336,7 @@ fn pages_in_wire_order_follow_timestamp_then_hash() {
         after: None,
         forward: true,
         limit: 5,
+        relayed_only: false,
     };
     let mut got = Vec::new();
     loop {
@@ -363,4 +364,7 @@ fn pages_in_wire_order_follow_timestamp_then_hash() {
     );
     assert_eq!(store.page_in_wire_order(&crate::WirePageQuery { after: Some([9; 32]), ..query }).unwrap(), None);
     assert_eq!(store.messages_by_hash(&[want[1].hash, [9; 32]]).unwrap(), vec![want[1].clone()]);
+    // msg() rows are version 1 without a relayed payload: none is relayed-only.
+    let relayed = crate::WirePageQuery { relayed_only: true, start_ns: None, end_ns: None, ..query };
+    assert_eq!(store.page_in_wire_order(&relayed).unwrap(), Some(vec![]));
 }

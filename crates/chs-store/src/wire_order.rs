@@ -23,6 +23,10 @@ pub struct WirePageQuery<'a> {
     pub forward: bool,
     /// Most rows.
     pub limit: usize,
+    /// Only rows that can still give the message as relayed: its relayed payload kept
+    /// (`raw_payload`), or a version-0 payload (relayed as is). Rows rebuilt from archives have
+    /// neither.
+    pub relayed_only: bool,
 }
 
 impl Store {
@@ -34,6 +38,9 @@ impl Store {
     pub fn page_in_wire_order(&self, query: &WirePageQuery<'_>) -> Result<Option<Vec<StoredMessage>>, StoreError> {
         let mut values: Vec<Value> = vec![Value::Text(query.pubsub_topic.to_owned())];
         let mut clauses = vec!["pubsub_topic = ?1".to_owned()];
+        if query.relayed_only {
+            clauses.push("(raw_payload IS NOT NULL OR version = 0)".to_owned());
+        }
         if !query.content_topics.is_empty() {
             clauses.push(format!("content_topic IN ({})", placeholders(values.len() + 1, query.content_topics.len())));
             values.extend(query.content_topics.iter().map(|t| Value::Text(t.clone())));
