@@ -11,7 +11,6 @@ use std::io::{self, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use chs_proto::protobuf::{WakuMessage, WakuMessageArchiveIndex, WakuMessageArchiveIndexMetadata};
-use serde::Serialize;
 
 use crate::format::{self, ArchiveEncoder, DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH};
 use crate::lock::{FolderLock, LockError};
@@ -61,7 +60,8 @@ impl BuildOptions {
 }
 
 /// One archive written by a build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BuiltArchive {
     /// Archive id (index key).
     pub id: String,
@@ -79,7 +79,8 @@ pub struct BuiltArchive {
 
 /// A message left out because it alone exceeds the size cap (spec §15 item 7 F: reported, never
 /// silently dropped; status-go drops it without a word).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct OversizedMessage {
     /// The message hash, `0x` + hex.
     pub hash: String,
@@ -90,7 +91,8 @@ pub struct OversizedMessage {
 }
 
 /// What a build did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BuildReport {
     /// The range scanned (`None`: nothing to scan).
     pub range: Option<Window>,
@@ -147,7 +149,8 @@ impl Progress {
 }
 
 /// One step of a build's file I/O, announced to a [`StepHook`] before it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Step {
     /// Truncating `data` back to the end the index accounts for.
     TruncateData,

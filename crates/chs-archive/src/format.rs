@@ -260,3 +260,50 @@ impl ArchiveEncoder {
         &self.scratch
     }
 }
+
+/// Why an index entry cannot be fetched from a `data` file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// The archive without its padding is larger than the reader accepts.
+    #[error("entry of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Archive bytes (size − padding).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The entry is empty, all padding, or reaches past the end of `data`.
+    #[error("entry offset {offset} size {size} padding {padding} does not fit `data` ({data_len} bytes)")]
+    OutOfBounds {
+        /// Byte offset in `data`.
+        offset: u64,
+        /// Bytes, padding included.
+        size: u64,
+        /// Padding bytes.
+        padding: u64,
+        /// Length of `data`.
+        data_len: u64,
+    },
+}
+
+/// Checks an index entry (`offset`, `size` with `padding`) against a `data` file of `data_len`
+/// bytes and an archive size limit, before any of its bytes are fetched or read: an index from a
+/// peer can claim anything.
+///
+/// # Errors
+/// [`EntryError`] naming what does not fit.
+pub fn check_entry(
+    offset: u64,
+    size: u64,
+    padding: u64,
+    data_len: u64,
+    max_archive_bytes: u64,
+) -> Result<(), EntryError> {
+    let archive = size.saturating_sub(padding);
+    if archive > max_archive_bytes {
+        return Err(EntryError::TooLarge { size: archive, max: max_archive_bytes });
+    }
+    let fits = size > 0 && padding < size && offset.checked_add(size).is_some_and(|end| end <= data_len);
+    if fits { Ok(()) } else { Err(EntryError::OutOfBounds { offset, size, padding, data_len }) }
+}

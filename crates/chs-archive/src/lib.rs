@@ -18,7 +18,6 @@
 //! the crate's README.md (compiled as a doctest).
 
 pub mod builder;
-pub mod cli;
 pub mod format;
 pub mod fuzz;
 pub mod lock;
@@ -32,7 +31,9 @@ pub use builder::{
     BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook, repair,
     repair_with,
 };
-pub use format::{DEFAULT_INTERVAL_SECS, DecodeError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, padding};
+pub use format::{
+    DEFAULT_INTERVAL_SECS, DecodeError, EntryError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, check_entry, padding,
+};
 pub use lock::{FolderLock, LockError};
 pub use plan::{
     CatchUpCase, CatchUpPlan, CatchUpPolicy, MAX_SECS, PlanError, TimeUnit, Window, Windows, check_secs, plan_catch_up,

@@ -1,9 +1,8 @@
 //! Time windows and catch-up planning: pure functions of fixed clocks (no I/O, no `now()`).
 
-use serde::Serialize;
-
 /// A half-open time window `[from, to)` in Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Window {
     /// Start, inclusive.
     pub from: u64,
@@ -18,7 +17,8 @@ pub const MAX_SECS: u64 = 253_402_300_799;
 
 /// The unit a number too large for Unix seconds most likely is in (by magnitude, for a time
 /// between 1978 and 2286).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum TimeUnit {
     /// Unix milliseconds (≈ 1.7e12 today).
     Milliseconds,
@@ -162,7 +162,8 @@ impl Iterator for Windows {
 }
 
 /// How a node that has been away for more than one interval catches up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum CatchUpPolicy {
     /// Build only whole intervals now (`[last, last + k·interval)`), and the next one when it is
     /// complete: every archive is exactly one interval long and aligned to the first archive, and
@@ -176,7 +177,8 @@ pub enum CatchUpPolicy {
 }
 
 /// Which of status-go's three start-up cases applies (status-go-archives.md §10.1 step 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum CatchUpCase {
     /// No archive and no stored message: nothing to build; check again after one interval.
     NoMessages,
@@ -187,7 +189,8 @@ pub enum CatchUpCase {
 }
 
 /// The result of [`plan_catch_up`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CatchUpPlan {
     /// Which case applied.
     pub case: CatchUpCase,

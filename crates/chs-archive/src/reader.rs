@@ -6,7 +6,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use chs_proto::protobuf::{WakuMessageArchive, WakuMessageArchiveIndexMetadata};
-use serde::Serialize;
 
 use crate::format::{self, DecodeError};
 use crate::{DATA_FILE, INDEX_FILE, Topic};
@@ -100,7 +99,8 @@ impl ArchiveEntry {
 }
 
 /// One row of `chs archive inspect`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ArchiveRow {
     /// Archive id (index key).
     pub id: String,
@@ -236,19 +236,21 @@ pub enum ReadError {
 }
 
 /// One problem found by [`Reader::verify`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Violation {
     /// The archive id (empty for problems of the whole directory).
     pub id: String,
     /// What is wrong.
     pub problem: String,
     /// The typed problem.
-    #[serde(skip)]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub kind: Option<ArchiveProblem>,
 }
 
 /// The result of [`Reader::verify`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VerifyReport {
     /// Archives in the index.
     pub archives: usize,

@@ -21,18 +21,17 @@ fn field_scanner_counts_and_flags() {
 }
 
 #[test]
-fn cli_parsing() {
-    use crate::cli::{ArgError, parse_duration, parse_topic};
-    assert_eq!(parse_topic("0xa4abdf64"), Ok([0xa4, 0xab, 0xdf, 0x64]));
-    assert_eq!(parse_topic("A4ABDF64"), Ok([0xa4, 0xab, 0xdf, 0x64]));
-    assert_eq!(parse_topic("/waku/1/0xa4abdf64/rfc26"), Ok([0xa4, 0xab, 0xdf, 0x64]));
-    assert!(matches!(parse_topic("0xa4abdf"), Err(ArgError::Topic(_))));
-    assert!(matches!(parse_topic("zz"), Err(ArgError::Topic(_))));
-    assert_eq!(parse_duration("7d"), Ok(604_800));
-    assert_eq!(parse_duration("1w"), Ok(604_800));
-    assert_eq!(parse_duration("604800"), Ok(604_800));
-    assert_eq!(parse_duration("90m"), Ok(5400));
-    for bad in ["0", "0d", "7x", "", "d", "99999999999999999999w"] {
-        assert!(matches!(parse_duration(bad), Err(ArgError::Duration(_))), "{bad}");
+fn index_entries_are_checked_against_data_and_the_size_limit() {
+    use crate::{EntryError, check_entry};
+    assert_eq!(check_entry(0, 100, 10, 100, 1_000), Ok(()));
+    assert_eq!(check_entry(50, 50, 0, 100, 1_000), Ok(()));
+    for (offset, size, padding) in [(0, 0, 0), (0, 10, 10), (51, 50, 0), (u64::MAX, 2, 0)] {
+        assert!(
+            matches!(check_entry(offset, size, padding, 100, 1_000), Err(EntryError::OutOfBounds { .. })),
+            "{offset} {size} {padding}"
+        );
     }
+    let err = check_entry(0, 2_000, 0, 10_000, 1_000).expect_err("too large");
+    assert_eq!(err, EntryError::TooLarge { size: 2_000, max: 1_000 });
+    assert!(err.to_string().contains("1000"), "{err}");
 }

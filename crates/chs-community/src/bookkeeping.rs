@@ -161,12 +161,13 @@ pub(crate) fn record_downloaded(
     archive_id: &str,
     from: u64,
     to: u64,
+    now_ms: i64,
 ) -> Result<bool, CommunityError> {
     let archive_id = normalize_archive_id(archive_id)?;
     let n = conn.execute(
         "INSERT OR IGNORE INTO chs_archive_ids (community_id, archive_id, from_secs, to_secs, downloaded_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id.to_string(), archive_id, clamp(from), clamp(to), crate::community::now_ms()],
+        params![id.to_string(), archive_id, clamp(from), clamp(to), now_ms],
     )?;
     Ok(n == 1)
 }
@@ -179,8 +180,8 @@ pub(crate) fn mark_imported(
     from: u64,
     to: u64,
     refusal: &Refusal<'_>,
+    now: i64,
 ) -> Result<(), CommunityError> {
-    let now = crate::community::now_ms();
     let refused_messages = i64::try_from(refusal.messages).unwrap_or(i64::MAX);
     conn.execute(
         "INSERT INTO chs_archive_ids (community_id, archive_id, from_secs, to_secs, imported, downloaded_at_ms, imported_at_ms,
@@ -200,13 +201,14 @@ pub(crate) fn record_import_failure(
     id: &CommunityId,
     archive_id: &str,
     error: &str,
+    now_ms: i64,
 ) -> Result<(), CommunityError> {
     conn.execute(
         "INSERT INTO chs_archive_ids (community_id, archive_id, import_failures, last_error, downloaded_at_ms)
          VALUES (?1, ?2, 1, ?3, ?4)
          ON CONFLICT (community_id, archive_id) DO UPDATE SET import_failures = import_failures + 1,
              last_error = excluded.last_error",
-        params![id.to_string(), archive_id, error, crate::community::now_ms()],
+        params![id.to_string(), archive_id, error, now_ms],
     )?;
     Ok(())
 }

@@ -54,10 +54,10 @@ impl Community {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub(crate) fn system_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Inserts a new community. Fails with [`CommunityError::AlreadyExists`] if the id is stored.
@@ -68,6 +68,7 @@ pub(crate) fn insert(
     key: Option<&SecretKey>,
     pubsub_topic: &str,
     chats: &[String],
+    now_ms: i64,
 ) -> Result<(), CommunityError> {
     let tx = conn.unchecked_transaction()?;
     let exists: bool =
@@ -81,7 +82,7 @@ pub(crate) fn insert(
     tx.execute(
         "INSERT INTO chs_communities (community_id, name, private_key, pubsub_topic, joined, created_at_ms)
          VALUES (?1, ?2, ?3, ?4, 1, ?5)",
-        params![id.to_string(), name, key_bytes, pubsub_topic, now_ms()],
+        params![id.to_string(), name, key_bytes, pubsub_topic, now_ms],
     )?;
     for chat in chats {
         tx.execute(

@@ -1,5 +1,31 @@
 //! The crate's error type.
 
+/// Why a fetched archive was not imported (recorded with the archive; the others go on).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchedArchiveError {
+    /// The bytes are not a `WakuMessageArchive`.
+    #[error("archive decode")]
+    Decode(#[from] chs_archive::DecodeError),
+    /// The archive's own window is not the one its index entry claims.
+    #[error("archive {archive_id} covers [{from}, {to}) but its index entry says [{entry_from}, {entry_to})")]
+    WrongWindow {
+        /// The archive id.
+        archive_id: String,
+        /// The archive's window start.
+        from: u64,
+        /// The archive's window end.
+        to: u64,
+        /// The index entry's window start.
+        entry_from: u64,
+        /// The index entry's window end.
+        entry_to: u64,
+    },
+    /// The import refused it.
+    #[error("import")]
+    Import(#[source] Box<CommunityError>),
+}
+
 /// What went wrong in the community manager.
 ///
 /// Hostile or malformed *network* input (a forged magnetlink, a broken archive message) is not an

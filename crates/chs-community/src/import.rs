@@ -240,6 +240,7 @@ pub(crate) fn import_archive(
     scope: &TopicScope,
     archive: &ArchiveImport<'_>,
     mode: DecodeMode,
+    now_ms: i64,
 ) -> Result<ImportReport, CommunityError> {
     let archive_id = crate::bookkeeping::normalize_archive_id(archive.archive_id)?;
     let (from, to) = (archive.metadata.from, archive.metadata.to);
@@ -274,7 +275,7 @@ pub(crate) fn import_archive(
         refused_topics,
         ..Default::default()
     };
-    let received_at = crate::community::now_ms();
+    let received_at = now_ms;
     let mut stored = Vec::with_capacity(archive.messages.len());
     let mut kept = Vec::with_capacity(archive.messages.len());
     for msg in archive.messages {
@@ -332,7 +333,7 @@ pub(crate) fn import_archive(
     }
     drop(learn_topic);
     let refusal = crate::bookkeeping::Refusal { topics: &report.refused_topics, messages: report.refused_messages };
-    crate::bookkeeping::mark_imported(&tx, community, &archive_id, from, to, &refusal)?;
+    crate::bookkeeping::mark_imported(&tx, community, &archive_id, from, to, &refusal, now_ms)?;
     tx.commit()?;
     if !report.refused_topics.is_empty() {
         tracing::warn!(

@@ -20,8 +20,7 @@
 //! What it must NOT know: Waku networking, gossipsub, torrents, librqbit or any socket. It takes
 //! and returns messages, bytes and records; the orchestrator moves them. Every wire-level
 //! encoding (topics, keys, envelopes, signatures) comes from `chs-status`; this crate holds no
-//! copy of it. The API is synchronous: call it from `spawn_blocking` (or inside
-//! [`chs_store::AsyncStore::with`]).
+//! copy of it. The API is synchronous: call it from `spawn_blocking`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
@@ -48,7 +47,7 @@ pub use chs_status::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, Rejec
 /// The secp256k1 private key type (community keys, identity keys).
 pub use chs_waku_payload::SecretKey;
 pub use community::Community;
-pub use error::CommunityError;
+pub use error::{CommunityError, FetchedArchiveError};
 pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportReport};
 pub use keys::{generate_installation_id, generate_key, parse_private_key};
 pub use magnetlink::{MagnetlinkOptions, Verdict};
@@ -114,14 +113,34 @@ pub struct CommunityInfo {
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
-/// holds the community tables, so it works with a plain `Store` and inside
-/// [`chs_store::AsyncStore::with`]. It is `Send + Sync`; its counters are shared by all callers.
-#[derive(Debug, Default)]
+/// holds the community tables, so it works with any `Store` the caller holds. It is `Send + Sync`; its counters are shared by all callers.
 pub struct Communities {
     /// Chat keys (65356 PBKDF2 rounds each): derived once per chat id.
     chat_keys: chs_status::ChatKeyCache,
     /// Magnetlink outcomes, per rejection reason.
     counters: Mutex<RejectCounters>,
+    /// Unix milliseconds for the records' times (`created_at`, `downloaded_at`, `imported_at`,
+    /// `received_at`): the system clock unless [`Communities::with_clock`] set another.
+    clock: NowFn,
+}
+
+/// A source of Unix milliseconds.
+pub type NowFn = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl Default for Communities {
+    fn default() -> Self {
+        Communities {
+            chat_keys: chs_status::ChatKeyCache::default(),
+            counters: Mutex::default(),
+            clock: std::sync::Arc::new(community::system_now_ms),
+        }
+    }
+}
+
+impl std::fmt::Debug for Communities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Communities").field("counters", &self.counters).finish_non_exhaustive()
+    }
 }
 
 impl Communities {
@@ -132,6 +151,18 @@ impl Communities {
     pub fn open(store: &mut Store) -> Result<Communities, CommunityError> {
         chs_store::migrate(store.connection_mut(), schema::COMPONENT, schema::MIGRATIONS)?;
         Ok(Communities::default())
+    }
+
+    /// The same manager reading record times from `clock` (Unix milliseconds) instead of the
+    /// system clock: the node passes its own clock, so a simulated month stamps its records too.
+    #[must_use]
+    pub fn with_clock(mut self, clock: NowFn) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from((self.clock)()).unwrap_or(i64::MAX)
     }
 
     /// Creates a community with a freshly generated key (this node is its control node).
@@ -180,7 +211,7 @@ impl Communities {
             if options.channels.is_empty() { vec![generate_installation_id()?] } else { options.channels.clone() };
         let chats: Vec<String> = channels.iter().map(|uuid| format!("{id}{uuid}")).collect();
         let pubsub_topic = options.pubsub_topic.as_deref().unwrap_or(DEFAULT_PUBSUB_TOPIC);
-        community::insert(store.connection(), &id, &options.name, Some(key), pubsub_topic, &chats)?;
+        community::insert(store.connection(), &id, &options.name, Some(key), pubsub_topic, &chats, self.now_ms())?;
         tracing::info!(community_id = %id, name = %options.name, "community created (control node)");
         self.get(store, &id)
     }
@@ -200,7 +231,7 @@ impl Communities {
             community::set_joined(store.connection(), id, true)?;
         } else {
             let topic = pubsub_topic.unwrap_or(DEFAULT_PUBSUB_TOPIC);
-            community::insert(store.connection(), id, "", None, topic, &[])?;
+            community::insert(store.connection(), id, "", None, topic, &[], self.now_ms())?;
             tracing::info!(community_id = %id, "community joined (member)");
         }
         self.get(store, id)
@@ -554,7 +585,7 @@ impl Communities {
         from: u64,
         to: u64,
     ) -> Result<bool, CommunityError> {
-        bookkeeping::record_downloaded(store.connection(), id, archive_id, from, to)
+        bookkeeping::record_downloaded(store.connection(), id, archive_id, from, to, self.now_ms())
     }
 
     /// Records a failed import attempt (e.g. the archive could not be extracted). The archive stays
@@ -572,7 +603,7 @@ impl Communities {
     ) -> Result<(), CommunityError> {
         let archive_id = normalize_archive_id(archive_id)?;
         tracing::warn!(community_id = %id, %archive_id, %error, "archive import failed");
-        bookkeeping::record_import_failure(store.connection(), id, &archive_id, error)
+        bookkeeping::record_import_failure(store.connection(), id, &archive_id, error, self.now_ms())
     }
 
     /// Every archive id recorded for the community, oldest window first.
@@ -619,6 +650,68 @@ impl Communities {
     ) -> Result<Vec<MissingArchive>, CommunityError> {
         let have = bookkeeping::downloaded_ids(store.connection(), id)?;
         Ok(missing_archives(index, &have, strategy))
+    }
+
+    /// The archives of `index` this member still has to fetch and import: every archive not
+    /// imported yet, including those recorded as downloaded by a run that died before importing
+    /// them; a failed import is not retried (the same bytes would fail again: it stays recorded
+    /// with its error). Oldest first.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn archives_to_fetch(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        index: &WakuMessageArchiveIndex,
+    ) -> Result<Vec<MissingArchive>, CommunityError> {
+        let done: BTreeSet<String> = self
+            .archive_records(store, id)?
+            .into_iter()
+            .filter(|r| r.imported || r.import_failures > 0)
+            .map(|r| r.archive_id)
+            .collect();
+        Ok(missing_archives(index, &done, Strategy::All))
+    }
+
+    /// Imports one fetched archive: `bytes` are the archive of index entry `entry` without its
+    /// padding. It is decoded, its window checked against the entry's, and imported as the
+    /// canonical history of that window in one transaction that also records it as downloaded
+    /// and imported (so a crash leaves it either imported or still missing). An archive that
+    /// cannot be imported is recorded as downloaded with its error and returned as the inner
+    /// `Err`; it never stops the others.
+    ///
+    /// # Errors
+    /// SQLite errors (outer); the archive's own fault (inner).
+    pub fn import_fetched_archive(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        entry: &MissingArchive,
+        bytes: &[u8],
+        mode: DecodeMode,
+    ) -> Result<Result<ImportReport, FetchedArchiveError>, CommunityError> {
+        let result =
+            chs_archive::format::decode_archive(bytes).map_err(FetchedArchiveError::from).and_then(|archive| {
+                let metadata = archive.metadata.unwrap_or_default();
+                if metadata.from != entry.from || metadata.to != entry.to {
+                    return Err(FetchedArchiveError::WrongWindow {
+                        archive_id: entry.archive_id.clone(),
+                        from: metadata.from,
+                        to: metadata.to,
+                        entry_from: entry.from,
+                        entry_to: entry.to,
+                    });
+                }
+                let import =
+                    ArchiveImport { archive_id: &entry.archive_id, metadata: &metadata, messages: &archive.messages };
+                self.import_archive_with(store, id, &import, mode).map_err(|e| FetchedArchiveError::Import(Box::new(e)))
+            });
+        if let Err(e) = &result {
+            self.record_downloaded_archive(store, id, &entry.archive_id, entry.from, entry.to)?;
+            self.record_import_failure(store, id, &entry.archive_id, &error_chain(e))?;
+        }
+        Ok(result)
     }
 
     // ----- import and history -----
@@ -671,13 +764,23 @@ impl Communities {
     ) -> Result<ImportReport, CommunityError> {
         let community = self.get(store, id)?;
         let scope = self.topic_scope(store, id)?;
-        let result = import::import_archive(store.connection_mut(), id, &community.pubsub_topic, &scope, archive, mode);
+        let result = import::import_archive(
+            store.connection_mut(),
+            id,
+            &community.pubsub_topic,
+            &scope,
+            archive,
+            mode,
+            self.now_ms(),
+        );
         if let Err(err) = &result
             && let Ok(archive_id) = normalize_archive_id(archive.archive_id)
         {
             let message = error_chain(err);
             tracing::warn!(community_id = %id, %archive_id, error = %message, "archive import failed");
-            if let Err(record_err) = bookkeeping::record_import_failure(store.connection(), id, &archive_id, &message) {
+            if let Err(record_err) =
+                bookkeeping::record_import_failure(store.connection(), id, &archive_id, &message, self.now_ms())
+            {
                 tracing::warn!(community_id = %id, %archive_id, error = %record_err, "could not record the import failure");
             }
         }
@@ -710,7 +813,9 @@ impl Communities {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error with every cause, `outer: inner: innermost` (what records and logs carry).
+#[must_use]
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

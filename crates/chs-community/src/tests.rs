@@ -1087,3 +1087,17 @@ mod history {
         assert_eq!(communities.history(&mut store, &owner.id).unwrap().len(), 21);
     }
 }
+
+/// Issue 16: record times come from the injected clock, not the wall clock.
+#[test]
+fn record_times_come_from_the_injected_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("chs.db")).unwrap();
+    let communities = Communities::open(&mut store).unwrap().with_clock(std::sync::Arc::new(|| 1_234_567));
+    let community = communities.create(&mut store, &CreateOptions::default()).unwrap();
+    assert_eq!(community.created_at_ms, 1_234_567);
+    communities.record_downloaded_archive(&mut store, &community.id, &archive_id(1), 10, 20).unwrap();
+    let at: i64 =
+        store.connection().query_row("SELECT downloaded_at_ms FROM chs_archive_ids", [], |r| r.get(0)).unwrap();
+    assert_eq!(at, 1_234_567);
+}

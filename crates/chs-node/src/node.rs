@@ -107,9 +107,11 @@ impl Node {
             .iter()
             .map(|id| CommunityId::parse(id).map_err(|e| NodeError::UnknownCommunity(format!("{id}: {e}"))))
             .collect::<Result<_, _>>()?;
+        let record_clock = Arc::clone(&clock);
         let (store, communities, list) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
             let mut store = Store::open(&db_path)?;
-            let communities = Communities::open(&mut store)?;
+            // Record times come from the node's clock too (a simulated month stamps its records).
+            let communities = Communities::open(&mut store)?.with_clock(Arc::new(move || record_clock.now_ms()));
             for id in &join {
                 let joined = communities.get(&store, id).is_ok_and(|c| c.joined || c.is_control_node());
                 if !joined {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::NodeError;
 
-/// A member download in progress, as shown by [`NodeHandle::status`].
+/// A member download in progress, as shown by [`NodeHandle::status`](crate::NodeHandle::status).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DownloadView {
     /// The magnet link being fetched.
@@ -106,7 +106,7 @@ pub struct CommunityStatus {
 }
 
 /// Per-community state read from a node's store and archive folders (no seeding information):
-/// what [`NodeHandle::status`] shows, also usable while the node is not running.
+/// what [`NodeHandle::status`](crate::NodeHandle::status) shows, also usable while the node is not running.
 ///
 /// # Errors
 /// Store errors.

@@ -280,54 +280,6 @@ fn reject_reasons_serialise_with_their_kind_name() {
 }
 
 #[test]
-fn cli_build_decode_and_topic() {
-    let community_key = key("c9");
-    let identity = key("i9");
-    let args = cli::MagnetlinkBuildArgs {
-        community_key_hex: &hex::encode(community_key.to_bytes()),
-        identity_key_hex: &format!("0x{}", hex::encode(identity.to_bytes())),
-        magnet_uri: "magnet:?xt=urn:btih:cc",
-        clock: 1234,
-        timestamp_ns: 1,
-        installation_id: "chs",
-        channel: MagnetlinkChannel::Magnetlinks,
-        pubsub_topic: None,
-    };
-    let built = cli::magnetlink_build(&args, cache()).expect("build");
-    assert_eq!(built.pubsub_topic, DEFAULT_PUBSUB_TOPIC);
-    let community = CommunityId::from_secret_key(&community_key);
-    assert_eq!(built.content_topic, Topic::from_chat_id(&community.magnetlinks_chat_id()).content_topic());
-    let decoded = cli::decode(&community.to_string(), &built.waku_message, None, true, cache()).expect("decode");
-    assert!(decoded.ok);
-    assert_eq!(decoded.clock, Some(1234));
-    assert_eq!(decoded.signer.as_deref(), Some(community.to_string().as_str()));
-    assert_eq!(decoded.message_id.as_deref(), Some(built.message_id.as_str()));
-    let json = serde_json::to_value(&decoded).expect("json");
-    assert_eq!(json["layers"]["amm_type"], 43);
-    let terse = cli::decode(&community.to_string(), &built.waku_message, None, false, cache()).expect("decode");
-    assert!(serde_json::to_value(&terse).expect("json").get("layers").is_none());
-
-    let other = CommunityId::from_secret_key(&key("c10"));
-    let rejected = cli::decode(&other.to_string(), &built.waku_message, None, false, cache()).expect("decode");
-    assert!(!rejected.ok);
-    assert_eq!(rejected.reason, Some("unknown_topic"));
-    let garbage = cli::decode(&community.to_string(), "ffff", None, false, cache()).expect("decode");
-    assert_eq!(garbage.reason, Some("malformed_waku_message"));
-    assert!(matches!(cli::decode("nope", "00", None, false, cache()), Err(cli::CliError::CommunityId(_))));
-    assert!(matches!(cli::decode(&community.to_string(), "zz", None, false, cache()), Err(cli::CliError::Hex { .. })));
-    let bad_key = cli::MagnetlinkBuildArgs { community_key_hex: "00", ..args };
-    assert!(matches!(
-        cli::magnetlink_build(&bad_key, cache()),
-        Err(cli::CliError::Key { what: "the community key", .. })
-    ));
-
-    let topic = cli::topic("status", cache());
-    assert_eq!(topic.topic, "0xcd423760");
-    assert_eq!(topic.content_topic, "/waku/1/0xcd423760/rfc26");
-    assert_eq!(topic.key, "0x36224048e42c49e5c59c57bba5024fbb8822d6b4ee6ac5fbefd8b77f5323ecc4");
-}
-
-#[test]
 fn segments_reassemble_in_any_order_and_once() {
     use crate::segment::{SegmentAssembler, SegmentError, SegmentOutcome, segment_payload};
     let signer = key("segmenter").public_key();

@@ -9,11 +9,11 @@
 //! The database runs in WAL mode with versioned migrations ([`migrate`], which other crates use for
 //! their own tables in the same file). Range scans stream row by row in
 //! `timestamp, topic, rowid` order (status-go's de-facto order, spec §15 item 9), so memory does not
-//! grow with the size of a window. [`AsyncStore`] runs all SQLite work off the async executor.
+//! grow with the size of a window.
+//! The API is synchronous: async callers run it on their blocking pool.
 //!
 //! This crate knows nothing of archives, torrents, Waku networking or communities: it stores rows.
 
-mod async_store;
 mod message;
 mod private_files;
 mod schema;
@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, Transaction, params};
 
-pub use async_store::AsyncStore;
 pub use message::{StoredMessage, Topic, topic_from_content_topic};
 pub use schema::migrate;
 pub use wire_order::WirePageQuery;
@@ -136,7 +135,7 @@ pub struct Stats {
     pub per_content_topic: Vec<(String, u64)>,
 }
 
-/// The message store. Owns one SQLite connection; not `Sync`: use [`AsyncStore`] from async code.
+/// The message store. Owns one SQLite connection; not `Sync`: async code runs it on its blocking pool behind a mutex.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,

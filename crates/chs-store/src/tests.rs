@@ -194,22 +194,6 @@ fn other_components_migrate_in_the_same_file() {
     store.connection().execute("INSERT INTO extra (x, y) VALUES (1, 'a')", []).unwrap();
 }
 
-#[tokio::test]
-async fn async_stream_in_bounded_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = AsyncStore::open(&dir.path().join("chs.db")).await.unwrap();
-    let rows: Vec<_> = (0..1000).map(|n| msg(n, A, i64::from(n))).collect();
-    assert_eq!(store.insert_batch(rows.clone()).await.unwrap(), 1000);
-    let mut rx = store.stream_range(vec![A], 0, 2000, 64);
-    let mut got = Vec::new();
-    while let Some(batch) = rx.recv().await {
-        let batch = batch.unwrap();
-        assert!(batch.len() <= 64);
-        got.extend(batch);
-    }
-    assert_eq!(got, rows);
-}
-
 mod props {
     use proptest::prelude::*;
 

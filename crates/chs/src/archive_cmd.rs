@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::archive_cli::{MessageRow, parse_duration, parse_topic, parse_unix_secs};
 use anyhow::Context as _;
-use chs_archive::cli::{MessageRow, parse_duration, parse_topic, parse_unix_secs};
 use chs_archive::{BuildOptions, Builder, DEFAULT_INTERVAL_SECS, INDEX_FILE, PIECE_LENGTH, Reader, Topic};
 use chs_community::{ArchiveImport, DecodeMode};
 use clap::{Args, Subcommand};

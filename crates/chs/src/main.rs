@@ -1,11 +1,13 @@
 //! The `chs` command: thin argument parsing over the library crates (see README.md).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod archive_cli;
 mod archive_cmd;
 mod community_cmd;
 mod demo_cmd;
 mod history_cmd;
 mod node_cmd;
+mod status_cli;
 mod status_cmd;
 mod store_cmd;
 mod torrent_cmd;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::status_cli::{MagnetlinkBuildArgs, decode, magnetlink_build, topic};
 use anyhow::Context as _;
-use chs_status::cli::{MagnetlinkBuildArgs, decode, magnetlink_build, topic};
 use chs_status::history::{ChatMessageParams, build_chat_message};
 use chs_status::{ChatKeyCache, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel};
 use chs_waku_payload::{NonceSource, Padding};

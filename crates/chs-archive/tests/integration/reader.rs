@@ -146,19 +146,3 @@ fn garbage_index_is_a_typed_error() {
     }
     assert!(Reader::from_bytes(&[], Vec::new()).expect("empty index").entries().is_empty());
 }
-
-#[test]
-fn extract_rows_for_ndjson() {
-    let (dir, report) = two_archives();
-    let reader = Reader::open(dir.path()).expect("open");
-    let archive = reader.extract(&report.archives[0].id).expect("extract");
-    let rows: Vec<chs_archive::cli::MessageRow> = archive.messages.iter().map(Into::into).collect();
-    let line = serde_json::to_string(&rows[0]).expect("json");
-    assert_eq!(
-        line,
-        format!(
-            r#"{{"timestamp":{},"topic":"0xa4abdf64","hash":"0x01","sig":"0x01","payload":"0x01","padding":"0x01"}}"#,
-            JAN1 + HOUR
-        )
-    );
-}

@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chs_archive::format::{decode_archive, decode_index};
-use chs_community::{ArchiveImport, Community, CommunityId, DecodeMode, PendingLink, Strategy, Verdict};
+use chs_archive::format::decode_index;
+use chs_community::{Community, CommunityId, DecodeMode, PendingLink, Verdict};
 use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
 use tokio::sync::{Notify, watch};
@@ -585,7 +585,6 @@ async fn fetch_and_import(
     progress: &ProgressView,
     cancel: &CancellationToken,
 ) -> Result<(usize, usize, u64), NodeError> {
-    let key = id.to_string();
     let view =
         |phase: DownloadPhase| DownloadView { magnet_uri: magnet_uri.to_owned(), phase, bytes_done: 0, bytes_total: 0 };
     let max_archive_bytes = shared.config.member.max_archive_bytes;
@@ -597,50 +596,32 @@ async fn fetch_and_import(
     let index = decode_index(&index_bytes)?;
     let id2 = id;
     let index2 = index.clone();
-    // What to fetch and import: every archive not imported yet, including those recorded as
-    // downloaded by a run that died before importing them (a failed import is not retried here:
-    // the same bytes would fail again; it stays recorded with its error).
-    let missing = shared
-        .db(move |c, s| {
-            let done: BTreeSet<String> = c
-                .archive_records(s, &id2)?
-                .into_iter()
-                .filter(|r| r.imported || r.import_failures > 0)
-                .map(|r| r.archive_id)
-                .collect();
-            Ok(chs_community::missing_archives(&index2, &done, Strategy::All))
-        })
-        .await?;
+    let missing = shared.db(move |c, s| Ok(c.archives_to_fetch(s, &id2, &index2)?)).await?;
     shared.bus.publish(Signal::HistoryArchiveIndexFetched {
         community_id: id,
         archives: index.archives.len(),
         missing: missing.len(),
     });
-    let (good, bad): (Vec<_>, Vec<_>) = missing.into_iter().partition(|m| {
-        m.size > 0
-            && m.padding < m.size
-            && m.size - m.padding <= max_archive_bytes
-            && m.offset.checked_add(m.size).is_some_and(|end| end <= data_len)
-    });
-    for m in bad {
-        // A bogus index entry is reported and skipped; it never stops the others.
-        let error = if m.size.saturating_sub(m.padding) > max_archive_bytes {
-            format!(
-                "entry of {} bytes exceeds member.max_archive_bytes = {max_archive_bytes}",
-                m.size.saturating_sub(m.padding)
-            )
-        } else {
-            format!(
-                "entry offset {} size {} padding {} does not fit `data` ({data_len} bytes)",
-                m.offset, m.size, m.padding
-            )
-        };
-        tracing::warn!(community_id = %key, archive_id = %m.archive_id, %error, "index entry refused");
-        shared.bus.publish(Signal::HistoryArchiveImportFailed {
-            community_id: id,
-            archive_id: m.archive_id.clone(),
-            error,
-        });
+    let mut good = Vec::with_capacity(missing.len());
+    for m in missing {
+        match chs_archive::check_entry(m.offset, m.size, m.padding, data_len, max_archive_bytes) {
+            Ok(()) => good.push(m),
+            Err(e) => {
+                // A bogus index entry is reported and skipped; it never stops the others.
+                let error = match e {
+                    chs_archive::EntryError::TooLarge { .. } => {
+                        format!("{e} (member.max_archive_bytes = {max_archive_bytes})")
+                    }
+                    _ => e.to_string(),
+                };
+                tracing::warn!(community_id = %id, archive_id = %m.archive_id, %error, "index entry refused");
+                shared.bus.publish(Signal::HistoryArchiveImportFailed {
+                    community_id: id,
+                    archive_id: m.archive_id,
+                    error,
+                });
+            }
+        }
     }
     let ranges: Vec<_> = good.iter().map(|m| m.offset..m.offset + m.size).collect();
     let mut bytes_received = 0;
@@ -658,37 +639,12 @@ async fn fetch_and_import(
             fault::point(shared, "import").await;
         }
         let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
-        let archive_id = m.archive_id.clone();
-        let id2 = id;
+        let (id2, entry) = (id, m.clone());
         let imported = shared
-            .db(move |c, s| {
-                // The import records the archive as downloaded and imported in one transaction, so a
-                // crash leaves it either imported or still missing (never recorded-but-lost).
-                let result = decode_archive(&bytes).map_err(NodeError::from).and_then(|archive| {
-                    let metadata = archive.metadata.unwrap_or_default();
-                    if metadata.from != m.from || metadata.to != m.to {
-                        return Err(NodeError::HostileTorrent {
-                            info_hash: String::new(),
-                            reason: format!(
-                                "archive {archive_id} covers [{}, {}) but its index entry says [{}, {})",
-                                metadata.from, metadata.to, m.from, m.to
-                            ),
-                        });
-                    }
-                    let import =
-                        ArchiveImport { archive_id: &archive_id, metadata: &metadata, messages: &archive.messages };
-                    Ok(c.import_archive_with(s, &id2, &import, DecodeMode::Deferred)?)
-                });
-                match result {
-                    Ok(report) => Ok(Ok(report.messages)),
-                    Err(e) => {
-                        c.record_downloaded_archive(s, &id2, &archive_id, m.from, m.to)?;
-                        c.record_import_failure(s, &id2, &archive_id, &e.chain())?;
-                        Ok(Err((archive_id, e.chain())))
-                    }
-                }
-            })
-            .await?;
+            .db(move |c, s| Ok(c.import_fetched_archive(s, &id2, &entry, &bytes, DecodeMode::Deferred)?))
+            .await?
+            .map(|report| report.messages)
+            .map_err(|e| (m.archive_id.clone(), chs_community::error_chain(&e)));
         match imported {
             Ok(count) => {
                 archives += 1;

@@ -1,18 +1,18 @@
 //! Helpers for the `chs archive …` commands: argument parsing and serialisable output rows.
 //!
 //! The commands map onto the library as follows (see each item):
-//! `build` → [`crate::Builder`] with [`crate::BuildOptions`] and a progress callback;
-//! `inspect` → [`crate::Reader::rows`]; `verify` → [`crate::Reader::verify`];
-//! `extract` → [`crate::Reader::extract`] and [`MessageRow`] for `--ndjson`.
+//! `build` → [`chs_archive::Builder`] with [`chs_archive::BuildOptions`] and a progress callback;
+//! `inspect` → [`chs_archive::Reader::rows`]; `verify` → [`chs_archive::Reader::verify`];
+//! `extract` → [`chs_archive::Reader::extract`] and [`MessageRow`] for `--ndjson`.
 
 use chs_proto::protobuf::WakuMessage;
 use serde::Serialize;
 
-use crate::Topic;
+use chs_archive::Topic;
 
 /// A command-line value that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ArgError {
+pub(crate) enum ArgError {
     /// Not a 4-byte topic.
     #[error("invalid topic {0:?}: expected 8 hex digits (optionally 0x-prefixed) or a /waku/1/0x…/rfc26 content topic")]
     Topic(String),
@@ -26,7 +26,7 @@ pub enum ArgError {
     Time(String),
     /// A number too large for Unix seconds (milliseconds or nanoseconds given for seconds).
     #[error(transparent)]
-    NotSeconds(#[from] crate::PlanError),
+    NotSeconds(#[from] chs_archive::PlanError),
 }
 
 /// Parses a Unix time in seconds (`--from`, `--to`); a number past the year 9999 is refused with
@@ -35,16 +35,16 @@ pub enum ArgError {
 ///
 /// # Errors
 /// [`ArgError::Time`], [`ArgError::NotSeconds`].
-pub fn parse_unix_secs(text: &str) -> Result<u64, ArgError> {
+pub(crate) fn parse_unix_secs(text: &str) -> Result<u64, ArgError> {
     let value: u64 = text.trim().parse().map_err(|_| ArgError::Time(text.to_owned()))?;
-    Ok(crate::plan::check_secs("time", value)?)
+    Ok(chs_archive::check_secs("time", value)?)
 }
 
 /// Parses a topic: `0xa4abdf64`, `a4abdf64`, or a status-go content topic `/waku/1/0xa4abdf64/rfc26`.
 ///
 /// # Errors
 /// [`ArgError::Topic`].
-pub fn parse_topic(text: &str) -> Result<Topic, ArgError> {
+pub(crate) fn parse_topic(text: &str) -> Result<Topic, ArgError> {
     let trimmed = text.trim();
     let hex_part = if let Some(rest) = trimmed.strip_prefix("/waku/1/") {
         rest.strip_suffix("/rfc26").unwrap_or(rest)
@@ -64,7 +64,7 @@ pub fn parse_topic(text: &str) -> Result<Topic, ArgError> {
 ///
 /// # Errors
 /// [`ArgError::Duration`].
-pub fn parse_duration(text: &str) -> Result<u64, ArgError> {
+pub(crate) fn parse_duration(text: &str) -> Result<u64, ArgError> {
     let err = || ArgError::Duration(text.to_owned());
     let trimmed = text.trim();
     let (number, unit) = match trimmed.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -85,22 +85,22 @@ pub fn parse_duration(text: &str) -> Result<u64, ArgError> {
 
 /// One archived message as a JSON line (`chs archive extract --ndjson`); bytes are `0x` + hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MessageRow {
+pub(crate) struct MessageRow {
     /// Timestamp (seconds).
-    pub timestamp: u64,
+    pub(crate) timestamp: u64,
     /// 4-byte topic.
-    pub topic: String,
+    pub(crate) topic: String,
     /// Message hash.
-    pub hash: String,
+    pub(crate) hash: String,
     /// Signer public key.
-    pub sig: String,
+    pub(crate) sig: String,
     /// Decrypted payload.
-    pub payload: String,
+    pub(crate) payload: String,
     /// Waku padding.
-    pub padding: String,
+    pub(crate) padding: String,
     /// Third-party id (Discord imports).
     #[serde(skip_serializing_if = "String::is_empty")]
-    pub third_party_id: String,
+    pub(crate) third_party_id: String,
 }
 
 impl From<&WakuMessage> for MessageRow {
@@ -115,5 +115,44 @@ impl From<&WakuMessage> for MessageRow {
             padding: hex0x(&m.padding),
             third_party_id: m.third_party_id.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parsing() {
+        assert_eq!(parse_topic("0xa4abdf64"), Ok([0xa4, 0xab, 0xdf, 0x64]));
+        assert_eq!(parse_topic("A4ABDF64"), Ok([0xa4, 0xab, 0xdf, 0x64]));
+        assert_eq!(parse_topic("/waku/1/0xa4abdf64/rfc26"), Ok([0xa4, 0xab, 0xdf, 0x64]));
+        assert!(matches!(parse_topic("0xa4abdf"), Err(ArgError::Topic(_))));
+        assert!(matches!(parse_topic("zz"), Err(ArgError::Topic(_))));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("1w"), Ok(604_800));
+        assert_eq!(parse_duration("604800"), Ok(604_800));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        for bad in ["0", "0d", "7x", "", "d", "99999999999999999999w"] {
+            assert!(matches!(parse_duration(bad), Err(ArgError::Duration(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn message_rows_are_hex_json_lines() {
+        let m = WakuMessage {
+            timestamp: 7,
+            topic: vec![0xa4, 0xab, 0xdf, 0x64],
+            hash: vec![1],
+            sig: vec![1],
+            payload: vec![1],
+            padding: vec![1],
+            ..WakuMessage::default()
+        };
+        let line = serde_json::to_string(&MessageRow::from(&m)).expect("json");
+        assert_eq!(
+            line,
+            r#"{"timestamp":7,"topic":"0xa4abdf64","hash":"0x01","sig":"0x01","payload":"0x01","padding":"0x01"}"#
+        );
     }
 }

@@ -5,16 +5,16 @@ use chs_proto::Message as _;
 use chs_proto::waku::WakuMessage;
 use chs_waku_payload::{KeyError, NonceSource, Padding, SecretKey};
 
-use crate::envelope::BuildError;
-use crate::ids::{CommunityId, DEFAULT_PUBSUB_TOPIC, IdError, MagnetlinkChannel};
-use crate::keys::{ChatKeyCache, ChatKeyRing};
-use crate::layers::MessageLayers;
-use crate::magnetlink::{MagnetlinkParams, build_magnetlink, parse_magnetlink};
-use crate::reject::RejectReason;
+use chs_status::RejectReason;
+use chs_status::envelope::BuildError;
+use chs_status::ids::{CommunityId, DEFAULT_PUBSUB_TOPIC, IdError, MagnetlinkChannel};
+use chs_status::keys::{ChatKeyCache, ChatKeyRing};
+use chs_status::layers::MessageLayers;
+use chs_status::magnetlink::{MagnetlinkParams, build_magnetlink, parse_magnetlink};
 
 /// A bad command-line argument.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// An argument is not hex.
     #[error("{what} is not hex")]
     Hex {
@@ -49,47 +49,47 @@ fn parse_secret(text: &str, what: &'static str) -> Result<SecretKey, CliError> {
 
 /// Arguments of `chs status magnetlink build`.
 #[derive(Debug, Clone)]
-pub struct MagnetlinkBuildArgs<'a> {
+pub(crate) struct MagnetlinkBuildArgs<'a> {
     /// The community key, hex (from `--community-key-file` or `CHS_COMMUNITY_KEY`).
-    pub community_key_hex: &'a str,
+    pub(crate) community_key_hex: &'a str,
     /// The identity key, hex (from `--identity-key-file` or `CHS_IDENTITY_KEY`).
-    pub identity_key_hex: &'a str,
+    pub(crate) identity_key_hex: &'a str,
     /// `--magnet URI`.
-    pub magnet_uri: &'a str,
+    pub(crate) magnet_uri: &'a str,
     /// `--clock MS`.
-    pub clock: u64,
+    pub(crate) clock: u64,
     /// Now, Unix nanoseconds (read by the binary).
-    pub timestamp_ns: i64,
+    pub(crate) timestamp_ns: i64,
     /// Installation id to put in the `ProtocolMessage`.
-    pub installation_id: &'a str,
+    pub(crate) installation_id: &'a str,
     /// Chat to send on.
-    pub channel: MagnetlinkChannel,
+    pub(crate) channel: MagnetlinkChannel,
     /// Pubsub topic (`None` = `/waku/2/rs/16/32`).
-    pub pubsub_topic: Option<&'a str>,
+    pub(crate) pubsub_topic: Option<&'a str>,
 }
 
 /// Output of `chs status magnetlink build`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MagnetlinkBuildOutput {
+pub(crate) struct MagnetlinkBuildOutput {
     /// The encoded `WakuMessage`, lowercase hex.
-    pub waku_message: String,
+    pub(crate) waku_message: String,
     /// Its content topic.
-    pub content_topic: String,
+    pub(crate) content_topic: String,
     /// The pubsub topic to publish it on.
-    pub pubsub_topic: String,
+    pub(crate) pubsub_topic: String,
     /// The chat id.
-    pub chat_id: String,
+    pub(crate) chat_id: String,
     /// The community id.
-    pub community_id: CommunityId,
+    pub(crate) community_id: CommunityId,
     /// status-go's message id, `0x` hex.
-    pub message_id: String,
+    pub(crate) message_id: String,
 }
 
 /// `chs status magnetlink build`.
 ///
 /// # Errors
 /// [`CliError`] for bad arguments.
-pub fn magnetlink_build(
+pub(crate) fn magnetlink_build(
     args: &MagnetlinkBuildArgs<'_>,
     cache: &ChatKeyCache,
 ) -> Result<MagnetlinkBuildOutput, CliError> {
@@ -120,24 +120,24 @@ pub fn magnetlink_build(
 
 /// Output of `chs status decode`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DecodeOutput {
+pub(crate) struct DecodeOutput {
     /// Whether the message is a valid magnetlink of the community.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// The reject reason's name, when not ok.
-    pub reason: Option<&'static str>,
+    pub(crate) reason: Option<&'static str>,
     /// The reject reason in words, when not ok.
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
     /// Clock, Unix milliseconds.
-    pub clock: Option<u64>,
+    pub(crate) clock: Option<u64>,
     /// The magnet URI.
-    pub magnet_uri: Option<String>,
+    pub(crate) magnet_uri: Option<String>,
     /// The signer, `0x` + compressed hex.
-    pub signer: Option<String>,
+    pub(crate) signer: Option<String>,
     /// status-go's message id.
-    pub message_id: Option<String>,
+    pub(crate) message_id: Option<String>,
     /// Every layer (with `--verbose`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub layers: Option<MessageLayers>,
+    pub(crate) layers: Option<MessageLayers>,
 }
 
 impl DecodeOutput {
@@ -160,7 +160,7 @@ impl DecodeOutput {
 ///
 /// # Errors
 /// [`CliError`] if the community id or the hex is invalid.
-pub fn decode(
+pub(crate) fn decode(
     community: &str,
     waku_message_hex: &str,
     pubsub_topic: Option<&str>,
@@ -194,25 +194,86 @@ pub fn decode(
 
 /// Output of `chs status topic CHAT_ID`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TopicOutput {
+pub(crate) struct TopicOutput {
     /// The chat id.
-    pub chat_id: String,
+    pub(crate) chat_id: String,
     /// `0x` + 8 hex digits.
-    pub topic: String,
+    pub(crate) topic: String,
     /// `/waku/1/0x…/rfc26`.
-    pub content_topic: String,
+    pub(crate) content_topic: String,
     /// The symmetric key, `0x` hex.
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// `chs status topic CHAT_ID`.
 #[must_use]
-pub fn topic(chat_id: &str, cache: &ChatKeyCache) -> TopicOutput {
+pub(crate) fn topic(chat_id: &str, cache: &ChatKeyCache) -> TopicOutput {
     let chat_key = cache.chat_key(chat_id);
     TopicOutput {
         chat_id: chat_id.to_owned(),
         topic: chat_key.topic.to_string(),
         content_topic: chat_key.content_topic(),
         key: format!("0x{}", hex::encode(chat_key.key.as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chs_status::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, Topic};
+
+    use super::*;
+
+    fn cache() -> &'static ChatKeyCache {
+        static CACHE: std::sync::OnceLock<ChatKeyCache> = std::sync::OnceLock::new();
+        CACHE.get_or_init(ChatKeyCache::new)
+    }
+
+    fn key(label: &str) -> SecretKey {
+        SecretKey::from_bytes(&chs_waku_payload::keccak256(label.as_bytes())).expect("key")
+    }
+
+    #[test]
+    fn cli_build_decode_and_topic() {
+        let community_key = key("c9");
+        let identity = key("i9");
+        let args = MagnetlinkBuildArgs {
+            community_key_hex: &hex::encode(community_key.to_bytes()),
+            identity_key_hex: &format!("0x{}", hex::encode(identity.to_bytes())),
+            magnet_uri: "magnet:?xt=urn:btih:cc",
+            clock: 1234,
+            timestamp_ns: 1,
+            installation_id: "chs",
+            channel: MagnetlinkChannel::Magnetlinks,
+            pubsub_topic: None,
+        };
+        let built = magnetlink_build(&args, cache()).expect("build");
+        assert_eq!(built.pubsub_topic, DEFAULT_PUBSUB_TOPIC);
+        let community = CommunityId::from_secret_key(&community_key);
+        assert_eq!(built.content_topic, Topic::from_chat_id(&community.magnetlinks_chat_id()).content_topic());
+        let decoded = decode(&community.to_string(), &built.waku_message, None, true, cache()).expect("decode");
+        assert!(decoded.ok);
+        assert_eq!(decoded.clock, Some(1234));
+        assert_eq!(decoded.signer.as_deref(), Some(community.to_string().as_str()));
+        assert_eq!(decoded.message_id.as_deref(), Some(built.message_id.as_str()));
+        let json = serde_json::to_value(&decoded).expect("json");
+        assert_eq!(json["layers"]["amm_type"], 43);
+        let terse = decode(&community.to_string(), &built.waku_message, None, false, cache()).expect("decode");
+        assert!(serde_json::to_value(&terse).expect("json").get("layers").is_none());
+
+        let other = CommunityId::from_secret_key(&key("c10"));
+        let rejected = decode(&other.to_string(), &built.waku_message, None, false, cache()).expect("decode");
+        assert!(!rejected.ok);
+        assert_eq!(rejected.reason, Some("unknown_topic"));
+        let garbage = decode(&community.to_string(), "ffff", None, false, cache()).expect("decode");
+        assert_eq!(garbage.reason, Some("malformed_waku_message"));
+        assert!(matches!(decode("nope", "00", None, false, cache()), Err(CliError::CommunityId(_))));
+        assert!(matches!(decode(&community.to_string(), "zz", None, false, cache()), Err(CliError::Hex { .. })));
+        let bad_key = MagnetlinkBuildArgs { community_key_hex: "00", ..args };
+        assert!(matches!(magnetlink_build(&bad_key, cache()), Err(CliError::Key { what: "the community key", .. })));
+
+        let topic = topic("status", cache());
+        assert_eq!(topic.topic, "0xcd423760");
+        assert_eq!(topic.content_topic, "/waku/1/0xcd423760/rfc26");
+        assert_eq!(topic.key, "0x36224048e42c49e5c59c57bba5024fbb8822d6b4ee6ac5fbefd8b77f5323ecc4");
     }
 }
