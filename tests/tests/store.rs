@@ -68,6 +68,47 @@ async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_st
     owner.shutdown().await;
 }
 
+/// `[waku.store] peers` left empty (the default): the store nodes are the connected peers that
+/// announce store v3 (on the real network, the fleet's, found by discovery). The member's only
+/// contact is a store node it bootstraps to; it catches up from it without being told it is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_without_configured_store_nodes_catches_up_from_a_connected_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "store-discovered", now_ms() - HOUR_MS, 20, 2, 21);
+    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
+    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("owner seeds");
+    let link = announced_link(&owner, &id).await;
+    let (_history, history_server, history_addr) = history_node(vec![link]).await;
+
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    assert!(config.waku.store.peers.is_empty());
+    config.waku.bootstrap = vec![history_addr];
+    let (member, mut signals) = start_config(config, &clock).await;
+    let messages = wait_for(&mut signals, STEP, "the catch-up", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", messages, failed_peers: 0, .. } if *messages > 0 => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("caught up from the connected store node");
+    assert_eq!(messages, 1);
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("the link from store is downloaded");
+    assert!(history_server.stats().pages_served >= 1);
+    let peers = member.handle().waku().peers().await.expect("running");
+    assert!(peers.iter().any(|p| p.store && p.connected), "{peers:?}");
+    member.shutdown().await;
+    owner.shutdown().await;
+}
+
 /// The owner's magnetlink message as a peer of the owner receives it.
 async fn announced_link(owner: &chs_node::Node, id: &chs_community::CommunityId) -> StoredMessage {
     let peer = WakuNode::start(chs_waku::Config::default()).await.expect("peer starts");

@@ -137,7 +137,7 @@ struct MemberState {
 }
 
 enum MemberEvent {
-    Signal(Signal),
+    Signal(Box<Signal>),
     Lagged(u64),
 }
 
@@ -183,7 +183,7 @@ async fn download_round(
                         if trace {
                             eprintln!("{:>8.3}s member-{i}: {s:?}", t.elapsed().as_secs_f64());
                         }
-                        MemberEvent::Signal(s)
+                        MemberEvent::Signal(Box::new(s))
                     }
                     Err(RecvError::Lagged(n)) => MemberEvent::Lagged(n),
                     Err(RecvError::Closed) => return,
@@ -235,7 +235,7 @@ async fn download_round(
         match event {
             MemberEvent::Lagged(n) => state.lagged += n,
             MemberEvent::Signal(s) => {
-                match &s {
+                match &*s {
                     Signal::DownloadingHistoryArchivesFinished { .. } => {
                         state.finished = true;
                         state.gave_up = false;

@@ -164,8 +164,8 @@ pub enum DemoEvent {
     MemberSignal {
         /// Member number (0-based).
         index: usize,
-        /// The signal.
-        signal: Signal,
+        /// The signal (boxed: signals are large beside the other events).
+        signal: Box<Signal>,
     },
 }
 
@@ -634,7 +634,7 @@ async fn wait_finished(
     observe: &(dyn Fn(DemoEvent) + Send + Sync),
 ) -> Result<(usize, u64), DemoError> {
     wait_for(rx, options.step_timeout, &format!("member-{index}'s download"), |s| {
-        observe(DemoEvent::MemberSignal { index, signal: s.clone() });
+        observe(DemoEvent::MemberSignal { index, signal: Box::new(s.clone()) });
         match s {
             Signal::DownloadingHistoryArchivesFinished { archives, bytes_received, .. } => {
                 Some((*archives, *bytes_received))

@@ -36,7 +36,7 @@
 //!
 //! [waku.store]                   # 13/WAKU2-STORE v3
 //! serve = true                   # answer store queries from the message store
-//! peers = []                     # store nodes asked for missed messages (multiaddrs with /p2p/)
+//! peers = []                     # store nodes asked for missed messages (multiaddrs with /p2p/; [] = connected store peers)
 //! page_size = 100
 //! timeout = "10s"                # per page: a store node slower than this is stalling
 //! lookback = "30d"               # how far back a first catch-up reaches (status-go: 30 days)
@@ -240,7 +240,8 @@ pub struct WakuStoreSection {
     pub serve: bool,
     /// Store nodes (multiaddrs with `/p2p/<peer id>`) asked, in order, for what this node missed:
     /// a member's magnetlink chats at start and after a store node reconnects, an owner's
-    /// channels before each build. Empty: no catch-up.
+    /// channels before each build. Empty (the default): the connected peers that announce store v3
+    /// (identify), on the real network the fleet's store nodes found by discovery.
     pub peers: Vec<String>,
     /// Messages asked per page (1..=100).
     pub page_size: u64,

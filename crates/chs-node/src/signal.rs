@@ -205,6 +205,13 @@ pub enum Signal {
         pages: usize,
         /// Store nodes that failed (lied, stalled, refused, unreachable); each is logged.
         failed_peers: usize,
+        /// Why each failed (`<peer>: <reason>`).
+        failures: Vec<String>,
+        /// The store node that answered (multiaddr), if one did.
+        peer: Option<String>,
+        /// Store nodes asked for (configured, or connected ones announcing store v3): 0 means
+        /// there was none to ask.
+        store_nodes: usize,
         /// Time taken, ms.
         elapsed_ms: u64,
     },

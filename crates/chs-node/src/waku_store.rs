@@ -214,11 +214,14 @@ async fn catch_up_topics(
     mut on_page: impl FnMut(&str, Vec<chs_waku::store::StoredMessage>),
 ) -> CatchUp {
     let client = client(services);
-    let peers = &services.config.waku.store.peers;
+    let peers = store_peers(services).await;
     let mut total = CatchUp::default();
+    if peers.is_empty() {
+        tracing::info!(community_id = %id, what, "store catch-up: no store node configured or connected");
+    }
     for chunk in content_topics.chunks(MAX_CONTENT_TOPICS) {
         let query = StoreQuery::new(pubsub_topic, chunk.iter().cloned()).with_time_range(Some(start), None);
-        let one = catch_up(&client, peers, &query, &mut on_page).await;
+        let one = catch_up(&client, &peers, &query, &mut on_page).await;
         total.messages += one.messages;
         total.pages += one.pages;
         total.peer = total.peer.or(one.peer);
@@ -233,62 +236,136 @@ async fn catch_up_topics(
         messages: total.messages,
         pages: total.pages,
         failed_peers: total.failures.len(),
+        failures: total.failures.clone(),
+        peer: total.peer.clone(),
+        store_nodes: peers.len(),
         elapsed_ms: u64::try_from(total.elapsed.as_millis()).unwrap_or(u64::MAX),
     });
     total
 }
 
+/// The store nodes to ask, in order: `[waku.store] peers` when given, else the connected peers
+/// that announced store v3 (on the real network: the fleet's store nodes found by discovery).
+async fn store_peers(services: &Services) -> Vec<String> {
+    let configured = &services.config.waku.store.peers;
+    if !configured.is_empty() {
+        return configured.clone();
+    }
+    discovered_store_peers(services).await
+}
+
+/// Connected peers that announced store v3, as dialable multiaddrs ending in `/p2p/<id>`.
+async fn discovered_store_peers(services: &Services) -> Vec<String> {
+    let peers = services.waku.peers().await.unwrap_or_default();
+    peers
+        .into_iter()
+        .filter(|p| p.connected && p.store)
+        .filter_map(|p| {
+            let addr = p.addrs.first()?;
+            Some(if addr.contains("/p2p/") { addr.clone() } else { format!("{addr}/p2p/{}", p.peer_id) })
+        })
+        .collect()
+}
+
+/// When a member catches up again.
+#[derive(Debug, Default)]
+struct CatchUpTrigger {
+    /// Configured store nodes (empty: discovered ones are used).
+    configured: HashSet<PeerId>,
+    /// Configured store nodes that disconnected since the last catch-up.
+    lost: HashSet<PeerId>,
+    /// Discovered store nodes connected now.
+    connected: HashSet<PeerId>,
+}
+
+impl CatchUpTrigger {
+    /// Whether `event` calls for a new catch-up: a configured store node back after a
+    /// disconnection, or (without configured ones) a store node connecting while none was.
+    fn on_event(&mut self, event: &NodeEvent) -> bool {
+        match event {
+            NodeEvent::PeerDisconnected { peer_id } => {
+                if self.configured.contains(peer_id) {
+                    self.lost.insert(*peer_id);
+                }
+                self.connected.remove(peer_id);
+                false
+            }
+            NodeEvent::PeerConnected { peer_id, .. } => self.lost.remove(peer_id),
+            NodeEvent::StorePeerConnected { peer_id } if self.configured.is_empty() => {
+                let first = self.connected.is_empty();
+                self.connected.insert(*peer_id);
+                first
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A member's catch-up (status-go syncs a community's default filters, the `-magnetlinks` chat
 /// among them, from store nodes): the magnetlink chats since the last seen magnetlink clock, at
-/// start and whenever a store node reconnects. What comes back goes to the node's own receivers
-/// (`WakuHandle::deliver_stored`), so the member task takes it exactly as live traffic.
+/// start and whenever a store node comes back (a configured one reconnects, or, with none
+/// configured, a discovered store node connects while none was connected). What comes back goes
+/// to the node's own receivers (`WakuHandle::deliver_stored`), so the member task takes it
+/// exactly as live traffic.
 pub(crate) async fn member_catch_up(services: Arc<Services>, community: Community, cancel: CancellationToken) {
-    let peers = &services.config.waku.store.peers;
-    if peers.is_empty() {
-        return;
-    }
-    let store_peers: HashSet<PeerId> = peers.iter().filter_map(|p| peer_id_of(p)).collect();
+    let configured = &services.config.waku.store.peers;
     let Ok(mut events) = services.waku.events() else { return };
-    let mut lost: HashSet<PeerId> = HashSet::new();
+    let mut trigger =
+        CatchUpTrigger { configured: configured.iter().filter_map(|p| peer_id_of(p)).collect(), ..Default::default() };
+    // Discovered store nodes already connected count as connected.
+    if configured.is_empty() {
+        for addr in discovered_store_peers(&services).await {
+            trigger.connected.extend(peer_id_of(&addr));
+        }
+    }
+    let mut due = !configured.is_empty() || !trigger.connected.is_empty();
     loop {
-        let id = community.id;
-        let since = match services.db(move |c, s| Ok(c.archive_info(s, &id)?.magnetlink_clock)).await {
-            Ok(0) => None,
-            Ok(clock_ms) => Some(i64::try_from(clock_ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)),
-            Err(e) => {
-                tracing::warn!(community_id = %id, error = %e.chain(), "no magnetlink clock: catch-up skipped");
-                return;
-            }
-        };
-        let topics = chs_status::ids::magnetlink_content_topics(&community.id);
-        let mut fetched: Vec<(String, Vec<chs_waku::store::StoredMessage>)> = Vec::new();
-        let window = window(&services, since);
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            _ = catch_up_topics(&services, id, "magnetlinks", &community.pubsub_topic, &topics, window,
-                |peer, page| fetched.push((peer.to_owned(), page))) => {}
+        if due {
+            catch_up_links(&services, &community, &cancel).await;
         }
-        for (peer, page) in fetched {
-            if let Some(from) = peer_id_of(&peer) {
-                services.waku.deliver_stored(page, from, services.config.waku.store.timeout).await;
-            }
+        if cancel.is_cancelled() {
+            return;
         }
-        // Wait for a store node to come back after a disconnection.
-        loop {
+        // Wait for a store node to come back.
+        due = false;
+        while !due {
             let event = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
                 e = events.recv() => e,
             };
             match event {
-                Ok(NodeEvent::PeerDisconnected { peer_id }) if store_peers.contains(&peer_id) => {
-                    lost.insert(peer_id);
-                }
-                Ok(NodeEvent::PeerConnected { peer_id, .. }) if lost.remove(&peer_id) => break,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(event) => due = trigger.on_event(&event),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
+        }
+    }
+}
+
+/// One member catch-up of the magnetlink chats.
+async fn catch_up_links(services: &Arc<Services>, community: &Community, cancel: &CancellationToken) {
+    let id = community.id;
+    let since = match services.db(move |c, s| Ok(c.archive_info(s, &id)?.magnetlink_clock)).await {
+        Ok(0) => None,
+        Ok(clock_ms) => Some(i64::try_from(clock_ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)),
+        Err(e) => {
+            tracing::warn!(community_id = %id, error = %e.chain(), "no magnetlink clock: catch-up skipped");
+            return;
+        }
+    };
+    let topics = chs_status::ids::magnetlink_content_topics(&community.id);
+    let mut fetched: Vec<(String, Vec<chs_waku::store::StoredMessage>)> = Vec::new();
+    let window = window(services, since);
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => return,
+        _ = catch_up_topics(services, id, "magnetlinks", &community.pubsub_topic, &topics, window,
+            |peer, page| fetched.push((peer.to_owned(), page))) => {}
+    }
+    for (peer, page) in fetched {
+        if let Some(from) = peer_id_of(&peer) {
+            services.waku.deliver_stored(page, from, services.config.waku.store.timeout).await;
         }
     }
 }
@@ -297,7 +374,8 @@ pub(crate) async fn member_catch_up(services: Arc<Services>, community: Communit
 /// before archiving, from the latest stored timestamp or now − 30 days): the channels' messages
 /// are fetched and stored exactly as live capture stores them, before this returns.
 pub(crate) async fn fill_channels(services: &Arc<Services>, id: CommunityId) -> Result<usize, NodeError> {
-    if services.config.waku.store.peers.is_empty() {
+    if services.config.waku.store.peers.is_empty() && discovered_store_peers(services).await.is_empty() {
+        tracing::info!(community_id = %id, "no store node configured or connected: no fill from store before the build");
         return Ok(0);
     }
     let (community, last_secs) = services

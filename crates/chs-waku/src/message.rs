@@ -335,6 +335,12 @@ pub enum NodeEvent {
         /// Where it was learnt.
         source: crate::PeerSource,
     },
+    /// A connected peer's identify announced 13/WAKU2-STORE v3 (`/vac/waku/store-query/3.0.0`):
+    /// it can be asked for history. Sent on each new connection of such a peer.
+    StorePeerConnected {
+        /// The peer.
+        peer_id: PeerId,
+    },
     /// A peer does not speak 66/WAKU2-METADATA (js-waku); it stays connected.
     MetadataUnsupported {
         /// The peer.

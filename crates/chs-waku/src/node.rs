@@ -1007,6 +1007,10 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.handle_metadata_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 tracing::debug!(%peer_id, agent = %info.agent_version, protocols = ?info.protocols, "identified");
+                let store = info.protocols.iter().any(|p| p.as_ref() == crate::store::STORE_QUERY_PROTOCOL);
+                if self.peers.set_store(&peer_id, store) {
+                    self.emit(NodeEvent::StorePeerConnected { peer_id: PeerId(peer_id) });
+                }
                 if let Some(px) = self.peer_exchange.as_mut()
                     && info.protocols.iter().any(|p| p.as_ref() == PEER_EXCHANGE_PROTOCOL)
                 {

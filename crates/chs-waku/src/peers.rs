@@ -84,6 +84,8 @@ struct Known {
     backoff: Duration,
     ping_failures: u32,
     shards: Vec<u32>,
+    /// It announced store v3 (identify).
+    store: bool,
 }
 
 /// One peer as reported by [`crate::WakuHandle::peers`].
@@ -99,6 +101,8 @@ pub struct PeerInfo {
     pub shards: Vec<u32>,
     /// Its addresses.
     pub addrs: Vec<String>,
+    /// It serves 13/WAKU2-STORE v3 (announced in identify): a store node to catch up from.
+    pub store: bool,
 }
 
 /// The peer manager's state.
@@ -145,6 +149,7 @@ impl PeerManager {
                         backoff: self.limits.backoff_initial,
                         ping_failures: 0,
                         shards: Vec::new(),
+                        store: false,
                     },
                 );
                 true
@@ -204,6 +209,7 @@ impl PeerManager {
             backoff: self.limits.backoff_initial,
             ping_failures: 0,
             shards: Vec::new(),
+            store: false,
         });
         if let Some(addr) = dialer_addr
             && !known.addrs.contains(&addr)
@@ -237,6 +243,7 @@ impl PeerManager {
     /// us, and have no address, are forgotten).
     pub(crate) fn disconnected(&mut self, peer: &PeerId, now: Instant) {
         let Some(known) = self.known.get_mut(peer) else { return };
+        known.store = false;
         if known.state == State::Refused {
             return;
         }
@@ -276,6 +283,14 @@ impl PeerManager {
         }
     }
 
+    /// Records whether a peer serves store v3; `true` if that is news (it did not before).
+    pub(crate) fn set_store(&mut self, peer: &PeerId, store: bool) -> bool {
+        let Some(known) = self.known.get_mut(peer) else { return false };
+        let news = store && !known.store;
+        known.store = store;
+        news
+    }
+
     /// A ping result; `true` when the peer has now failed too many pings in a row and must be
     /// disconnected.
     pub(crate) fn ping_result(&mut self, peer: &PeerId, ok: bool) -> bool {
@@ -300,6 +315,7 @@ impl PeerManager {
                 connected: k.state == State::Connected,
                 shards: k.shards.clone(),
                 addrs: k.addrs.iter().map(ToString::to_string).collect(),
+                store: k.store,
             })
             .collect();
         infos.sort_by_key(|info| (info.source, info.peer_id));

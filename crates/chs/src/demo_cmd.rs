@@ -128,7 +128,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
             DemoEvent::MemberSignal { index, signal } => {
                 let Some(bar) = bars.get(&index) else { return };
-                match signal {
+                match *signal {
                     Signal::MagnetlinkAccepted { clock, .. } => {
                         bar.set_message(format!("magnetlink accepted (clock {clock})"))
                     }

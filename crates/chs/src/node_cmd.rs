@@ -254,6 +254,11 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
             None => serde_json::Value::Null,
         },
         api: api_state,
+        store_config: serde_json::json!({
+            "serve": config.waku.store.serve,
+            "peers": config.waku.store.peers,
+        }),
+        catch_ups: std::sync::Mutex::default(),
     };
     let waku = handle.waku().listen_addrs().await.unwrap_or_default();
     let communities = handle.status().await?;
@@ -290,6 +295,7 @@ async fn daemon(config: NodeConfig) -> anyhow::Result<ExitCode> {
             r = &mut shutdown => break r,
             s = signals.recv() => match s {
                 Ok(signal) => {
+                    daemon.observe(&signal);
                     // Signals that change nothing in the status (and may come in floods: live
                     // messages, forged magnetlinks) do not rewrite it. The status is written
                     // before the line is printed, so whoever reads a line finds `status.json`
@@ -438,6 +444,48 @@ impl ApiSetup {
     }
 }
 
+/// `chs node status`'s store lines: serving or not, the store nodes asked, each newest catch-up.
+fn print_store_status(store: &serde_json::Value) {
+    if store.is_null() {
+        return;
+    }
+    let peers = store["peers"].as_array().map(Vec::len).unwrap_or(0);
+    println!(
+        "  store v3: {}; catch-up from {}",
+        if store["serve"] == true { "serving the message store" } else { "not serving" },
+        if peers == 0 { "connected store peers".to_owned() } else { format!("{peers} configured store nodes") }
+    );
+    for c in store["catch_ups"].as_array().into_iter().flatten() {
+        let id = c["community_id"].as_str().unwrap_or("?");
+        let short = id.get(..10).unwrap_or(id);
+        let result = if c["store_nodes"] == 0 {
+            "no store node to ask".to_owned()
+        } else if c["peer"].is_null() {
+            format!(
+                "failed ({})",
+                c["failures"]
+                    .as_array()
+                    .map(|f| f.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; "))
+                    .unwrap_or_default()
+            )
+        } else {
+            format!(
+                "{} messages in {} pages from {} in {} ms{}",
+                c["messages"],
+                c["pages"],
+                c["peer"].as_str().unwrap_or("?"),
+                c["elapsed_ms"],
+                if c["failed_peers"].as_u64().unwrap_or(0) > 0 {
+                    format!(", {} store nodes failed first", c["failed_peers"])
+                } else {
+                    String::new()
+                }
+            )
+        };
+        println!("    catch-up {short}… {}: {result}", c["what"].as_str().unwrap_or("?"));
+    }
+}
+
 /// What the daemon's loop works with.
 struct Daemon {
     handle: chs_node::NodeHandle,
@@ -446,6 +494,10 @@ struct Daemon {
     started_at_ms: i64,
     api_info: serde_json::Value,
     api: Option<Arc<ApiState>>,
+    /// `[waku.store]` as configured: served, and the store nodes given (empty: connected ones).
+    store_config: serde_json::Value,
+    /// The newest store catch-up per community and kind (`magnetlinks`, `channels`), as its signal.
+    catch_ups: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl Daemon {
@@ -461,10 +513,33 @@ impl Daemon {
             .map(|p| {
                 serde_json::json!({
                     "peer_id": p.peer_id.to_string(), "source": p.source.name(), "connected": p.connected,
-                    "shards": p.shards, "addrs": p.addrs,
+                    "shards": p.shards, "addrs": p.addrs, "store": p.store,
                 })
             })
             .collect()
+    }
+
+    /// Keeps what the status shows of a signal: the newest store catch-up per community and kind.
+    fn observe(&self, signal: &Signal) {
+        if let Signal::StoreCatchUp { community_id, what, .. } = signal
+            && let Ok(mut value) = serde_json::to_value(signal)
+        {
+            stamp(&mut value);
+            if let Ok(mut map) = self.catch_ups.lock() {
+                map.insert(format!("{community_id}/{what}"), value);
+            }
+        }
+    }
+
+    /// The `store` part of the status: configuration and the newest catch-ups.
+    fn store_status(&self) -> serde_json::Value {
+        let catch_ups: Vec<serde_json::Value> =
+            self.catch_ups.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        serde_json::json!({
+            "serve": self.store_config["serve"],
+            "peers": self.store_config["peers"],
+            "catch_ups": catch_ups,
+        })
     }
 
     /// Writes `status.json` (and gives the API the same snapshot).
@@ -482,6 +557,7 @@ impl Daemon {
             "updated_at_ms": self.handle.clock().now_ms(),
             "started_at_ms": self.started_at_ms,
             "waku_peers": self.waku_peers().await,
+            "store": self.store_status(),
             "listening": self.handle.listening_sockets().await,
             "torrent_listener": listener,
             "api": self.api_info,
@@ -600,6 +676,7 @@ fn live_status(node: &RunningNode) -> anyhow::Result<serde_json::Value> {
         "updated_at_ms": now,
         "started_at_ms": now - uptime_ms,
         "waku_peers": s["peers"]["waku_list"],
+        "store": s["store"],
         "listening": s["node"]["listening"],
         "torrent_listener": s["node"]["torrent_listener"],
         "api": { "listen": node.api.to_string(), "token_file": node.token_file },
@@ -667,12 +744,14 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
     }
     for p in value["waku_peers"].as_array().into_iter().flatten().filter(|p| p["connected"] == true) {
         println!(
-            "    {} ({}, shards {})",
+            "    {} ({}, shards {}{})",
             p["peer_id"].as_str().unwrap_or("?"),
             p["source"].as_str().unwrap_or("?"),
-            p["shards"]
+            p["shards"],
+            if p["store"] == true { ", store" } else { "" }
         );
     }
+    print_store_status(&value["store"]);
     if let Some(l) = value["torrent_listener"].as_object() {
         println!(
             "  torrent connections: {} accepted, {} handed to a torrent, {} failed the handshake, {} refused",

@@ -37,7 +37,7 @@ pub(crate) enum WakuCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Also serve store v3 (/vac/waku/store-query/3.0.0) for every message received, kept in memory.
-        #[arg(long = "serve-store")]
+        #[arg(long = "serve-store", alias = "store")]
         store: bool,
         #[command(flatten)]
         discovery: DiscoveryArgs,

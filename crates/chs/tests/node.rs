@@ -89,3 +89,42 @@ fn demo_runs_and_reports_identical_history() {
         assert_eq!(m["second_round_archives"], 1, "{m}");
     }
 }
+
+/// Issue 18 item 7: `chs node status` shows the store side. The owner serves store v3 (the
+/// default), the member has no store node configured (the default): it catches up from the
+/// connected peer that announces store v3, and its status, JSON and text, shows that peer as a
+/// store peer and the catch-up with its result.
+#[test]
+fn node_status_shows_store_peers_and_catch_up_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = demo_setup(dir.path(), 1, 2, 20);
+    let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
+    let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
+    let mut owner = Proc::spawn(["node", "--config", &owner_cfg]);
+    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let owner_addr = started["waku"][0].as_str().unwrap().to_owned();
+    owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding"));
+
+    let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
+    let caught = json(&member.wait_line(TIMEOUT, |l| is_type(l, "storeCatchUp")));
+    assert_eq!(caught["what"], "magnetlinks", "{caught}");
+    assert_eq!(caught["failed_peers"], 0, "{caught}");
+    assert_eq!(caught["store_nodes"], 1, "{caught}");
+    let peer = caught["peer"].as_str().expect("a store node answered").to_owned();
+    let owner_id = owner_addr.rsplit("/p2p/").next().unwrap();
+    assert!(peer.ends_with(owner_id), "{peer} is the owner {owner_addr}");
+
+    let status = run(["node", "status", "--config", &member_cfg, "--json"]).ok().json();
+    assert_eq!(status["store"]["serve"], true, "{status}");
+    let catch_ups = status["store"]["catch_ups"].as_array().expect("catch-ups");
+    assert_eq!(catch_ups.len(), 1, "{status}");
+    assert_eq!(catch_ups[0]["peer"], peer.as_str());
+    let owner_peer = status["waku_peers"].as_array().unwrap().iter().find(|p| p["peer_id"] == owner_id).cloned();
+    assert_eq!(owner_peer.expect("the owner is a peer")["store"], true, "{status}");
+    let text = run(["node", "status", "--config", &member_cfg]).ok().stdout;
+    assert!(text.contains("store v3: serving the message store; catch-up from connected store peers"), "{text}");
+    assert!(text.contains("catch-up 0x") && text.contains(&format!("from {peer}")), "{text}");
+    assert!(text.contains(", store)"), "{text}");
+    member.kill();
+    owner.kill();
+}

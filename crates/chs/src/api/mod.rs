@@ -243,6 +243,7 @@ async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
         },
         "communities": s["communities"],
         "peers": peers_of(&s),
+        "store": s["store"],
         "downloads": downloads_of(&s),
     }))
 }
