@@ -36,6 +36,7 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
         println!("{header}");
         let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(*args)
+            .envs(peer_env(root))
             .current_dir(root)
             .stderr(std::process::Stdio::inherit())
             .output()
@@ -69,6 +70,22 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
         println!("report: {}", doc.display());
     }
     Ok(())
+}
+
+/// The baselines' peers when the caller did not name them: `CHS_LT_PYTHON` = `.venv-lt/bin/python`
+/// (what `cargo xtask interop` sets up) and `CHS_PEERS_BIN` = `../shared/peers/bin`, each when it
+/// exists; a benchmark without them prints that its baseline was skipped.
+fn peer_env(root: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = Vec::new();
+    let python = root.join(".venv-lt/bin/python");
+    if std::env::var_os("CHS_LT_PYTHON").is_none() && python.is_file() {
+        env.push(("CHS_LT_PYTHON", python.into_os_string()));
+    }
+    let peers = root.join("../shared/peers/bin");
+    if std::env::var_os("CHS_PEERS_BIN").is_none() && peers.join("chspeer-torrent").is_file() {
+        env.push(("CHS_PEERS_BIN", peers.into_os_string()));
+    }
+    env
 }
 
 /// Commit, date and machine of the run.

@@ -236,8 +236,8 @@ async fn child_fetch(magnet: &str, work: &Path, mode: &str) -> anyhow::Result<()
     match mode {
         "files" => dl.fetch_files(&["index", PAYLOAD]).await?,
         "ranges" => {
-            dl.fetch_ranges("index", &[0..4096]).await?;
-            dl.fetch_ranges(PAYLOAD, &[0..size]).await?;
+            dl.fetch_ranges("index", std::slice::from_ref(&(0..4096))).await?;
+            dl.fetch_ranges(PAYLOAD, std::slice::from_ref(&(0..size))).await?;
         }
         other => bail!("unknown fetch mode {other}"),
     }
@@ -478,10 +478,10 @@ async fn main() -> anyhow::Result<()> {
     let lt = m(&s.lt);
     let ana_ana = m(&s.ana_ana);
     let anchor = [lt, ana_ana].into_iter().flatten().fold(f64::NAN, f64::max);
-    let anchor_name = if lt.is_some_and(|l| l >= ana_ana.unwrap_or(0.0)) {
-        "libtorrent → libtorrent (TCP)"
-    } else {
-        "anacrolix → anacrolix"
+    let anchor_name = match (lt, ana_ana) {
+        (None, None) => "none (set CHS_LT_PYTHON and CHS_PEERS_BIN)",
+        (Some(l), a) if l >= a.unwrap_or(0.0) => "libtorrent → libtorrent (TCP)",
+        _ => "anacrolix → anacrolix",
     };
     let chs_files = median(&s.chs_files);
     let chs_ranges = median(&s.chs_ranges);

@@ -721,3 +721,42 @@ impl Inbox {
         self.end += n;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Inbox;
+
+    /// Issue 22 item 2: the receive buffer yields every message whole, in order, however the
+    /// stream is cut into reads (a message split over two reads, several in one read,
+    /// keep-alives), and refuses a message longer than the limit.
+    #[test]
+    fn issue22_item2_inbox_parses_messages_in_place_across_reads() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&[0, 0, 0, 0]); // keep-alive
+        stream.extend_from_slice(&[0, 0, 0, 5, 4, 0, 0, 0, 9]); // have 9
+        let mut piece = vec![0, 0, 0, 9 + 100, 7, 0, 0, 0, 1, 0, 0, 0, 0];
+        piece.extend((0..100u8).map(|i| i ^ 0x5a));
+        stream.extend_from_slice(&piece);
+        stream.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
+        for cut in [1usize, 3, 7, 50, stream.len()] {
+            let mut inbox = Inbox::new(256);
+            let mut got = Vec::new();
+            for chunk in stream.chunks(cut) {
+                inbox.compact();
+                inbox.spare()[..chunk.len()].copy_from_slice(chunk);
+                inbox.filled(chunk.len());
+                while let Some((id, range)) = inbox.next_message(200).expect("within limit") {
+                    got.push((id, inbox.buf[range].to_vec()));
+                }
+            }
+            assert_eq!(got.len(), 3, "cut {cut}: {got:?}");
+            assert_eq!(got[0], (4, vec![0, 0, 0, 9]));
+            assert_eq!(got[1], (7, piece[5..].to_vec()));
+            assert_eq!(got[2], (1, vec![]));
+        }
+        let mut inbox = Inbox::new(64);
+        inbox.spare()[..4].copy_from_slice(&[0, 0, 1, 0]);
+        inbox.filled(4);
+        assert!(inbox.next_message(200).is_err(), "a 256-byte message is over the 200-byte limit");
+    }
+}
