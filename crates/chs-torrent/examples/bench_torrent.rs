@@ -11,8 +11,12 @@
 //! its first line (4 KiB hashed), not after hashing the big file.
 //!
 //! Measured, per repetition, in this order:
-//! - **limits**: SHA-1 on one core (the `sha1` crate chs uses, 100 KiB pieces, in this process)
-//!   and loopback TCP (one connection, 1 MiB writes and reads, two threads of this process);
+//! - **limits**: SHA-1 on one core (the `sha1` crate chs uses, 100 KiB pieces, in this process,
+//!   and `openssl speed -evp sha1` when installed; the faster is the limit), loopback TCP (one
+//!   connection, 1 MiB writes and reads, two threads of this process), both per CPU-second so that
+//!   other jobs do not lower them, and writing a new 1 GiB file (page cache), per CPU-second too
+//!   (printed for the record, not a ratio: it varies 5x from run to run on this VM);
+//! - **creation**: `TorrentMeta::from_dir` of the folder (hashing), and libtorrent's (below);
 //! - **libtorrent → libtorrent** (`interop/lt_bench.py tcp`, if `CHS_LT_PYTHON` is set): libtorrent
 //!   2.1 with `lt_common.session()` (loopback only; no DHT, LSD, UPnP, NAT-PMP) and **uTP off**
 //!   (`enable_outgoing_utp` / `enable_incoming_utp` false), 131072-byte pieces (it refuses 102400).
@@ -136,6 +140,24 @@ fn openssl_sha1() -> Option<f64> {
     // Last line: `sha1  1926136.18k` (1000s of bytes per second).
     let k = text.lines().rev().find(|l| l.trim_start().starts_with("sha1"))?.split_whitespace().nth(1)?;
     k.trim_end_matches('k').parse::<f64>().ok().map(|k| k / 1000.0)
+}
+
+/// Writing a new 1 GiB file in `dir` (1 MiB `write`s, no `fsync`: what a download pays is the
+/// copy into the page cache), MB/s per CPU-second of the writing thread. On this VM the copy
+/// into fresh page-cache pages is the most expensive step of a download (half the fetcher's
+/// samples in `perf`), and it varies with the other jobs' memory and writeback traffic.
+fn file_write_limit(dir: &Path) -> anyhow::Result<f64> {
+    let path = dir.join("write-limit");
+    let buf = vec![0xa5u8; 1 << 20];
+    let t = thread_cpu();
+    let mut f = std::fs::File::create(&path)?;
+    for _ in 0..1024 {
+        f.write_all(&buf)?;
+    }
+    let secs = thread_cpu() - t;
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(mbps(1 << 30, secs))
 }
 
 /// Loopback TCP throughput, MB/s: 2 GiB over one connection, 1 MiB writes and reads, per
@@ -322,6 +344,8 @@ fn libtorrent(py: &Path, folder: &Path, out: &Path, transport: &str) -> anyhow::
 struct Samples {
     sha1: Vec<f64>,
     sha1_crate: Vec<f64>,
+    write: Vec<f64>,
+    ours_create: Vec<f64>,
     tcp: Vec<f64>,
     lt_create: Vec<f64>,
     lt: Vec<f64>,
@@ -365,13 +389,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("machine shared with other jobs: compare figures of this run only");
 
-    // Creation (hashing).
-    let t = Instant::now();
     let f = folder.clone();
     let meta = tokio::task::spawn_blocking(move || TorrentMeta::from_dir(&f, piece_length)).await??;
-    let ours_create = t.elapsed().as_secs_f64();
     let total = meta.total_length();
-    println!("chs create: {ours_create:.3} s ({:.1} MB/s)", mbps(total, ours_create));
 
     // Seeders, kept for all repetitions.
     let owner = TorrentNode::start(NodeConfig::local(tmp.path().join("owner-state"))).await?;
@@ -411,9 +431,21 @@ async fn main() -> anyhow::Result<()> {
         );
         s.sha1_crate.push(sha_crate);
         let tcp = tokio::task::spawn_blocking(tcp_limit).await??;
-        println!("limits (per CPU-second): SHA-1 one core {sha:.0} MB/s, loopback TCP {tcp:.0} MB/s");
+        let dir = tmp.path().to_owned();
+        let write = tokio::task::spawn_blocking(move || file_write_limit(&dir)).await??;
+        println!(
+            "limits (per CPU-second): SHA-1 one core {sha:.0} MB/s, loopback TCP {tcp:.0} MB/s, \
+             new-file write {write:.0} MB/s"
+        );
         s.sha1.push(sha);
         s.tcp.push(tcp);
+        s.write.push(write);
+        let t = Instant::now();
+        let f = folder.clone();
+        tokio::task::spawn_blocking(move || TorrentMeta::from_dir(&f, piece_length)).await??;
+        let create = t.elapsed().as_secs_f64();
+        println!("chs create: {create:.3} s ({:.1} MB/s)", mbps(total, create));
+        s.ours_create.push(create);
         if let Some(py) = &lt_py {
             let (c, d) = libtorrent(py, &folder, &tmp.path().join("lt-out"), "tcp")?;
             println!("libtorrent -> libtorrent (TCP): {d:.3} s ({:.1} MB/s); create {c:.3} s", mbps(total, d));
@@ -475,6 +507,7 @@ async fn main() -> anyhow::Result<()> {
     let m = |v: &Vec<f64>| (!v.is_empty()).then(|| median(v));
     let sha1 = median(&s.sha1);
     let tcp = median(&s.tcp);
+    let write = median(&s.write);
     let lt = m(&s.lt);
     let ana_ana = m(&s.ana_ana);
     let anchor = [lt, ana_ana].into_iter().flatten().fold(f64::NAN, f64::max);
@@ -486,7 +519,10 @@ async fn main() -> anyhow::Result<()> {
     let chs_files = median(&s.chs_files);
     let chs_ranges = median(&s.chs_ranges);
     let ours = chs_files.max(chs_ranges);
-    println!("== medians of {reps}; limits: SHA-1 one core {sha1:.0} MB/s, loopback TCP {tcp:.0} MB/s");
+    println!(
+        "== medians of {reps}; limits: SHA-1 one core {sha1:.0} MB/s, loopback TCP {tcp:.0} MB/s, \
+         new-file write {write:.0} MB/s"
+    );
     println!("   strongest anchor: {anchor_name} {anchor:.1} MB/s");
     let show = |what: &str, v: Option<f64>| {
         if let Some(v) = v {
@@ -516,6 +552,7 @@ async fn main() -> anyhow::Result<()> {
         median(&s.seed_sys)
     );
     let lt_create = m(&s.lt_create);
+    let ours_create = median(&s.ours_create);
     let json = serde_json::json!({
         "bench": "torrent",
         "size_mib": size_mib,
@@ -524,6 +561,7 @@ async fn main() -> anyhow::Result<()> {
         "sha1_limit_mbps": sha1,
         "sha1_crate_mbps": median(&s.sha1_crate),
         "loopback_tcp_mbps": tcp,
+        "file_write_mbps": write,
         "anchor": anchor_name,
         "anchor_mbps": anchor,
         "ours_create_s": ours_create,

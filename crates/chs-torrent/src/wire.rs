@@ -19,14 +19,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::meta::{InfoHash, TorrentMeta};
+use crate::meta::{InfoHash, TorrentMeta, piece_sha1};
 
 /// Block size of requests: 16 KiB, what every client serves.
 const BLOCK: u32 = 16 * 1024;
@@ -144,10 +143,23 @@ impl PieceStore {
         Some(buf)
     }
 
+    /// The length on disk of each file (0 when missing). Blocking.
+    fn on_disk_lengths(&self) -> Vec<u64> {
+        (0..self.meta.files().len()).map(|idx| std::fs::metadata(self.file_path(idx)).map_or(0, |m| m.len())).collect()
+    }
+
+    /// Whether the files in `lengths` are long enough to hold `piece` (else it is missing,
+    /// without reading: a fresh download reads nothing).
+    fn fits(&self, piece: u32, lengths: &[u64]) -> bool {
+        self.slices(piece)
+            .iter()
+            .all(|(idx, file_off, _, len)| lengths.get(*idx).is_some_and(|l| file_off + *len as u64 <= *l))
+    }
+
     /// Whether `piece` is on disk with the right SHA-1. Blocking.
     pub(crate) fn has_piece(&self, piece: u32) -> bool {
         let expected = self.meta.pieces().get(piece as usize);
-        self.read_piece(piece).is_some_and(|buf| Some(&<[u8; 20]>::from(Sha1::digest(&buf))) == expected)
+        self.read_piece(piece).is_some_and(|buf| Some(&piece_sha1(&buf)) == expected)
     }
 
     /// Writes a verified piece. Blocking.
@@ -242,7 +254,9 @@ pub(crate) async fn fetch_pieces(job: FetchJob, pieces: Vec<u32>) -> Result<Fetc
     let store = Arc::clone(&job.store);
     let (missing, present) = tokio::task::spawn_blocking(move || {
         store.prepare()?;
-        let (present, missing): (Vec<u32>, Vec<u32>) = wanted.iter().partition(|p| store.has_piece(**p));
+        let lengths = store.on_disk_lengths();
+        let (present, missing): (Vec<u32>, Vec<u32>) =
+            wanted.iter().partition(|p| store.fits(**p, &lengths) && store.has_piece(**p));
         Ok::<_, Error>((missing, present))
     })
     .await
@@ -621,7 +635,7 @@ impl<'a> PeerSession<'a> {
         self.verifying_pieces.push(index);
         self.verifying.spawn_blocking(move || {
             let len = buf.len() as u64;
-            if Some(<[u8; 20]>::from(Sha1::digest(&buf))) != expected {
+            if Some(piece_sha1(&buf)) != expected {
                 return (index, len, Ok(false));
             }
             (index, len, store.write_piece(index, &buf).map(|()| true))
