@@ -240,7 +240,18 @@ fn rows(v: &Value) -> Vec<Row> {
             let sha1 = f(v, "sha1_limit_mbps");
             let limits = format!("SHA-1 {:.0} MB/s, loopback TCP {:.0} MB/s", sha1, f(v, "loopback_tcp_mbps"));
             let rate = |key: &str| format!("{:.1} MB/s ({:.2}x SHA-1)", f(v, key), f(v, key) / sha1);
-            let ana = format!("anacrolix → anacrolix {:.1} MB/s", f(v, "anacrolix_anacrolix_mbps"));
+            let ana = f(v, "anacrolix_anacrolix_mbps");
+            let vs_anacrolix = |what: &str, key: &str| {
+                row(
+                    "torrent",
+                    what,
+                    rate(key),
+                    format!("anacrolix → anacrolix {ana:.1} MB/s"),
+                    f(v, key) / ana,
+                    "≥ 1.0x",
+                    f(v, key) >= ana,
+                )
+            };
             vec![
                 row(
                     "torrent",
@@ -269,24 +280,8 @@ fn rows(v: &Value) -> Vec<Row> {
                     "toward 1.0x of half SHA-1",
                     f(v, "ours_download_mbps") >= sha1 / 2.0,
                 ),
-                row(
-                    "torrent",
-                    "anacrolix (as status-go) seeds → chs downloads",
-                    rate("anacrolix_chs_mbps"),
-                    ana.clone(),
-                    f(v, "anacrolix_chs_mbps") / f(v, "anacrolix_anacrolix_mbps"),
-                    "≥ 1.0x",
-                    f(v, "anacrolix_chs_mbps") >= f(v, "anacrolix_anacrolix_mbps"),
-                ),
-                row(
-                    "torrent",
-                    "chs seeds → anacrolix (as status-go) downloads",
-                    rate("chs_anacrolix_mbps"),
-                    ana,
-                    f(v, "chs_anacrolix_mbps") / f(v, "anacrolix_anacrolix_mbps"),
-                    "≥ 1.0x",
-                    f(v, "chs_anacrolix_mbps") >= f(v, "anacrolix_anacrolix_mbps"),
-                ),
+                vs_anacrolix("anacrolix (as status-go) seeds → chs downloads", "anacrolix_chs_mbps"),
+                vs_anacrolix("chs seeds → anacrolix (as status-go) downloads", "chs_anacrolix_mbps"),
                 row(
                     "torrent",
                     "piece fetcher system CPU per GiB",
