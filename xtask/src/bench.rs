@@ -36,6 +36,7 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
         println!("{header}");
         let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(*args)
+            .envs(peer_env(root))
             .current_dir(root)
             .stderr(std::process::Stdio::inherit())
             .output()
@@ -69,6 +70,22 @@ pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {
         println!("report: {}", doc.display());
     }
     Ok(())
+}
+
+/// The baselines' peers when the caller did not name them: `CHS_LT_PYTHON` = `.venv-lt/bin/python`
+/// (what `cargo xtask interop` sets up) and `CHS_PEERS_BIN` = `../shared/peers/bin`, each when it
+/// exists; a benchmark without them prints that its baseline was skipped.
+fn peer_env(root: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = Vec::new();
+    let python = root.join(".venv-lt/bin/python");
+    if std::env::var_os("CHS_LT_PYTHON").is_none() && python.is_file() {
+        env.push(("CHS_LT_PYTHON", python.into_os_string()));
+    }
+    let peers = root.join("../shared/peers/bin");
+    if std::env::var_os("CHS_PEERS_BIN").is_none() && peers.join("chspeer-torrent").is_file() {
+        env.push(("CHS_PEERS_BIN", peers.into_os_string()));
+    }
+    env
 }
 
 /// Commit, date and machine of the run.
@@ -215,26 +232,80 @@ fn rows(v: &Value) -> Vec<Row> {
             "100 % delivered, p99 < 1 s",
             f(v, "delivery_ratio") >= 1.0 && f(v, "p99_ms") < 1000.0,
         )],
-        "torrent" => vec![
-            row(
-                "torrent",
-                &format!("download {:.0} MiB on loopback", f(v, "size_mib")),
-                format!("{:.1} MB/s", f(v, "ours_download_mbps")),
-                format!("libtorrent → libtorrent {:.1} MB/s", f(v, "lt_download_mbps")),
-                f(v, "download_ratio"),
-                "≥ 1.0x",
-                f(v, "download_ratio") >= 1.0,
-            ),
-            row(
-                "torrent",
-                &format!("create the torrent of {:.0} MiB", f(v, "size_mib")),
-                format!("{:.2} s", f(v, "ours_create_s")),
-                format!("libtorrent {:.2} s", f(v, "lt_create_s")),
-                f(v, "create_speed_ratio"),
-                "≥ 1.0x (speed)",
-                f(v, "create_speed_ratio") >= 1.0,
-            ),
-        ],
+        "torrent" => {
+            // Every figure against the strongest anchor (libtorrent TCP-only or anacrolix, the
+            // faster of the two in this run) and against the machine's SHA-1 limit.
+            let anchor =
+                format!("{} {:.1} MB/s", v.get("anchor").and_then(Value::as_str).unwrap_or("?"), f(v, "anchor_mbps"));
+            let sha1 = f(v, "sha1_limit_mbps");
+            let limits = format!("SHA-1 {:.0} MB/s, loopback TCP {:.0} MB/s", sha1, f(v, "loopback_tcp_mbps"));
+            let rate = |key: &str| format!("{:.1} MB/s ({:.2}x SHA-1)", f(v, key), f(v, key) / sha1);
+            let ana = f(v, "anacrolix_anacrolix_mbps");
+            let vs_anacrolix = |what: &str, key: &str| {
+                row(
+                    "torrent",
+                    what,
+                    rate(key),
+                    format!("anacrolix → anacrolix {ana:.1} MB/s"),
+                    f(v, key) / ana,
+                    "≥ 1.0x",
+                    f(v, key) >= ana,
+                )
+            };
+            vec![
+                row(
+                    "torrent",
+                    &format!("download {:.0} MiB on loopback, chs → chs (best path)", f(v, "size_mib")),
+                    rate("ours_download_mbps"),
+                    anchor.clone(),
+                    f(v, "download_ratio"),
+                    "≥ 1.0x",
+                    f(v, "download_ratio") >= 1.0,
+                ),
+                row(
+                    "torrent",
+                    "chs → chs through librqbit (`fetch_files`)",
+                    rate("ours_librqbit_mbps"),
+                    anchor.clone(),
+                    f(v, "ours_librqbit_mbps") / f(v, "anchor_mbps"),
+                    "—",
+                    true,
+                ),
+                row(
+                    "torrent",
+                    "machine limits (same run, one core / one connection)",
+                    limits,
+                    anchor,
+                    f(v, "ours_download_mbps") / (sha1 / 2.0),
+                    "toward 1.0x of half SHA-1",
+                    f(v, "ours_download_mbps") >= sha1 / 2.0,
+                ),
+                vs_anacrolix("anacrolix (as status-go) seeds → chs downloads", "anacrolix_chs_mbps"),
+                vs_anacrolix("chs seeds → anacrolix (as status-go) downloads", "chs_anacrolix_mbps"),
+                row(
+                    "torrent",
+                    "piece fetcher system CPU per GiB",
+                    format!("{:.2} s (user {:.2} s)", f(v, "fetcher_sys_s_per_gib"), f(v, "fetcher_user_s_per_gib")),
+                    format!(
+                        "librqbit fetch {:.2} s (user {:.2} s)",
+                        f(v, "librqbit_sys_s_per_gib"),
+                        f(v, "librqbit_user_s_per_gib")
+                    ),
+                    f(v, "fetcher_sys_s_per_gib") / f(v, "librqbit_sys_s_per_gib"),
+                    "< 1.0x",
+                    f(v, "fetcher_sys_s_per_gib") < f(v, "librqbit_sys_s_per_gib"),
+                ),
+                row(
+                    "torrent",
+                    &format!("create the torrent of {:.0} MiB", f(v, "size_mib")),
+                    format!("{:.2} s", f(v, "ours_create_s")),
+                    format!("libtorrent {:.2} s", f(v, "lt_create_s")),
+                    f(v, "create_speed_ratio"),
+                    "≥ 1.0x (speed)",
+                    f(v, "create_speed_ratio") >= 1.0,
+                ),
+            ]
+        }
         "e2e" => vec![row(
             "e2e",
             &format!("owner seeds → member done, {:.0} MB archive", f(v, "mb")),
@@ -296,6 +367,7 @@ mod tests {
     fn every_benchmark_json_gets_a_table_row_with_its_ratio() {
         let report: Vec<Value> = serde_json::from_str(
             r#"[{"bench":"store","messages":1000000,"insert_msgs_per_s":237464,"baseline_insert_msgs_per_s":320330,"insert_ratio":0.741,"scan_msgs_per_s":1270811,"baseline_scan_msgs_per_s":1389220,"scan_ratio":0.915,"scan_peak_rss_kib_full":10292},
+                {"bench":"torrent","size_mib":1024,"sha1_limit_mbps":1900.0,"loopback_tcp_mbps":3000.0,"anchor":"libtorrent → libtorrent (TCP)","anchor_mbps":438.0,"ours_download_mbps":500.0,"ours_librqbit_mbps":130.0,"download_ratio":1.1415,"anacrolix_chs_mbps":96.0,"anacrolix_anacrolix_mbps":54.0,"chs_anacrolix_mbps":157.0,"fetcher_sys_s_per_gib":1.0,"fetcher_user_s_per_gib":1.0,"librqbit_sys_s_per_gib":5.8,"librqbit_user_s_per_gib":3.0,"ours_create_s":0.6,"lt_create_s":0.7,"create_speed_ratio":1.17},
                 {"bench":"e2e","mb":10,"delivery_ms":448.1,"baseline_ms":171.2,"ratio":2.617,"goal_ms":3000},
                 {"bench":"load","communities":100,"owner_seed_all_s":40.0,"members":50,"completed":49,"completion_ratio":0.98,"all_members_s":12.6,"single_member_s":0.4,"ratio":31.5,"owner_upload_bytes":40000000,"torrent_bytes":1200000,"peak_rss_mb":348}]"#,
         )
@@ -303,6 +375,8 @@ mod tests {
         let md = markdown(&report, "==> bench store\n", "test");
         assert!(md.contains("| store | insert 1,000,000 messages | 237,464 msg/s | plain rusqlite 320,330 msg/s | 0.74x | ≥ 0.7x | yes |"), "{md}");
         assert!(md.contains("| e2e | owner seeds → member done, 10 MB archive | 448 ms | bare torrent transfer 171 ms | 2.62x | < 3000 ms | yes |"), "{md}");
+        assert!(md.contains("| torrent | download 1024 MiB on loopback, chs → chs (best path) | 500.0 MB/s (0.26x SHA-1) | libtorrent → libtorrent (TCP) 438.0 MB/s | 1.14x | ≥ 1.0x | yes |"), "{md}");
+        assert!(md.contains("| torrent | anacrolix (as status-go) seeds → chs downloads | 96.0 MB/s (0.05x SHA-1) | anacrolix → anacrolix 54.0 MB/s | 1.78x | ≥ 1.0x | yes |"), "{md}");
         assert!(md.contains("49/50 complete in 12.6 s") && md.contains("| all complete | **no** |"), "{md}");
         assert!(md.contains("\"bench\": \"load\""));
     }

@@ -9,9 +9,9 @@ import libtorrent as lt
 warnings.simplefilter("ignore", DeprecationWarning)
 
 
-def session():
-    """A loopback-only session: no DHT, LSD, UPnP or NAT-PMP."""
-    return lt.session({
+def session(extra=None):
+    """A loopback-only session: no DHT, LSD, UPnP or NAT-PMP; `extra` settings override."""
+    settings = {
         "listen_interfaces": "127.0.0.1:0",
         "enable_dht": False,
         "enable_lsd": False,
@@ -19,7 +19,9 @@ def session():
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.error_notification,
-    })
+    }
+    settings.update(extra or {})
+    return lt.session(settings)
 
 
 def emit(obj):

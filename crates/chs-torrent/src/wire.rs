@@ -5,6 +5,12 @@
 //! §8.2). This module does exactly that: it connects to the given peers, requests the blocks of the
 //! wanted pieces only, verifies each piece's SHA-1 against the info dict, and writes it into the
 //! torrent's files. Pieces already on disk with the right hash are not fetched again.
+//!
+//! The receive path only copies: messages are parsed in place out of a large read buffer (one
+//! `read` per [`READ_BUFFER`] of data, not three per message, and no task or allocation per
+//! message), requests go out [`REQUEST_BATCH`] at a time, and a complete piece is handed to a blocking
+//! task that hashes and writes it (through file handles opened once) while the session goes on
+//! receiving the next pieces ([`MAX_VERIFYING`] per peer).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -13,14 +19,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::meta::{InfoHash, TorrentMeta};
+use crate::meta::{InfoHash, TorrentMeta, piece_sha1};
 
 /// Block size of requests: 16 KiB, what every client serves.
 const BLOCK: u32 = 16 * 1024;
@@ -35,6 +40,13 @@ const REREQUEST_AFTER: Duration = Duration::from_secs(3);
 const MAX_ACTIVE_PIECES: usize = 8;
 /// A peer that sends this many pieces failing verification is dropped for good.
 const MAX_BAD_PIECES: u32 = 3;
+/// Read buffer of a peer connection: a read takes everything the socket has, up to this.
+const READ_BUFFER: usize = 256 * 1024;
+/// Requests are sent when this many fit in the pipeline, in one write.
+const REQUEST_BATCH: usize = 8;
+/// Complete pieces of one peer being hashed and written at once, off the receive path; the
+/// session waits for one to finish before it accepts more.
+const MAX_VERIFYING: usize = 4;
 
 /// How often the fetcher asks its [`PeerSource`] for new peers.
 const DISCOVERY_POLL: Duration = Duration::from_millis(250);
@@ -47,11 +59,28 @@ pub(crate) type PeerSource = Arc<dyn Fn() -> Vec<SocketAddr> + Send + Sync>;
 pub(crate) struct PieceStore {
     folder: PathBuf,
     meta: Arc<TorrentMeta>,
+    /// Files opened for writing, by file index: each is opened once per store, not per piece.
+    writers: Mutex<Vec<Option<Arc<std::fs::File>>>>,
 }
 
 impl PieceStore {
     pub(crate) fn new(folder: PathBuf, meta: Arc<TorrentMeta>) -> Self {
-        Self { folder, meta }
+        Self { folder, meta, writers: Mutex::default() }
+    }
+
+    /// File `idx`, opened for writing on first use.
+    fn writer(&self, idx: usize) -> Result<Arc<std::fs::File>, Error> {
+        let mut writers = self.writers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if writers.len() <= idx {
+            writers.resize(idx + 1, None);
+        }
+        if let Some(f) = &writers[idx] {
+            return Ok(Arc::clone(f));
+        }
+        let path = self.file_path(idx);
+        let f = Arc::new(std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?);
+        writers[idx] = Some(Arc::clone(&f));
+        Ok(f)
     }
 
     fn file_path(&self, idx: usize) -> PathBuf {
@@ -114,19 +143,32 @@ impl PieceStore {
         Some(buf)
     }
 
+    /// The length on disk of each file (0 when missing). Blocking.
+    fn on_disk_lengths(&self) -> Vec<u64> {
+        (0..self.meta.files().len()).map(|idx| std::fs::metadata(self.file_path(idx)).map_or(0, |m| m.len())).collect()
+    }
+
+    /// Whether the files in `lengths` are long enough to hold `piece` (else it is missing,
+    /// without reading: a fresh download reads nothing).
+    fn fits(&self, piece: u32, lengths: &[u64]) -> bool {
+        self.slices(piece)
+            .iter()
+            .all(|(idx, file_off, _, len)| lengths.get(*idx).is_some_and(|l| file_off + *len as u64 <= *l))
+    }
+
     /// Whether `piece` is on disk with the right SHA-1. Blocking.
     pub(crate) fn has_piece(&self, piece: u32) -> bool {
         let expected = self.meta.pieces().get(piece as usize);
-        self.read_piece(piece).is_some_and(|buf| Some(&<[u8; 20]>::from(Sha1::digest(&buf))) == expected)
+        self.read_piece(piece).is_some_and(|buf| Some(&piece_sha1(&buf)) == expected)
     }
 
     /// Writes a verified piece. Blocking.
     pub(crate) fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), Error> {
         use std::os::unix::fs::FileExt;
         for (idx, file_off, piece_off, len) in self.slices(piece) {
-            let path = self.file_path(idx);
-            let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
-            f.write_all_at(&data[piece_off..piece_off + len], file_off).map_err(|e| Error::io(&path, e))?;
+            let f = self.writer(idx)?;
+            f.write_all_at(&data[piece_off..piece_off + len], file_off)
+                .map_err(|e| Error::io(&self.file_path(idx), e))?;
         }
         Ok(())
     }
@@ -212,7 +254,9 @@ pub(crate) async fn fetch_pieces(job: FetchJob, pieces: Vec<u32>) -> Result<Fetc
     let store = Arc::clone(&job.store);
     let (missing, present) = tokio::task::spawn_blocking(move || {
         store.prepare()?;
-        let (present, missing): (Vec<u32>, Vec<u32>) = wanted.iter().partition(|p| store.has_piece(**p));
+        let lengths = store.on_disk_lengths();
+        let (present, missing): (Vec<u32>, Vec<u32>) =
+            wanted.iter().partition(|p| store.fits(**p, &lengths) && store.has_piece(**p));
         Ok::<_, Error>((missing, present))
     })
     .await
@@ -346,11 +390,18 @@ struct ActivePiece {
     received: Vec<bool>,
 }
 
+/// A complete piece, hashed and (if good) written: `(piece, bytes, hash matched)`.
+type Verified = (u32, u64, Result<bool, Error>);
+
 struct PeerSession<'a> {
     job: &'a FetchJob,
     shared: &'a Shared,
     peer: SocketAddr,
     active: Vec<ActivePiece>,
+    /// Complete pieces being hashed and written ([`MAX_VERIFYING`] at most).
+    verifying: tokio::task::JoinSet<Verified>,
+    /// Their indices, given back if the session ends before their result is in.
+    verifying_pieces: Vec<u32>,
     bad_pieces: u32,
     connected: bool,
 }
@@ -365,16 +416,27 @@ impl Drop for PeerSession<'_> {
 
 impl<'a> PeerSession<'a> {
     fn new(job: &'a FetchJob, shared: &'a Shared, peer: SocketAddr) -> Self {
-        Self { job, shared, peer, active: Vec::new(), bad_pieces: 0, connected: false }
+        Self {
+            job,
+            shared,
+            peer,
+            active: Vec::new(),
+            verifying: tokio::task::JoinSet::new(),
+            verifying_pieces: Vec::new(),
+            bad_pieces: 0,
+            connected: false,
+        }
     }
 
     fn err(&self, reason: impl Into<String>) -> Error {
         Error::Peer { peer: self.peer, reason: reason.into() }
     }
 
-    /// Pieces this session holds but did not finish.
+    /// Pieces this session holds but did not finish (received pieces whose verification is still
+    /// running are given back too: a late result is dropped, and the piece fetched again).
     fn release(&mut self) -> Vec<u32> {
-        self.active.drain(..).map(|a| a.index).collect()
+        self.verifying.abort_all();
+        self.active.drain(..).map(|a| a.index).chain(self.verifying_pieces.drain(..)).collect()
     }
 
     async fn run(&mut self) -> Result<(), Error> {
@@ -385,46 +447,45 @@ impl<'a> PeerSession<'a> {
         stream.set_nodelay(true).ok();
         let (mut rd, wr) = stream.into_split();
         let mut wr = BufWriter::new(wr);
+        // Reads exactly the 68 handshake bytes: what follows stays in the socket for `inbox`.
         self.handshake(&mut rd, &mut wr).await?;
         let n_pieces = self.job.store.meta.pieces().len();
         let max_msg = (n_pieces / 8 + 16).max(BLOCK as usize + 64);
-        // A reader task makes receiving cancel-safe inside `select!`.
-        let (msg_tx, mut msg_rx) = tokio::sync::mpsc::channel(PIPELINE);
-        let reader = AbortOnDrop(tokio::spawn(async move {
-            loop {
-                let msg = read_message(&mut rd, max_msg).await;
-                let failed = msg.is_err();
-                if msg_tx.send(msg).await.is_err() || failed {
-                    return;
-                }
-            }
-        }));
+        let mut inbox = Inbox::new(READ_BUFFER.max(2 * (max_msg + 4)));
         self.connected = true;
         self.shared.connected.fetch_add(1, Ordering::SeqCst);
         // interested
         wr.write_all(&[0, 0, 0, 1, 2]).await.map_err(|e| self.err(format!("write: {e}")))?;
         wr.flush().await.map_err(|e| self.err(format!("write: {e}")))?;
 
-        let mut peer_has = vec![false; n_pieces];
-        let mut choked = true;
-        let mut last_message = tokio::time::Instant::now();
-        let _reader = reader;
+        let mut state = WireState { peer_has: vec![false; n_pieces], choked: true };
+        let mut last_data = tokio::time::Instant::now();
         loop {
+            // Every complete message in the buffer, parsed in place (no copy, no allocation).
+            while let Some((id, range)) = inbox.next_message(max_msg).map_err(|e| self.err(e))? {
+                self.on_message(id, &inbox.buf[range], &mut state).await?;
+            }
             if self.shared.remaining.load(Ordering::SeqCst) == 0 {
                 return Ok(());
             }
-            if !choked {
-                self.fill_pipeline(&mut wr, &peer_has).await?;
+            if !state.choked {
+                self.fill_pipeline(&mut wr, &state.peer_has).await?;
             }
-            let msg = tokio::select! {
-                m = tokio::time::timeout(REREQUEST_AFTER.min(self.job.stall_timeout), msg_rx.recv()) => m,
-                () = self.shared.work_returned.notified(), if self.active.is_empty() && !choked => continue,
+            inbox.compact();
+            let read = tokio::select! {
+                // Cancel-safe: a read that loses the race has read nothing.
+                r = tokio::time::timeout(REREQUEST_AFTER.min(self.job.stall_timeout), rd.read(inbox.spare())) => r,
+                Some(done) = self.verifying.join_next(), if !self.verifying.is_empty() => {
+                    self.on_verified(done)?;
+                    continue;
+                }
+                () = self.shared.work_returned.notified(), if self.active.is_empty() && !state.choked => continue,
             };
-            let Ok(msg) = msg else {
-                if last_message.elapsed() >= self.job.stall_timeout {
+            let Ok(read) = read else {
+                if last_data.elapsed() >= self.job.stall_timeout {
                     return Err(self.err("stalled: no message within the stall timeout"));
                 }
-                if !choked {
+                if !state.choked {
                     tracing::debug!(peer = %self.peer, "no block for a while: asking again for the blocks in flight");
                     for a in &mut self.active {
                         a.requested.clone_from(&a.received);
@@ -432,34 +493,40 @@ impl<'a> PeerSession<'a> {
                 }
                 continue;
             };
-            last_message = tokio::time::Instant::now();
-            let msg = msg.ok_or_else(|| self.err("connection closed"))?.map_err(|e| self.err(e))?;
-            let Some((id, payload)) = msg else { continue };
-            match id {
-                0 => {
-                    choked = true;
-                    for a in &mut self.active {
-                        for (req, rec) in a.requested.iter_mut().zip(&a.received) {
-                            *req = *rec;
-                        }
-                    }
-                }
-                1 => choked = false,
-                4 => {
-                    let idx = be_u32(&payload, 0).ok_or_else(|| self.err("short have"))? as usize;
-                    if let Some(bit) = peer_has.get_mut(idx) {
-                        *bit = true;
-                    }
-                }
-                5 => {
-                    for (i, bit) in peer_has.iter_mut().enumerate() {
-                        *bit = payload.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0);
-                    }
-                }
-                7 => self.on_block(&payload).await?,
-                _ => {}
+            match read.map_err(|e| self.err(format!("read: {e}")))? {
+                0 => return Err(self.err("connection closed")),
+                n => inbox.filled(n),
             }
+            last_data = tokio::time::Instant::now();
         }
+    }
+
+    async fn on_message(&mut self, id: u8, payload: &[u8], state: &mut WireState) -> Result<(), Error> {
+        match id {
+            0 => {
+                state.choked = true;
+                for a in &mut self.active {
+                    for (req, rec) in a.requested.iter_mut().zip(&a.received) {
+                        *req = *rec;
+                    }
+                }
+            }
+            1 => state.choked = false,
+            4 => {
+                let idx = be_u32(payload, 0).ok_or_else(|| self.err("short have"))? as usize;
+                if let Some(bit) = state.peer_has.get_mut(idx) {
+                    *bit = true;
+                }
+            }
+            5 => {
+                for (i, bit) in state.peer_has.iter_mut().enumerate() {
+                    *bit = payload.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0);
+                }
+            }
+            7 => self.on_block(payload).await?,
+            _ => {}
+        }
+        Ok(())
     }
 
     async fn handshake(&self, rd: &mut OwnedReadHalf, wr: &mut BufWriter<OwnedWriteHalf>) -> Result<(), Error> {
@@ -488,6 +555,10 @@ impl<'a> PeerSession<'a> {
     async fn fill_pipeline(&mut self, wr: &mut BufWriter<OwnedWriteHalf>, peer_has: &[bool]) -> Result<(), Error> {
         let mut outstanding: usize =
             self.active.iter().map(|a| a.requested.iter().zip(&a.received).filter(|(q, r)| **q && !**r).count()).sum();
+        if outstanding + REQUEST_BATCH > PIPELINE {
+            // Requests go out in batches (one write for several), not one per block received.
+            return Ok(());
+        }
         let mut sent = false;
         while outstanding < PIPELINE {
             let next = self.active.iter_mut().find_map(|a| {
@@ -552,16 +623,31 @@ impl<'a> PeerSession<'a> {
             return Ok(());
         }
         let done = self.active.swap_remove(pos);
+        while self.verifying.len() >= MAX_VERIFYING {
+            match self.verifying.join_next().await {
+                Some(result) => self.on_verified(result)?,
+                None => break,
+            }
+        }
         let expected = self.job.store.meta.pieces().get(index as usize).copied();
+        let store = Arc::clone(&self.job.store);
         let buf = done.buf;
-        let hash_ok = tokio::task::spawn_blocking(move || {
-            let ok = Some(<[u8; 20]>::from(Sha1::digest(&buf))) == expected;
-            (ok, buf)
-        })
-        .await
-        .map_err(|_| Error::Cancelled)?;
-        let (ok, buf) = hash_ok;
-        if !ok {
+        self.verifying_pieces.push(index);
+        self.verifying.spawn_blocking(move || {
+            let len = buf.len() as u64;
+            if Some(piece_sha1(&buf)) != expected {
+                return (index, len, Ok(false));
+            }
+            (index, len, store.write_piece(index, &buf).map(|()| true))
+        });
+        Ok(())
+    }
+
+    /// Takes the result of a piece's verification: counts a good piece, gives a bad one back.
+    fn on_verified(&mut self, result: Result<Verified, tokio::task::JoinError>) -> Result<(), Error> {
+        let (index, len, ok) = result.map_err(|_| Error::Cancelled)?;
+        self.verifying_pieces.retain(|p| *p != index);
+        if !ok? {
             self.bad_pieces += 1;
             self.shared.give_back([index]);
             tracing::warn!(peer = %self.peer, piece = index, "piece failed SHA-1 verification");
@@ -571,9 +657,6 @@ impl<'a> PeerSession<'a> {
                 Ok(())
             };
         }
-        let store = Arc::clone(&self.job.store);
-        let len = buf.len() as u64;
-        tokio::task::spawn_blocking(move || store.write_piece(index, &buf)).await.map_err(|_| Error::Cancelled)??;
         let done_bytes = self.shared.bytes_done.fetch_add(len, Ordering::SeqCst) + len;
         self.shared.remaining.fetch_sub(1, Ordering::SeqCst);
         self.shared.delivered_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(self.peer);
@@ -590,29 +673,104 @@ fn be_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes))
 }
 
-/// Reads one length-prefixed message; `None` for a keep-alive.
-async fn read_message(rd: &mut OwnedReadHalf, max_len: usize) -> Result<Option<(u8, Vec<u8>)>, String> {
-    let mut len = [0u8; 4];
-    rd.read_exact(&mut len).await.map_err(|e| format!("read: {e}"))?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len == 0 {
-        return Ok(None);
-    }
-    if len > max_len {
-        return Err(format!("message of {len} bytes exceeds limit {max_len}"));
-    }
-    let mut id = [0u8; 1];
-    rd.read_exact(&mut id).await.map_err(|e| format!("read: {e}"))?;
-    let mut buf = vec![0u8; len - 1];
-    rd.read_exact(&mut buf).await.map_err(|e| format!("read: {e}"))?;
-    Ok(Some((id[0], buf)))
+/// What the wire messages of a session have told so far.
+struct WireState {
+    /// The peer's bitfield and `have`s.
+    peer_has: Vec<bool>,
+    choked: bool,
 }
 
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// The receive buffer of a connection: bytes read from the socket, parsed in place.
+struct Inbox {
+    buf: Vec<u8>,
+    /// Start of the bytes not yet parsed.
+    start: usize,
+    /// End of the bytes read.
+    end: usize,
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+impl Inbox {
+    fn new(capacity: usize) -> Self {
+        Self { buf: vec![0; capacity], start: 0, end: 0 }
+    }
+
+    /// The next complete message: its id and the range of its payload in `buf`; `None` when the
+    /// buffer holds no complete message. Keep-alives are skipped.
+    fn next_message(&mut self, max_len: usize) -> Result<Option<(u8, std::ops::Range<usize>)>, String> {
+        loop {
+            let Some(len) = be_u32(&self.buf[self.start..self.end], 0) else { return Ok(None) };
+            let len = len as usize;
+            if len == 0 {
+                self.start += 4;
+                continue;
+            }
+            if len > max_len {
+                return Err(format!("message of {len} bytes exceeds limit {max_len}"));
+            }
+            if self.end - self.start < 4 + len {
+                return Ok(None);
+            }
+            let id = self.buf[self.start + 4];
+            let payload = self.start + 5..self.start + 4 + len;
+            self.start += 4 + len;
+            return Ok(Some((id, payload)));
+        }
+    }
+
+    /// Moves the unparsed bytes (at most one partial message) to the front.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// Free space to read into.
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.end..]
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Inbox;
+
+    /// Issue 22 item 2: the receive buffer yields every message whole, in order, however the
+    /// stream is cut into reads (a message split over two reads, several in one read,
+    /// keep-alives), and refuses a message longer than the limit.
+    #[test]
+    fn issue22_item2_inbox_parses_messages_in_place_across_reads() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&[0, 0, 0, 0]); // keep-alive
+        stream.extend_from_slice(&[0, 0, 0, 5, 4, 0, 0, 0, 9]); // have 9
+        let mut piece = vec![0, 0, 0, 9 + 100, 7, 0, 0, 0, 1, 0, 0, 0, 0];
+        piece.extend((0..100u8).map(|i| i ^ 0x5a));
+        stream.extend_from_slice(&piece);
+        stream.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
+        for cut in [1usize, 3, 7, 50, stream.len()] {
+            let mut inbox = Inbox::new(256);
+            let mut got = Vec::new();
+            for chunk in stream.chunks(cut) {
+                inbox.compact();
+                inbox.spare()[..chunk.len()].copy_from_slice(chunk);
+                inbox.filled(chunk.len());
+                while let Some((id, range)) = inbox.next_message(200).expect("within limit") {
+                    got.push((id, inbox.buf[range].to_vec()));
+                }
+            }
+            assert_eq!(got.len(), 3, "cut {cut}: {got:?}");
+            assert_eq!(got[0], (4, vec![0, 0, 0, 9]));
+            assert_eq!(got[1], (7, piece[5..].to_vec()));
+            assert_eq!(got[2], (1, vec![]));
+        }
+        let mut inbox = Inbox::new(64);
+        inbox.spare()[..4].copy_from_slice(&[0, 0, 1, 0]);
+        inbox.filled(4);
+        assert!(inbox.next_message(200).is_err(), "a 256-byte message is over the 200-byte limit");
     }
 }

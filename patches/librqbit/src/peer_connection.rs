@@ -21,6 +21,11 @@ use peer_binary_protocol::{
     },
     serialize_piece_preamble,
 };
+
+/// chs patch: chunk requests answered in one blocking read section and one socket write.
+const MAX_CHUNK_BATCH: usize = 16;
+/// chs patch: length of a `piece` message before its data (length, id, index, begin).
+const PIECE_MESSAGE_PREAMBLE_LEN: usize = 4 + 1 + 4 + 4;
 use serde::{Deserialize, Serialize};
 use serde_with::serde_as;
 use tokio::time::timeout;
@@ -349,9 +354,14 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
             trace!("sent unchoke");
 
             let mut broadcast_closed = false;
+            // chs patch: requests taken from the channel after a chunk request, while batching
+            // chunk reads (see below): one non-chunk request waits here to be sent next, in order.
+            let mut next_req: Option<WriterRequest> = None;
+            let mut batch_chunks: Vec<ChunkInfo> = Vec::with_capacity(MAX_CHUNK_BATCH);
+            let mut batch_buf: Vec<u8> = Vec::new();
 
             loop {
-                let req = loop {
+                let req = if let Some(req) = next_req.take() { req } else { loop {
                     break tokio::select! {
                         r = have_broadcast.recv(), if !broadcast_closed => match r {
                             Ok(id) => {
@@ -376,11 +386,9 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                             Err(_) => WriterRequest::Message(Message::KeepAlive),
                         }
                     };
-                };
+                } };
 
                 tokio::task::yield_now().await;
-
-                let mut uploaded_add = None;
 
                 trace!("about to send: {:?}", &req);
                 let ext_msg_ids = &|| {
@@ -433,21 +441,58 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                             }
                         }
 
-                        // this whole section is an optimization
-                        let preamble_len = serialize_piece_preamble(&chunk, &mut *write_buf);
-                        let full_len = preamble_len + chunk.size as usize;
+                        // chs patch: take every chunk request already queued (up to
+                        // MAX_CHUNK_BATCH), read them all in one blocking section and send them
+                        // in one write. librqbit did one block_in_place (a hand-off of the
+                        // runtime thread: several futex calls) and one write per 16 KiB chunk,
+                        // most of a seeder's system CPU.
+                        batch_chunks.clear();
+                        batch_chunks.push(chunk);
+                        while batch_chunks.len() < MAX_CHUNK_BATCH {
+                            match outgoing_chan.try_recv() {
+                                Ok(WriterRequest::ReadChunkRequest(c)) => batch_chunks.push(c),
+                                Ok(other) => {
+                                    next_req = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        let total: usize = batch_chunks
+                            .iter()
+                            .map(|c| PIECE_MESSAGE_PREAMBLE_LEN + c.size as usize)
+                            .sum();
+                        batch_buf.resize(total, 0);
+                        let mut at = 0;
+                        let mut slots = Vec::with_capacity(batch_chunks.len());
+                        for c in &batch_chunks {
+                            let preamble_len = serialize_piece_preamble(c, &mut batch_buf[at..]);
+                            debug_assert_eq!(preamble_len, PIECE_MESSAGE_PREAMBLE_LEN);
+                            let full_len = preamble_len + c.size as usize;
+                            slots.push((at + preamble_len, at + full_len));
+                            at += full_len;
+                        }
                         if !skip_reading_for_e2e_tests {
                             self.spawner
                                 .block_in_place_with_semaphore(|| {
-                                    self.handler
-                                        .read_chunk(&chunk, &mut write_buf[preamble_len..full_len])
+                                    for (c, (from, to)) in batch_chunks.iter().zip(&slots) {
+                                        self.handler.read_chunk(c, &mut batch_buf[*from..*to])?;
+                                    }
+                                    Ok::<_, anyhow::Error>(())
                                 })
                                 .await
                                 .map_err(Error::ReadChunk)?;
                         }
-
-                        uploaded_add = Some(chunk.size);
-                        full_len
+                        with_timeout(
+                            "writing",
+                            rwtimeout,
+                            write.write_all(&batch_buf[..at]).map_err(Error::Write),
+                        )
+                        .await?;
+                        for c in &batch_chunks {
+                            self.handler.on_uploaded_bytes(c.size);
+                        }
+                        continue;
                     }
                     WriterRequest::Disconnect(res) => {
                         trace!("disconnect requested, closing writer");
@@ -464,10 +509,6 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                     write.write_all(&write_buf[..len]).map_err(Error::Write),
                 )
                 .await?;
-
-                if let Some(uploaded_add) = uploaded_add {
-                    self.handler.on_uploaded_bytes(uploaded_add)
-                }
             }
 
             // For type inference.
