@@ -349,6 +349,8 @@ fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
     assert_eq!(unopened["magnet_uri"], magnet.as_str(), "{unopened}");
     let reason = unopened["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("hash-ratchet"), "{reason}");
+    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(0), Some(0)), "{done}");
     // The whole torrent is kept, byte for byte.
     let kept = member_dir.join("chs-data/archives").join(&id);
     assert_eq!(std::fs::read(kept.join("index")).unwrap(), index);
