@@ -900,6 +900,17 @@ impl Communities {
         import::decode_pending(store.connection_mut(), id, max)
     }
 
+    /// How many imported messages are kept but not readable here: hash-ratchet encrypted
+    /// (token-gated communities) or segments of a larger message. A Status client with the keys
+    /// reads them on import; chs keeps and serves them. Rows still pending decoding
+    /// ([`Communities::decode_pending_history`]) are not counted.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn sealed_messages(&self, store: &Store, id: &CommunityId) -> Result<u64, CommunityError> {
+        import::sealed_messages(store.connection(), id)
+    }
+
     /// The community's readable history in time order (archived timestamp, then clock, then
     /// hash): every imported message that decoded. Pending rows are decoded first.
     ///

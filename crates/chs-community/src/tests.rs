@@ -1253,3 +1253,48 @@ fn wrapped_fetched_archive_records_why_it_is_not_imported() {
     let error = records[0].last_error.clone().unwrap_or_default();
     assert!(error.contains("hash-ratchet key 0xabab") && error.contains("not imported"), "{error}");
 }
+
+/// Issue 19 item 3: hash-ratchet-encrypted messages and segments in an imported archive are
+/// kept and counted as sealed (a Status client with the keys reads them), not lost silently.
+#[test]
+fn sealed_messages_counts_hash_ratchet_and_segments() {
+    use chs_proto::Message as _;
+    use chs_proto::encryption::{EncryptedMessageProtocol, ProtocolMessage};
+    use chs_proto::protobuf::SegmentMessage;
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &id, None).unwrap();
+    let signer = SecretKey::from_bytes(&[7; 32]).unwrap().public_key().to_uncompressed().to_vec();
+    let mut hr = ProtocolMessage { installation_id: "owner".into(), ..ProtocolMessage::default() };
+    hr.encrypted_message.insert(
+        "none".into(),
+        EncryptedMessageProtocol { payload: vec![9; 30], ..EncryptedMessageProtocol::default() },
+    );
+    let segment = SegmentMessage {
+        entire_message_hash: vec![1; 32],
+        index: 0,
+        segments_count: 2,
+        payload: vec![2; 20],
+        ..SegmentMessage::default()
+    };
+    let payloads = [hr.encode_to_vec(), segment.encode_to_vec(), vec![0xff, 0xff, 0xff]];
+    let messages: Vec<ArchivedMessage> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| ArchivedMessage {
+            sig: signer.clone(),
+            payload: payload.clone(),
+            ..archived(u32::try_from(i).unwrap(), TOPIC_A, 5 + u64::try_from(i).unwrap())
+        })
+        .collect();
+    let meta = metadata(0, 10, &[TOPIC_A]);
+    let report = communities
+        .import_archive(
+            &mut store,
+            &id,
+            &ArchiveImport { archive_id: &archive_id(3), metadata: &meta, messages: &messages },
+        )
+        .unwrap();
+    assert_eq!((report.inserted, report.undecodable), (3, 3), "{report:?}");
+    assert_eq!(communities.sealed_messages(&store, &id).unwrap(), 2);
+}

@@ -113,6 +113,9 @@ pub struct CommunityStatus {
     /// Downloaded archives whose import failed, with the last error (e.g. an archive wrapped
     /// with the community's hash-ratchet key).
     pub failed_imports: Vec<FailedImport>,
+    /// Imported messages kept but not readable here: hash-ratchet encrypted (token-gated
+    /// communities) or segments; a Status client with the keys reads them.
+    pub sealed_messages: u64,
 }
 
 /// A downloaded archive that is not imported, and why.
@@ -174,6 +177,7 @@ pub fn community_statuses(
                 .filter(|r| !r.imported)
                 .filter_map(|r| Some(FailedImport { archive_id: r.archive_id.clone(), error: r.last_error.clone()? }))
                 .collect(),
+            sealed_messages: communities.sealed_messages(store, &c.id)?,
         });
     }
     Ok(out)
