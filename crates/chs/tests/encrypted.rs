@@ -211,10 +211,13 @@ mod interop {
         let go_addr = go.wait_line(TIMEOUT, |l| l.starts_with("LISTEN ")).trim_start_matches("LISTEN ").to_owned();
         go.wait_line(TIMEOUT, |l| l == "READY");
 
+        // The owner's magnet names its torrent address (no tracker, no DHT on loopback).
         let mut args = vec!["node", "--config", p(&config), "--bootstrap", &go_addr];
+        args.extend(["--set", "torrent.announce_addr=\"127.0.0.1:0\""]);
         args.extend(super::LOOPBACK);
         let mut owner = Proc::spawn(args);
-        owner.wait_line(TIMEOUT, |l| is_type(l, "started"));
+        let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
+        let owner_waku = started["waku"][0].as_str().unwrap().to_owned();
         go.wait_line(TIMEOUT, |l| l.starts_with("PEERS n="));
         let mut expected = BTreeSet::new();
         for mut m in outgoing.into_iter().map(|m: Outgoing| m.expected) {
@@ -259,8 +262,31 @@ mod interop {
             .collect();
         assert_eq!(got.len(), expected.len(), "status-go extracted {} messages:\n{stdout}", got.len());
         assert!(got == expected, "status-go's extraction differs from what was sent");
-        owner.kill();
         go.kill();
+
+        // A chs member of the same community imports those archives: the plain message is in
+        // its history, the three others are kept and counted as sealed (needing the keys).
+        let member_dir = dir.path().join("member");
+        std::fs::create_dir_all(&member_dir).unwrap();
+        let member_config = member_dir.join("chs.toml");
+        run(["node", "init", "--config", p(&member_config)]).ok();
+        let member_db = member_dir.join("chs-data/chs.db");
+        run(["community", "join", "--db", p(&member_db), &id.to_string()]).ok();
+        let mut args = vec!["node", "--config", p(&member_config), "--bootstrap", &owner_waku];
+        args.extend(super::LOOPBACK);
+        let mut member = Proc::spawn(args);
+        let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+        assert_eq!(done["messages"], expected.len(), "{done}");
+        let status = run(["node", "status", "--json", "--config", p(&member_config)]).ok().json();
+        assert_eq!(status["communities"][0]["sealed_messages"], expected.len() - 1, "{status}");
+        let text = run(["node", "status", "--config", p(&member_config)]).ok().stdout;
+        assert!(text.contains("messages kept but not readable here: 3"), "{text}");
+        let history =
+            run(["history", "show", "--json", "--db", p(&member_db), "--community", &id.to_string()]).ok().json();
+        let texts: Vec<&str> = history.as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+        assert_eq!(texts, ["plain text in an open channel"], "{history}");
+        member.kill();
+        owner.kill();
     }
 }
 
