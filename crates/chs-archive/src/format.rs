@@ -140,6 +140,56 @@ pub fn decode_archive(bytes: &[u8]) -> Result<WakuMessageArchive, DecodeError> {
     })
 }
 
+/// What a hash-ratchet-wrapped `index` or archive says about its key, readable without the key.
+///
+/// status-go wraps the index and every archive of an encrypted (token-gated) community with
+/// `proto.Marshal(BuildHashRatchetMessage(community id, bytes).Message)`
+/// (`protocol/communities/manager_archive_file.go` in 2024; `pkg/messaging/core.go`
+/// `buildHashRatchetMessage` in 2026): a `ProtocolMessage{installation_id, encrypted_message =
+/// {"none": {hr_header{seq_no, group_id = community id, key_id}, payload = ciphertext}}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct HashRatchetWrapping {
+    /// The owner's installation id.
+    pub installation_id: String,
+    /// The hash-ratchet group: the 33-byte community id (or a channel's chat id), `0x` hex.
+    pub group_id: String,
+    /// The key id, `0x` hex (empty for legacy keys that only have `deprecated_key_id`).
+    pub key_id: String,
+    /// The ratchet sequence number (0 would mean plaintext).
+    pub seq_no: u32,
+}
+
+impl std::fmt::Display for HashRatchetWrapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrapped with the hash-ratchet key {} of group {} (seq {}, installation {:?})",
+            if self.key_id.is_empty() { "(legacy)" } else { &self.key_id },
+            self.group_id,
+            self.seq_no,
+            self.installation_id
+        )
+    }
+}
+
+/// The [`HashRatchetWrapping`] of `bytes`, if they are a hash-ratchet `ProtocolMessage` (what
+/// [`decode_index`] and [`decode_archive`] report as [`DecodeError::Encrypted`]); `None` for
+/// anything else, including a `ProtocolMessage` without a hash-ratchet header.
+#[must_use]
+pub fn hash_ratchet_wrapping(bytes: &[u8]) -> Option<HashRatchetWrapping> {
+    let msg = ProtocolMessage::decode(bytes).ok()?;
+    let encrypted = msg.encrypted_message.get("none").or_else(|| msg.encrypted_message.values().next())?;
+    let header = encrypted.hr_header.as_ref()?;
+    let hex0x = |b: &[u8]| if b.is_empty() { String::new() } else { format!("0x{}", hex::encode(b)) };
+    Some(HashRatchetWrapping {
+        installation_id: msg.installation_id,
+        group_id: hex0x(&header.group_id),
+        key_id: hex0x(&header.key_id),
+        seq_no: header.seq_no,
+    })
+}
+
 /// `Some(Encrypted)` if `bytes` decode as a `ProtocolMessage` carrying an encrypted or public payload.
 pub(crate) fn as_protocol_message(bytes: &[u8]) -> Option<DecodeError> {
     let msg = ProtocolMessage::decode(bytes).ok()?;

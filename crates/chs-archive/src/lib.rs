@@ -33,7 +33,8 @@ pub use builder::{
     repair_with,
 };
 pub use format::{
-    DEFAULT_INTERVAL_SECS, DecodeError, EntryError, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id, check_entry, padding,
+    DEFAULT_INTERVAL_SECS, DecodeError, EntryError, HashRatchetWrapping, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id,
+    check_entry, hash_ratchet_wrapping, padding,
 };
 pub use lock::{FolderLock, LockError};
 pub use plan::{

@@ -7,6 +7,11 @@ pub enum FetchedArchiveError {
     /// The bytes are not a `WakuMessageArchive`.
     #[error("archive decode")]
     Decode(#[from] chs_archive::DecodeError),
+    /// The archive is wrapped with the community's hash-ratchet key (status-go's encrypted
+    /// communities, `manager_archive_file.go`), which this node does not hold: the bytes are
+    /// kept and seeded, the messages not imported.
+    #[error("archive {0}; chs holds no hash-ratchet key: kept and seeded, not imported")]
+    Wrapped(chs_archive::HashRatchetWrapping),
     /// The archive's own window is not the one its index entry claims.
     #[error("archive {archive_id} covers [{from}, {to}) but its index entry says [{entry_from}, {entry_to})")]
     WrongWindow {

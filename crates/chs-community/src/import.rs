@@ -496,6 +496,24 @@ pub(crate) fn decode_pending(
     Ok(report)
 }
 
+/// How many imported messages of a community are kept but not readable here because they are
+/// hash-ratchet encrypted (token-gated communities) or segments of a larger message: a Status
+/// client with the keys (and every segment) reads them. Decoding marks them undecodable with
+/// the chs-status reason, which is what is matched.
+pub(crate) fn sealed_messages(conn: &Connection, community: &CommunityId) -> Result<u64, CommunityError> {
+    let cref = community_ref(conn, community)?;
+    let encrypted = chs_status::RejectReason::EncryptedMessage.to_string();
+    let segment =
+        chs_status::RejectReason::Segmented { index: 0, segments_count: 0, parity_segments_count: 0 }.to_string();
+    let segment_prefix = format!("{}%", segment.split('(').next().unwrap_or(&segment));
+    let count: i64 = conn.query_row(
+        "SELECT count(*) FROM chs_history WHERE community_ref = ?1 AND state = ?2 AND (error = ?3 OR error LIKE ?4)",
+        params![cref, STATE_UNDECODABLE, encrypted, segment_prefix],
+        |r| r.get(0),
+    )?;
+    Ok(unclamp(count))
+}
+
 /// A community's decoded history in time order (archived timestamp, then clock, then hash).
 pub(crate) fn history(conn: &Connection, community: &CommunityId) -> Result<Vec<HistoryRecord>, CommunityError> {
     let cref = community_ref(conn, community)?;

@@ -33,6 +33,7 @@ mod keys;
 mod magnetlink;
 mod pending;
 mod schema;
+mod unopened;
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
@@ -55,6 +56,7 @@ pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportR
 pub use keys::{generate_installation_id, generate_key, parse_private_key};
 pub use magnetlink::{MagnetlinkOptions, Verdict};
 pub use pending::PendingLink;
+pub use unopened::UnopenedLink;
 
 /// How to create a community.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -371,6 +373,37 @@ impl Communities {
     /// SQLite errors.
     pub fn clear_pending_link(&self, store: &Store, id: &CommunityId, uri: &str) -> Result<(), CommunityError> {
         pending::clear(store.connection(), id, uri)
+    }
+
+    /// Records that the fetched link `link.magnet_uri` of `id` is kept and seeded but its index
+    /// could not be opened (replacing an older record): see [`UnopenedLink`].
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn record_unopened_link(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        link: &UnopenedLink,
+    ) -> Result<(), CommunityError> {
+        tracing::warn!(community_id = %id, link = %link.magnet_uri, reason = %link.reason, "history link kept and seeded but not imported");
+        unopened::save(store.connection(), id, link)
+    }
+
+    /// The community's newest fetched link whose index could not be opened, if any.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn unopened_link(&self, store: &Store, id: &CommunityId) -> Result<Option<UnopenedLink>, CommunityError> {
+        unopened::load(store.connection(), id)
+    }
+
+    /// Forgets the unopened-link record of `id` (a newer link's index opened).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn clear_unopened_link(&self, store: &Store, id: &CommunityId) -> Result<(), CommunityError> {
+        unopened::clear(store.connection(), id)
     }
 
     /// Every stored community, by id.
@@ -752,8 +785,12 @@ impl Communities {
         bytes: &[u8],
         mode: DecodeMode,
     ) -> Result<Result<ImportReport, FetchedArchiveError>, CommunityError> {
-        let result =
-            chs_archive::format::decode_archive(bytes).map_err(FetchedArchiveError::from).and_then(|archive| {
+        let result = chs_archive::format::decode_archive(bytes)
+            .map_err(|e| match (&e, chs_archive::hash_ratchet_wrapping(bytes)) {
+                (chs_archive::DecodeError::Encrypted { .. }, Some(wrapping)) => FetchedArchiveError::Wrapped(wrapping),
+                _ => FetchedArchiveError::from(e),
+            })
+            .and_then(|archive| {
                 let metadata = archive.metadata.unwrap_or_default();
                 if metadata.from != entry.from || metadata.to != entry.to {
                     return Err(FetchedArchiveError::WrongWindow {
@@ -861,6 +898,17 @@ impl Communities {
         max: usize,
     ) -> Result<DecodeReport, CommunityError> {
         import::decode_pending(store.connection_mut(), id, max)
+    }
+
+    /// How many imported messages are kept but not readable here: hash-ratchet encrypted
+    /// (token-gated communities) or segments of a larger message. A Status client with the keys
+    /// reads them on import; chs keeps and serves them. Rows still pending decoding
+    /// ([`Communities::decode_pending_history`]) are not counted.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn sealed_messages(&self, store: &Store, id: &CommunityId) -> Result<u64, CommunityError> {
+        import::sealed_messages(store.connection(), id)
     }
 
     /// The community's readable history in time order (archived timestamp, then clock, then

@@ -84,4 +84,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         clock INTEGER NOT NULL,
         accepted_at_ms INTEGER NOT NULL
     );",
+    // Version 4: a member's fetched link whose index it could not open (hash-ratchet wrapped in
+    // an encrypted community): kept and seeded, recorded with the reason (issue 19 item 3).
+    "CREATE TABLE chs_unopened_links (
+        community_id TEXT PRIMARY KEY NOT NULL,
+        link TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        recorded_at_ms INTEGER NOT NULL
+    );",
 ];

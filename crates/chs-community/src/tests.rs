@@ -1187,3 +1187,114 @@ fn record_times_come_from_the_injected_clock() {
         store.connection().query_row("SELECT downloaded_at_ms FROM chs_archive_ids", [], |r| r.get(0)).unwrap();
     assert_eq!(at, 1_234_567);
 }
+
+/// Issue 19 item 3: a link whose index could not be opened is recorded (kept across a reopen of
+/// the file), replaced by a newer record, and cleared.
+#[test]
+fn unopened_link_is_persisted_replaced_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chs.db");
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    let first = UnopenedLink {
+        magnet_uri: "magnet:?xt=urn:btih:aa".into(),
+        reason: "index wrapped with the hash-ratchet key 0x03".into(),
+        bytes: 204_800,
+        recorded_at_ms: 5,
+    };
+    {
+        let mut store = Store::open(&path).unwrap();
+        let communities = Communities::open(&mut store).unwrap();
+        communities.join(&mut store, &id, None).unwrap();
+        assert_eq!(communities.unopened_link(&store, &id).unwrap(), None);
+        communities.record_unopened_link(&store, &id, &first).unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let communities = Communities::open(&mut store).unwrap();
+    assert_eq!(communities.unopened_link(&store, &id).unwrap(), Some(first.clone()));
+    let second = UnopenedLink { magnet_uri: "magnet:?xt=urn:btih:bb".into(), recorded_at_ms: 6, ..first };
+    communities.record_unopened_link(&store, &id, &second).unwrap();
+    assert_eq!(communities.unopened_link(&store, &id).unwrap(), Some(second));
+    communities.clear_unopened_link(&store, &id).unwrap();
+    assert_eq!(communities.unopened_link(&store, &id).unwrap(), None);
+}
+
+/// Issue 19 item 3: an archive wrapped with the community's hash-ratchet key is not imported;
+/// the recorded error says so and names the key (never an empty import).
+#[test]
+fn wrapped_fetched_archive_records_why_it_is_not_imported() {
+    use chs_proto::Message as _;
+    use chs_proto::encryption::{EncryptedMessageProtocol, HrHeader, ProtocolMessage};
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &id, None).unwrap();
+    let mut wrapped = ProtocolMessage { installation_id: "owner".into(), ..ProtocolMessage::default() };
+    wrapped.encrypted_message.insert(
+        "none".into(),
+        EncryptedMessageProtocol {
+            hr_header: Some(HrHeader {
+                seq_no: 2,
+                group_id: id.as_bytes().to_vec(),
+                key_id: vec![0xab; 32],
+                ..HrHeader::default()
+            }),
+            payload: vec![1; 40],
+            ..EncryptedMessageProtocol::default()
+        },
+    );
+    let entry =
+        MissingArchive { archive_id: archive_id(7), from: 0, to: 10, offset: 0, size: 102_400, padding: 102_300 };
+    let result = communities
+        .import_fetched_archive(&mut store, &id, &entry, &wrapped.encode_to_vec(), DecodeMode::Immediate)
+        .unwrap();
+    assert!(matches!(result, Err(FetchedArchiveError::Wrapped(_))), "{result:?}");
+    let records = communities.archive_records(&store, &id).unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(!records[0].imported);
+    let error = records[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("hash-ratchet key 0xabab") && error.contains("not imported"), "{error}");
+}
+
+/// Issue 19 item 3: hash-ratchet-encrypted messages and segments in an imported archive are
+/// kept and counted as sealed (a Status client with the keys reads them), not lost silently.
+#[test]
+fn sealed_messages_counts_hash_ratchet_and_segments() {
+    use chs_proto::Message as _;
+    use chs_proto::encryption::{EncryptedMessageProtocol, ProtocolMessage};
+    use chs_proto::protobuf::SegmentMessage;
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &id, None).unwrap();
+    let signer = SecretKey::from_bytes(&[7; 32]).unwrap().public_key().to_uncompressed().to_vec();
+    let mut hr = ProtocolMessage { installation_id: "owner".into(), ..ProtocolMessage::default() };
+    hr.encrypted_message.insert(
+        "none".into(),
+        EncryptedMessageProtocol { payload: vec![9; 30], ..EncryptedMessageProtocol::default() },
+    );
+    let segment = SegmentMessage {
+        entire_message_hash: vec![1; 32],
+        index: 0,
+        segments_count: 2,
+        payload: vec![2; 20],
+        ..SegmentMessage::default()
+    };
+    let payloads = [hr.encode_to_vec(), segment.encode_to_vec(), vec![0xff, 0xff, 0xff]];
+    let messages: Vec<ArchivedMessage> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| ArchivedMessage {
+            sig: signer.clone(),
+            payload: payload.clone(),
+            ..archived(u32::try_from(i).unwrap(), TOPIC_A, 5 + u64::try_from(i).unwrap())
+        })
+        .collect();
+    let meta = metadata(0, 10, &[TOPIC_A]);
+    let report = communities
+        .import_archive(
+            &mut store,
+            &id,
+            &ArchiveImport { archive_id: &archive_id(3), metadata: &meta, messages: &messages },
+        )
+        .unwrap();
+    assert_eq!((report.inserted, report.undecodable), (3, 3), "{report:?}");
+    assert_eq!(communities.sealed_messages(&store, &id).unwrap(), 2);
+}

@@ -1,5 +1,7 @@
 //! Live capture (control node): every message relayed on the community's channel topics is
-//! decrypted, verified and stored as status-go archives it (`chs_status::archive`).
+//! decrypted, verified and stored as status-go archives it (`chs_status::archive`), including
+//! segments and hash-ratchet-encrypted messages of token-gated communities, kept as they arrived
+//! (`CapturePolicy::CONTROL_NODE`).
 //!
 //! One task per community: it waits for a message, drains what else is queued (up to
 //! [`CAPTURE_BATCH`]) and writes the burst in one transaction on the blocking pool, so a busy
@@ -72,7 +74,8 @@ pub(crate) fn to_row(
     ring: &ChatKeyRing,
     received: i64,
 ) -> Option<StoredMessage> {
-    let archived = capture_for_archive(&message.message, &message.pubsub_topic, ring, CapturePolicy::default())
+    // status-go's set: segments and hash-ratchet ciphertext too (token-gated communities).
+    let archived = capture_for_archive(&message.message, &message.pubsub_topic, ring, CapturePolicy::CONTROL_NODE)
         .map_err(|reason| tracing::debug!(community_id = %id, %reason, "live message not stored"))
         .ok()?;
     let mut row = StoredMessage::from_archive_message(&message.pubsub_topic, &archived, received)

@@ -157,6 +157,17 @@ pub enum Signal {
         /// The error.
         error: String,
     },
+    /// A member fetched a link whose `index` it cannot open (hash-ratchet wrapped: an encrypted
+    /// community): the torrent is kept and seeded, nothing is imported, and the reason is
+    /// recorded (shown by `chs node status`).
+    HistoryArchivesNotImported {
+        /// Community.
+        community_id: CommunityId,
+        /// The link.
+        magnet_uri: String,
+        /// Why nothing was imported.
+        reason: String,
+    },
     /// A member's download ended (status-go: `DownloadingHistoryArchivesFinished`).
     DownloadingHistoryArchivesFinished {
         /// Community.
@@ -243,6 +254,7 @@ impl Signal {
             | Signal::HistoryArchiveDownloaded { community_id, .. }
             | Signal::ImportingHistoryArchiveMessages { community_id, .. }
             | Signal::HistoryArchiveImportFailed { community_id, .. }
+            | Signal::HistoryArchivesNotImported { community_id, .. }
             | Signal::DownloadingHistoryArchivesFinished { community_id, .. }
             | Signal::HistoryArchiveDownloadFailed { community_id, .. }
             | Signal::MessagesCaptured { community_id, .. }

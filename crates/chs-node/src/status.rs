@@ -107,6 +107,24 @@ pub struct CommunityStatus {
     pub refused_topics: Vec<String>,
     /// Messages refused with them, over all imported archives.
     pub refused_messages: u64,
+    /// A fetched link whose history this member keeps and seeds but could not import (its index
+    /// is wrapped with the community's hash-ratchet key), and why.
+    pub not_imported: Option<chs_community::UnopenedLink>,
+    /// Downloaded archives whose import failed, with the last error (e.g. an archive wrapped
+    /// with the community's hash-ratchet key).
+    pub failed_imports: Vec<FailedImport>,
+    /// Imported messages kept but not readable here: hash-ratchet encrypted (token-gated
+    /// communities) or segments; a Status client with the keys reads them.
+    pub sealed_messages: u64,
+}
+
+/// A downloaded archive that is not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedImport {
+    /// The archive id.
+    pub archive_id: String,
+    /// The last import error.
+    pub error: String,
 }
 
 /// Per-community state read from a node's store and archive folders (no seeding information):
@@ -153,6 +171,13 @@ pub fn community_statuses(
             stored_messages: store.count_on_topics(&topics)?,
             refused_messages: records.iter().map(|r| r.refused_messages).sum(),
             refused_topics,
+            not_imported: communities.unopened_link(store, &c.id)?,
+            failed_imports: records
+                .iter()
+                .filter(|r| !r.imported)
+                .filter_map(|r| Some(FailedImport { archive_id: r.archive_id.clone(), error: r.last_error.clone()? }))
+                .collect(),
+            sealed_messages: communities.sealed_messages(store, &c.id)?,
         });
     }
     Ok(out)

@@ -18,10 +18,53 @@ pub struct CapturePolicy {
     pub keep_unverifiable: bool,
 }
 
+impl CapturePolicy {
+    /// What a control node archives: status-go's set. Readable messages must unwrap to a signed
+    /// `ApplicationMetadataMessage`; segments and hash-ratchet-encrypted messages (token-gated
+    /// communities and channels) are kept as they arrived, because status-go stores every
+    /// message after Waku's symmetric layer and before its own encryption and segmentation
+    /// layers are removed (`protocol/messenger.go` `handleRetrievedMessages`: `StoreWakuMessage`
+    /// comes before `HandleMessages`). A member with the keys decrypts them on import.
+    pub const CONTROL_NODE: Self = Self { require_amm_signature: true, keep_unverifiable: true };
+}
+
 impl Default for CapturePolicy {
-    /// Strict: every archived message unwraps to a signed `ApplicationMetadataMessage`.
+    /// Strict: every archived message unwraps to a signed `ApplicationMetadataMessage` (what
+    /// tools that show messages want; a control node uses [`CapturePolicy::CONTROL_NODE`]).
     fn default() -> Self {
         Self { require_amm_signature: true, keep_unverifiable: false }
+    }
+}
+
+/// What the Status layers of an archived payload are, without any key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    /// A `ProtocolMessage.public_message` or a bare `ApplicationMetadataMessage` (readable).
+    Plain,
+    /// A `SegmentMessage`: one piece of a larger payload (status-go segments payloads over
+    /// ¾ of the Waku message limit, `protocol/common/message_segmentation.go`).
+    Segment,
+    /// A `ProtocolMessage` whose payload is in `encrypted_message` (hash-ratchet encrypted with
+    /// the community's or channel's key, `protocol/common/message_sender.go` `sendCommunity`).
+    HashRatchet,
+}
+
+impl PayloadKind {
+    /// The kind of a decrypted 26/WAKU2 payload's data (an archived `WakuMessage.payload`),
+    /// decided as status-go's receive path does: segment check first, then the encryption layer.
+    #[must_use]
+    pub fn of(data: &[u8]) -> Self {
+        use chs_proto::Message as _;
+        if crate::segment::detect_segment(data).is_some() {
+            return Self::Segment;
+        }
+        match chs_proto::encryption::ProtocolMessage::decode(data) {
+            Ok(protocol) if protocol.public_message.is_empty() && !protocol.encrypted_message.is_empty() => {
+                Self::HashRatchet
+            }
+            _ => Self::Plain,
+        }
     }
 }
 
@@ -35,7 +78,9 @@ impl Default for CapturePolicy {
 ///
 /// `ring` holds the keys of the community's channel chats ([`ChatKeyRing::for_channels`]):
 /// status-go archives only those chats. Unlike status-go, messages that do not decrypt, are
-/// unsigned, or (per `policy`) whose Status layers do not verify are not archived.
+/// unsigned, or (per `policy`) whose Status layers do not verify are not archived; with
+/// [`CapturePolicy::CONTROL_NODE`] segments and hash-ratchet-encrypted messages are archived as
+/// status-go archives them (see [`PayloadKind`]).
 ///
 /// # Errors
 /// The [`RejectReason`] why the message is not archived.

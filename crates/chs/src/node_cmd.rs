@@ -799,6 +799,22 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
                 c["refused_messages"], c["refused_topics"]
             );
         }
+        if let Some(n) = c["sealed_messages"].as_u64().filter(|&n| n > 0) {
+            println!(
+                "  messages kept but not readable here: {n} (hash-ratchet encrypted or segments; Status clients with the keys read them)"
+            );
+        }
+        if let Some(u) = c["not_imported"].as_object() {
+            println!("  history not imported: {}", u["reason"].as_str().unwrap_or("?"));
+            println!("    link: {}", u["magnet_uri"].as_str().unwrap_or("?"));
+        }
+        for f in c["failed_imports"].as_array().into_iter().flatten() {
+            println!(
+                "  archive {} not imported: {}",
+                f["archive_id"].as_str().unwrap_or("?"),
+                f["error"].as_str().unwrap_or("?")
+            );
+        }
         if let Some(seed) = c["seeding"].as_object() {
             println!(
                 "  seeding {}: {} peers, {} uploaded",

@@ -32,7 +32,8 @@ meta_hex, ephemeral; other fields are ignored).\n\n\
 community's).\n\n\
 Captured messages are decoded as the community's control node archives them: only messages on the \
 community's channel chats that decrypt with the chat key, carry a valid payload signature and unwrap \
-to a signed ApplicationMetadataMessage are stored (decrypted payload, padding and signer). The others \
+to a signed ApplicationMetadataMessage, a segment or a hash-ratchet-encrypted ProtocolMessage (token-gated \
+communities; kept as status-go keeps them) are stored (decrypted payload, padding and signer). The others \
 are not stored and are counted by reason (undecryptable, unknown_topic, bad_amm_signature, ...); \
 they do not make the exit code non-zero, unreadable lines do."
     )]
@@ -315,7 +316,8 @@ fn import_captured(
                 continue;
             }
         };
-        let archived = match counters.record(capture_for_archive(&message, &pubsub, &ring, CapturePolicy::default())) {
+        let policy = CapturePolicy::CONTROL_NODE; // what a control node archives, as live capture
+        let archived = match counters.record(capture_for_archive(&message, &pubsub, &ring, policy)) {
             Ok(a) => a,
             Err(reason) => {
                 tracing::debug!(line = line_no, %reason, "captured message not stored");

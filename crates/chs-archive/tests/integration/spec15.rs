@@ -109,6 +109,28 @@ fn encrypted_protocol_message(installation_id: &str) -> Vec<u8> {
     msg.encode_to_vec()
 }
 
+/// Issue 19 item 3: a wrapped index or archive names its hash-ratchet key, group and sequence
+/// number (what a member records when it cannot open it); anything else names none.
+#[test]
+fn hash_ratchet_wrapping_is_described_without_the_key() {
+    let bytes = encrypted_protocol_message("0b5f1b0c-3c1a-4a6e-9e55-2b8b6b1f6c3d");
+    assert!(matches!(decode_index(&bytes), Err(DecodeError::Encrypted { .. })));
+    let wrapping = chs_archive::hash_ratchet_wrapping(&bytes).expect("hash-ratchet wrapped");
+    assert_eq!(wrapping.installation_id, "0b5f1b0c-3c1a-4a6e-9e55-2b8b6b1f6c3d");
+    assert_eq!(wrapping.group_id, format!("0x{}", "02".repeat(33)));
+    assert_eq!(wrapping.key_id, format!("0x{}", "03".repeat(32)));
+    assert_eq!(wrapping.seq_no, 1);
+    let text = wrapping.to_string();
+    assert!(text.contains("hash-ratchet key 0x0303") && text.contains("seq 1"), "{text}");
+    // A plaintext index, a public ProtocolMessage and garbage are not hash-ratchet wrapped.
+    let dir = tempdir();
+    build(dir.path(), &[status_go_message(JAN1 + HOUR, TOPIC, 1)], &[TOPIC], JAN1, JAN1 + WEEK);
+    assert_eq!(chs_archive::hash_ratchet_wrapping(&read(dir.path(), "index")), None);
+    let public = ProtocolMessage { public_message: vec![1, 2], ..ProtocolMessage::default() }.encode_to_vec();
+    assert_eq!(chs_archive::hash_ratchet_wrapping(&public), None);
+    assert_eq!(chs_archive::hash_ratchet_wrapping(&[0xff, 0xff]), None);
+}
+
 /// Item 4 (F/compat): an encrypted archive that status-go's parse-failure test takes for an empty
 /// plaintext archive (silent data loss) is recognised as encrypted.
 #[test]

@@ -608,7 +608,16 @@ async fn fetch_and_import(
     let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
 
     let index_bytes = download.fetch_index().await?;
-    let index = decode_index(&index_bytes)?;
+    let index = match decode_index(&index_bytes) {
+        Ok(index) => index,
+        Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
+            return keep_unopened(shared, id, magnet_uri, download, data_len, &index_bytes, &error).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
+    // A link that opens replaces the record of an earlier one that did not.
+    let id2 = id;
+    shared.db(move |c, s| Ok(c.clear_unopened_link(s, &id2)?)).await?;
     let id2 = id;
     let index2 = index.clone();
     let missing = shared.db(move |c, s| Ok(c.archives_to_fetch(s, &id2, &index2)?)).await?;
@@ -685,6 +694,44 @@ async fn fetch_and_import(
     let id2 = id;
     shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
     Ok((archives, messages, bytes_received))
+}
+
+/// A torrent whose `index` is wrapped with the community's hash-ratchet key (status-go's
+/// encrypted communities, `manager_archive_file.go`): this node holds no such key, so it fetches
+/// all of `data`, keeps and seeds the torrent as it is (the caller finishes the download), and
+/// records why nothing was imported, for `chs node status`. Returns `(0, 0, bytes received)`.
+async fn keep_unopened(
+    shared: &Arc<Services>,
+    id: CommunityId,
+    magnet_uri: &str,
+    download: &chs_torrent::Download,
+    data_len: u64,
+    index_bytes: &[u8],
+    error: &chs_archive::DecodeError,
+) -> Result<(usize, usize, u64), NodeError> {
+    let whole = 0..data_len;
+    let whole = std::slice::from_ref(&whole);
+    let bytes_received = if data_len > 0 { download.fetch_ranges("data", whole).await?.bytes_received } else { 0 };
+    let kept = data_len + u64::try_from(index_bytes.len()).unwrap_or(u64::MAX);
+    let what = chs_archive::hash_ratchet_wrapping(index_bytes)
+        .map_or_else(|| error.to_string(), |wrapping| format!("the index is {wrapping}"));
+    let reason = format!(
+        "{what}; this node holds no hash-ratchet key (a status-go encrypted community): \
+         {kept} bytes kept and seeded, not imported"
+    );
+    let link = chs_community::UnopenedLink {
+        magnet_uri: magnet_uri.to_owned(),
+        reason: reason.clone(),
+        bytes: kept,
+        recorded_at_ms: shared.clock.now_ms(),
+    };
+    shared.db(move |c, s| Ok(c.record_unopened_link(s, &id, &link)?)).await?;
+    shared.bus.publish(Signal::HistoryArchivesNotImported {
+        community_id: id,
+        magnet_uri: magnet_uri.to_owned(),
+        reason,
+    });
+    Ok((0, 0, bytes_received))
 }
 
 /// Imports one archive fetched through a backend (its encoded bytes, no padding) whose index

@@ -217,3 +217,65 @@ fn history_rejects_bad_archived_sig_and_altered_text() {
         )),
     }
 }
+
+/// Issue 19 item 3: a control node archives what status-go archives in a token-gated
+/// community: hash-ratchet-encrypted channel messages and segments, byte for byte as they
+/// arrived after Waku's symmetric layer.
+#[test]
+fn control_node_policy_keeps_hash_ratchet_and_segments() {
+    use chs_proto::encryption::{EncryptedMessageProtocol, HrHeader};
+    use chs_status::archive::PayloadKind;
+
+    let community = community_id();
+    let ring = channels(&community);
+    let alice = author(4);
+    let chat_key = cache().chat_key(&community.channel_chat_id(CHANNEL));
+    let send = |data: &[u8]| {
+        let options = EncodeOptions { signing_key: Some(&alice), ..EncodeOptions::default() };
+        let payload = chs_waku_payload::encode_symmetric(data, &chat_key.key, &options).expect("encode");
+        waku_message(payload, &chat_key.topic, 1_729_728_001_500_000_000)
+    };
+    // status-go's BuildHashRatchetMessage: {"none": HR header + ciphertext}, no bundle.
+    let mut hr = ProtocolMessage { installation_id: "owner-device".into(), ..ProtocolMessage::default() };
+    hr.encrypted_message.insert(
+        "none".into(),
+        EncryptedMessageProtocol {
+            hr_header: Some(HrHeader {
+                seq_no: 3,
+                group_id: community.as_bytes().to_vec(),
+                key_id: vec![9; 32],
+                ..HrHeader::default()
+            }),
+            payload: vec![0x5a; 77],
+            ..EncryptedMessageProtocol::default()
+        },
+    );
+    let hr_bytes = hr.encode_to_vec();
+    let segment = SegmentMessage {
+        entire_message_hash: vec![7; 32],
+        index: 1,
+        segments_count: 2,
+        payload: vec![1; 300],
+        ..SegmentMessage::default()
+    }
+    .encode_to_vec();
+    let plain = chat(&alice, &community, "plain", 5);
+    for (data, kind) in [(&hr_bytes, PayloadKind::HashRatchet), (&segment, PayloadKind::Segment)] {
+        let message = send(data);
+        assert!(capture_for_archive(&message, PUBSUB, &ring, CapturePolicy::default()).is_err());
+        let archived = capture_for_archive(&message, PUBSUB, &ring, CapturePolicy::CONTROL_NODE).expect("kept");
+        assert_eq!(&archived.payload, data, "archived as it arrived");
+        assert_eq!(PublicKey::from_sec1_bytes(&archived.sig), Ok(alice.public_key()));
+        assert_eq!(archived.hash, message_hash(PUBSUB, &message).to_vec());
+        assert_eq!(PayloadKind::of(&archived.payload), kind);
+    }
+    let archived = capture_for_archive(&plain, PUBSUB, &ring, CapturePolicy::CONTROL_NODE).expect("plain");
+    assert_eq!(PayloadKind::of(&archived.payload), PayloadKind::Plain);
+    // Still refused under the control-node policy: wrong key, unsigned payload.
+    let mut wrong_key = plain.clone();
+    wrong_key.payload[0] ^= 1;
+    assert_eq!(
+        capture_for_archive(&wrong_key, PUBSUB, &ring, CapturePolicy::CONTROL_NODE).map_err(|r| r.kind()),
+        Err(RejectKind::Undecryptable)
+    );
+}
