@@ -47,10 +47,24 @@ fn member_config(dir: &Path) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("chs.toml");
     run(["node", "init", "--config", p(&config)]).ok();
+    support::offline_config(&config);
     p(&config).to_owned()
 }
 
-const MEMBER_SETTINGS: [&str; 10] = [
+/// Loopback, free ports, no discovery (`node init` writes the real network's defaults).
+const MEMBER_SETTINGS: [&str; 22] = [
+    "--set",
+    "torrent.dht=false",
+    "--set",
+    "torrent.trackers=[]",
+    "--set",
+    "torrent.upnp=false",
+    "--set",
+    "waku.dns_discovery=[]",
+    "--set",
+    "waku.discv5=false",
+    "--set",
+    "waku.peer_exchange=false",
     "--set",
     "torrent.listen_ip=\"127.0.0.1\"",
     "--set",

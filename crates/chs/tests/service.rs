@@ -15,11 +15,25 @@ use support::{Proc, TIMEOUT, is_type, json, p, run, run_env};
 fn init_config(dir: &Path) -> PathBuf {
     let config = dir.join("chs.toml");
     run(["node", "init", "--config", p(&config)]).ok();
+    support::offline_config(&config);
     config
 }
 
-/// Flags that keep a node on loopback with free ports (and test `--set` on the way).
-const LOOPBACK: [&str; 8] = [
+/// Flags that keep a node on loopback with free ports and no discovery (`node init` writes the
+/// real network's defaults: tests never leave the machine), and test `--set` on the way.
+const LOOPBACK: [&str; 20] = [
+    "--set",
+    "torrent.dht=false",
+    "--set",
+    "torrent.trackers=[]",
+    "--set",
+    "torrent.upnp=false",
+    "--set",
+    "waku.dns_discovery=[]",
+    "--set",
+    "waku.discv5=false",
+    "--set",
+    "waku.peer_exchange=false",
     "--set",
     "torrent.listen_ip=\"127.0.0.1\"",
     "--set",

@@ -307,3 +307,28 @@ pub(crate) fn subcommands(path: &[String], out: &mut Vec<Vec<String>>) {
         }
     }
 }
+
+/// Turns off, in a `chs node init` file, every way the node would reach the real network
+/// (DHT, trackers, DNS discovery, discv5, peer exchange): tests never leave the machine.
+pub(crate) fn offline_config(path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).expect("read the config");
+    let mut out = String::new();
+    let mut changed = 0;
+    for line in text.lines() {
+        let key = line.split(" = ").next().unwrap_or("");
+        let replaced = match key {
+            "dht" | "discv5" | "peer_exchange" => Some(format!("{key} = false")),
+            "trackers" | "dns_discovery" => Some(format!("{key} = []")),
+            _ => None,
+        };
+        if let Some(r) = replaced {
+            changed += 1;
+            out.push_str(&r);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert_eq!(changed, 5, "the settings `chs node init` writes changed: {text}");
+    std::fs::write(path, out).expect("write the config");
+}
