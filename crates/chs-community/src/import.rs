@@ -148,29 +148,10 @@ impl Decoded {
     }
 }
 
-/// Decodes `msgs` on up to `available_parallelism` threads (decoding is one ECDSA recovery per
-/// message and dominates the import otherwise), keeping the order.
+/// Decodes `msgs` on all cores (decoding is one ECDSA recovery per message and dominates the
+/// import otherwise), keeping the order.
 fn decode_all(msgs: &[&ArchivedMessage]) -> Vec<Result<Decoded, chs_status::RejectReason>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
-    if threads <= 1 || msgs.len() < 256 {
-        return msgs.iter().map(|m| Decoded::decode(m)).collect();
-    }
-    let chunk = msgs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = msgs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|m| Decoded::decode(m)).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::with_capacity(msgs.len());
-        for (handle, part) in handles.into_iter().zip(msgs.chunks(chunk)) {
-            match handle.join() {
-                Ok(decoded) => out.extend(decoded),
-                // A panic in a decoder is a bug there; decode this part again on this thread.
-                Err(_) => out.extend(part.iter().map(|m| Decoded::decode(m))),
-            }
-        }
-        out
-    })
+    chs_status::parallel::map_ordered(msgs, |m| Decoded::decode(m))
 }
 
 /// The `rowid` of a stored community (the history key).

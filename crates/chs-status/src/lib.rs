@@ -7,7 +7,7 @@
 //! the chat key) → `WakuMessage{version 1, "/waku/1/0x<topic>/rfc26", ns timestamp, meta empty,
 //! ephemeral false}`. Chat ids, topics and keys are in [`ids`] and [`keys`]; what a control node
 //! archives is [`archive::capture_for_archive`]; reading archived history is
-//! [`history::decode_archived`]; the `chs status` commands are in the `chs` binary. Every rejection is a
+//! [`history::decode_archived`] (many at once on all cores: [`parallel::map_ordered`]); the `chs status` commands are in the `chs` binary. Every rejection is a
 //! [`RejectReason`], counted with [`RejectCounters`].
 //!
 //! The stateful member rule (joined, not control node, stored clock, last URI) is applied by the
@@ -31,6 +31,7 @@ pub mod keys;
 pub mod layers;
 pub mod link;
 pub mod magnetlink;
+pub mod parallel;
 pub mod protected;
 mod reject;
 pub mod segment;

@@ -197,6 +197,28 @@ impl Store {
         &self.path
     }
 
+    /// Starts a bulk insert: many batches in few transactions (see [`BulkInsert`]).
+    ///
+    /// # Errors
+    /// SQLite errors (e.g. a transaction already open).
+    pub fn bulk_insert(&mut self, rows_per_transaction: usize) -> Result<BulkInsert<'_>, StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        Ok(BulkInsert { conn: &mut self.conn, rows_per_transaction, pending: 0, open: true })
+    }
+
+    /// Sets this connection's page cache to `kib` KiB (SQLite's default is 2 MiB). A bulk
+    /// import of messages with random hashes touches index pages all over the file: with a cache
+    /// smaller than the indexes, each batch spills pages to the WAL mid-transaction and reads
+    /// them back (`chs store import` uses 64 MiB). The cache is a bound, not an allocation:
+    /// memory stays flat in the number of messages.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_cache_size_kib(&self, kib: u32) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "cache_size", -i64::from(kib))?;
+        Ok(())
+    }
+
     /// Inserts messages in one transaction; a message whose hash is already stored is skipped.
     /// Returns how many rows were new.
     ///
@@ -428,12 +450,74 @@ impl Store {
     }
 }
 
+/// Many batches of messages inserted in few transactions: each transaction is committed once it
+/// holds `rows_per_transaction` rows (and by [`BulkInsert::finish`]). A bulk import of messages
+/// with random hashes rewrites most index pages in every commit, so fewer, larger commits write
+/// far less (`chs store import`). What was committed stays if a later batch fails; an unfinished
+/// transaction is rolled back when the `BulkInsert` is dropped.
+#[derive(Debug)]
+pub struct BulkInsert<'a> {
+    conn: &'a mut Connection,
+    rows_per_transaction: usize,
+    pending: usize,
+    open: bool,
+}
+
+impl BulkInsert<'_> {
+    /// Inserts a batch (a message whose hash is already stored is skipped); commits and begins a
+    /// new transaction when the current one is full. Returns how many rows were new.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn insert(&mut self, msgs: &[StoredMessage]) -> Result<usize, StoreError> {
+        if !self.open {
+            self.conn.execute_batch("BEGIN")?;
+            self.open = true;
+        }
+        let inserted = insert_rows(self.conn, msgs)?;
+        self.pending += msgs.len();
+        if self.pending >= self.rows_per_transaction {
+            self.open = false;
+            self.pending = 0;
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(inserted)
+    }
+
+    /// Commits what is pending.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        if self.open {
+            self.open = false;
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BulkInsert<'_> {
+    fn drop(&mut self) {
+        if self.open
+            && let Err(error) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(%error, "rolling back an unfinished bulk insert");
+        }
+    }
+}
+
 /// [`Store::insert_batch`] inside a caller's transaction.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn insert_batch_tx(tx: &Transaction<'_>, msgs: &[StoredMessage]) -> Result<usize, StoreError> {
-    let mut stmt = tx.prepare_cached(&format!(
+    insert_rows(tx, msgs)
+}
+
+/// The rows of [`insert_batch_tx`], on a connection inside a transaction.
+fn insert_rows(conn: &Connection, msgs: &[StoredMessage]) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR IGNORE INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?;
     let mut inserted = 0;

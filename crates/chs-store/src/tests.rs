@@ -49,6 +49,30 @@ fn insert_ignores_duplicates_and_reopens() {
     assert_eq!(&back[1..], &batch[..]);
 }
 
+/// A bulk insert commits every `rows_per_transaction` rows (another connection sees them), skips
+/// stored hashes, commits the rest on `finish`, and rolls back an unfinished transaction on drop.
+#[test]
+fn bulk_insert_commits_in_large_transactions_and_rolls_back_the_unfinished_one() {
+    let (dir, mut store) = open_temp();
+    let other = Store::open(&dir.path().join("chs.db")).unwrap();
+    store.set_cache_size_kib(8 * 1024).unwrap();
+    let rows: Vec<_> = (0..25).map(|n| msg(n, A, 100 + i64::from(n))).collect();
+    let mut bulk = store.bulk_insert(10).unwrap();
+    assert_eq!(bulk.insert(&rows[..6]).unwrap(), 6);
+    assert_eq!(other.count().unwrap(), 0, "nothing committed before 10 rows");
+    assert_eq!(bulk.insert(&rows[3..12]).unwrap(), 6, "3 of the 9 were already in the transaction");
+    assert_eq!(other.count().unwrap(), 12, "committed at 15 rows handed in");
+    assert_eq!(bulk.insert(&rows[12..20]).unwrap(), 8);
+    bulk.finish().unwrap();
+    assert_eq!(other.count().unwrap(), 20);
+
+    let mut bulk = store.bulk_insert(100).unwrap();
+    assert_eq!(bulk.insert(&rows[20..]).unwrap(), 5);
+    drop(bulk);
+    assert_eq!(other.count().unwrap(), 20, "an unfinished bulk insert is rolled back");
+    assert_eq!(store.insert_batch(&rows).unwrap(), 5, "and the store is usable again");
+}
+
 #[test]
 fn range_is_half_open_filtered_and_ordered() {
     let (_dir, mut store) = open_temp();

@@ -236,6 +236,40 @@ fn high_s_signature_still_recovers() {
     assert_eq!(PublicKey::recover(&hash, &high_sig), Ok(key.public_key()));
 }
 
+/// `recover` (libsecp256k1) and `recover_k256` agree on every outcome: valid signatures, each
+/// recovery id, a high S, out-of-range or zero scalars, wrong lengths and ids.
+#[test]
+fn recover_with_libsecp256k1_agrees_with_k256() {
+    let key = identity();
+    let mut cases: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+    for i in 0u8..64 {
+        let hash = keccak256(&[i]);
+        let sig = key.sign_prehash(&hash);
+        cases.push((hash, sig.to_vec()));
+        for v in [2u8, 3, 4, 27] {
+            let mut other = sig;
+            other[64] = v;
+            cases.push((hash, other.to_vec()));
+        }
+        let mut flipped = sig;
+        flipped[64] ^= 1;
+        cases.push((hash, flipped.to_vec()));
+        let mut bent = sig;
+        bent[i as usize % 64] ^= 0x01;
+        cases.push((hash, bent.to_vec()));
+        cases.push((hash, sig[..64].to_vec()));
+    }
+    let zero = [0u8; 65];
+    let mut over = [0xffu8; 65];
+    over[64] = 0;
+    cases.push((keccak256(b"z"), zero.to_vec()));
+    cases.push((keccak256(b"o"), over.to_vec()));
+    for (hash, sig) in &cases {
+        assert_eq!(PublicKey::recover(hash, sig), PublicKey::recover_k256(hash, sig), "sig {}", hex::encode(sig));
+    }
+    assert!(cases.iter().filter(|(h, s)| PublicKey::recover(h, s) == Ok(key.public_key())).count() >= 64);
+}
+
 #[test]
 fn public_key_forms_round_trip() {
     let public = identity().public_key();

@@ -3,6 +3,13 @@
 //! p50/p99 latency, the same figures for a same-run two-node baseline (one direct hop) and the
 //! ratio, then one `BENCH_JSON {...}` line.
 //!
+//! The peer baseline: the same 1,000 messages published by one chs node and received by another,
+//! the two linked only through a relay in the middle, which is either status-go's own Waku node
+//! (`chspeer-waku`: `wakuv2.New` + `Start`, cluster 16, shard 32, `-minpeers 1`) or a chs node,
+//! in interleaved rounds ([`HOP_ROUNDS`] each, medians): the ratio chs relay / status-go relay is
+//! the Waku figure against a real peer. status-go's binary is looked up in `$CHS_PEERS_BIN` or
+//! `../shared/peers/bin`; without it that baseline is skipped with a notice.
+//!
 //! Run: `cargo run --release -p chs-waku --example bench_waku`
 //! (env `CHS_BENCH_INTERVAL_US`, default 1000: pause between two publishes, in µs).
 
@@ -21,6 +28,8 @@ const RANDOM_LINKS: usize = 2;
 const TOPIC: &str = chs_waku::DEFAULT_PUBSUB_TOPIC;
 const CONTENT_TOPIC: &str = "/chs/1/bench/proto";
 const SEED: u64 = 0x5eed_0005;
+/// Rounds of each relay (status-go, chs) in the peer baseline.
+const HOP_ROUNDS: usize = 3;
 /// How long receivers wait for stragglers after the last publish.
 const DRAIN: Duration = Duration::from_secs(15);
 
@@ -180,6 +189,111 @@ fn report(name: &str, nodes: usize, figures: &Figures) {
     );
 }
 
+/// status-go's Waku node as a relay: its stdout is drained (it prints every message it sees).
+struct GoRelay {
+    child: std::process::Child,
+    listen: String,
+}
+
+impl GoRelay {
+    fn peers_bin() -> Option<std::path::PathBuf> {
+        let dir = std::env::var_os("CHS_PEERS_BIN").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers/bin"),
+            std::path::PathBuf::from,
+        );
+        let bin = dir.join("chspeer-waku");
+        bin.exists().then_some(bin)
+    }
+
+    /// Starts it and reads its lines up to READY (its TCP listen address on the way).
+    fn start(bin: &std::path::Path) -> anyhow::Result<GoRelay> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(bin)
+            .args(["-loglevel", "error", "-minpeers", "1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx) = &ready {
+                    let done = line.starts_with("READY") || line.starts_with("FATAL");
+                    let _ = tx.send(line);
+                    if done {
+                        ready = None;
+                    }
+                }
+            }
+        });
+        let mut listen = None;
+        loop {
+            let line = rx.recv_timeout(Duration::from_secs(30))?;
+            anyhow::ensure!(!line.starts_with("FATAL"), "chspeer-waku: {line}");
+            if let Some(addr) = line.strip_prefix("LISTEN ")
+                && addr.contains("/tcp/")
+                && !addr.contains("/ws")
+            {
+                listen = Some(addr.to_owned());
+            }
+            if line.starts_with("READY") {
+                break;
+            }
+        }
+        let listen = listen.ok_or_else(|| anyhow::anyhow!("chspeer-waku printed no LISTEN"))?;
+        Ok(GoRelay { child, listen })
+    }
+
+    /// `quit`, then stdin closed (either ends it), then its exit awaited.
+    fn stop(mut self) {
+        use std::io::Write as _;
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"quit\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One round of the peer baseline: chs publisher → relay (`go` or a third chs node) → chs receiver.
+async fn hop_round(go: Option<&std::path::Path>, interval: Duration) -> anyhow::Result<Figures> {
+    let ends = start_nodes(2).await?;
+    let (relay_addr, go_relay, chs_relay) = match go {
+        Some(bin) => {
+            let relay = GoRelay::start(bin)?;
+            (relay.listen.clone(), Some(relay), None)
+        }
+        None => {
+            let relay = start_nodes(1).await?.remove(0);
+            (relay.listen_addrs().await?[0].clone(), None, Some(relay))
+        }
+    };
+    for node in &ends {
+        node.dial(&relay_addr).await?;
+    }
+    for node in &ends {
+        tokio::time::timeout(Duration::from_secs(30), node.wait_for_mesh_peers(TOPIC, 1)).await??;
+    }
+    let figures = run(&ends, &vec![0; MESSAGES], interval).await;
+    for node in ends {
+        node.shutdown().await;
+    }
+    if let Some(relay) = chs_relay {
+        relay.shutdown().await;
+    }
+    if let Some(relay) = go_relay {
+        relay.stop();
+    }
+    figures
+}
+
+fn median_ms(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v.get(v.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let interval_us: u64 = std::env::var("CHS_BENCH_INTERVAL_US").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
@@ -228,6 +342,34 @@ async fn main() -> anyhow::Result<()> {
         node.shutdown().await;
     }
 
+    // The peer baseline, interleaved: status-go relay, chs relay, status-go relay, ...
+    let go_bin = GoRelay::peers_bin();
+    let (mut hop_go, mut hop_chs) = (Vec::new(), Vec::new());
+    if go_bin.is_none() {
+        println!("notice: chspeer-waku not found (set CHS_PEERS_BIN): the status-go relay baseline is skipped");
+    }
+    for _ in 0..HOP_ROUNDS {
+        if let Some(bin) = &go_bin {
+            let figures = hop_round(Some(bin), interval).await?;
+            report("via s-go", 3, &figures);
+            hop_go.push(figures);
+        }
+        let figures = hop_round(None, interval).await?;
+        report("via chs", 3, &figures);
+        hop_chs.push(figures);
+    }
+    let delivered = |v: &[Figures]| v.iter().map(Figures::ratio).fold(f64::NAN, f64::min);
+    let hop_chs_p50 = median_ms(hop_chs.iter().map(|f| f.p50).collect());
+    let hop_chs_p99 = median_ms(hop_chs.iter().map(|f| f.p99).collect());
+    let hop_go_p50 = median_ms(hop_go.iter().map(|f| f.p50).collect());
+    let hop_go_p99 = median_ms(hop_go.iter().map(|f| f.p99).collect());
+    println!(
+        "relay hop (chs -> relay -> chs, medians of {HOP_ROUNDS}): chs relay p50 {hop_chs_p50:.2} ms p99 {hop_chs_p99:.2} ms; \
+         status-go relay p50 {hop_go_p50:.2} ms p99 {hop_go_p99:.2} ms; ratio chs/status-go p50 x{:.2}, p99 x{:.2}",
+        hop_chs_p50 / hop_go_p50,
+        hop_chs_p99 / hop_go_p99
+    );
+
     println!(
         "chs-waku relay: {MESSAGES} messages of {PAYLOAD_SIZE} B, publish interval {interval_us} µs, seed {SEED:#x}; \
          {NODES} nodes with {} links (mesh ready in {:.2} s), receiver lag losses {lagged}",
@@ -255,6 +397,15 @@ async fn main() -> anyhow::Result<()> {
         "baseline_p50_ms": baseline.p50.as_secs_f64() * 1e3,
         "baseline_p99_ms": baseline.p99.as_secs_f64() * 1e3,
         "p99_ratio": p99_ratio,
+        "hop_rounds": HOP_ROUNDS,
+        "hop_chs_delivery_ratio": delivered(&hop_chs),
+        "hop_chs_p50_ms": hop_chs_p50,
+        "hop_chs_p99_ms": hop_chs_p99,
+        "hop_status_go_delivery_ratio": if hop_go.is_empty() { None } else { Some(delivered(&hop_go)) },
+        "hop_status_go_p50_ms": if hop_go.is_empty() { None } else { Some(hop_go_p50) },
+        "hop_status_go_p99_ms": if hop_go.is_empty() { None } else { Some(hop_go_p99) },
+        "hop_p50_ratio": if hop_go.is_empty() { None } else { Some(hop_chs_p50 / hop_go_p50) },
+        "hop_p99_ratio": if hop_go.is_empty() { None } else { Some(hop_chs_p99 / hop_go_p99) },
     });
     println!("BENCH_JSON {json}");
     Ok(())

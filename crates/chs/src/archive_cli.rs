@@ -3,9 +3,10 @@
 //! The commands map onto the library as follows (see each item):
 //! `build` → [`chs_archive::Builder`] with [`chs_archive::BuildOptions`] and a progress callback;
 //! `inspect` → [`chs_archive::Reader::rows`]; `verify` → [`chs_archive::Reader::verify`];
-//! `extract` → [`chs_archive::Reader::extract`] and [`MessageRow`] for `--ndjson`.
+//! `extract` → [`chs_archive::Reader::extract`] and [`write_message_row`] for `--ndjson`.
 
 use chs_proto::protobuf::WakuMessage;
+#[cfg(test)]
 use serde::Serialize;
 
 use chs_archive::Topic;
@@ -84,6 +85,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, ArgError> {
 }
 
 /// One archived message as a JSON line (`chs archive extract --ndjson`); bytes are `0x` + hex.
+/// The definition of the format: [`write_message_row`] writes exactly what `serde_json` writes
+/// for it (the unit test compares them).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct MessageRow {
     /// Timestamp (seconds).
@@ -103,6 +107,7 @@ pub(crate) struct MessageRow {
     pub(crate) third_party_id: String,
 }
 
+#[cfg(test)]
 impl From<&WakuMessage> for MessageRow {
     fn from(m: &WakuMessage) -> Self {
         let hex0x = |bytes: &[u8]| format!("0x{}", hex::encode(bytes));
@@ -118,9 +123,60 @@ impl From<&WakuMessage> for MessageRow {
     }
 }
 
+/// Appends `m` as one `--ndjson` line (with its `\n`): the bytes `serde_json` writes for its
+/// [`MessageRow`], without the intermediate strings (hex straight into `out`).
+pub(crate) fn write_message_row(out: &mut Vec<u8>, m: &WakuMessage) {
+    fn hex_field(out: &mut Vec<u8>, name: &str, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":\"0x");
+        let start = out.len();
+        out.resize(start + 2 * bytes.len(), 0);
+        for (pair, b) in out[start..].chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"{\"timestamp\":");
+    out.extend_from_slice(m.timestamp.to_string().as_bytes());
+    hex_field(out, "topic", &m.topic);
+    hex_field(out, "hash", &m.hash);
+    hex_field(out, "sig", &m.sig);
+    hex_field(out, "payload", &m.payload);
+    hex_field(out, "padding", &m.padding);
+    if !m.third_party_id.is_empty() {
+        out.extend_from_slice(b",\"third_party_id\":");
+        // A string always serialises.
+        let _ = serde_json::to_writer(&mut *out, &m.third_party_id);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_row_line_is_what_serde_writes() {
+        let mut m = WakuMessage {
+            sig: vec![4, 0xab, 0x00],
+            timestamp: 1_729_728_000,
+            topic: vec![0x19, 0x80, 0xb7, 0xcb],
+            payload: (0u8..=255).collect(),
+            padding: Vec::new(),
+            hash: vec![0xff; 32],
+            third_party_id: String::new(),
+        };
+        for third_party_id in ["", "discord:42", "quote \" and \\ and \u{1} and é"] {
+            m.third_party_id = third_party_id.to_owned();
+            let mut line = Vec::new();
+            write_message_row(&mut line, &m);
+            let expected = format!("{}\n", serde_json::to_string(&MessageRow::from(&m)).unwrap());
+            assert_eq!(String::from_utf8(line).unwrap(), expected);
+        }
+    }
 
     #[test]
     fn cli_parsing() {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::archive_cli::{MessageRow, parse_duration, parse_topic, parse_unix_secs};
+use crate::archive_cli::{parse_duration, parse_topic, parse_unix_secs};
 use anyhow::Context as _;
 use chs_archive::{BuildOptions, Builder, DEFAULT_INTERVAL_SECS, INDEX_FILE, PIECE_LENGTH, Reader, Topic};
 use chs_community::{ArchiveImport, DecodeMode};
@@ -42,13 +42,17 @@ pub(crate) enum ArchiveCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Prints the messages of one archive.
+    /// Prints the messages of one archive (--id) or of every archive in index order (--all).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
     Extract {
         /// Archive directory.
         dir: PathBuf,
         /// Archive id (`0x` + 64 hex digits, as `inspect` prints it).
         #[arg(long)]
-        id: String,
+        id: Option<String>,
+        /// Every archive of the index, in data-file order (one archive in memory at a time).
+        #[arg(long)]
+        all: bool,
         /// One JSON object per message (timestamp, topic, hash, sig, payload, padding as 0x-hex).
         #[arg(long)]
         ndjson: bool,
@@ -114,7 +118,7 @@ pub(crate) fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
         ArchiveCommand::Build(args) => build(&args),
         ArchiveCommand::Inspect { dir, json } => inspect(&dir, json),
         ArchiveCommand::Verify { dir, piece_length, json } => verify(&dir, piece_length, json),
-        ArchiveCommand::Extract { dir, id, ndjson } => extract(&dir, &id, ndjson),
+        ArchiveCommand::Extract { dir, id, all: _, ndjson } => extract(&dir, id.as_deref(), ndjson),
         ArchiveCommand::Import { dir, db, community, ids, json } => import(&dir, &db, &community, &ids, json),
     }
 }
@@ -289,29 +293,71 @@ fn verify(dir: &Path, piece_length: u64, json: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::FAILURE)
 }
 
-fn extract(dir: &Path, id: &str, ndjson: bool) -> anyhow::Result<ExitCode> {
+fn extract(dir: &Path, id: Option<&str>, ndjson: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
     let reader = open_dir(dir)?;
-    let archive = reader.extract(id).with_context(|| format!("extracting from {}", dir.display()))?;
-    if ndjson {
-        for m in &archive.messages {
-            println!("{}", serde_json::to_string(&MessageRow::from(m))?);
+    let ids: Vec<String> = match id {
+        Some(id) => vec![id.to_owned()],
+        None => {
+            let mut entries: Vec<_> = reader.entries().iter().collect();
+            entries.sort_by_key(|e| e.offset());
+            entries.into_iter().map(|e| e.id.clone()).collect()
         }
-        return Ok(ExitCode::SUCCESS);
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut total = 0usize;
+    // A reading thread decodes the next archive while this one is written: at most three
+    // archives (each at most 30 MB) in memory.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let reader = &reader;
+        let ids = &ids;
+        scope.spawn(move || {
+            for id in ids {
+                let archive = reader.extract(id).with_context(|| format!("extracting from {}", dir.display()));
+                let failed = archive.is_err();
+                if tx.send((id, archive)).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for (id, archive) in rx {
+            let archive = archive?;
+            total += archive.messages.len();
+            if ndjson {
+                // Formatted on all cores, one part of the archive each, written in order.
+                for lines in chs_status::parallel::map_chunks(&archive.messages, |part| {
+                    let mut lines = Vec::with_capacity(part.iter().map(|m| 2 * m.payload.len() + 400).sum());
+                    for m in part {
+                        crate::archive_cli::write_message_row(&mut lines, m);
+                    }
+                    lines
+                }) {
+                    out.write_all(&lines)?;
+                }
+                continue;
+            }
+            if let Some(meta) = &archive.metadata {
+                let topics: Vec<String> = meta.content_topic.iter().map(|t| format!("0x{}", hex::encode(t))).collect();
+                writeln!(out, "archive {id}: [{} .. {}) topics {}", meta.from, meta.to, topics.join(","))?;
+            }
+            for m in &archive.messages {
+                writeln!(
+                    out,
+                    "{}  0x{}  0x{}  {} bytes",
+                    util::format_utc(m.timestamp),
+                    hex::encode(&m.topic),
+                    hex::encode(&m.hash),
+                    m.payload.len()
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    if !ndjson {
+        writeln!(out, "{total} messages")?;
     }
-    if let Some(meta) = &archive.metadata {
-        let topics: Vec<String> = meta.content_topic.iter().map(|t| format!("0x{}", hex::encode(t))).collect();
-        println!("archive {id}: [{} .. {}) topics {}", meta.from, meta.to, topics.join(","));
-    }
-    for m in &archive.messages {
-        println!(
-            "{}  0x{}  0x{}  {} bytes",
-            util::format_utc(m.timestamp),
-            hex::encode(&m.topic),
-            hex::encode(&m.hash),
-            m.payload.len()
-        );
-    }
-    println!("{} messages", archive.messages.len());
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

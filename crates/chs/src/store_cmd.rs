@@ -1,6 +1,7 @@
 //! `chs store import|stats`.
 
-use std::io::BufRead;
+use std::borrow::Cow;
+use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,21 +72,106 @@ they do not make the exit code non-zero, unreadable lines do."
     },
 }
 
-/// One line of `chs store import --ndjson`: a 14/WAKU2 message as relayed.
+/// One line of `chs store import --ndjson`: a 14/WAKU2 message as relayed (the base64 fields are
+/// borrowed from the line when they need no unescaping).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NdjsonRecord {
+struct NdjsonRecord<'a> {
     pubsub_topic: String,
     content_topic: String,
     /// Unix nanoseconds.
     timestamp: i64,
     /// Base64.
-    payload: String,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
     /// Base64.
-    #[serde(default)]
-    meta: Option<String>,
+    #[serde(default, borrow)]
+    meta: Option<Cow<'a, str>>,
     #[serde(default)]
     version: Option<u32>,
+}
+
+/// Lines read, parsed (on all cores) and stored (in one transaction) at a time; while one batch
+/// is stored the next is parsed. At most three batches are in memory, whatever the file's size.
+const BATCH_LINES: usize = 8192;
+
+/// SQLite page cache of an import's connection (see [`Store::set_cache_size_kib`]).
+const IMPORT_CACHE_KIB: u32 = 64 * 1024;
+
+/// Rows an import commits at once (see [`chs_store::BulkInsert`]): a crash loses at most this
+/// many, and a rerun of the import stores them (stored hashes are skipped).
+const ROWS_PER_TRANSACTION: usize = 8 * BATCH_LINES;
+
+/// What became of one line of an import file.
+enum Line<T> {
+    /// Empty or whitespace only: not counted.
+    Blank,
+    /// Not UTF-8.
+    Unreadable(String),
+    /// What the format's parser made of it.
+    Parsed(T),
+}
+
+/// Reads `path` in batches of [`BATCH_LINES`] lines, parses each batch on all cores
+/// ([`chs_status::parallel::map_ordered`]) on a reading thread, and hands the parsed batches, in
+/// file order with their 1-based line numbers, to `sink` on the calling thread; the next batch is
+/// read and parsed while `sink` stores the last one. `sink`'s error stops the reading.
+fn for_each_parsed_batch<T: Send>(
+    file: std::fs::File,
+    path: &std::path::Path,
+    parse: impl Fn(&str) -> T + Sync,
+    mut sink: impl FnMut(Vec<(usize, Line<T>)>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let parse = &parse;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Line<T>)>>(1);
+        let reader = scope.spawn(move || -> std::io::Result<()> {
+            let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut line_no = 0usize;
+            let mut text = Vec::new();
+            let mut lines = Vec::with_capacity(BATCH_LINES);
+            loop {
+                text.clear();
+                lines.clear();
+                while lines.len() < BATCH_LINES {
+                    let start = text.len();
+                    if input.read_until(b'\n', &mut text)? == 0 {
+                        break;
+                    }
+                    line_no += 1;
+                    let mut end = text.len();
+                    if text[..end].ends_with(b"\n") {
+                        end -= 1;
+                        if text[start..end].ends_with(b"\r") {
+                            end -= 1;
+                        }
+                    }
+                    lines.push((line_no, start..end));
+                }
+                if lines.is_empty() {
+                    return Ok(());
+                }
+                let parsed = chs_status::parallel::map_ordered(&lines, |(no, range)| {
+                    let line = match std::str::from_utf8(&text[range.clone()]) {
+                        Ok(line) if line.trim().is_empty() => Line::Blank,
+                        Ok(line) => Line::Parsed(parse(line)),
+                        Err(e) => Line::Unreadable(format!("stream did not contain valid UTF-8: {e}")),
+                    };
+                    (*no, line)
+                });
+                if tx.send(parsed).is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        for batch in rx {
+            sink(batch)?;
+        }
+        match reader.join() {
+            Ok(read) => read.with_context(|| format!("reading {}", path.display())),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 pub(crate) fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
@@ -112,10 +198,10 @@ pub(crate) fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn parse_line(line: &str, received_at_ms: i64) -> anyhow::Result<StoredMessage> {
-    let rec: NdjsonRecord = serde_json::from_str(line).context("not a valid record")?;
+    let rec: NdjsonRecord<'_> = serde_json::from_str(line).context("not a valid record")?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let payload = b64.decode(&rec.payload).context("payload is not valid base64")?;
-    let meta = rec.meta.as_deref().map(|m| b64.decode(m)).transpose().context("meta is not valid base64")?;
+    let payload = b64.decode(rec.payload.as_bytes()).context("payload is not valid base64")?;
+    let meta = rec.meta.as_deref().map(|m| b64.decode(m.as_bytes())).transpose().context("meta is not valid base64")?;
     anyhow::ensure!(!rec.pubsub_topic.is_empty(), "pubsub_topic is empty");
     anyhow::ensure!(!rec.content_topic.is_empty(), "content_topic is empty");
     anyhow::ensure!(rec.timestamp >= 0, "timestamp {} is negative", rec.timestamp);
@@ -150,37 +236,43 @@ fn parse_line(line: &str, received_at_ms: i64) -> anyhow::Result<StoredMessage> 
 fn import(db: &std::path::Path, ndjson: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(ndjson).with_context(|| format!("opening {}", ndjson.display()))?;
     let mut store = Store::open(db).with_context(|| format!("opening store {}", db.display()))?;
+    store.set_cache_size_kib(IMPORT_CACHE_KIB)?;
+    let mut bulk = store.bulk_insert(ROWS_PER_TRANSACTION)?;
     let now_ms = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
-    let (mut read, mut bad, mut inserted) = (0u64, 0u64, 0usize);
-    let mut batch = Vec::with_capacity(1000);
-    for (idx, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line_no = idx + 1;
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("{}:{line_no}: unreadable line: {e}", ndjson.display());
-                bad += 1;
-                continue;
+    // `bad` counts unreadable and skipped lines; `read` the readable ones, skipped included.
+    let (mut read, mut bad, mut skipped, mut inserted) = (0u64, 0u64, 0u64, 0usize);
+    let mut rows = Vec::with_capacity(BATCH_LINES);
+    for_each_parsed_batch(
+        file,
+        ndjson,
+        |line| parse_line(line, now_ms),
+        |batch| {
+            for (line_no, line) in batch {
+                match line {
+                    Line::Blank => {}
+                    Line::Unreadable(e) => {
+                        eprintln!("{}:{line_no}: unreadable line: {e}", ndjson.display());
+                        bad += 1;
+                    }
+                    Line::Parsed(Ok(m)) => {
+                        read += 1;
+                        rows.push(m);
+                    }
+                    Line::Parsed(Err(e)) => {
+                        read += 1;
+                        eprintln!("{}:{line_no}: skipped: {e:#}", ndjson.display());
+                        bad += 1;
+                        skipped += 1;
+                    }
+                }
             }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        read += 1;
-        match parse_line(&line, now_ms) {
-            Ok(m) => batch.push(m),
-            Err(e) => {
-                eprintln!("{}:{line_no}: skipped: {e:#}", ndjson.display());
-                bad += 1;
-            }
-        }
-        if batch.len() == 1000 {
-            inserted += store.insert_batch(&batch)?;
-            batch.clear();
-        }
-    }
-    inserted += store.insert_batch(&batch)?;
-    let duplicates = read - bad - inserted as u64;
+            inserted += bulk.insert(&rows)?;
+            rows.clear();
+            Ok(())
+        },
+    )?;
+    bulk.finish()?;
+    let duplicates = read.saturating_sub(skipped + inserted as u64);
     if json {
         let value = serde_json::json!({
             "db": db, "read": read, "imported": inserted, "already_stored": duplicates, "bad_lines": bad,
@@ -272,6 +364,18 @@ fn parse_captured(line: &str, format: CaptureFormat, default_pubsub: &str) -> an
     }
 }
 
+/// What became of one captured line (computed on a worker thread).
+enum Captured {
+    /// Not a message in the file's format.
+    Bad(anyhow::Error),
+    /// A message the community's control node would not archive.
+    Rejected(chs_status::RejectReason),
+    /// A captured message the store refuses (a bug, not a bad line: the import stops).
+    Unconvertible(chs_store::StoreError),
+    /// What is stored.
+    Stored(Box<StoredMessage>),
+}
+
 fn import_captured(
     db: &std::path::Path,
     file: &std::path::Path,
@@ -283,6 +387,7 @@ fn import_captured(
     let id = util::parse_community_id(community)?;
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let mut store = util::open_existing_store(db)?;
+    store.set_cache_size_kib(IMPORT_CACHE_KIB)?;
     let communities = util::communities(&mut store)?;
     let community = communities.get(&store, &id)?;
     anyhow::ensure!(!community.chats.is_empty(), "community {id} has no channel chats stored: nothing can be captured");
@@ -292,53 +397,68 @@ fn import_captured(
     let now_ms = util::now_ms();
     let mut counters = RejectCounters::new();
     let (mut read, mut bad, mut inserted, mut accepted) = (0u64, 0u64, 0usize, 0u64);
-    let mut batch = Vec::with_capacity(1000);
-    for (idx, line) in std::io::BufReader::new(input).lines().enumerate() {
-        let line_no = idx + 1;
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("{}:{line_no}: unreadable line: {e}", file.display());
-                bad += 1;
-                continue;
-            }
+    let mut rows = Vec::with_capacity(BATCH_LINES);
+    let mut bulk = store.bulk_insert(ROWS_PER_TRANSACTION)?;
+    // Parsing, decryption and both signature recoveries run on all cores; counting, reporting and
+    // storing stay here, in file order.
+    // What a control node archives, as live capture: segments and hash-ratchet ciphertext too.
+    let decode = |line: &str| {
+        let (pubsub, message) = match parse_captured(line.trim(), format, &default_pubsub) {
+            Ok(parsed) => parsed,
+            Err(e) => return Captured::Bad(e),
         };
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        read += 1;
-        let (pubsub, message) = match parse_captured(line, format, &default_pubsub) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("{}:{line_no}: skipped: {e:#}", file.display());
-                bad += 1;
-                continue;
-            }
+        let archived = match capture_for_archive(&message, &pubsub, &ring, CapturePolicy::CONTROL_NODE) {
+            Ok(archived) => archived,
+            Err(reason) => return Captured::Rejected(reason),
         };
-        let policy = CapturePolicy::CONTROL_NODE; // what a control node archives, as live capture
-        let archived = match counters.record(capture_for_archive(&message, &pubsub, &ring, policy)) {
-            Ok(a) => a,
-            Err(reason) => {
-                tracing::debug!(line = line_no, %reason, "captured message not stored");
-                continue;
-            }
+        let mut stored = match StoredMessage::from_archive_message(&pubsub, &archived, now_ms) {
+            Ok(stored) => stored,
+            Err(e) => return Captured::Unconvertible(e),
         };
-        accepted += 1;
-        let mut stored = StoredMessage::from_archive_message(&pubsub, &archived, now_ms)
-            .with_context(|| format!("{}:{line_no}: converting the captured message", file.display()))?;
-        stored.content_topic = message.content_topic.clone();
+        stored.content_topic = message.content_topic;
         stored.timestamp_ns = message.timestamp.unwrap_or(0);
         stored.version = message.version.unwrap_or(0);
-        stored.meta = message.meta.clone().unwrap_or_default();
+        stored.meta = message.meta.unwrap_or_default();
         stored.raw_payload = Some(message.payload);
-        batch.push(stored);
-        if batch.len() == 1000 {
-            inserted += store.insert_batch(&batch)?;
-            batch.clear();
+        Captured::Stored(Box::new(stored))
+    };
+    for_each_parsed_batch(input, file, decode, |batch| {
+        for (line_no, line) in batch {
+            let captured = match line {
+                Line::Blank => continue,
+                Line::Unreadable(e) => {
+                    eprintln!("{}:{line_no}: unreadable line: {e}", file.display());
+                    bad += 1;
+                    continue;
+                }
+                Line::Parsed(captured) => captured,
+            };
+            read += 1;
+            match captured {
+                Captured::Bad(e) => {
+                    eprintln!("{}:{line_no}: skipped: {e:#}", file.display());
+                    bad += 1;
+                }
+                Captured::Unconvertible(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("{}:{line_no}: converting the captured message", file.display())));
+                }
+                Captured::Rejected(reason) => {
+                    counters.record_rejected(&reason);
+                    tracing::debug!(line = line_no, %reason, "captured message not stored");
+                }
+                Captured::Stored(stored) => {
+                    counters.record_accepted();
+                    accepted += 1;
+                    rows.push(*stored);
+                }
+            }
         }
-    }
-    inserted += store.insert_batch(&batch)?;
+        inserted += bulk.insert(&rows)?;
+        rows.clear();
+        Ok(())
+    })?;
+    bulk.finish()?;
     let duplicates = accepted.saturating_sub(inserted as u64);
     let rejected = counters.total_rejected();
     if json {

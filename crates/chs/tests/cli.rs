@@ -55,3 +55,69 @@ fn store_stats_on_a_foreign_file_is_a_clear_error() {
     assert!(stderr.contains("not a valid SQLite database"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&db).unwrap(), notes, "the file must be left untouched");
 }
+
+/// A line that is not UTF-8 is an unreadable line: reported with its number, counted as bad, and
+/// the rest is imported (the duplicate count used to subtract it from the readable lines and
+/// overflow).
+#[test]
+fn store_import_counts_an_unreadable_line_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chs.db");
+    let input = dir.path().join("in.ndjson");
+    let good = r#"{"pubsub_topic":"/waku/2/rs/16/32","content_topic":"/waku/1/0x1980b7cb/rfc26","timestamp":1729728000000000000,"payload":"aGVsbG8="}"#;
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe not utf-8\n");
+    std::fs::write(&input, bytes).unwrap();
+    let out = chs().args(["store", "import", "--json", "--db"]).arg(&db).arg("--ndjson").arg(&input).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unreadable line makes the exit code non-zero: {stderr}");
+    assert!(stderr.contains(":2: unreadable line"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the counts as JSON");
+    assert_eq!(
+        (v["read"].as_u64(), v["imported"].as_u64(), v["bad_lines"].as_u64()),
+        (Some(1), Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["already_stored"], 0, "{v}");
+}
+
+/// A file of several import batches (8,192 lines each): every good line stored once, every bad
+/// line reported with its own line number and in file order, duplicates counted.
+#[test]
+fn store_import_of_many_batches_keeps_line_numbers_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chs.db");
+    let input = dir.path().join("in.ndjson");
+    let lines = 20_000usize;
+    let mut text = String::new();
+    let mut bad = Vec::new();
+    for i in 1..=lines {
+        if i % 3_001 == 0 {
+            text.push_str("{\"broken\n");
+            bad.push(i);
+        } else {
+            // Every 1,000th line repeats the line before it (same message: already stored).
+            let n = if i % 1_000 == 0 { i - 1 } else { i };
+            text.push_str(&format!(
+                "{{\"pubsub_topic\":\"/waku/2/rs/16/32\",\"content_topic\":\"/waku/1/0x1980b7cb/rfc26\",\"timestamp\":{},\"payload\":\"aGVsbG8=\"}}\n",
+                1_729_728_000_000_000_000u64 + n as u64
+            ));
+        }
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = chs().args(["store", "import", "--json", "--db"]).arg(&db).arg("--ndjson").arg(&input).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reported: Vec<usize> =
+        stderr.lines().filter_map(|l| l.split(':').nth(1).and_then(|n| n.parse().ok())).collect();
+    assert_eq!(reported, bad, "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the counts as JSON");
+    let duplicates = (1..=lines).filter(|i| i % 1_000 == 0 && i % 3_001 != 0 && (i - 1) % 3_001 != 0).count();
+    assert_eq!(v["read"].as_u64(), Some(lines as u64), "{v}");
+    assert_eq!(v["bad_lines"].as_u64(), Some(bad.len() as u64), "{v}");
+    assert_eq!(v["already_stored"].as_u64(), Some(duplicates as u64), "{v}");
+    let stored = lines - bad.len() - duplicates;
+    assert_eq!(v["imported"].as_u64(), Some(stored as u64), "{v}");
+    let out = chs().args(["store", "stats", "--json", "--db"]).arg(&db).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["messages"].as_u64(), Some(stored as u64));
+}

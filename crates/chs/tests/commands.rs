@@ -73,6 +73,7 @@ fn archive_build_inspect_verify_extract_round_trip() {
         assert_eq!(lines.len() as u64, *count);
         extracted.extend(lines);
     }
+    archive_extract_all_is_every_archive_in_data_order(&arch, &extracted);
     let ts: Vec<u64> = extracted.iter().map(|m| m["timestamp"].as_u64().unwrap()).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "time order: {ts:?}");
     let b64 = |s: &str| {
@@ -578,4 +579,16 @@ fn waku_store_query_pages_through_what_waku_listen_store_received() {
     let out = run(["waku", "store-query", "--peer", &addr, "--start", "2", "--end", "1"]).failed();
     assert!(out.stderr.contains("invalid store query"), "{}", out.stderr);
     listener.kill();
+}
+
+/// `chs archive extract DIR --all` prints what `--id` prints for each archive, in data order;
+/// without `--id` or `--all` it is refused.
+fn archive_extract_all_is_every_archive_in_data_order(arch: &std::path::Path, one_by_one: &[serde_json::Value]) {
+    let out = run(["archive", "extract", p(arch), "--all", "--ndjson"]).ok();
+    let all: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(all, one_by_one);
+    let out = run(["archive", "extract", p(arch), "--all"]).ok();
+    assert!(out.stdout.ends_with(&format!("{} messages\n", one_by_one.len())), "{}", out.stdout);
+    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("archive 0x")).count(), 2, "{}", out.stdout);
+    run(["archive", "extract", p(arch), "--ndjson"]).failed();
 }
