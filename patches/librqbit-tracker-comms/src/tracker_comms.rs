@@ -72,6 +72,10 @@ impl TrackerCommsStats {
 
 pub trait TorrentStatsProvider: Send + Sync {
     fn get(&self) -> TrackerCommsStats;
+
+    /// chs patch: told the outcome of every announce to `tracker`: the number of peers it
+    /// returned, or the error (message with its causes). Default: nothing.
+    fn on_announce(&self, _tracker: &Url, _result: Result<usize, String>) {}
 }
 
 impl TorrentStatsProvider for () {
@@ -240,7 +244,15 @@ impl TrackerComms {
         let mut event = Some(tracker_comms_http::TrackerRequestEvent::Started);
 
         loop {
-            let interval = (|| self.tracker_one_request_http(&tracker_url, event))
+            // chs patch: every attempt's outcome goes to `on_announce`.
+            let interval = (|| async {
+                let res = self.tracker_one_request_http(&tracker_url, event).await;
+                self.stats.on_announce(
+                    &tracker_url,
+                    res.as_ref().map(|(_, n)| *n).map_err(|e| format!("{e:#}")),
+                );
+                res.map(|(interval, _)| interval)
+            })
                 .retry(
                     ExponentialBuilder::new()
                         .without_max_times()
@@ -264,7 +276,7 @@ impl TrackerComms {
         &self,
         tracker_url: &Url,
         event: Option<tracker_comms_http::TrackerRequestEvent>,
-    ) -> anyhow::Result<Duration> {
+    ) -> anyhow::Result<(Duration, usize)> {
         let stats = self.stats.get();
         let request = tracker_comms_http::TrackerRequest {
             info_hash: &self.info_hash,
@@ -310,11 +322,15 @@ impl TrackerComms {
             })?
             .0;
 
+        // chs patch: count the peers returned.
+        let mut peers = 0;
         for peer in response.iter_peers() {
             self.tx.send(peer).await?;
+            peers += 1;
         }
-        Ok(Duration::from_secs(
-            response.min_interval.unwrap_or(response.interval),
+        Ok((
+            Duration::from_secs(response.min_interval.unwrap_or(response.interval)),
+            peers,
         ))
     }
 
@@ -352,7 +368,11 @@ impl TrackerComms {
                     .with_max_delay(Duration::from_secs(60))
                     .with_jitter(),
             )
-            .notify(|err, retry| debug!(retry_in=?retry, "error resolving tracker: {err:#}"))
+            .notify(|err, retry| {
+                debug!(retry_in=?retry, "error resolving tracker: {err:#}");
+                // chs patch: a failed resolution is a failed announce.
+                self.stats.on_announce(&url, Err(format!("{err:#}")));
+            })
             .await
             .context("this shouldn't happen: failed resolving tracker addrs")?;
 
@@ -361,7 +381,7 @@ impl TrackerComms {
             match addrs {
                 UdpTrackerResolveResult::One(addr) => {
                     match self
-                        .tracker_one_request_udp(addr, &client)
+                        .tracker_one_request_udp(&url, addr, &client)
                         .instrument(trace_span!("udp request", ?addr))
                         .await
                     {
@@ -373,9 +393,9 @@ impl TrackerComms {
                 }
                 UdpTrackerResolveResult::Two(v4, v6) => {
                     let (r4, r6) = tokio::join!(
-                        self.tracker_one_request_udp(v4.into(), &client)
+                        self.tracker_one_request_udp(&url, v4.into(), &client)
                             .instrument(trace_span!("udp request", addr=?v4)),
-                        self.tracker_one_request_udp(v6.into(), &client)
+                        self.tracker_one_request_udp(&url, v6.into(), &client)
                             .instrument(trace_span!("udp request", addr=?v6))
                     );
                     sleep_interval = Some(
@@ -391,6 +411,8 @@ impl TrackerComms {
 
     async fn tracker_one_request_udp(
         &self,
+        // chs patch: the tracker, for `on_announce`.
+        url: &Url,
         addr: SocketAddr,
         client: &UdpTrackerClient,
     ) -> anyhow::Result<Duration> {
@@ -422,6 +444,8 @@ impl TrackerComms {
         match client.announce(addr, request).await {
             Ok(response) => {
                 trace!(len = response.addrs.len(), "received announce response");
+                // chs patch: record the outcome.
+                self.stats.on_announce(url, Ok(response.addrs.len()));
                 for addr in response.addrs {
                     self.tx.send(addr).await.context("rx closed")?;
                 }
@@ -431,6 +455,8 @@ impl TrackerComms {
             }
             Err(e) => {
                 debug!(?addr, "error reading announce response: {e:#}");
+                // chs patch: record the outcome.
+                self.stats.on_announce(url, Err(format!("{e:#}")));
                 Err(e)
             }
         }
