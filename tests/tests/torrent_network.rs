@@ -128,6 +128,7 @@ mod interop {
         let name = id.to_string();
         let seed = ["seed", "-datadir", archives.to_str().expect("utf-8"), "-name", &name, "-listen-host", "127.0.0.1"];
         let (_seeder, mut seeder_out) = chspeer(&bin, &[&seed[..], &[flag, &rendezvous]].concat());
+        let seeder_addr = format!("127.0.0.1:{}", field(&line(&mut seeder_out, "LISTEN", "").await, "port"));
         let magnet = line(&mut seeder_out, "MAGNET ", "").await.trim_start_matches("MAGNET ").to_owned();
         line(&mut seeder_out, "SEEDING", "").await;
         assert!(!magnet.contains("x.pe"), "status-go's magnet has no peer hint: {magnet}");
@@ -159,6 +160,21 @@ mod interop {
         let member_rows = member.handle().with_store(move |_, s| history_fingerprint(s, &id)).await.expect("rows");
         assert!(!member_rows.is_empty(), "the member imported history");
         assert!(member_rows.iter().all(|r| owner_rows.contains(r)), "every imported message is the owner's");
+        // Issue 17 item 6: the member's status shows the seeder with the source that found it,
+        // and the tracker's announce result (ok, with the seeder among the peers it returned).
+        let status = member.handle().status().await.expect("status");
+        let swarm = &status.iter().find(|c| c.id == id).and_then(|c| c.seeding.clone()).expect("seeding").swarm;
+        let source = if discovery == Discovery::Tracker { "tracker" } else { "dht" };
+        let seeder = swarm.peers.iter().find(|p| p.addr == seeder_addr).unwrap_or_else(|| panic!("{swarm:?}"));
+        assert_eq!(seeder.sources, vec![source.to_owned()], "{swarm:?}");
+        assert!(swarm.peers_by_source.get(source).is_some_and(|n| *n >= 1), "{swarm:?}");
+        if discovery == Discovery::Tracker {
+            let t = swarm.trackers.iter().find(|t| t.url == rendezvous).unwrap_or_else(|| panic!("{swarm:?}"));
+            assert!(t.ok >= 1 && t.last_success.is_some() && t.last_peers >= 1, "{t:?}");
+            assert!(swarm.dht.is_none(), "DHT off: {swarm:?}");
+        } else {
+            assert!(swarm.trackers.is_empty() && swarm.dht.is_some(), "{swarm:?}");
+        }
         publisher.shutdown().await;
         member.shutdown().await;
     }

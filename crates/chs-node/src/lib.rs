@@ -41,7 +41,10 @@ pub use config::{Config, ConfigError, DataDirLock, LinkChannel, LogosStorageSect
 pub use error::NodeError;
 pub use node::{Node, NodeHandle};
 pub use signal::{Signal, SignalBus};
-pub use status::{CommunityStatus, DownloadPhase, DownloadView, FailedImport, SeedView, community_statuses};
+pub use status::{
+    CommunityStatus, DhtAnnounceView, DownloadPhase, DownloadView, FailedImport, SeedView, SwarmPeerView, SwarmView,
+    TrackerView, community_statuses,
+};
 
 /// The old name of [`Config`].
 #[doc(hidden)]

@@ -20,7 +20,7 @@ use crate::error::NodeError;
 use crate::member::ProgressView;
 use crate::services::Services;
 use crate::signal::{Signal, SignalBus};
-use crate::status::{CommunityStatus, DownloadView, SeedView, community_statuses};
+use crate::status::{CommunityStatus, DownloadView, SeedView, SwarmView, community_statuses};
 use crate::{capture, member, owner, waku_store};
 
 /// A running node. Dropping it without [`Node::shutdown`] stops its tasks abruptly (as a crash
@@ -470,6 +470,7 @@ impl NodeHandle {
                     downloaded_bytes: st.downloaded_bytes,
                     peers: st.peers,
                     known_peers: st.known_peers,
+                    swarm: t.swarm(&s.id.to_string()).map(|sw| SwarmView::of(&sw)).unwrap_or_default(),
                 });
             }
         }

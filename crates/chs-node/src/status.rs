@@ -2,7 +2,7 @@
 //! store and the archive folder, plus the live parts (download progress, seeding) the running
 //! node adds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chs_community::{Communities, CommunityId};
 use chs_store::Store;
@@ -68,6 +68,121 @@ pub struct SeedView {
     pub peers: usize,
     /// Peers known for the torrent (DHT, trackers, PEX, incoming, hints), connected or not.
     pub known_peers: usize,
+    /// Peers by source and announce results.
+    pub swarm: SwarmView,
+}
+
+/// A seeded torrent's peers by source and its announce results (issue 17 item 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct SwarmView {
+    /// Distinct peer addresses per source: `dht`, `tracker`, `pex`, `incoming`, `hint` (the
+    /// magnet's `x.pe` and configured peers), `lsd`; a peer given by several counts in each.
+    pub peers_by_source: BTreeMap<String, usize>,
+    /// Every peer address learnt, with its sources.
+    pub peers: Vec<SwarmPeerView>,
+    /// Per tracker, the outcome of its announces.
+    pub trackers: Vec<TrackerView>,
+    /// The DHT announces of the torrent; absent when the node's DHT is off.
+    pub dht: Option<DhtAnnounceView>,
+}
+
+/// One peer address and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwarmPeerView {
+    /// `ip:port`.
+    pub addr: String,
+    /// Its sources (see [`SwarmView::peers_by_source`]).
+    pub sources: Vec<String>,
+    /// Connected now.
+    pub connected: bool,
+}
+
+/// The announces to one tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackerView {
+    /// Announce URL.
+    pub url: String,
+    /// `ok` or `error`: how the last announce ended; `none` before the first one ends.
+    pub last_result: String,
+    /// When the last announce ended, Unix seconds.
+    pub last_announce: Option<u64>,
+    /// When an announce last succeeded, Unix seconds.
+    pub last_success: Option<u64>,
+    /// Peers the last successful announce returned.
+    pub last_peers: usize,
+    /// The last error message (kept after a later success).
+    pub last_error: Option<String>,
+    /// When it happened, Unix seconds.
+    pub last_error_at: Option<u64>,
+    /// Announces answered.
+    pub ok: u64,
+    /// Announces failed.
+    pub errors: u64,
+}
+
+/// The torrent's DHT announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DhtAnnounceView {
+    /// `announce_peer` requests sent.
+    pub sent: u64,
+    /// Answered.
+    pub acknowledged: u64,
+    /// Refused or unanswered.
+    pub failed: u64,
+    /// Peers the DHT gave (as in `peers_by_source`).
+    pub peers_found: usize,
+}
+
+impl SwarmView {
+    /// The view of a [`chs_torrent::SwarmStatus`].
+    pub fn of(s: &chs_torrent::SwarmStatus) -> Self {
+        let secs = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs())
+        };
+        let peers_by_source = chs_torrent::PeerOrigin::ALL
+            .iter()
+            .map(|o| (o.as_str().to_owned(), s.count(*o)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        SwarmView {
+            peers_by_source,
+            peers: s
+                .peers
+                .iter()
+                .map(|p| SwarmPeerView {
+                    addr: p.addr.to_string(),
+                    sources: p.origins.iter().map(|o| o.as_str().to_owned()).collect(),
+                    connected: p.connected,
+                })
+                .collect(),
+            trackers: s
+                .trackers
+                .iter()
+                .map(|t| TrackerView {
+                    url: t.url.clone(),
+                    last_result: match (t.last_announce, t.last_ok) {
+                        (None, _) => "none",
+                        (Some(_), true) => "ok",
+                        (Some(_), false) => "error",
+                    }
+                    .to_owned(),
+                    last_announce: secs(t.last_announce),
+                    last_success: secs(t.last_success),
+                    last_peers: t.last_peers,
+                    last_error: t.last_error.clone(),
+                    last_error_at: secs(t.last_error_at),
+                    ok: t.ok,
+                    errors: t.errors,
+                })
+                .collect(),
+            dht: s.dht.map(|d| DhtAnnounceView {
+                sent: d.sent,
+                acknowledged: d.acknowledged,
+                failed: d.failed,
+                peers_found: s.count(chs_torrent::PeerOrigin::Dht),
+            }),
+        }
+    }
 }
 
 /// One community's state, as `chs node status` prints it.

@@ -45,6 +45,7 @@ mod error;
 mod magnet;
 mod meta;
 mod node;
+mod swarm;
 mod wire;
 
 pub use discovery::{Discovery, STATUS_DHT_ROUTERS};
@@ -59,6 +60,7 @@ pub use node::{
     MAX_PENDING_HANDSHAKES_PER_IP, NodeConfig, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, SocketProtocol,
     SocketPurpose, TorrentNode, ValidateFn,
 };
+pub use swarm::{DhtAnnounceStatus, PeerOrigin, SwarmPeer, SwarmStatus, TrackerAnnounceStatus};
 pub use wire::FetchStats;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::magnet::Magnet;
 use crate::meta::{InfoHash, TorrentFileOptions, TorrentMeta};
+use crate::swarm::SwarmStatus;
 use crate::wire::{FetchJob, FetchStats, PeerSource, PieceStore, fetch_pieces};
 
 /// Name of the file in the state directory that maps keys to info hashes.
@@ -475,7 +476,7 @@ impl TorrentNode {
         handle.wait_until_initialized().await.map_err(|e| Error::rqbit("verifying local data", e))?;
         let (have, total) = have_and_total(&handle);
         if have != total {
-            self.remove(info_hash).await?;
+            self.remove_for_good(info_hash).await?;
             return Err(Error::DataMismatch { folder: folder.to_owned(), info_hash: info_hash.to_hex(), have, total });
         }
         self.set_key(key, Some((info_hash, folder)));
@@ -486,7 +487,7 @@ impl TorrentNode {
     /// Stops seeding the torrent of `key` (files are kept). Returns the torrent that was dropped.
     pub async fn unseed(&self, key: &str) -> Result<Option<InfoHash>, Error> {
         let Some(old) = self.seeded(key) else { return Ok(None) };
-        self.remove(old).await?;
+        self.remove_for_good(old).await?;
         self.set_key(key, None);
         tracing::info!(key, info_hash = %old, "unseeded");
         Ok(Some(old))
@@ -509,6 +510,27 @@ impl TorrentNode {
             peers,
             known_peers,
         })
+    }
+
+    /// Peers by source and announce outcomes of the torrent seeded for `key`.
+    pub fn swarm(&self, key: &str) -> Option<SwarmStatus> {
+        let info_hash = self.seeded(key)?;
+        let handle = self.inner.session.get(TorrentIdOrHash::Hash(id20(info_hash)))?;
+        Some(self.swarm_of(&handle))
+    }
+
+    fn swarm_of(&self, handle: &ManagedTorrent) -> SwarmStatus {
+        let session = &self.inner.session;
+        let connected = handle.live().map(|l| l.connected_peer_addrs()).unwrap_or_default();
+        let d = session.torrent_discovery(handle.info_hash());
+        SwarmStatus::from_rqbit(&d, &connected, session.get_dht().is_some())
+    }
+
+    /// [`Self::remove`], and the torrent's peer sources and announce outcomes are forgotten.
+    async fn remove_for_good(&self, info_hash: InfoHash) -> Result<(), Error> {
+        self.remove(info_hash).await?;
+        self.inner.session.forget_discovery(id20(info_hash));
+        Ok(())
     }
 
     /// The `.torrent` bytes librqbit gets for `meta`, announcing to `trackers` (when the node
@@ -847,6 +869,11 @@ impl Download {
         self.banned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect()
     }
 
+    /// Peers by source and announce outcomes of this torrent so far.
+    pub fn swarm(&self) -> SwarmStatus {
+        self.node.swarm_of(&self.handle)
+    }
+
     /// Peers librqbit is connected to for this torrent right now.
     pub fn live_peers(&self) -> usize {
         self.handle.stats().live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live as usize)
@@ -1022,7 +1049,7 @@ impl Download {
         let previous = self.node.seeded(&self.key);
         self.node.set_key(&self.key, Some((info_hash, &self.live)));
         if let Some(old) = previous.filter(|old| *old != info_hash) {
-            self.node.remove(old).await?;
+            self.node.remove_for_good(old).await?;
             tracing::info!(key = %self.key, info_hash = %old, "unseeded the previous torrent");
         }
         if self.receiving != self.live {
@@ -1038,7 +1065,7 @@ impl Download {
         if self.receiving == self.live {
             return Ok(());
         }
-        self.node.remove(self.meta.info_hash()).await?;
+        self.node.remove_for_good(self.meta.info_hash()).await?;
         remove_folder(self.receiving.clone()).await;
         Ok(())
     }

@@ -822,10 +822,35 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
                 seed["peers"],
                 bytes(&seed["uploaded_bytes"])
             );
+            print_swarm(&seed["swarm"]);
         }
         if let Some(d) = c["download"].as_object() {
             println!("  downloading ({}): {} of {}", d["phase"], bytes(&d["bytes_done"]), bytes(&d["bytes_total"]));
         }
+    }
+}
+
+/// The seeded torrent's peers by source and announce results (issue 17 item 6).
+fn print_swarm(swarm: &serde_json::Value) {
+    if let Some(by) = swarm["peers_by_source"].as_object().filter(|m| !m.is_empty()) {
+        let list: Vec<String> = by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("    peers by source: {}", list.join(", "));
+    }
+    for t in swarm["trackers"].as_array().into_iter().flatten() {
+        let when = t["last_announce"]
+            .as_u64()
+            .map_or_else(|| "never".to_owned(), |at| format!("{} UTC", util::format_utc(at)));
+        match t["last_result"].as_str() {
+            Some("ok") => println!("    tracker {}: ok at {when}, {} peers", t["url"], t["last_peers"]),
+            Some("error") => println!("    tracker {}: error at {when}: {}", t["url"], t["last_error"]),
+            _ => println!("    tracker {}: no announce yet", t["url"]),
+        }
+    }
+    if let Some(d) = swarm["dht"].as_object() {
+        println!(
+            "    dht: {} announces answered of {} sent, {} peers found",
+            d["acknowledged"], d["sent"], d["peers_found"]
+        );
     }
 }
 

@@ -133,6 +133,23 @@ fn owner_and_member_driven_through_the_http_api_and_the_cli() {
     assert_eq!(done["archives"], built_first, "{done}");
     let status = get_json(member_api, "/api/v1/status");
     assert_eq!(status["communities"][0]["imported_archives"], built_first, "{status}");
+    // Issue 17 item 6: the seeded torrent's peers by source, in the HTTP status as in
+    // `chs node status --json`: the member found the owner somehow, the owner saw it come in.
+    let swarm = &status["communities"][0]["seeding"]["swarm"];
+    let by_source = swarm["peers_by_source"].as_object().unwrap_or_else(|| panic!("{status}"));
+    assert!(!by_source.is_empty() && swarm["peers"].as_array().is_some_and(|p| !p.is_empty()), "{status}");
+    assert!(swarm["trackers"].is_array(), "{swarm}");
+    // The owner's status is its snapshot, rewritten every 5 s: poll it (the condition) until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let owner_status = get_json(owner_api, "/api/v1/status");
+        let owner_swarm = &owner_status["communities"][0]["seeding"]["swarm"];
+        if owner_swarm["peers_by_source"]["incoming"].as_u64().is_some_and(|n| n >= 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the owner never shows the member as incoming: {owner_status}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // A new message in the owner's store, then "build now" through the CLI.
     let info = run(["community", "show", "--json", "--db", p(&owner_db), "--community", &id]).ok().json();

@@ -4,7 +4,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc,
-        atomic::{AtomicU16, Ordering},
+        atomic::{AtomicU16, AtomicU64, Ordering},
     },
     task::Poll,
     time::{Duration, Instant},
@@ -111,6 +111,20 @@ struct RecursiveRequestCallbacksGetPeers {
     announce_port: Option<u16>,
     // chs patch: the closest nodes (to the info hash) that answered with a token so far.
     closest_with_token: parking_lot::Mutex<Vec<Id20>>,
+    // chs patch: outcome counters of the announces.
+    announce_stats: Arc<AnnounceStats>,
+}
+
+/// chs patch: the outcome of a torrent's `announce_peer` requests (shared by the caller of
+/// [`DhtState::get_peers_with_stats`], which reads it while the lookup runs).
+#[derive(Debug, Default)]
+pub struct AnnounceStats {
+    /// `announce_peer` requests sent.
+    pub sent: AtomicU64,
+    /// Of those, answered with a response.
+    pub acknowledged: AtomicU64,
+    /// Of those, answered with an error or not answered in time.
+    pub failed: AtomicU64,
 }
 
 /// chs patch: BEP 5 announces to the K closest nodes that answered; K as the routing table's.
@@ -163,19 +177,22 @@ impl RecursiveRequestCallbacks for RecursiveRequestCallbacksGetPeers {
             );
             return;
         }
-        let (tid, message) = req.dht.create_request(
-            Request::Announce {
-                info_hash: req.info_hash,
-                token: token.clone(),
-                port: announce_port,
-            },
-            addr,
-        );
-
-        let _ = req.dht.worker_sender.send(WorkerSendRequest {
-            our_tid: Some(tid),
-            message,
-            addr,
+        // chs patch: send through `request` (same message) so that the answer is counted.
+        let request = Request::Announce {
+            info_hash: req.info_hash,
+            token: token.clone(),
+            port: announce_port,
+        };
+        let dht = req.dht.clone();
+        let stats = self.announce_stats.clone();
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            match dht.request(request, addr).await {
+                Ok(ResponseOrError::Response(_)) => {
+                    stats.acknowledged.fetch_add(1, Ordering::Relaxed)
+                }
+                _ => stats.failed.fetch_add(1, Ordering::Relaxed),
+            };
         });
     }
 }
@@ -227,7 +244,13 @@ pub struct RequestPeersStream {
 }
 
 impl RequestPeersStream {
-    fn new(dht: Arc<DhtState>, info_hash: Id20, announce_port: Option<u16>) -> Self {
+    fn new(
+        dht: Arc<DhtState>,
+        info_hash: Id20,
+        announce_port: Option<u16>,
+        // chs patch
+        announce_stats: Arc<AnnounceStats>,
+    ) -> Self {
         let (peer_tx, peer_rx) = unbounded_channel();
         let make = |is_v4: bool, dht: Arc<DhtState>, peer_tx: UnboundedSender<SocketAddr>| {
             let (node_tx, node_rx) = unbounded_channel();
@@ -247,6 +270,7 @@ impl RequestPeersStream {
                     .unwrap(),
                     announce_port,
                     closest_with_token: Default::default(),
+                    announce_stats: announce_stats.clone(),
                 },
             });
             rp.request_peers_forever(node_rx, is_v4)
@@ -1417,7 +1441,17 @@ impl DhtState {
         info_hash: Id20,
         announce_port: Option<u16>,
     ) -> RequestPeersStream {
-        RequestPeersStream::new(self.clone(), info_hash, announce_port)
+        RequestPeersStream::new(self.clone(), info_hash, announce_port, Default::default())
+    }
+
+    /// chs patch: [`Self::get_peers`], counting the announces' outcomes in `announce_stats`.
+    pub fn get_peers_with_stats(
+        self: &Arc<Self>,
+        info_hash: Id20,
+        announce_port: Option<u16>,
+        announce_stats: Arc<AnnounceStats>,
+    ) -> RequestPeersStream {
+        RequestPeersStream::new(self.clone(), info_hash, announce_port, announce_stats)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

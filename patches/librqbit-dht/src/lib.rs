@@ -12,6 +12,8 @@ use std::time::Duration;
 pub use error::{Error, Result};
 
 pub use crate::dht::DhtStats;
+// chs patch
+pub use crate::dht::AnnounceStats;
 pub use crate::dht::{DhtConfig, DhtState, RequestPeersStream};
 pub use librqbit_core::hash_id::Id20;
 pub use persistence::{DhtPersistenceConfig, PersistentDht, dht_listen_addr};

@@ -63,6 +63,8 @@ mod listen;
 mod merge_streams;
 mod peer_connection;
 mod peer_info_reader;
+// chs patch: peer sources and announce outcomes.
+pub mod peer_sources;
 mod piece_tracker;
 mod read_buf;
 mod session;

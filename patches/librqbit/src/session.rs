@@ -24,6 +24,8 @@ use crate::{
     listen::{Accept, ListenerOptions},
     merge_streams::merge_streams,
     peer_connection::PeerConnectionOptions,
+    // chs patch
+    peer_sources::{PeerSource, TorrentDiscovery},
     read_buf::ReadBuf,
     session_persistence::{SessionPersistenceStore, json::JsonSessionPersistenceStore},
     session_stats::SessionStats,
@@ -134,6 +136,9 @@ pub struct Session {
     trackers: HashSet<url::Url>,
 
     lsd: Option<LocalServiceDiscovery>,
+
+    // chs patch: peer sources and announce outcomes per info hash (see `peer_sources`).
+    discovery: RwLock<HashMap<Id20, Arc<TorrentDiscovery>>>,
 
     // Limits and throttling
     pub(crate) concurrent_initialize_semaphore: Arc<tokio::sync::Semaphore>,
@@ -827,6 +832,8 @@ impl Session {
                 blocklist,
                 allowlist,
                 lsd,
+                // chs patch
+                discovery: Default::default(),
             });
 
             if let Some(mut listen) = listen_result {
@@ -1026,6 +1033,10 @@ impl Session {
                         Ok((live, checked)) => {
                             let (addr, kind) = (checked.addr, checked.kind);
                             stats.counters.incoming_handed_over(1);
+                            // chs patch: record the peer's source.
+                            if let Some(s) = session.upgrade() {
+                                s.torrent_discovery(live.info_hash()).record_peer(addr, PeerSource::Incoming);
+                            }
                             if let Err(e) = live.add_incoming_peer(checked) {
                                 warn!(?addr, ?kind, "error handing over incoming connection: {e:#}");
                             }
@@ -1590,6 +1601,20 @@ impl Session {
         )
     }
 
+    /// chs patch: where the peers of `info_hash` came from and how its announces went (created
+    /// on first use; kept until [`Self::forget_discovery`]).
+    pub fn torrent_discovery(&self, info_hash: Id20) -> Arc<TorrentDiscovery> {
+        if let Some(d) = self.discovery.read().get(&info_hash) {
+            return d.clone();
+        }
+        self.discovery.write().entry(info_hash).or_default().clone()
+    }
+
+    /// chs patch: drops what [`Self::torrent_discovery`] holds for `info_hash`.
+    pub fn forget_discovery(&self, info_hash: Id20) {
+        self.discovery.write().remove(&info_hash);
+    }
+
     // Get a peer stream from both DHT and trackers.
     fn make_peer_rx(
         self: &Arc<Self>,
@@ -1600,11 +1625,22 @@ impl Session {
         initial_peers: Vec<SocketAddr>,
         is_private: bool,
     ) -> Option<PeerStream> {
+        // chs patch: every stream's peers are recorded with their source.
+        let discovery = self.torrent_discovery(info_hash);
+        let tag = |source: PeerSource| {
+            let discovery = discovery.clone();
+            move |addr: &SocketAddr| discovery.record_peer(*addr, source)
+        };
         let dht_rx = if is_private {
             None
         } else {
             self.dht.as_ref().map(|dht| {
-                dht.get_peers(info_hash, if announce { self.announce_port } else { None })
+                dht.get_peers_with_stats(
+                    info_hash,
+                    if announce { self.announce_port } else { None },
+                    discovery.dht_stats(),
+                )
+                .inspect(tag(PeerSource::Dht))
             })
         };
 
@@ -1613,6 +1649,7 @@ impl Session {
         } else {
             self.lsd.as_ref().map(|lsd| {
                 lsd.announce(info_hash, if announce { self.announce_port } else { None })
+                    .inspect(tag(PeerSource::Lsd))
             })
         };
 
@@ -1633,6 +1670,7 @@ impl Session {
         let tracker_rx_stats = PeerRxTorrentInfo {
             info_hash,
             session: self.clone(),
+            discovery: discovery.clone(),
         };
         // chs patch: without a tracker client (trackers disabled) there is no tracker stream.
         let tracker_rx = self
@@ -1649,12 +1687,13 @@ impl Session {
                     self.reqwest_client.clone(),
                     udp_tracker_client,
                 )
+                .map(|s| s.inspect(tag(PeerSource::Tracker)).boxed())
             });
 
         let initial_peers_rx = if initial_peers.is_empty() {
             None
         } else {
-            Some(futures::stream::iter(initial_peers))
+            Some(futures::stream::iter(initial_peers).inspect(tag(PeerSource::Initial)))
         };
         merge_two_optional_streams(
             merge_two_optional_streams(
@@ -1838,9 +1877,16 @@ fn remove_files_and_dirs(infos: &FileInfos, files: &dyn TorrentStorage) {
 struct PeerRxTorrentInfo {
     info_hash: Id20,
     session: Arc<Session>,
+    // chs patch: where announce outcomes go.
+    discovery: Arc<TorrentDiscovery>,
 }
 
 impl tracker_comms::TorrentStatsProvider for PeerRxTorrentInfo {
+    // chs patch
+    fn on_announce(&self, tracker: &url::Url, result: Result<usize, String>) {
+        self.discovery.record_announce(tracker.as_str(), result);
+    }
+
     fn get(&self) -> tracker_comms::TrackerCommsStats {
         let mt = self.session.with_torrents(|torrents| {
             for (_, mt) in torrents {

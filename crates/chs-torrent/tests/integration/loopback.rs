@@ -481,3 +481,76 @@ async fn item4_download_cut_short_leaves_the_seeded_folder_and_resumes() {
     .await
     .expect("test timed out");
 }
+
+/// Waits (up to the test's timeout) until `cond` holds on `node`'s swarm status of `CID`.
+async fn until_swarm(node: &TorrentNode, cond: impl Fn(&chs_torrent::SwarmStatus) -> bool) -> chs_torrent::SwarmStatus {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if let Some(s) = node.swarm(CID).filter(|s| cond(s)) {
+            return s;
+        }
+    }
+}
+
+/// Issue 17 item 6: trackers that cannot be reached show an error result each: a UDP tracker
+/// that never answers (librqbit's 10 s connect timeout) and an HTTP tracker on a closed port
+/// (connection refused). Before: no announce results at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_status_unreachable_trackers_show_errors() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp bind").local_addr().expect("addr");
+        let udp = format!("udp://{}/announce", silent.local_addr().expect("addr"));
+        let http = format!("http://{closed}/announce");
+        let mut config = NodeConfig::local(tmp.path().join("owner-state"));
+        config.discovery = chs_torrent::Discovery::only(vec![udp.clone(), http.clone()], Vec::new());
+        let owner = TorrentNode::start(config).await.expect("node starts");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        owner.seed(CID, &folder, &meta_of(&folder)).await.expect("seeds");
+        let s = until_swarm(&owner, |s| s.trackers.len() == 2 && s.trackers.iter().all(|t| t.errors >= 1)).await;
+        for t in &s.trackers {
+            assert!(t.url == udp || t.url == http, "{t:?}");
+            assert!(!t.last_ok && t.ok == 0 && t.last_success.is_none(), "{t:?}");
+            assert!(t.last_error.as_deref().is_some_and(|e| !e.is_empty()) && t.last_error_at.is_some(), "{t:?}");
+        }
+        assert_eq!(s.dht, None, "DHT off");
+        owner.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Issue 17 item 6: a peer from the magnet's `x.pe` shows with source `hint` at the member, and
+/// the member with source `incoming` at the owner. Before: no sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_status_hint_and_incoming_sources() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = owner_folder(&tmp.path().join("owner-data"));
+        let meta = meta_of(&folder);
+        let owner = node(&tmp.path().join("owner-state")).await;
+        owner.seed(CID, &folder, &meta).await.expect("owner seeds");
+        let member = node(&tmp.path().join("member-state")).await;
+        let magnet = magnet_for(&owner, &meta);
+        let dl = member
+            .download(CID, &magnet, &tmp.path().join("member"), DownloadOptions::default())
+            .await
+            .expect("metadata");
+        dl.fetch_index().await.expect("index");
+        let s = dl.swarm();
+        let owner_addr = owner.local_peer_addr().expect("listens");
+        let p = s.peers.iter().find(|p| p.addr == owner_addr).unwrap_or_else(|| panic!("{s:?}"));
+        assert_eq!(p.origins, vec![chs_torrent::PeerOrigin::Hint], "{s:?}");
+        assert_eq!(s.count(chs_torrent::PeerOrigin::Hint), 1);
+        let o = until_swarm(&owner, |s| s.count(chs_torrent::PeerOrigin::Incoming) >= 1).await;
+        assert!(o.peers.iter().all(|p| p.origins == vec![chs_torrent::PeerOrigin::Incoming]), "{o:?}");
+        member.shutdown().await;
+        owner.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -449,3 +449,95 @@ async fn utp_chs_seeder_to_status_go_member_over_utp_only() {
     .await
     .expect("test timed out");
 }
+
+/// Waits (up to the test's timeout) until `cond` holds on the node's swarm status of `CID`.
+async fn until_swarm(
+    node: &TorrentNode,
+    what: &str,
+    cond: impl Fn(&chs_torrent::SwarmStatus) -> bool,
+) -> chs_torrent::SwarmStatus {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if let Some(s) = node.swarm(CID).filter(|s| cond(s)) {
+            return s;
+        }
+        tracing::debug!(what, swarm = ?node.swarm(CID), "waiting");
+    }
+}
+
+/// Item 6: after fetching from a status-go seeder found through a local tracker only, the
+/// member's swarm status lists the seeder with source `tracker`, and
+/// the tracker's announce result is ok with the peers it returned. Before: no sources, no
+/// announce results (librqbit kept neither).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_status_tracker_source_and_announce_ok() {
+    let Some(bin) = peers_bin() else { return };
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut tracker, url) = tracker(&bin).await;
+        let (folder, torrent) = status_go_archive(&bin, tmp.path()).await;
+        let (mut seeder, magnet) = status_go_seeder(&bin, &folder, &torrent, &["-tracker", &url]).await;
+        let seeder_addr: std::net::SocketAddr =
+            format!("127.0.0.1:{}", field(&seeder.line("LISTEN", "").await, "port")).parse().expect("addr");
+        tracker.line("ANNOUNCE", &magnet.info_hash.to_hex()).await;
+        let mut config = NodeConfig::local(tmp.path().join("member-state"));
+        config.discovery = Discovery { magnet_trackers: true, ..Discovery::none() };
+        let member = TorrentNode::start(config).await.expect("member starts");
+        let out = tmp.path().join("member-data");
+        let dl = member.download(CID, &magnet, &out, DownloadOptions::default()).await.expect("metadata");
+        dl.fetch_index().await.expect("index");
+        let during = dl.swarm();
+        let peer = during.peers.iter().find(|p| p.addr == seeder_addr).unwrap_or_else(|| panic!("{during:?}"));
+        assert_eq!(peer.origins, vec![chs_torrent::PeerOrigin::Tracker], "{during:?}");
+        assert_eq!(during.count(chs_torrent::PeerOrigin::Dht), 0, "DHT off: {during:?}");
+        assert_eq!(during.dht, None, "DHT off");
+        dl.finish().await.expect("finish");
+        // Seeding now: the records of the download are kept, and the tracker is announced to.
+        let s = until_swarm(&member, "tracker ok", |s| s.trackers.iter().any(|t| t.url == url && t.ok >= 1)).await;
+        let t = s.trackers.iter().find(|t| t.url == url).expect("tracker listed");
+        assert!(t.last_ok && t.last_success.is_some() && t.last_announce.is_some(), "{t:?}");
+        assert!(t.last_peers >= 1, "the tracker returned the seeder: {t:?}");
+        assert_eq!((t.errors, t.last_error.as_deref()), (0, None), "{t:?}");
+        assert!(s.peers.iter().any(|p| p.addr == seeder_addr && p.origins.contains(&chs_torrent::PeerOrigin::Tracker)));
+        member.unseed(CID).await.expect("unseed");
+        assert_eq!(member.swarm(CID), None, "forgotten with the torrent");
+        member.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Item 6: the same through a local DHT node only: the seeder has source `dht`, and the member's
+/// own DHT announces are answered. Before: no sources, no DHT announce counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_status_dht_source_and_announces() {
+    let Some(bin) = peers_bin() else { return };
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut dht, addr) = dht_node(&bin).await;
+        let (folder, torrent) = status_go_archive(&bin, tmp.path()).await;
+        let (mut seeder, magnet) = status_go_seeder(&bin, &folder, &torrent, &["-dht-bootstrap", &addr]).await;
+        let seeder_addr: std::net::SocketAddr =
+            format!("127.0.0.1:{}", field(&seeder.line("LISTEN", "").await, "port")).parse().expect("addr");
+        dht.line("ANNOUNCE", &magnet.info_hash.to_hex()).await;
+        let member = chs_node(&tmp.path().join("member-state"), &[], &[&addr]).await;
+        let out = tmp.path().join("member-data");
+        let dl = member.download(CID, &magnet, &out, DownloadOptions::default()).await.expect("metadata");
+        dl.fetch_index().await.expect("index");
+        let during = dl.swarm();
+        let peer = during.peers.iter().find(|p| p.addr == seeder_addr).unwrap_or_else(|| panic!("{during:?}"));
+        assert_eq!(peer.origins, vec![chs_torrent::PeerOrigin::Dht], "{during:?}");
+        assert!(during.trackers.is_empty(), "no tracker: {during:?}");
+        dl.finish().await.expect("finish");
+        let s = until_swarm(&member, "dht announce acknowledged", |s| s.dht.is_some_and(|d| d.acknowledged >= 1)).await;
+        let d = s.dht.expect("dht on");
+        assert!(d.sent >= d.acknowledged + d.failed, "{d:?}");
+        assert!(s.peers.iter().any(|p| p.addr == seeder_addr && p.origins.contains(&chs_torrent::PeerOrigin::Dht)));
+        member.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}

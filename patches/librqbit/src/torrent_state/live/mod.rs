@@ -771,6 +771,16 @@ impl TorrentStateLive {
         self.peers.states.iter().map(|e| *e.key()).collect()
     }
 
+    /// chs patch: the addresses of the peers connected now.
+    pub fn connected_peer_addrs(&self) -> Vec<SocketAddr> {
+        self.peers
+            .states
+            .iter()
+            .filter(|e| matches!(e.value().get_state(), PeerState::Live(_)))
+            .map(|e| *e.key())
+            .collect()
+    }
+
     pub async fn wait_until_completed(&self) {
         if self.is_finished() {
             return;
@@ -2041,9 +2051,19 @@ impl PeerHandler {
     }
 
     fn on_pex_message(&self, msg: UtPex<ByteBuf<'_>>) {
+        // chs patch: record the peers' source.
+        let discovery = self
+            .state
+            .shared
+            .session
+            .upgrade()
+            .map(|s| s.torrent_discovery(self.state.shared.info_hash));
         msg.dropped_peers()
             .chain(msg.added_peers())
             .for_each(|peer| {
+                if let Some(d) = &discovery {
+                    d.record_peer(peer.addr, crate::peer_sources::PeerSource::Pex);
+                }
                 self.state
                     .add_peer_if_not_seen(peer.addr)
                     .map_err(|error| {
