@@ -367,6 +367,7 @@ async fn build_now(
         ..chs_archive::BuildOptions::new(topics, util::now_secs())
     };
     let db = config.db_path();
+    let started = std::time::Instant::now();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<chs_archive::BuildReport> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // A second connection: reading in WAL mode does not block the node's writes.
@@ -390,6 +391,7 @@ async fn build_now(
             to: range.to,
             archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
             messages: report.messages_archived,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
     }
     Ok(serde_json::json!({
@@ -476,6 +478,13 @@ impl Daemon {
                 "handed_over": s.handed_over,
             })
         });
+        let store_server = self.handle.store_server_stats().map(|s| {
+            serde_json::json!({
+                "requests": s.requests, "pages_served": s.pages_served, "messages_served": s.messages_served,
+                "bad_requests": s.bad_requests, "busy": s.busy, "backend_failures": s.backend_failures,
+                "unread": s.unread,
+            })
+        });
         let value = serde_json::json!({
             "running": running,
             "pid": std::process::id(),
@@ -484,6 +493,7 @@ impl Daemon {
             "waku_peers": self.waku_peers().await,
             "listening": self.handle.listening_sockets().await,
             "torrent_listener": listener,
+            "store_server": store_server,
             "api": self.api_info,
             "communities": list,
         });
@@ -602,6 +612,7 @@ fn live_status(node: &RunningNode) -> anyhow::Result<serde_json::Value> {
         "waku_peers": s["peers"]["waku_list"],
         "listening": s["node"]["listening"],
         "torrent_listener": s["node"]["torrent_listener"],
+        "store_server": s["node"]["store_server"],
         "api": { "listen": node.api.to_string(), "token_file": node.token_file },
         "communities": s["communities"],
     }))
@@ -677,6 +688,16 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
         println!(
             "  torrent connections: {} accepted, {} handed to a torrent, {} failed the handshake, {} refused",
             l["accepted"], l["handed_over"], l["handshake_failed"], l["refused"]
+        );
+    }
+    if let Some(s) = value["store_server"].as_object() {
+        let refused: u64 = ["bad_requests", "busy", "backend_failures", "unread"]
+            .iter()
+            .filter_map(|k| s.get(*k).and_then(serde_json::Value::as_u64))
+            .sum();
+        println!(
+            "  store queries served: {} pages ({} messages) of {} queries, {refused} refused",
+            s["pages_served"], s["messages_served"], s["requests"]
         );
     }
     let communities = value["communities"].as_array().map(Vec::as_slice).unwrap_or_default();
