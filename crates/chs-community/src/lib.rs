@@ -99,6 +99,8 @@ pub struct CommunityInfo {
     pub control_node: bool,
     /// Whether this node has joined.
     pub joined: bool,
+    /// The community's status.app link ([`CommunityId::share_url`]): opens it in the Status app.
+    pub share_url: String,
     /// The pubsub topic.
     pub pubsub_topic: String,
     /// The community-description chat (`id`).
@@ -278,6 +280,7 @@ impl Communities {
             name: community.name.clone(),
             control_node: community.is_control_node(),
             joined: community.joined,
+            share_url: id.share_url(),
             pubsub_topic: community.pubsub_topic.clone(),
             description_chat: ChatInfo::new(&id.description_chat_id()),
             magnetlinks_chat: ChatInfo::new(&id.magnetlinks_chat_id()),

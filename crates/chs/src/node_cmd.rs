@@ -495,7 +495,7 @@ impl Daemon {
             "torrent_listener": listener,
             "store_server": store_server,
             "api": self.api_info,
-            "communities": list,
+            "communities": util::with_share_urls(serde_json::to_value(&list).unwrap_or_default()),
         });
         let tmp = self.status_path.with_extension("json.tmp");
         if std::fs::write(&tmp, format!("{value:#}\n")).is_ok() {
@@ -644,7 +644,7 @@ fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         let communities = util::communities(&mut store)?;
         chs_node::migrate_store(&mut store)?;
         let list = chs_node::community_statuses(&communities, &store, &config.archive_root(), &HashMap::new())?;
-        serde_json::json!({ "running": false, "communities": list })
+        serde_json::json!({ "running": false, "communities": util::with_share_urls(serde_json::to_value(&list)?) })
     };
     if json {
         println!("{value:#}");
@@ -714,6 +714,9 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
         let name = c["name"].as_str().filter(|n| !n.is_empty()).unwrap_or("unnamed");
         let joined = if c["joined"].as_bool() == Some(false) { ", left" } else { "" };
         println!("{} {name} ({role}{joined})", c["id"].as_str().unwrap_or("?"));
+        if let Some(link) = c["share_url"].as_str() {
+            println!("  link: {link}");
+        }
         println!("  archives: {}   stored messages: {}", c["archives"], c["stored_messages"]);
         let last_end = c["last_archive_end"].as_u64().unwrap_or(0);
         if owner {

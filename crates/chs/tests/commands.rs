@@ -477,6 +477,32 @@ fn history_show_after_archive_import_of_captured_chat_messages() {
     assert!(out.stderr.contains("is not known"), "{}", out.stderr);
 }
 
+/// Issue 21: a community's status.app link (status-go `ShareCommunityURLWithChatKey`) is shown
+/// by `community show`, and the link the Status app shares names the community wherever an id
+/// is taken.
+#[test]
+fn community_status_app_link_is_shown_and_accepted_as_the_community() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = dir.path().join("owner.db");
+    let id = create_community(&owner)["id"].as_str().unwrap().to_owned();
+    let shown = run(["community", "show", "--db", p(&owner), "--community", &id, "--json"]).ok().json();
+    let link = shown["share_url"].as_str().unwrap_or_else(|| panic!("no share_url: {shown}")).to_owned();
+    assert!(link.starts_with("https://status.app/c#zQ3sh"), "{link}");
+    let text = run(["community", "show", "--db", p(&owner), "--community", &id]).ok();
+    assert!(text.stdout.contains(&format!("link:         {link}")), "{}", text.stdout);
+
+    // A member joins with the link the app copies (with its data part), and names it by the key.
+    let member = dir.path().join("member.db");
+    let key = link.rsplit('#').next().unwrap();
+    let with_data = format!("https://status.app/c/G74AgK0ObFNmYT-WC_Jcc9KfSjHX#{key}");
+    let joined = run(["community", "join", "--db", p(&member), "--community", &with_data, "--json"]).ok().json();
+    assert_eq!(joined["id"], id.as_str(), "{joined}");
+    let history = run(["history", "show", "--db", p(&member), "--community", key, "--json"]).ok().json();
+    assert_eq!(history, serde_json::json!([]));
+    let out = run(["community", "show", "--db", p(&member), "--community", "https://status.app/u#zQ3shbad"]).failed();
+    assert!(out.stderr.contains("status.app link"), "{}", out.stderr);
+}
+
 /// Issue 21: `history show` on an owner printed 0 (it read imported history only). It now lists
 /// what the owner captured on its channels, takes the node's --config (as `node status` does),
 /// and filters with --since, --channel and --limit.
