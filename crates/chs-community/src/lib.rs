@@ -896,11 +896,11 @@ impl Communities {
         let topics = self.channel_topics(store, id)?;
         let scanned = store.for_each_in_range(&topics, since_secs, u64::MAX, |m| {
             let hash = format!("0x{}", hex::encode(m.hash));
-            if !seen.contains(&hash) {
-                if let Ok(d) = import::Decoded::decode(&m.to_archive_message()) {
-                    seen.insert(hash.clone());
-                    rows.push(d.into_record(hash, m.timestamp_secs()));
-                }
+            if !seen.contains(&hash)
+                && let Ok(d) = import::Decoded::decode(&m.to_archive_message())
+            {
+                seen.insert(hash.clone());
+                rows.push(d.into_record(hash, m.timestamp_secs()));
             }
             Ok::<_, std::convert::Infallible>(std::ops::ControlFlow::Continue(()))
         });

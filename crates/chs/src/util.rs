@@ -45,10 +45,11 @@ pub(crate) fn communities(store: &mut Store) -> anyhow::Result<Communities> {
 /// app's "Share community" copies: `https://status.app/c/…#zQ3…`), or its `zQ3…` key.
 pub(crate) fn parse_community_id(text: &str) -> anyhow::Result<CommunityId> {
     let text = text.trim();
-    if !text.starts_with("0x") && !text.starts_with("0X") {
-        if let Ok(id) = CommunityId::from_share_url(text) {
-            return Ok(id);
-        }
+    if !text.starts_with("0x")
+        && !text.starts_with("0X")
+        && let Ok(id) = CommunityId::from_share_url(text)
+    {
+        return Ok(id);
     }
     CommunityId::parse(text).with_context(|| {
         format!(
