@@ -148,6 +148,24 @@ impl Decoded {
     }
 }
 
+impl Decoded {
+    /// The history row of a decoded message with hash `message_hash` (`0x` + hex), archived at
+    /// `timestamp` (Unix seconds).
+    pub(crate) fn into_record(self, message_hash: String, timestamp: u64) -> HistoryRecord {
+        HistoryRecord {
+            message_hash,
+            timestamp,
+            author: self.signer,
+            amm_type: self.amm_type,
+            type_name: chs_status::amm::type_name(self.amm_type),
+            clock: self.clock,
+            sent_at_ms: self.sent_at_ms,
+            chat_id: self.chat_id,
+            text: self.text,
+        }
+    }
+}
+
 /// Decodes `msgs` on all cores (decoding is one ECDSA recovery per message and dominates the
 /// import otherwise), keeping the order.
 fn decode_all(msgs: &[&ArchivedMessage]) -> Vec<Result<Decoded, chs_status::RejectReason>> {

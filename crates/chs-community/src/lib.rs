@@ -101,6 +101,8 @@ pub struct CommunityInfo {
     pub control_node: bool,
     /// Whether this node has joined.
     pub joined: bool,
+    /// The community's status.app link ([`CommunityId::share_url`]): opens it in the Status app.
+    pub share_url: String,
     /// The pubsub topic.
     pub pubsub_topic: String,
     /// The community-description chat (`id`).
@@ -280,6 +282,7 @@ impl Communities {
             name: community.name.clone(),
             control_node: community.is_control_node(),
             joined: community.joined,
+            share_url: id.share_url(),
             pubsub_topic: community.pubsub_topic.clone(),
             description_chat: ChatInfo::new(&id.description_chat_id()),
             magnetlinks_chat: ChatInfo::new(&id.magnetlinks_chat_id()),
@@ -919,6 +922,43 @@ impl Communities {
     pub fn history(&self, store: &mut Store, id: &CommunityId) -> Result<Vec<HistoryRecord>, CommunityError> {
         import::decode_pending(store.connection_mut(), id, usize::MAX)?;
         import::history(store.connection(), id)
+    }
+
+    /// The history this node holds of `id` from `since_secs` on, in [`Communities::history`]'s
+    /// order: the imported history plus the messages stored live on the community's channel
+    /// topics (what a control node captured and archives), decoded as an import decodes them,
+    /// each message once. Stored messages that do not decode (not Status messages, bad
+    /// signature) are left out.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn node_history(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        since_secs: u64,
+    ) -> Result<Vec<HistoryRecord>, CommunityError> {
+        let mut rows: Vec<HistoryRecord> =
+            self.history(store, id)?.into_iter().filter(|r| r.timestamp >= since_secs).collect();
+        let mut seen: std::collections::HashSet<String> = rows.iter().map(|r| r.message_hash.clone()).collect();
+        let topics = self.channel_topics(store, id)?;
+        let scanned = store.for_each_in_range(&topics, since_secs, u64::MAX, |m| {
+            let hash = format!("0x{}", hex::encode(m.hash));
+            if !seen.contains(&hash)
+                && let Ok(d) = import::Decoded::decode(&m.to_archive_message())
+            {
+                seen.insert(hash.clone());
+                rows.push(d.into_record(hash, m.timestamp_secs()));
+            }
+            Ok::<_, std::convert::Infallible>(std::ops::ControlFlow::Continue(()))
+        });
+        match scanned {
+            Ok(()) => {}
+            Err(chs_store::ScanError::Store(e)) => return Err(e.into()),
+            Err(chs_store::ScanError::Callback(never)) => match never {},
+        }
+        rows.sort_by(|a, b| (a.timestamp, a.clock, &a.message_hash).cmp(&(b.timestamp, b.clock, &b.message_hash)));
+        Ok(rows)
     }
 }
 

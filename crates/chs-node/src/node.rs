@@ -30,7 +30,7 @@ pub struct Node {
     handle: NodeHandle,
     waku: Option<WakuNode>,
     /// The store v3 server over the message store (`[waku.store] serve`); stops when dropped.
-    _store_server: Option<chs_waku::store::StoreServer>,
+    _store_server: Option<Arc<chs_waku::store::StoreServer>>,
     /// Held until the node is dropped (after [`Node::shutdown`], or abruptly): no second node runs
     /// on the same data folder meanwhile.
     _data_dir_lock: DataDirLock,
@@ -41,6 +41,8 @@ pub struct Node {
 pub struct NodeHandle {
     services: Arc<Services>,
     commands: mpsc::Sender<Command>,
+    /// The store server [`Node`] holds (its counters; it stops with the node, not with handles).
+    store_server: Option<std::sync::Weak<chs_waku::store::StoreServer>>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -183,7 +185,7 @@ impl Node {
         communities.set_usable_links(crate::backend::usable_links(&config.archive.backends));
         let services =
             Arc::new(Services::new(config, clock, bus, store, communities, torrent, backends, waku.handle()));
-        let store_server = waku_store::serve(&services)?;
+        let store_server = waku_store::serve(&services)?.map(Arc::new);
         let (dispatcher, dispatch_rx) = dispatch::channel();
         let events = services.waku.events().map_err(|_| NodeError::WakuStopped)?;
         services.tasks.spawn(dispatch::run(Arc::clone(&services), dispatch_rx, events));
@@ -194,7 +196,7 @@ impl Node {
         let (commands, commands_rx) = mpsc::channel(16);
         services.tasks.spawn(supervisor.run(commands_rx));
         Ok(Node {
-            handle: NodeHandle { services, commands },
+            handle: NodeHandle { services, commands, store_server: store_server.as_ref().map(Arc::downgrade) },
             waku: Some(waku),
             _store_server: store_server,
             _data_dir_lock: data_dir_lock,
@@ -381,6 +383,13 @@ impl NodeHandle {
             out.push(format!("udp {addr} waku discv5"));
         }
         out
+    }
+
+    /// The store v3 server's counters (queries served and refused), if the node serves store
+    /// (`[waku.store] serve`) and still runs.
+    #[must_use]
+    pub fn store_server_stats(&self) -> Option<chs_waku::store::StoreServerStats> {
+        self.store_server.as_ref().and_then(std::sync::Weak::upgrade).map(|s| s.stats())
     }
 
     /// The torrent session's incoming-connection counters, if torrents are enabled.

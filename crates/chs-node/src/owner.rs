@@ -281,6 +281,7 @@ impl Owner {
         let Some(range) = plan.build_now else {
             return Ok((plan.next_run_at, None));
         };
+        let started = std::time::Instant::now();
         let options = BuildOptions {
             from: Some(range.from),
             interval,
@@ -305,8 +306,14 @@ impl Owner {
         let id2 = *id;
         shared.db(move |c, s| Ok(c.save_last_archive_end_date(s, &id2, end)?)).await?;
         fault::point(shared, "end-saved").await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.archives.is_empty() {
-            shared.bus.publish(Signal::NoHistoryArchivesCreated { community_id: *id, from: range.from, to: range.to });
+            shared.bus.publish(Signal::NoHistoryArchivesCreated {
+                community_id: *id,
+                from: range.from,
+                to: range.to,
+                elapsed_ms,
+            });
         } else {
             shared.bus.publish(Signal::HistoryArchivesCreated {
                 community_id: *id,
@@ -314,6 +321,7 @@ impl Owner {
                 to: range.to,
                 archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
                 messages: report.messages_archived,
+                elapsed_ms,
             });
             match self.seed(dir, true, Wait::Yes).await? {
                 Seeded::Done(fp) => return Ok((plan.next_run_at, Some(fp))),

@@ -28,6 +28,8 @@ pub enum Signal {
         archive_ids: Vec<String>,
         /// Messages in them.
         messages: u64,
+        /// Time the build took (reading the store, writing the archives), ms.
+        elapsed_ms: u64,
     },
     /// A build found no message in its range (status-go: `NoHistoryArchivesCreated`).
     NoHistoryArchivesCreated {
@@ -37,6 +39,8 @@ pub enum Signal {
         from: u64,
         /// End of the range.
         to: u64,
+        /// Time the build took, ms.
+        elapsed_ms: u64,
     },
     /// Building archives failed; the task retries later.
     HistoryArchivesFailed {
@@ -223,6 +227,9 @@ pub enum Signal {
         /// Store nodes asked for (configured, or connected ones announcing store v3): 0 means
         /// there was none to ask.
         store_nodes: usize,
+        /// Whether a store node answered the whole query (false: every one failed, or none is
+        /// configured).
+        answered: bool,
         /// Time taken, ms.
         elapsed_ms: u64,
     },

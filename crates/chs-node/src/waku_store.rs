@@ -239,6 +239,7 @@ async fn catch_up_topics(
         failures: total.failures.clone(),
         peer: total.peer.clone(),
         store_nodes: peers.len(),
+        answered: total.peer.is_some(),
         elapsed_ms: u64::try_from(total.elapsed.as_millis()).unwrap_or(u64::MAX),
     });
     total
@@ -506,5 +507,32 @@ mod tests {
         let got_wires: Vec<_> = got.into_iter().map(|m| m.message).collect();
         assert_eq!(got_wires, wires, "the relayed messages, in order, the imported row left out");
         assert_eq!(server.stats().pages_served, 3);
+    }
+
+    /// Issue 21 (store metrics): a running node that serves store reports its server's counters
+    /// through its handle (what `/metrics` exports); a node that does not serve reports none.
+    #[tokio::test]
+    async fn node_handle_reports_store_server_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config::local(dir.path().join("served"));
+        config.waku.store.serve = true;
+        let node = crate::Node::start(config, Arc::new(crate::SystemClock)).await.unwrap();
+        let handle = node.handle();
+        assert_eq!(handle.store_server_stats().map(|s| s.pages_served), Some(0));
+        let addr = handle.waku().listen_addrs().await.unwrap().remove(0);
+        let client_node = WakuNode::start(Config { listen_addrs: Vec::new(), ..Config::default() }).await.unwrap();
+        let client = StoreClient::new(&client_node, StoreClientConfig::default());
+        let outcome = catch_up(&client, &[addr], &StoreQuery::new(TOPIC, [CHAT]), |_, _| {}).await;
+        assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+        let stats = handle.store_server_stats().unwrap();
+        assert_eq!((stats.requests, stats.pages_served, stats.messages_served), (1, 1, 0), "{stats:?}");
+        node.shutdown().await;
+        assert_eq!(handle.store_server_stats(), None, "the server stops with the node");
+
+        let mut config = crate::Config::local(dir.path().join("plain"));
+        config.waku.store.serve = false;
+        let plain = crate::Node::start(config, Arc::new(crate::SystemClock)).await.unwrap();
+        assert_eq!(plain.handle().store_server_stats(), None);
+        plain.shutdown().await;
     }
 }

@@ -24,10 +24,19 @@ pub enum IdError {
     /// The bytes are not a compressed secp256k1 point.
     #[error("community id {0:?} is not a compressed secp256k1 public key")]
     CommunityIdKey(String),
+    /// Not a `https://status.app/...#zQ3…` link or a `zQ3…` chat key of a community.
+    #[error("{0:?} is not a status.app community link (https://status.app/c#zQ3…) nor a zQ3… community key")]
+    ShareUrl(String),
     /// Not `/waku/1/0x<hex>/rfc26`.
     #[error("content topic {0:?} is not /waku/1/0x<hex>/rfc26")]
     ContentTopic(String),
 }
+
+/// The base of the links Status shares (status-go `baseShareURL`).
+pub const SHARE_URL_BASE: &str = "https://status.app";
+
+/// The multicodec of a secp256k1 public key (`0xe7`, as a varint), status-go's key prefix.
+const SECP256K1_PUB_MULTICODEC: [u8; 2] = [0xe7, 0x01];
 
 /// A community's id: the 33-byte compressed public key of the community key.
 ///
@@ -68,6 +77,59 @@ impl CommunityId {
         }
         let key = PublicKey::from_sec1_bytes(&bytes).map_err(|_| IdError::CommunityIdKey(text.to_owned()))?;
         Ok(Self { bytes, key })
+    }
+
+    /// The community's key as status-go serialises it for links (`SerializePublicKey`):
+    /// multibase base58btc (`z`) of the secp256k1-pub multicodec (`0xe7 0x01`) followed by the 33
+    /// compressed bytes, so it starts with `zQ3sh`.
+    #[must_use]
+    pub fn chat_key(&self) -> String {
+        let mut bytes = Vec::with_capacity(35);
+        bytes.extend_from_slice(&SECP256K1_PUB_MULTICODEC);
+        bytes.extend_from_slice(&self.bytes);
+        format!("z{}", bs58::encode(bytes).into_string())
+    }
+
+    /// The link Status shares for the community when only its key is known (status-go
+    /// `ShareCommunityURLWithChatKey`): `https://status.app/c#` + [`CommunityId::chat_key`].
+    /// (The app's richer form, `/c/<data>#<key>`, also encodes the name, description, colour and
+    /// tags of the community description; the key alone opens the community all the same.)
+    #[must_use]
+    pub fn share_url(&self) -> String {
+        format!("{SHARE_URL_BASE}/c#{}", self.chat_key())
+    }
+
+    /// The community of a link the Status app shares (`https://status.app/c#zQ3…`,
+    /// `https://status.app/c/<data>#zQ3…`, a channel's `https://status.app/cc/…#zQ3…`): the key
+    /// after `#`; or of a bare `zQ3…` chat key.
+    ///
+    /// # Errors
+    /// [`IdError::ShareUrl`] if it is neither, or the key is not a compressed secp256k1 key.
+    pub fn from_share_url(text: &str) -> Result<Self, IdError> {
+        let bad = || IdError::ShareUrl(text.to_owned());
+        let text = text.trim();
+        let key = match text.split_once('#') {
+            Some((url, key)) => {
+                let path = url
+                    .strip_prefix("https://status.app/")
+                    .or_else(|| url.strip_prefix("http://status.app/"))
+                    .ok_or_else(bad)?;
+                if !(path == "c" || path.starts_with("c/") || path.starts_with("cc/")) {
+                    return Err(bad());
+                }
+                key
+            }
+            None => text,
+        };
+        let body = key.strip_prefix('z').ok_or_else(bad)?;
+        let bytes = bs58::decode(body).into_vec().map_err(|_| bad())?;
+        let compressed = bytes.strip_prefix(&SECP256K1_PUB_MULTICODEC[..]).ok_or_else(bad)?;
+        let compressed: [u8; 33] = compressed.try_into().map_err(|_| bad())?;
+        if !matches!(compressed[0], 2 | 3) {
+            return Err(bad());
+        }
+        let key = PublicKey::from_sec1_bytes(&compressed).map_err(|_| bad())?;
+        Ok(Self { bytes: compressed, key })
     }
 
     /// The 33 compressed-key bytes.

@@ -59,6 +59,37 @@ fn community_id_parses_and_prints() {
     assert_eq!(serde_json::to_value(id).expect("json"), text);
 }
 
+/// Issue 21: the status.app link of a community, as status-go's `messenger_share_urls_test.go`
+/// has it (`communityURL`, `communityURLWithData`, `channelURL` of community
+/// 0x02a3d2fd…452084), and back.
+#[test]
+fn community_share_url_matches_status_go() {
+    let id = CommunityId::parse("0x02a3d2fdb9ac335917bf9d46b38d7496c00bbfadbaf832e8aa61d13ac2b4452084").expect("valid");
+    let key = "zQ3shYSHp7GoiXaauJMnDcjwU2yNjdzpXLosAWapPS4CFxc11";
+    assert_eq!(id.chat_key(), key);
+    assert_eq!(id.share_url(), format!("https://status.app/c#{key}"));
+    for link in [
+        format!("https://status.app/c#{key}"),
+        format!(
+            "https://status.app/c/iyKACkQKB0Rvb2RsZXMSJ0NvbG9yaW5nIHRoZSB3b3JsZCB3aXRoIGpveSDigKIg4bSXIOKAohiYohsiByMxMzFEMkYqAwEhMwM=#{key}"
+        ),
+        format!("https://status.app/cc/003cdcd5-e065-48f9-b166-b1a94ac75a11#{key}"),
+        format!(" {key}\n"),
+    ] {
+        assert_eq!(CommunityId::from_share_url(&link), Ok(id), "{link}");
+    }
+    for bad in [
+        format!("https://status.app/u#{key}"),
+        format!("https://status.im/c#{key}"),
+        format!("https://status.app/cc#{key}"),
+        "https://status.app/c#zQ3sh".to_owned(),
+        "https://status.app/c/".to_owned(),
+        id.to_string(),
+    ] {
+        assert!(matches!(CommunityId::from_share_url(&bad), Err(IdError::ShareUrl(_))), "{bad}");
+    }
+}
+
 /// go-waku/status-go `wakuv2/common/topic_test.go` `TestTopicString` and `TestBytesToTopic`.
 #[test]
 fn topic_strings_and_lenient_bytes_match_status_go() {

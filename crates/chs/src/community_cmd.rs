@@ -244,6 +244,7 @@ fn print_info(info: &CommunityInfo, json: bool) -> anyhow::Result<ExitCode> {
     println!("name:         {}", info.name);
     println!("role:         {}", if info.control_node { "control node (private key stored)" } else { "member" });
     println!("joined:       {}", info.joined);
+    println!("link:         {}", info.share_url);
     println!("pubsub topic: {}", info.pubsub_topic);
     let chat = |label: &str, c: &chs_community::ChatInfo| {
         println!("{label:<13} {}  topic {}  {}", c.chat_id, c.topic, c.content_topic);

@@ -59,7 +59,7 @@ enum Command {
     /// Communities stored in the database: create, import a key, join, show, list.
     #[command(subcommand)]
     Community(community_cmd::CommunityCommand),
-    /// A community's imported history.
+    /// The history a node holds of a community: imported from archives and captured live.
     #[command(subcommand)]
     History(history_cmd::HistoryCommand),
 }

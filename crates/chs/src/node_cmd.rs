@@ -373,6 +373,7 @@ async fn build_now(
         ..chs_archive::BuildOptions::new(topics, util::now_secs())
     };
     let db = config.db_path();
+    let started = std::time::Instant::now();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<chs_archive::BuildReport> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // A second connection: reading in WAL mode does not block the node's writes.
@@ -396,6 +397,7 @@ async fn build_now(
             to: range.to,
             archive_ids: report.archives.iter().map(|a| a.id.clone()).collect(),
             messages: report.messages_archived,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
     }
     Ok(serde_json::json!({
@@ -551,6 +553,13 @@ impl Daemon {
                 "handed_over": s.handed_over,
             })
         });
+        let store_server = self.handle.store_server_stats().map(|s| {
+            serde_json::json!({
+                "requests": s.requests, "pages_served": s.pages_served, "messages_served": s.messages_served,
+                "bad_requests": s.bad_requests, "busy": s.busy, "backend_failures": s.backend_failures,
+                "unread": s.unread,
+            })
+        });
         let value = serde_json::json!({
             "running": running,
             "pid": std::process::id(),
@@ -560,8 +569,9 @@ impl Daemon {
             "store": self.store_status(),
             "listening": self.handle.listening_sockets().await,
             "torrent_listener": listener,
+            "store_server": store_server,
             "api": self.api_info,
-            "communities": list,
+            "communities": util::with_share_urls(serde_json::to_value(&list).unwrap_or_default()),
         });
         let tmp = self.status_path.with_extension("json.tmp");
         if std::fs::write(&tmp, format!("{value:#}\n")).is_ok() {
@@ -679,6 +689,7 @@ fn live_status(node: &RunningNode) -> anyhow::Result<serde_json::Value> {
         "store": s["store"],
         "listening": s["node"]["listening"],
         "torrent_listener": s["node"]["torrent_listener"],
+        "store_server": s["node"]["store_server"],
         "api": { "listen": node.api.to_string(), "token_file": node.token_file },
         "communities": s["communities"],
     }))
@@ -710,7 +721,7 @@ fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         let communities = util::communities(&mut store)?;
         chs_node::migrate_store(&mut store)?;
         let list = chs_node::community_statuses(&communities, &store, &config.archive_root(), &HashMap::new())?;
-        serde_json::json!({ "running": false, "communities": list })
+        serde_json::json!({ "running": false, "communities": util::with_share_urls(serde_json::to_value(&list)?) })
     };
     if json {
         println!("{value:#}");
@@ -758,6 +769,16 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
             l["accepted"], l["handed_over"], l["handshake_failed"], l["refused"]
         );
     }
+    if let Some(s) = value["store_server"].as_object() {
+        let refused: u64 = ["bad_requests", "busy", "backend_failures", "unread"]
+            .iter()
+            .filter_map(|k| s.get(*k).and_then(serde_json::Value::as_u64))
+            .sum();
+        println!(
+            "  store queries served: {} pages ({} messages) of {} queries, {refused} refused",
+            s["pages_served"], s["messages_served"], s["requests"]
+        );
+    }
     let communities = value["communities"].as_array().map(Vec::as_slice).unwrap_or_default();
     if communities.is_empty() {
         println!(
@@ -772,6 +793,9 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
         let name = c["name"].as_str().filter(|n| !n.is_empty()).unwrap_or("unnamed");
         let joined = if c["joined"].as_bool() == Some(false) { ", left" } else { "" };
         println!("{} {name} ({role}{joined})", c["id"].as_str().unwrap_or("?"));
+        if let Some(link) = c["share_url"].as_str() {
+            println!("  link: {link}");
+        }
         println!("  archives: {}   stored messages: {}", c["archives"], c["stored_messages"]);
         let last_end = c["last_archive_end"].as_u64().unwrap_or(0);
         if owner {

@@ -41,10 +41,32 @@ pub(crate) fn communities(store: &mut Store) -> anyhow::Result<Communities> {
 }
 
 /// Parses a community id (`0x` + 66 hex digits of a compressed public key).
+/// A community id: `0x` + 66 hex digits, or the community's status.app link (what the Status
+/// app's "Share community" copies: `https://status.app/c/…#zQ3…`), or its `zQ3…` key.
 pub(crate) fn parse_community_id(text: &str) -> anyhow::Result<CommunityId> {
-    CommunityId::parse(text.trim()).with_context(|| {
-        format!("invalid community id {text:?}: expected 0x followed by 66 hex digits (a compressed public key)")
+    let text = text.trim();
+    if !text.starts_with("0x")
+        && !text.starts_with("0X")
+        && let Ok(id) = CommunityId::from_share_url(text)
+    {
+        return Ok(id);
+    }
+    CommunityId::parse(text).with_context(|| {
+        format!(
+            "invalid community id {text:?}: expected 0x followed by 66 hex digits (a compressed public key) \
+             or the community's status.app link (https://status.app/c#zQ3…)"
+        )
     })
+}
+
+/// `communities` (a JSON array of community states) with each one's status.app link added.
+pub(crate) fn with_share_urls(mut communities: serde_json::Value) -> serde_json::Value {
+    for c in communities.as_array_mut().into_iter().flatten() {
+        if let Some(id) = c["id"].as_str().and_then(|id| CommunityId::parse(id).ok()) {
+            c["share_url"] = serde_json::Value::String(id.share_url());
+        }
+    }
+    communities
 }
 
 /// Parses hex, with or without `0x`, naming `what` in the error.

@@ -103,6 +103,14 @@ fn owner_and_member_driven_through_the_http_api_and_the_cli() {
     assert_eq!(code, 200);
     assert!(metrics.contains(&format!("chs_archives_built_total{{community=\"{id}\"}} {built_first}")), "{metrics}");
     assert!(metrics.contains("# TYPE chs_download_duration_seconds histogram"), "{metrics}");
+    // Issue 21: the build's duration, and the store v3 server's counters (it serves by default).
+    assert!(
+        metrics.contains(&format!("chs_archive_build_duration_seconds_count{{community=\"{id}\"}} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chs_store_server_requests_total 0"), "{metrics}");
+    assert!(metrics.contains("chs_store_server_refused_total{reason=\"busy\"} 0"), "{metrics}");
+    assert!(status["node"]["store_server"]["pages_served"].is_u64(), "{status}");
     let (code, page) = http(owner_api, "GET", "/", None);
     assert!(code == 200 && page.contains("<title>chs node</title>"), "{code} {page}");
     // Calls that change state need the token.

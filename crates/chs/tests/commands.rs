@@ -478,6 +478,103 @@ fn history_show_after_archive_import_of_captured_chat_messages() {
     assert!(out.stderr.contains("is not known"), "{}", out.stderr);
 }
 
+/// Issue 21: a community's status.app link (status-go `ShareCommunityURLWithChatKey`) is shown
+/// by `community show`, and the link the Status app shares names the community wherever an id
+/// is taken.
+#[test]
+fn community_status_app_link_is_shown_and_accepted_as_the_community() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = dir.path().join("owner.db");
+    let id = create_community(&owner)["id"].as_str().unwrap().to_owned();
+    let shown = run(["community", "show", "--db", p(&owner), "--community", &id, "--json"]).ok().json();
+    let link = shown["share_url"].as_str().unwrap_or_else(|| panic!("no share_url: {shown}")).to_owned();
+    assert!(link.starts_with("https://status.app/c#zQ3sh"), "{link}");
+    let text = run(["community", "show", "--db", p(&owner), "--community", &id]).ok();
+    assert!(text.stdout.contains(&format!("link:         {link}")), "{}", text.stdout);
+
+    // A member joins with the link the app copies (with its data part), and names it by the key.
+    let member = dir.path().join("member.db");
+    let key = link.rsplit('#').next().unwrap();
+    let with_data = format!("https://status.app/c/G74AgK0ObFNmYT-WC_Jcc9KfSjHX#{key}");
+    let joined = run(["community", "join", "--db", p(&member), "--community", &with_data, "--json"]).ok().json();
+    assert_eq!(joined["id"], id.as_str(), "{joined}");
+    let history = run(["history", "show", "--db", p(&member), "--community", key, "--json"]).ok().json();
+    assert_eq!(history, serde_json::json!([]));
+    let out = run(["community", "show", "--db", p(&member), "--community", "https://status.app/u#zQ3shbad"]).failed();
+    assert!(out.stderr.contains("status.app link"), "{}", out.stderr);
+}
+
+/// Issue 21: `history show` on an owner printed 0 (it read imported history only). It now lists
+/// what the owner captured on its channels, takes the node's --config (as `node status` does),
+/// and filters with --since, --channel and --limit.
+#[test]
+fn history_show_lists_an_owners_captured_messages_with_since_channel_limit_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("chs.toml");
+    run(["node", "init", "--config", p(&config), "--data-dir", "data"]).ok();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let db = dir.path().join("data").join("chs.db");
+    let (first, second) = ("11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-aaaaaaaaaaaa");
+    let community =
+        run(["community", "create", "--db", p(&db), "--channel", first, "--channel", second, "--json"]).ok().json();
+    let id = community["id"].as_str().unwrap().to_owned();
+    let chat_of = |uuid: &str| {
+        let chats = community["channels"].as_array().unwrap();
+        chats.iter().map(|c| c["chat_id"].as_str().unwrap().to_owned()).find(|c| c.ends_with(uuid)).unwrap()
+    };
+    let mut capture = String::new();
+    for (chat, text, ms) in [
+        (chat_of(first), "old", 1_729_750_000_000u64),
+        (chat_of(first), "one", 1_729_760_000_000),
+        (chat_of(second), "two", 1_729_770_000_000),
+        (chat_of(first), "three", 1_729_780_000_000),
+    ] {
+        let ts = ms.to_string();
+        let line = run_env(
+            [
+                "status",
+                "chat",
+                "build",
+                "--community",
+                &id,
+                "--channel",
+                &chat,
+                "--text",
+                text,
+                "--timestamp-ms",
+                &ts,
+                "--ndjson",
+            ],
+            [("CHS_AUTHOR_KEY", AUTHOR_KEY)],
+        )
+        .ok();
+        capture.push_str(&line.stdout);
+    }
+    let capture_path = dir.path().join("capture.ndjson");
+    std::fs::write(&capture_path, capture).unwrap();
+    run(["store", "import", "--db", p(&db), "--waku-ndjson", p(&capture_path), "--community", &id]).ok();
+
+    let texts = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["history", "show", "--config", p(&config), "--community", &id, "--json"];
+        args.extend_from_slice(extra);
+        let rows = run(args).ok().json();
+        rows.as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(texts(&[]), ["old", "one", "two", "three"], "the owner's captured history, in time order");
+    assert_eq!(texts(&["--since", "1729760000"]), ["one", "two", "three"]);
+    assert_eq!(texts(&["--channel", first]), ["old", "one", "three"]);
+    assert_eq!(texts(&["--channel", &chat_of(second)]), ["two"]);
+    assert_eq!(texts(&["--limit", "2"]), ["two", "three"], "the newest ones");
+    assert_eq!(texts(&["--channel", first, "--since", "1729755000", "--limit", "1"]), ["three"]);
+    // A duration back from now: the messages of 2024 are older than a day.
+    assert!(texts(&["--since", "1d"]).is_empty());
+    // --db reads the same.
+    let out = run(["history", "show", "--db", p(&db), "--community", &id]).ok();
+    assert!(out.stdout.contains("three") && out.stdout.contains("4 messages"), "{}", out.stdout);
+    let out = run(["history", "show", "--config", p(&config), "--community", &id, "--since", "soon"]).failed();
+    assert!(out.stderr.contains("--since soon"), "{}", out.stderr);
+}
+
 #[test]
 fn store_import_waku_hex_decodes_with_the_community_keys() {
     let dir = tempfile::tempdir().unwrap();

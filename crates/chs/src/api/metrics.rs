@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-/// Upper bounds of the duration histograms, seconds.
+/// Upper bounds of the duration histograms, seconds: a build, a download or a store catch-up takes
+/// from a fraction of a second to minutes (an hour is the last finite bound).
 const DURATION_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
 /// Distinct `reason` labels kept; more fall into `other` (a hostile peer must not grow the output).
@@ -47,6 +48,11 @@ pub(crate) struct Metrics {
     magnetlinks: BTreeMap<(&'static str, String), u64>,
     magnetlinks_published: BTreeMap<String, u64>,
     download_duration: BTreeMap<String, Histogram>,
+    build_duration: BTreeMap<String, Histogram>,
+    store_catch_ups: BTreeMap<(String, String, &'static str), u64>,
+    store_fetched: BTreeMap<(String, String), u64>,
+    store_peer_failures: BTreeMap<(String, String), u64>,
+    store_catch_up_duration: BTreeMap<String, Histogram>,
     signals_lagged: u64,
 }
 
@@ -63,6 +69,21 @@ fn add<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, n: u64) {
     *map.entry(key).or_insert(0) += n;
 }
 
+/// The `elapsed_ms` of a signal, in seconds.
+fn elapsed_seconds(event: &Value) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // milliseconds of a build, download or query
+    let seconds = event["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
+    seconds
+}
+
+/// The `what` of a store catch-up: `magnetlinks` or `channels` (anything else is `other`).
+fn catch_up_label(event: &Value) -> String {
+    match event["what"].as_str() {
+        Some(what @ ("magnetlinks" | "channels")) => what.to_owned(),
+        _ => "other".to_owned(),
+    }
+}
+
 impl Metrics {
     /// Counts one signal (its JSON form: `{"type": "...", ...}`).
     pub(crate) fn observe(&mut self, event: &Value) {
@@ -73,17 +94,27 @@ impl Metrics {
             "historyArchivesCreated" => {
                 let built = event["archive_ids"].as_array().map_or(0, Vec::len) as u64;
                 add(&mut self.archives_built, community.clone(), built);
+                self.build_duration.entry(community.clone()).or_default().observe(elapsed_seconds(event));
                 add(&mut self.archive_builds, (community, "created"), 1);
             }
-            "noHistoryArchivesCreated" => add(&mut self.archive_builds, (community, "empty"), 1),
+            "noHistoryArchivesCreated" => {
+                self.build_duration.entry(community.clone()).or_default().observe(elapsed_seconds(event));
+                add(&mut self.archive_builds, (community, "empty"), 1);
+            }
+            "storeCatchUp" => {
+                let what = catch_up_label(event);
+                let result = if event["answered"] == true { "answered" } else { "failed" };
+                add(&mut self.store_catch_ups, (community.clone(), what.clone(), result), 1);
+                add(&mut self.store_fetched, (community.clone(), what.clone()), n("messages"));
+                add(&mut self.store_peer_failures, (community.clone(), what), n("failed_peers"));
+                self.store_catch_up_duration.entry(community).or_default().observe(elapsed_seconds(event));
+            }
             "historyArchivesFailed" => add(&mut self.archive_builds, (community, "failed"), 1),
             "historyArchiveDownloaded" => add(&mut self.archives_downloaded, community, 1),
             "historyArchiveImportFailed" => add(&mut self.archive_imports_failed, community, 1),
             "downloadingHistoryArchivesFinished" => {
                 add(&mut self.fetched_bytes, community.clone(), n("bytes_received"));
-                #[allow(clippy::cast_precision_loss)] // milliseconds of a download
-                let seconds = n("elapsed_ms") as f64 / 1000.0;
-                self.download_duration.entry(community.clone()).or_default().observe(seconds);
+                self.download_duration.entry(community.clone()).or_default().observe(elapsed_seconds(event));
                 add(&mut self.downloads, (community, "finished"), 1);
             }
             "historyArchiveDownloadFailed" => add(&mut self.downloads, (community, "failed"), 1),
@@ -184,18 +215,67 @@ impl Metrics {
         let _ = writeln!(out, "chs_signals_lagged_total {}", self.signals_lagged);
 
         family(&mut out, "chs_download_duration_seconds", "histogram", "Time from a download's start to its import.");
-        for (community, h) in &self.download_duration {
-            let base = [("community", community.clone())];
-            for (bound, count) in DURATION_BUCKETS.iter().zip(h.counts) {
-                let mut labels = base.to_vec();
-                labels.push(("le", bound.to_string()));
-                sample(&mut out, "chs_download_duration_seconds_bucket", &labels, count);
+        histograms(&mut out, "chs_download_duration_seconds", &self.download_duration);
+        family(
+            &mut out,
+            "chs_archive_build_duration_seconds",
+            "histogram",
+            "Time an archive build took (reading the store, writing the archives), control node.",
+        );
+        histograms(&mut out, "chs_archive_build_duration_seconds", &self.build_duration);
+
+        family(
+            &mut out,
+            "chs_store_catch_ups_total",
+            "counter",
+            "Store v3 catch-ups this node ran (what: magnetlinks, channels) by result (answered, failed).",
+        );
+        counters(&mut out, "chs_store_catch_ups_total", &self.store_catch_ups, |(c, w, r)| {
+            vec![("community", c.clone()), ("what", w.clone()), ("result", (*r).to_owned())]
+        });
+        family(&mut out, "chs_store_fetched_messages_total", "counter", "Messages fetched by store catch-ups.");
+        counters(&mut out, "chs_store_fetched_messages_total", &self.store_fetched, |(c, w)| {
+            vec![("community", c.clone()), ("what", w.clone())]
+        });
+        family(
+            &mut out,
+            "chs_store_peer_failures_total",
+            "counter",
+            "Store nodes that failed a catch-up (lied, stalled, refused, unreachable).",
+        );
+        counters(&mut out, "chs_store_peer_failures_total", &self.store_peer_failures, |(c, w)| {
+            vec![("community", c.clone()), ("what", w.clone())]
+        });
+        family(&mut out, "chs_store_catch_up_duration_seconds", "histogram", "Time a store catch-up took.");
+        histograms(&mut out, "chs_store_catch_up_duration_seconds", &self.store_catch_up_duration);
+        let server = &snapshot["store_server"];
+        if server.is_object() {
+            let get = |key: &str| server[key].as_u64().unwrap_or(0);
+            family(
+                &mut out,
+                "chs_store_server_requests_total",
+                "counter",
+                "Store v3 queries received (streams opened).",
+            );
+            let _ = writeln!(out, "chs_store_server_requests_total {}", get("requests"));
+            family(&mut out, "chs_store_server_pages_served_total", "counter", "Store v3 pages answered (200).");
+            let _ = writeln!(out, "chs_store_server_pages_served_total {}", get("pages_served"));
+            family(&mut out, "chs_store_server_messages_served_total", "counter", "Messages in the pages answered.");
+            let _ = writeln!(out, "chs_store_server_messages_served_total {}", get("messages_served"));
+            family(
+                &mut out,
+                "chs_store_server_refused_total",
+                "counter",
+                "Store v3 queries refused, by reason (bad_request 400, busy 429, backend_failure 503, unread).",
+            );
+            for (reason, key) in [
+                ("bad_request", "bad_requests"),
+                ("busy", "busy"),
+                ("backend_failure", "backend_failures"),
+                ("unread", "unread"),
+            ] {
+                sample(&mut out, "chs_store_server_refused_total", &[("reason", reason.to_owned())], get(key));
             }
-            let mut labels = base.to_vec();
-            labels.push(("le", "+Inf".to_owned()));
-            sample(&mut out, "chs_download_duration_seconds_bucket", &labels, h.count);
-            let _ = writeln!(out, "chs_download_duration_seconds_sum{} {}", label_text(&base), h.sum);
-            sample(&mut out, "chs_download_duration_seconds_count", &base, h.count);
         }
 
         family(&mut out, "chs_peers", "gauge", "Connected peers by protocol.");
@@ -222,6 +302,23 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// The samples of one histogram family, one histogram per community.
+fn histograms(out: &mut String, name: &str, map: &BTreeMap<String, Histogram>) {
+    for (community, h) in map {
+        let base = [("community", community.clone())];
+        for (bound, count) in DURATION_BUCKETS.iter().zip(h.counts) {
+            let mut labels = base.to_vec();
+            labels.push(("le", bound.to_string()));
+            sample(out, &format!("{name}_bucket"), &labels, count);
+        }
+        let mut labels = base.to_vec();
+        labels.push(("le", "+Inf".to_owned()));
+        sample(out, &format!("{name}_bucket"), &labels, h.count);
+        let _ = writeln!(out, "{name}_sum{} {}", label_text(&base), h.sum);
+        sample(out, &format!("{name}_count"), &base, h.count);
     }
 }
 
@@ -292,6 +389,48 @@ mod tests {
             let family = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
             assert!(text.contains(&format!("# TYPE {family} ")) || text.contains(&format!("# TYPE {name} ")), "{line}");
         }
+    }
+
+    /// Issue 21: archive build durations as a histogram, store v3 catch-ups (client) and the
+    /// store server's counters.
+    #[test]
+    fn build_durations_and_store_queries_become_samples() {
+        let mut m = Metrics::default();
+        let c = "0x02aa";
+        m.observe(
+            &json!({"type": "historyArchivesCreated", "community_id": c, "archive_ids": ["a"], "elapsed_ms": 4000}),
+        );
+        m.observe(&json!({"type": "noHistoryArchivesCreated", "community_id": c, "elapsed_ms": 250}));
+        m.observe(&json!({"type": "storeCatchUp", "community_id": c, "what": "channels", "messages": 25, "pages": 3,
+            "failed_peers": 1, "answered": true, "elapsed_ms": 700}));
+        m.observe(&json!({"type": "storeCatchUp", "community_id": c, "what": "magnetlinks", "messages": 0, "pages": 0,
+            "failed_peers": 2, "answered": false, "elapsed_ms": 20000}));
+        let server = json!({"requests": 9, "pages_served": 7, "messages_served": 70, "bad_requests": 1, "busy": 0,
+            "backend_failures": 0, "unread": 1});
+        let text = m.render(&json!({"store_server": server}));
+        for expected in [
+            "chs_archive_build_duration_seconds_bucket{community=\"0x02aa\",le=\"0.1\"} 0",
+            "chs_archive_build_duration_seconds_bucket{community=\"0x02aa\",le=\"0.25\"} 1",
+            "chs_archive_build_duration_seconds_bucket{community=\"0x02aa\",le=\"2.5\"} 1",
+            "chs_archive_build_duration_seconds_bucket{community=\"0x02aa\",le=\"5\"} 2",
+            "chs_archive_build_duration_seconds_count{community=\"0x02aa\"} 2",
+            "chs_archive_build_duration_seconds_sum{community=\"0x02aa\"} 4.25",
+            "chs_store_catch_ups_total{community=\"0x02aa\",what=\"channels\",result=\"answered\"} 1",
+            "chs_store_catch_ups_total{community=\"0x02aa\",what=\"magnetlinks\",result=\"failed\"} 1",
+            "chs_store_fetched_messages_total{community=\"0x02aa\",what=\"channels\"} 25",
+            "chs_store_peer_failures_total{community=\"0x02aa\",what=\"magnetlinks\"} 2",
+            "chs_store_catch_up_duration_seconds_bucket{community=\"0x02aa\",le=\"30\"} 2",
+            "chs_store_server_requests_total 9",
+            "chs_store_server_pages_served_total 7",
+            "chs_store_server_messages_served_total 70",
+            "chs_store_server_refused_total{reason=\"bad_request\"} 1",
+            "chs_store_server_refused_total{reason=\"unread\"} 1",
+            "# TYPE chs_archive_build_duration_seconds histogram",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
+        // Without a store server, no server samples.
+        assert!(!m.render(&json!({})).contains("chs_store_server_"));
     }
 
     #[test]

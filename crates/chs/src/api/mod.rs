@@ -240,6 +240,7 @@ async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
             "uptime_seconds": uptime,
             "listening": s["listening"],
             "torrent_listener": s["torrent_listener"],
+            "store_server": s["store_server"],
         },
         "communities": s["communities"],
         "peers": peers_of(&s),
