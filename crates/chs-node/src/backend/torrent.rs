@@ -224,7 +224,8 @@ impl Fetch for TorrentFetch {
         let Some(&Location::Range { offset, size, padding }) = self.index.get(id).map(|a| &a.location) else {
             return Err(format!("archive {id} is not in the index"));
         };
-        chs_archive::check_entry(offset, size, padding, self.data_len(), self.max_archive).map_err(|e| match e {
+        let max = if self.max_archive == 0 { u64::MAX } else { self.max_archive };
+        chs_archive::check_entry(offset, size, padding, self.data_len(), max).map_err(|e| match e {
             chs_archive::EntryError::TooLarge { .. } => {
                 format!("{e} (member.max_archive_bytes = {})", self.max_archive)
             }
