@@ -112,9 +112,11 @@ pub enum NodeError {
     /// The node has stopped (its tasks are gone).
     #[error("the node has stopped")]
     Stopped,
-    /// A distribution backend failed (publishing or fetching archives).
+    /// A distribution backend failed (publishing or fetching archives). Its torrent, archive
+    /// and hostile-torrent failures become [`NodeError::Torrent`], [`NodeError::Read`],
+    /// [`NodeError::Decode`] and [`NodeError::HostileTorrent`], whatever role met them.
     #[error("distribution backend")]
-    Backend(#[from] crate::backend::BackendError),
+    Backend(#[source] crate::backend::BackendError),
     /// An archive link no configured backend fetches.
     #[error("no configured backend fetches the link {link:?}")]
     NoBackendFor {
@@ -124,6 +126,20 @@ pub enum NodeError {
     /// The operation was cancelled (shutdown or a newer magnetlink).
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<crate::backend::BackendError> for NodeError {
+    fn from(e: crate::backend::BackendError) -> Self {
+        use crate::backend::BackendError;
+        match e {
+            BackendError::Torrent(e) => NodeError::Torrent(e),
+            BackendError::Archive(e) => NodeError::Read(e),
+            BackendError::Decode(e) => NodeError::Decode(e),
+            BackendError::Hostile { info_hash, reason } => NodeError::HostileTorrent { info_hash, reason },
+            BackendError::Join(e) => NodeError::Join(e),
+            other => NodeError::Backend(other),
+        }
+    }
 }
 
 impl NodeError {

@@ -97,6 +97,24 @@ impl Node {
     /// # Errors
     /// As [`Node::start`].
     pub async fn start_with_bus(config: Config, clock: Arc<dyn Clock>, bus: SignalBus) -> Result<Node, NodeError> {
+        Node::start_with_backends(config, clock, bus, Vec::new()).await
+    }
+
+    /// [`Node::start_with_bus`] with distribution backends made outside the node: each of
+    /// `backends` serves its [`BackendKind`](crate::backend::BackendKind) in place of the one the
+    /// configuration would make (when `[archive] backends` names that kind; others are dropped).
+    /// The owner and member tasks use whatever backends the node has only through
+    /// [`DistributionBackend`](crate::backend::DistributionBackend).
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_with_backends(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        bus: SignalBus,
+        backends: Vec<Arc<dyn crate::backend::DistributionBackend>>,
+    ) -> Result<Node, NodeError> {
+        let given = backends;
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::io("creating", &config.data_dir, e))?;
         // Before anything else touches the folder: a second node on it stops here.
@@ -173,7 +191,7 @@ impl Node {
             }
         };
 
-        let backends = match make_backends(&config, torrent.as_ref()) {
+        let backends = match make_backends(&config, torrent.as_ref(), given) {
             Ok(backends) => backends,
             Err(e) => {
                 if let Some(t) = &torrent {
@@ -280,12 +298,13 @@ impl Supervisor {
         if community.is_control_node() {
             let receiver = capture::receiver(services, &community)?;
             services.tasks.spawn(capture::run(Arc::clone(services), community.clone(), receiver, cancel.clone()));
-            if services.torrent.is_some() {
+            // Archives are built only when some backend distributes them.
+            if !services.backends.is_empty() {
                 let (tx, rx) = mpsc::channel(4);
                 running.trigger = Some(tx);
                 services.tasks.spawn(owner::run(Arc::clone(services), community, rx, self.dispatcher.clone(), cancel));
             }
-        } else if services.torrent.is_some() {
+        } else if !services.backends.is_empty() {
             let receiver = member::receiver(services, &community)?;
             // After the member's receiver exists: what the catch-up fetches reaches it.
             services.tasks.spawn(waku_store::member_catch_up(Arc::clone(services), community.clone(), cancel.clone()));
@@ -487,15 +506,21 @@ impl NodeHandle {
     }
 }
 
-/// The backends of `[archive] backends`: BitTorrent over the session (if torrents are enabled),
-/// Logos Storage over a client of `[logos_storage] api`.
+/// The backends of `[archive] backends`, in order: one of `given` of that kind if any, else
+/// BitTorrent over the session (if torrents are enabled), Logos Storage over a client of
+/// `[logos_storage] api`.
 fn make_backends(
     config: &Config,
     torrent: Option<&TorrentNode>,
+    given: Vec<Arc<dyn crate::backend::DistributionBackend>>,
 ) -> Result<Vec<Arc<dyn crate::backend::DistributionBackend>>, NodeError> {
     use crate::backend::{BackendKind, LogosBackend, LogosBackendConfig, TorrentBackend, TorrentBackendConfig};
     let mut backends: Vec<Arc<dyn crate::backend::DistributionBackend>> = Vec::new();
     for kind in &config.archive.backends {
+        if let Some(backend) = given.iter().find(|b| b.kind() == *kind) {
+            backends.push(Arc::clone(backend));
+            continue;
+        }
         match kind {
             BackendKind::Torrent => {
                 if let Some(node) = torrent {
@@ -506,7 +531,6 @@ fn make_backends(
                             torrent_dir: config.torrent_dir(),
                             archive_root: config.archive_root(),
                             peers: config.torrent.peers.clone(),
-                            announce_addr: config.torrent.announce_addr,
                             metadata_timeout: config.torrent.metadata_timeout,
                             stall_timeout: config.torrent.stall_timeout,
                         },

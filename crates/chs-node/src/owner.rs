@@ -1,7 +1,8 @@
 //! The control node's archive task for one community (status-go's `InitHistoryArchiveTasks`
-//! and `StartHistoryArchiveTasksInterval`): seed the existing torrent at start, catch up on
-//! missed windows, then build once per interval; reseed when another process appended archives
-//! to the folder (`chs archive build` on this node's database).
+//! and `StartHistoryArchiveTasksInterval`): publish the existing archives at start, catch up on
+//! missed windows, then build once per interval; publish again when another process appended
+//! archives to the folder (`chs archive build` on this node's database). Publishing goes through
+//! the node's distribution backends ([`crate::backend::DistributionBackend`]) and nothing else.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,12 +11,11 @@ use std::time::{Duration, SystemTime};
 use chs_archive::{BuildOptions, Builder, CatchUpPolicy, FolderLock, INDEX_FILE, Reader, plan_catch_up};
 use chs_community::{Community, CommunityId};
 use chs_store::Store;
-use chs_torrent::{Magnet, TorrentFileOptions, TorrentMeta};
 use tokio::sync::mpsc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{BackendKind, Published};
+use crate::backend::{PublishOptions, StepFn};
 use crate::config::Policy;
 use crate::dispatch::{Command, Dispatcher};
 use crate::error::NodeError;
@@ -332,78 +332,18 @@ impl Owner {
         Ok((plan.next_run_at, None))
     }
 
-    /// Makes the torrent of the folder, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the
-    /// previous one and raises `HistoryArchivesSeeding` with the magnet link. When the folder's torrent
-    /// is the one already seeded, nothing changes and the signal is raised only if `announce` (at
-    /// start: status-go announces the existing torrent again). The folder is read under its shared
-    /// lock ([`FolderLock`]) and checked first, so the torrent is never made of `data` a build has
-    /// appended to and the `index` it has not rewritten yet, nor of an `index.tmp`.
+    /// Publishes the folder through every backend of `[archive] backends` (BitTorrent: makes the
+    /// torrent, writes `<torrent_dir>/<id>.torrent`, seeds it in place of the previous one) and
+    /// announces their links with `HistoryArchivesSeeding`. When no backend's link changed,
+    /// nothing is announced unless `announce` (at start: status-go announces the existing torrent
+    /// again). The folder is read under its shared lock ([`FolderLock`]) and checked first, so no
+    /// backend ever publishes `data` a build has appended to and the `index` it has not rewritten
+    /// yet, nor an `index.tmp`. A failing backend is logged and signalled and the others' links
+    /// still go out; when every backend fails, the first error is returned.
     async fn seed(&self, dir: &Path, announce: bool, wait: Wait) -> Result<Seeded, NodeError> {
-        let (shared, id) = (&self.services, &self.id);
-        if !shared.runs(BackendKind::Torrent) {
-            return self.publish_without_torrent(dir, announce, wait).await;
-        }
-        let torrent = shared.torrent()?;
-        let piece_length = shared.config.archive.piece_length;
-        let torrent_dir = shared.config.torrent_dir();
+        let (shared, id) = (&self.services, self.id);
         let d = dir.to_owned();
         let locked = shared
-            .blocking(move || {
-                let lock = match wait {
-                    Wait::Yes => FolderLock::shared(&d)?,
-                    Wait::No => match FolderLock::try_shared(&d)? {
-                        Some(lock) => lock,
-                        None => return Ok(Err(Seeded::Busy)),
-                    },
-                };
-                if let Some(reason) = Reader::open(&d)?.unfinished() {
-                    return Ok(Err(Seeded::Unfinished(NodeError::UnfinishedArchiveFolder { path: d, reason })));
-                }
-                let meta = TorrentMeta::from_dir(&d, piece_length)?;
-                meta.write_torrent_file(&torrent_dir, &TorrentFileOptions::default())?;
-                Ok(Ok((meta, lock)))
-            })
-            .await?;
-        let (meta, _lock) = match locked {
-            Ok(locked) => locked,
-            Err(not_seeded) => return Ok(not_seeded),
-        };
-        fault::point(shared, "torrent-written").await;
-        let key = id.to_string();
-        let previous = torrent.seeded(&key);
-        let unchanged = previous == Some(meta.info_hash());
-        if !unchanged {
-            torrent.seed(&key, dir, &meta).await?;
-        }
-        fault::point(shared, "seeded").await;
-        let fp = fingerprint(dir);
-        if previous.is_some() && !unchanged {
-            shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: *id });
-        }
-        if unchanged && !announce {
-            return Ok(Seeded::Done(fp));
-        }
-        // The magnet names the trackers this node announces to (status-go's two by default) and
-        // a peer hint only when an address others can dial is configured (status-go puts none).
-        let trackers = &torrent.config().discovery.trackers;
-        let mut magnet = Magnet::for_meta(&meta, trackers);
-        if let Some(hint) = torrent.peer_hint() {
-            magnet = magnet.with_peer(hint);
-        }
-        let magnet_uri = magnet.to_string();
-        let mut links = vec![magnet_uri.clone()];
-        links.extend(self.publish_others(dir).await.into_iter().map(|p| p.link));
-        self.dispatcher.send(Command::Seeding { id: *id, pubsub_topic: self.pubsub_topic.clone(), links });
-        shared.bus.publish(Signal::HistoryArchivesSeeding { community_id: *id, magnet_uri, control_node: true });
-        Ok(Seeded::Done(fp))
-    }
-
-    /// [`Owner::seed`] on a node without BitTorrent: the folder, checked under its shared lock,
-    /// is published through the other backends (Logos Storage) and their links announced.
-    async fn publish_without_torrent(&self, dir: &Path, announce: bool, wait: Wait) -> Result<Seeded, NodeError> {
-        let d = dir.to_owned();
-        let locked = self
-            .services
             .blocking(move || {
                 let lock = match wait {
                     Wait::Yes => FolderLock::shared(&d)?,
@@ -420,41 +360,50 @@ impl Owner {
             .await?;
         let _lock = match locked {
             Ok(lock) => lock,
-            Err(not_published) => return Ok(not_published),
+            Err(not_seeded) => return Ok(not_seeded),
         };
-        let published = self.publish_others(dir).await;
-        let fp = fingerprint(dir);
-        let changed = published.iter().any(|p| p.changed);
-        if published.is_empty() || (!changed && !announce) {
-            return Ok(Seeded::Done(fp));
-        }
-        let links: Vec<String> = published.into_iter().map(|p| p.link).collect();
-        for link in &links {
-            self.services.bus.publish(Signal::HistoryArchivesSeeding {
-                community_id: self.id,
-                magnet_uri: link.clone(),
-                control_node: true,
-            });
-        }
-        self.dispatcher.send(Command::Seeding { id: self.id, pubsub_topic: self.pubsub_topic.clone(), links });
-        Ok(Seeded::Done(fp))
-    }
-
-    /// Publishes the folder through every backend but BitTorrent; a failing backend is logged
-    /// and signalled, and the others' links still go out.
-    async fn publish_others(&self, dir: &Path) -> Vec<Published> {
-        let mut out = Vec::new();
-        for backend in self.services.other_backends() {
-            match backend.publish(&self.id, dir).await {
-                Ok(published) => out.push(published),
+        let (bus, pause_at) = (shared.bus.clone(), shared.config.pause_at.clone());
+        let step: StepFn = Arc::new(move |point| {
+            if fault::is_at(pause_at.as_deref(), point) {
+                fault::pause_blocking(&bus, point);
+            }
+        });
+        let mut published = Vec::new();
+        let mut first_error = None;
+        for backend in &shared.backends {
+            match backend.publish(&id, dir, PublishOptions { step: Some(Arc::clone(&step)) }).await {
+                Ok(p) => published.push(p),
                 Err(e) => {
                     let e = NodeError::from(e);
-                    tracing::warn!(community_id = %self.id, backend = backend.kind().as_str(), error = %e.chain(), "publishing archives failed");
-                    self.services.publish(Signal::HistoryArchivesFailed { community_id: self.id, error: e.chain() });
+                    tracing::warn!(community_id = %id, backend = backend.kind().as_str(), error = %e.chain(), "publishing archives failed");
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    } else {
+                        shared.publish(Signal::HistoryArchivesFailed { community_id: id, error: e.chain() });
+                    }
                 }
             }
         }
-        out
+        if let Some(e) = first_error {
+            if published.is_empty() {
+                return Err(e);
+            }
+            shared.publish(Signal::HistoryArchivesFailed { community_id: id, error: e.chain() });
+        }
+        fault::point(shared, "seeded").await;
+        let fp = fingerprint(dir);
+        if published.iter().any(|p| p.replaced) {
+            shared.bus.publish(Signal::HistoryArchivesUnseeded { community_id: id });
+        }
+        if published.is_empty() || (!announce && !published.iter().any(|p| p.changed)) {
+            return Ok(Seeded::Done(fp));
+        }
+        let links: Vec<String> = published.into_iter().map(|p| p.link).collect();
+        self.dispatcher.send(Command::Seeding { id, pubsub_topic: self.pubsub_topic.clone(), links: links.clone() });
+        for magnet_uri in links {
+            shared.bus.publish(Signal::HistoryArchivesSeeding { community_id: id, magnet_uri, control_node: true });
+        }
+        Ok(Seeded::Done(fp))
     }
 }
 

@@ -14,7 +14,7 @@ use chs_waku::{MessageReceiver, ReceivedMessage, WakuHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::{BackendKind, DistributionBackend};
+use crate::backend::DistributionBackend;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::NodeError;
@@ -29,7 +29,8 @@ pub(crate) struct Services {
     pub(crate) communities: Arc<Communities>,
     pub(crate) chat_keys: ChatKeyCache,
     pub(crate) torrent: Option<TorrentNode>,
-    /// The distribution backends of `[archive] backends`, in configuration order.
+    /// The distribution backends of `[archive] backends`, in configuration order: the only way
+    /// the owner and member tasks publish and fetch archives.
     pub(crate) backends: Vec<Arc<dyn DistributionBackend>>,
     pub(crate) waku: WakuHandle,
     /// Every task the node spawns (awaited by `Node::shutdown`).
@@ -102,20 +103,6 @@ impl Services {
 
     pub(crate) fn archive_dir(&self, id: &CommunityId) -> PathBuf {
         self.config.archive_root().join(id.to_string())
-    }
-
-    pub(crate) fn torrent(&self) -> Result<&TorrentNode, NodeError> {
-        self.torrent.as_ref().ok_or(NodeError::TorrentsDisabled)
-    }
-
-    /// Whether `[archive] backends` names `kind`.
-    pub(crate) fn runs(&self, kind: BackendKind) -> bool {
-        self.config.archive.backends.contains(&kind)
-    }
-
-    /// The running backends other than BitTorrent (whose seeding the owner task does itself).
-    pub(crate) fn other_backends(&self) -> impl Iterator<Item = &Arc<dyn DistributionBackend>> {
-        self.backends.iter().filter(|b| b.kind() != BackendKind::Torrent)
     }
 
     /// The chat ids whose messages this node archives for `community`: its channels, plus

@@ -17,7 +17,7 @@ use chs_logos::{LogosClient, LogosError};
 use chs_status::LinkKind;
 
 use super::{
-    BackendError, BackendKind, BackendStatus, DistributionBackend, Fetch, FetchOptions, FetchedArchive, Location,
+    BackendError, BackendKind, BackendStatus, DistributionBackend, Fetch, FetchOptions, Location, PublishOptions,
     Published, RemoteArchive, RemoteIndex,
 };
 
@@ -89,7 +89,12 @@ impl DistributionBackend for LogosBackend {
         BackendKind::LogosStorage
     }
 
-    async fn publish(&self, community: &CommunityId, dir: &Path) -> Result<Published, BackendError> {
+    async fn publish(
+        &self,
+        community: &CommunityId,
+        dir: &Path,
+        _options: PublishOptions,
+    ) -> Result<Published, BackendError> {
         let d = dir.to_owned();
         let archives = tokio::task::spawn_blocking(move || -> Result<_, BackendError> {
             let reader = Reader::open(&d)?;
@@ -120,7 +125,7 @@ impl DistributionBackend for LogosBackend {
             && let Some(last) = &last
             && self.client.exists(last).await?
         {
-            return Ok(Published { link: last.clone(), changed: false });
+            return Ok(Published { link: last.clone(), changed: false, replaced: false });
         }
         let cid = self.client.upload(encode_logos_index(&index), true).await?;
         if let Some(old) = last.as_deref().filter(|old| *old != cid) {
@@ -132,7 +137,7 @@ impl DistributionBackend for LogosBackend {
         self.save_link(community, &cid).await?;
         tracing::info!(community_id = %community, %cid, added, archives = index.archives.len(), "Logos Storage index published");
         let changed = last.as_deref() != Some(cid.as_str());
-        Ok(Published { link: cid, changed })
+        Ok(Published { link: cid, changed, replaced: false })
     }
 
     async fn open(
@@ -217,7 +222,7 @@ impl Fetch for LogosFetch {
         Ok(remote)
     }
 
-    async fn archives(&mut self, ids: &[String]) -> Result<Vec<FetchedArchive>, BackendError> {
+    async fn fetch(&mut self, ids: &[String]) -> Result<Option<u64>, BackendError> {
         let unknown: Vec<String> = ids.iter().filter(|id| !self.cids.contains_key(*id)).cloned().collect();
         if !unknown.is_empty() {
             return Err(BackendError::NotInIndex(unknown));
@@ -227,16 +232,18 @@ impl Fetch for LogosFetch {
             () = self.options.cancel.cancelled() => return Err(BackendError::Refused("cancelled".into())),
             fetched = self.client.fetch_all_to_local(&cids) => fetched?,
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, cid) in ids.iter().zip(&cids) {
-            let bytes = self.client.get_local(cid).await?;
-            let max = self.options.max_archive_bytes;
-            if max > 0 && bytes.len() as u64 > max {
-                return Err(BackendError::Refused(format!("archive {id} of {} bytes exceeds {max}", bytes.len())));
-            }
-            out.push(FetchedArchive { id: id.clone(), bytes: bytes.to_vec() });
+        // The node fetches asynchronously and does not say how much it received.
+        Ok(None)
+    }
+
+    async fn read(&mut self, id: &str) -> Result<Vec<u8>, BackendError> {
+        let cid = self.cids.get(id).ok_or_else(|| BackendError::NotInIndex(vec![id.to_owned()]))?;
+        let bytes = self.client.get_local(cid).await?;
+        let max = self.options.max_archive_bytes;
+        if max > 0 && bytes.len() as u64 > max {
+            return Err(BackendError::Refused(format!("archive {id} of {} bytes exceeds {max}", bytes.len())));
         }
-        Ok(out)
+        Ok(bytes.to_vec())
     }
 
     async fn finish(self: Box<Self>) -> Result<(), BackendError> {

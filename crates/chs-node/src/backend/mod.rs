@@ -63,7 +63,52 @@ pub struct Published {
     /// Whether the link differs from the one published before (status-go publishes nothing when
     /// no archive is new).
     pub changed: bool,
+    /// Whether something published before stopped being served (a torrent replaced by the new
+    /// one: status-go's `HistoryArchivesUnseeded`). The Logos backend keeps every archive CID, so
+    /// it never sets it.
+    pub replaced: bool,
 }
+
+/// A named step of [`DistributionBackend::publish`] (`torrent-written`: the `.torrent` file is
+/// written, nothing seeded yet), called synchronously on the blocking pool: the node's fault
+/// injection pauses there.
+pub type StepFn = std::sync::Arc<dyn Fn(&'static str) + Send + Sync>;
+
+/// How a publication may be observed by the caller.
+#[derive(Clone, Default)]
+pub struct PublishOptions {
+    /// Called at each named step, if set.
+    pub step: Option<StepFn>,
+}
+
+impl std::fmt::Debug for PublishOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishOptions").field("step", &self.step.is_some()).finish()
+    }
+}
+
+/// Which part of a link a fetch is transferring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchPhase {
+    /// The index.
+    Index,
+    /// The chosen archives.
+    Data,
+}
+
+/// How far a transfer is (backends that can tell: BitTorrent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchProgress {
+    /// What is being transferred.
+    pub phase: FetchPhase,
+    /// Bytes of this phase on disk.
+    pub bytes_done: u64,
+    /// Bytes of this phase in all.
+    pub bytes_total: u64,
+}
+
+/// Called with each [`FetchProgress`], synchronously (keep it short).
+pub type ProgressFn = std::sync::Arc<dyn Fn(FetchProgress) + Send + Sync>;
 
 /// Where an archive's bytes are found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,20 +197,54 @@ pub enum BackendError {
     /// What a hostile or broken publisher sent (oversized, inconsistent).
     #[error("refused: {0}")]
     Refused(String),
+    /// What a link names is not an archive folder of this community (a torrent's metadata:
+    /// name, files, size), refused before anything of it is written.
+    #[error("torrent {info_hash} rejected: {reason}")]
+    Hostile {
+        /// The info hash (empty if the link itself does not parse).
+        info_hash: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The index is wrapped with the community's hash-ratchet key (status-go's encrypted
+    /// communities, `manager_archive_file.go`): this node holds no such key.
+    #[error("the index is sealed: {description}")]
+    Sealed {
+        /// What wraps it (key id, group, sequence), or the decode error.
+        description: String,
+    },
+
     /// A blocking task failed.
     #[error("blocking task")]
     Join(#[from] tokio::task::JoinError),
 }
 
-/// How a fetch may be bounded by the caller.
-#[derive(Debug, Clone, Default)]
+/// How a fetch may be bounded and observed by the caller.
+#[derive(Clone, Default)]
 pub struct FetchOptions {
     /// Largest index accepted, in bytes (0 = no limit).
     pub max_index_bytes: u64,
     /// Largest archive accepted, in bytes (0 = no limit).
     pub max_archive_bytes: u64,
+    /// Largest whole link accepted, in bytes, where the backend knows it before fetching (a
+    /// torrent's total length; 0 = no limit).
+    pub max_total_bytes: u64,
     /// Cancels the fetch.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Progress of the transfers, if the caller wants it.
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for FetchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchOptions")
+            .field("max_index_bytes", &self.max_index_bytes)
+            .field("max_archive_bytes", &self.max_archive_bytes)
+            .field("max_total_bytes", &self.max_total_bytes)
+            .field("progress", &self.progress.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A distribution backend: see the module docs.
@@ -175,8 +254,14 @@ pub trait DistributionBackend: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> BackendKind;
 
     /// Publishes what the archive folder `dir` of `community` holds (its `index` and `data`, as
-    /// `chs-archive` builds them); returns the link to announce.
-    async fn publish(&self, community: &CommunityId, dir: &Path) -> Result<Published, BackendError>;
+    /// `chs-archive` builds them); returns the link to announce. The caller holds the folder's
+    /// shared lock and has checked it is finished.
+    async fn publish(
+        &self,
+        community: &CommunityId,
+        dir: &Path,
+        options: PublishOptions,
+    ) -> Result<Published, BackendError>;
 
     /// Opens `link` for fetching: nothing but what is needed to read the index is fetched.
     async fn open(
@@ -203,8 +288,37 @@ pub trait Fetch: Send + std::fmt::Debug {
     /// The link's index.
     async fn index(&mut self) -> Result<RemoteIndex, BackendError>;
 
-    /// The archives `ids` of the index (bytes without padding), in the order of `ids`.
-    async fn archives(&mut self, ids: &[String]) -> Result<Vec<FetchedArchive>, BackendError>;
+    /// Whether the index entry `id` can be fetched at all (`Err(reason)`: it lies outside what
+    /// the link holds, or exceeds [`FetchOptions::max_archive_bytes`]). The caller reports such
+    /// an entry and skips it; it never stops the others.
+    fn check(&self, id: &str) -> Result<(), String> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// Fetches the archives `ids` of the index to local storage; returns the bytes received if
+    /// the backend knows them (`None`: the caller counts the archives' sizes).
+    async fn fetch(&mut self, ids: &[String]) -> Result<Option<u64>, BackendError>;
+
+    /// The archive `id` (fetched by [`Fetch::fetch`]): its encoded bytes, without padding.
+    async fn read(&mut self, id: &str) -> Result<Vec<u8>, BackendError>;
+
+    /// [`Fetch::fetch`] then [`Fetch::read`] of each of `ids`, in the order of `ids`.
+    async fn archives(&mut self, ids: &[String]) -> Result<Vec<FetchedArchive>, BackendError> {
+        self.fetch(ids).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(FetchedArchive { id: id.clone(), bytes: self.read(id).await? });
+        }
+        Ok(out)
+    }
+
+    /// After [`Fetch::index`] answered [`BackendError::Sealed`]: fetch everything the link holds,
+    /// to keep and serve it as it is. Returns `(bytes received, bytes kept)`. Backends that
+    /// cannot keep a sealed history refuse.
+    async fn keep_sealed(&mut self) -> Result<(u64, u64), BackendError> {
+        Err(BackendError::Refused("this backend does not keep a sealed (hash-ratchet wrapped) history".to_owned()))
+    }
 
     /// Done: keep what was fetched and serve it.
     async fn finish(self: Box<Self>) -> Result<(), BackendError>;
@@ -213,7 +327,8 @@ pub trait Fetch: Send + std::fmt::Debug {
     async fn discard(self: Box<Self>) -> Result<(), BackendError>;
 }
 
-/// The backend among `backends` that fetches `link` (by form), if any.
+/// The backend among `backends` that fetches `link` (by form), if any: the first whose
+/// [`BackendKind::link_kind`] is the link's.
 #[must_use]
 pub fn backend_for<'a>(
     backends: &'a [std::sync::Arc<dyn DistributionBackend>],

@@ -70,13 +70,16 @@ async fn backend_logos_owner_to_member_and_index_replacement() {
     let member = backend(&member_node, &tmp.path().join("member-state"));
     let id = community();
 
-    let first = owner.publish(&id, &dir).await.expect("publish");
+    let first = owner.publish(&id, &dir, PublishOptions::default()).await.expect("publish");
     assert!(first.changed);
     assert_eq!(chs_status::classify_link(&first.link), Ok(chs_status::LinkKind::Cid));
     assert_eq!(owner.status(&id).link.as_deref(), Some(first.link.as_str()));
     assert_eq!(owner_node.cids().len(), 3, "two archives and the index");
     // Nothing new: the same link, nothing uploaded.
-    assert_eq!(owner.publish(&id, &dir).await.expect("again"), Published { link: first.link.clone(), changed: false });
+    assert_eq!(
+        owner.publish(&id, &dir, PublishOptions::default()).await.expect("again"),
+        Published { link: first.link.clone(), changed: false, replaced: false }
+    );
 
     let mut fetch = member.open(&id, &first.link, FetchOptions::default()).await.expect("open");
     let index = fetch.index().await.expect("index");
@@ -95,7 +98,7 @@ async fn backend_logos_owner_to_member_and_index_replacement() {
 
     // A third window: a new index with all three, the old index CID removed, archive CIDs kept.
     build(&dir, 3);
-    let second = owner.publish(&id, &dir).await.expect("publish");
+    let second = owner.publish(&id, &dir, PublishOptions::default()).await.expect("publish");
     assert!(second.changed && second.link != first.link);
     assert!(!owner_node.holds(&first.link), "status-go removes the previous index CID");
     let mut fetch = member.open(&id, &second.link, FetchOptions::default()).await.expect("open");
@@ -121,14 +124,17 @@ async fn backend_logos_missing_archive_stalled_node_and_owner_restart() {
     member_node.add_peer(&owner_node.api());
     let state = tmp.path().join("owner-state");
     let id = community();
-    let link = backend(&owner_node, &state).publish(&id, &dir).await.expect("publish").link;
+    let link = backend(&owner_node, &state).publish(&id, &dir, PublishOptions::default()).await.expect("publish").link;
 
     // Restart of the owner (node and backend): the index is read back from the node, nothing new.
     owner_node.stop().await;
     let owner_node = StandinNode::start(owner_config()).await.expect("owner again");
     member_node.add_peer(&owner_node.api());
     let owner = backend(&owner_node, &state);
-    assert_eq!(owner.publish(&id, &dir).await.expect("republish"), Published { link: link.clone(), changed: false });
+    assert_eq!(
+        owner.publish(&id, &dir, PublishOptions::default()).await.expect("republish"),
+        Published { link: link.clone(), changed: false, replaced: false }
+    );
 
     // A missing archive: deleted from the only node that had it.
     let member = LogosBackend::new(
@@ -183,7 +189,6 @@ fn torrent_backend(node: chs_torrent::TorrentNode, root: &Path, peers: Vec<std::
             torrent_dir: root.join("torrents"),
             archive_root: root.join("archives"),
             peers,
-            announce_addr: None,
             metadata_timeout: Duration::from_secs(20),
             stall_timeout: Duration::from_secs(20),
         },
@@ -208,10 +213,13 @@ async fn backend_torrent_owner_to_member_through_the_trait() {
     let member: Arc<dyn DistributionBackend> =
         Arc::new(torrent_backend(member_node.clone(), &tmp.path().join("member"), vec![owner_addr]));
 
-    let published = owner.publish(&id, &dir).await.expect("publish");
+    let published = owner.publish(&id, &dir, PublishOptions::default()).await.expect("publish");
     assert!(published.changed);
     assert_eq!(chs_status::classify_link(&published.link), Ok(chs_status::LinkKind::Magnet));
-    assert!(!owner.publish(&id, &dir).await.expect("again").changed, "same folder, same torrent");
+    assert!(
+        !owner.publish(&id, &dir, PublishOptions::default()).await.expect("again").changed,
+        "same folder, same torrent"
+    );
 
     let backends = vec![Arc::clone(&member)];
     let chosen = backend_for(&backends, &published.link).expect("the torrent backend takes a magnet");

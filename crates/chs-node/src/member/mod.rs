@@ -9,9 +9,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chs_archive::format::decode_index;
 use chs_community::{Community, CommunityId, DecodeMode, PendingLink, Verdict};
-use chs_torrent::{DownloadOptions, Magnet, Phase, Progress, ProgressFn};
+use chs_torrent::Magnet;
 use chs_waku::{ContentFilter, MessageReceiver, ReceivedMessage};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::machine::{Action, Ended, Machine, Settings};
+use crate::backend::{BackendError, Fetch, FetchOptions, FetchPhase, FetchProgress, ProgressFn};
 use crate::error::NodeError;
 use crate::fault;
 use crate::services::{Services, lock, next_burst};
@@ -452,18 +452,20 @@ fn same_torrent(a: &str, b: &str) -> bool {
     }
 }
 
+/// The download's progress, as the backend reports it, into the status view; the `index-fetch`
+/// and `data` fault points pause here.
 fn progress_fn(shared: &Arc<Services>, view: &ProgressView, uri: &str) -> ProgressFn {
     let shared = Arc::clone(shared);
     let view = Arc::clone(view);
     let uri = uri.to_owned();
-    Arc::new(move |p: Progress| {
+    Arc::new(move |p: FetchProgress| {
         let phase = match p.phase {
-            Phase::Files => DownloadPhase::Index,
-            Phase::Ranges => DownloadPhase::Data,
+            FetchPhase::Index => DownloadPhase::Index,
+            FetchPhase::Data => DownloadPhase::Data,
         };
         let pause_at = shared.config.pause_at.as_deref();
-        if (p.phase == Phase::Files && fault::is_at(pause_at, "index-fetch"))
-            || (p.phase == Phase::Ranges
+        if (p.phase == FetchPhase::Index && fault::is_at(pause_at, "index-fetch"))
+            || (p.phase == FetchPhase::Data
                 && p.bytes_done > 0
                 && p.bytes_done < p.bytes_total
                 && fault::is_at(pause_at, "data"))
@@ -479,35 +481,10 @@ fn progress_fn(shared: &Arc<Services>, view: &ProgressView, uri: &str) -> Progre
     })
 }
 
-/// Only our own kind of torrent, checked from its metadata before anything is written: folder
-/// named after the community, files exactly `data` and `index`, torrent and `index` sizes capped
-/// (`member.max_torrent_bytes`, `member.max_index_bytes`), so a hostile index is never fetched
-/// nor read into memory.
-fn validator(key: String, max_bytes: u64, max_index_bytes: u64) -> chs_torrent::ValidateFn {
-    Arc::new(move |meta: &chs_torrent::TorrentMeta| {
-        if meta.name() != key {
-            return Err(format!("torrent name {:?} is not the community id", meta.name()));
-        }
-        let paths: BTreeSet<String> = meta.files().iter().map(chs_torrent::FileEntry::display_path).collect();
-        if paths != BTreeSet::from(["data".to_owned(), "index".to_owned()]) {
-            return Err(format!("files {paths:?} are not exactly `data` and `index`"));
-        }
-        if meta.total_length() > max_bytes {
-            return Err(format!("{} bytes exceed member.max_torrent_bytes = {max_bytes}", meta.total_length()));
-        }
-        let index_len = meta.file_index("index").map_or(0, |i| meta.files()[i].length);
-        if index_len > max_index_bytes {
-            return Err(format!("an index of {index_len} bytes exceeds member.max_index_bytes = {max_index_bytes}"));
-        }
-        Ok(())
-    })
-}
-
-fn hostile(magnet: &Magnet, reason: impl Into<String>) -> NodeError {
-    NodeError::HostileTorrent { info_hash: magnet.info_hash.to_hex(), reason: reason.into() }
-}
-
-/// One download of `p`: see the module docs.
+/// One download of `p`, whatever the backend: the backend that fetches the link (by form) opens
+/// it, then the index, the archives not imported yet, their import, and the backend keeps
+/// serving the link. A failed attempt is discarded by the backend (a cancelled one is kept to
+/// resume).
 async fn download(
     shared: Arc<Services>,
     id: CommunityId,
@@ -515,52 +492,39 @@ async fn download(
     progress: ProgressView,
     cancel: CancellationToken,
 ) -> Result<(), NodeError> {
-    if chs_status::classify_link(&p.magnet_uri) != Ok(chs_status::LinkKind::Magnet) {
-        return download_via_backend(shared, id, p, progress, cancel).await;
-    }
     let started = Instant::now();
-    let key = id.to_string();
-    let magnet: Magnet = p.magnet_uri.parse().map_err(|e: chs_torrent::Error| NodeError::HostileTorrent {
-        info_hash: String::new(),
-        reason: format!("bad magnet link: {e}"),
-    })?;
-    let torrent = shared.torrent()?.clone();
+    let backend = crate::backend::backend_for(&shared.backends, &p.magnet_uri)
+        .cloned()
+        .ok_or_else(|| NodeError::NoBackendFor { link: p.magnet_uri.clone() })?;
     shared
         .bus
         .publish(Signal::DownloadingHistoryArchivesStarted { community_id: id, magnet_uri: p.magnet_uri.clone() });
     let view =
         |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
     progress.send_replace(Some(view(DownloadPhase::Metadata)));
-    let config = &shared.config;
-    let options = DownloadOptions {
-        peers: config.torrent.peers.clone(),
-        metadata_timeout: config.torrent.metadata_timeout,
-        stall_timeout: config.torrent.stall_timeout,
+    let member = &shared.config.member;
+    let options = FetchOptions {
+        max_index_bytes: member.max_index_bytes,
+        max_archive_bytes: member.max_archive_bytes,
+        max_total_bytes: member.max_torrent_bytes,
         cancel: cancel.clone(),
         progress: Some(progress_fn(&shared, &progress, &p.magnet_uri)),
-        validate: Some(validator(key.clone(), config.member.max_torrent_bytes, config.member.max_index_bytes)),
-        ..DownloadOptions::default()
     };
-    let download = match torrent.download(&key, &magnet, &config.archive_root(), options).await {
-        Err(chs_torrent::Error::Rejected(reason)) => return Err(hostile(&magnet, reason)),
-        other => other?,
-    };
-    // The files arrive in a staging folder; the seeded copy is untouched until `finish` swaps
-    // it in. A failed attempt deletes the staging folder (a cancelled one keeps it to resume).
-    let fetched = fetch_and_import(&shared, id, &p.magnet_uri, &download, &progress, &cancel).await;
+    let mut fetch = backend.open(&id, &p.magnet_uri, options).await?;
+    let fetched = fetch_and_import(&shared, id, &p.magnet_uri, fetch.as_mut(), &progress, &cancel).await;
     let (archives, messages, bytes_received) = match fetched {
         Ok(done) => done,
         Err(e) => {
             if !matches!(e, NodeError::Cancelled)
-                && let Err(discard) = download.discard().await
+                && let Err(discard) = fetch.discard().await
             {
-                tracing::warn!(community_id = %key, error = %discard, "could not discard the staging folder");
+                tracing::warn!(community_id = %id, error = %discard, "could not discard the fetch");
             }
             return Err(e);
         }
     };
     progress.send_replace(Some(view(DownloadPhase::Seed)));
-    download.finish().await?;
+    fetch.finish().await?;
     finished(&shared, id, p, (archives, messages, bytes_received), started).await
 }
 
@@ -591,70 +555,69 @@ async fn finished(
     Ok(())
 }
 
-/// The index, the missing archives' ranges, their import: `(archives, messages, bytes received)`.
+/// The index, the archives not imported yet (a set comparison: by id, and by window — a node
+/// running both backends imported the window under the other backend's id), oldest first, their
+/// import: `(archives, messages, bytes received)`. An entry the backend cannot fetch is reported
+/// and skipped; it never stops the others.
 async fn fetch_and_import(
     shared: &Arc<Services>,
     id: CommunityId,
     magnet_uri: &str,
-    download: &chs_torrent::Download,
+    fetch: &mut dyn Fetch,
     progress: &ProgressView,
     cancel: &CancellationToken,
 ) -> Result<(usize, usize, u64), NodeError> {
     let view =
         |phase: DownloadPhase| DownloadView { magnet_uri: magnet_uri.to_owned(), phase, bytes_done: 0, bytes_total: 0 };
-    let max_archive_bytes = shared.config.member.max_archive_bytes;
     fault::point(shared, "metadata").await;
-    let meta = download.meta().clone();
-    let data_len = meta.file_index("data").map_or(0, |i| meta.files()[i].length);
-
-    let index_bytes = download.fetch_index().await?;
-    let index = match decode_index(&index_bytes) {
+    let index = match fetch.index().await {
         Ok(index) => index,
-        Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
-            return keep_unopened(shared, id, magnet_uri, download, data_len, &index_bytes, &error).await;
+        Err(BackendError::Sealed { description }) => {
+            return keep_unopened(shared, id, magnet_uri, fetch, &description).await;
         }
         Err(error) => return Err(error.into()),
     };
     // A link that opens replaces the record of an earlier one that did not.
-    let id2 = id;
-    shared.db(move |c, s| Ok(c.clear_unopened_link(s, &id2)?)).await?;
-    let id2 = id;
-    let index2 = index.clone();
-    let missing = shared.db(move |c, s| Ok(c.archives_to_fetch(s, &id2, &index2)?)).await?;
+    shared.db(move |c, s| Ok(c.clear_unopened_link(s, &id)?)).await?;
+    let (done, windows): (BTreeSet<String>, BTreeSet<(u64, u64)>) = shared
+        .db(move |c, s| {
+            let records = c.archive_records(s, &id)?;
+            let done = records.iter().filter(|r| r.imported || r.import_failures > 0);
+            let ids = done.clone().map(|r| r.archive_id.clone()).collect();
+            let windows = done.filter(|r| r.imported).map(|r| (r.from, r.to)).collect();
+            Ok((ids, windows))
+        })
+        .await?;
+    let mut missing: Vec<(&String, (u64, u64))> = index
+        .iter()
+        .map(|(k, a)| (k, (a.metadata.from, a.metadata.to)))
+        .filter(|(k, window)| !done.contains(*k) && !windows.contains(window))
+        .collect();
+    missing.sort_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0)));
     shared.bus.publish(Signal::HistoryArchiveIndexFetched {
         community_id: id,
-        archives: index.archives.len(),
+        archives: index.len(),
         missing: missing.len(),
     });
     let mut good = Vec::with_capacity(missing.len());
-    for m in missing {
-        match chs_archive::check_entry(m.offset, m.size, m.padding, data_len, max_archive_bytes) {
-            Ok(()) => good.push(m),
-            Err(e) => {
-                // A bogus index entry is reported and skipped; it never stops the others.
-                let error = match e {
-                    chs_archive::EntryError::TooLarge { .. } => {
-                        format!("{e} (member.max_archive_bytes = {max_archive_bytes})")
-                    }
-                    _ => e.to_string(),
-                };
-                tracing::warn!(community_id = %id, archive_id = %m.archive_id, %error, "index entry refused");
+    for (archive_id, window) in missing {
+        match fetch.check(archive_id) {
+            Ok(()) => good.push((archive_id.clone(), window)),
+            Err(error) => {
+                tracing::warn!(community_id = %id, %archive_id, %error, "index entry refused");
                 shared.bus.publish(Signal::HistoryArchiveImportFailed {
                     community_id: id,
-                    archive_id: m.archive_id,
+                    archive_id: archive_id.clone(),
                     error,
                 });
             }
         }
     }
-    let ranges: Vec<_> = good.iter().map(|m| m.offset..m.offset + m.size).collect();
-    let mut bytes_received = 0;
-    if !ranges.is_empty() {
-        bytes_received = download.fetch_ranges("data", &ranges).await?.bytes_received;
-    }
-    let mut archives = 0;
-    let mut messages = 0;
-    for m in good {
+    progress.send_replace(Some(view(DownloadPhase::Data)));
+    let ids: Vec<String> = good.iter().map(|(archive_id, _)| archive_id.clone()).collect();
+    let received = if ids.is_empty() { Some(0) } else { fetch.fetch(&ids).await? };
+    let (mut archives, mut messages, mut read_bytes) = (0, 0, 0u64);
+    for (archive_id, window) in good {
         if cancel.is_cancelled() {
             return Err(NodeError::Cancelled);
         }
@@ -662,61 +625,33 @@ async fn fetch_and_import(
         if archives == 0 {
             fault::point(shared, "import").await;
         }
-        let bytes = download.read_range("data", m.offset..m.offset + m.size - m.padding).await?;
-        let (id2, entry) = (id, m.clone());
-        let imported = shared
-            .db(move |c, s| Ok(c.import_fetched_archive(s, &id2, &entry, &bytes, DecodeMode::Deferred)?))
-            .await?
-            .map(|report| report.messages)
-            .map_err(|e| (m.archive_id.clone(), chs_community::error_chain(&e)));
-        match imported {
-            Ok(count) => {
-                archives += 1;
-                messages += count;
-                shared.bus.publish(Signal::HistoryArchiveDownloaded {
-                    community_id: id,
-                    archive_id: m.archive_id.clone(),
-                    from: m.from,
-                    to: m.to,
-                });
-                shared.bus.publish(Signal::ImportingHistoryArchiveMessages {
-                    community_id: id,
-                    archive_id: m.archive_id,
-                    messages: count,
-                });
-            }
-            Err((archive_id, error)) => {
-                shared.bus.publish(Signal::HistoryArchiveImportFailed { community_id: id, archive_id, error });
-            }
+        let bytes = fetch.read(&archive_id).await?;
+        read_bytes += bytes.len() as u64;
+        if let Some(count) = import_one(shared, id, &archive_id, window, bytes).await? {
+            archives += 1;
+            messages += count;
         }
     }
     // Who wrote what: decoded now so that the history reads at once.
-    let id2 = id;
-    shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
-    Ok((archives, messages, bytes_received))
+    shared.db(move |c, s| Ok(c.decode_pending_history(s, &id, usize::MAX)?)).await?;
+    Ok((archives, messages, received.unwrap_or(read_bytes)))
 }
 
-/// A torrent whose `index` is wrapped with the community's hash-ratchet key (status-go's
-/// encrypted communities, `manager_archive_file.go`): this node holds no such key, so it fetches
-/// all of `data`, keeps and seeds the torrent as it is (the caller finishes the download), and
-/// records why nothing was imported, for `chs node status`. Returns `(0, 0, bytes received)`.
+/// A link whose `index` is wrapped with the community's hash-ratchet key (status-go's encrypted
+/// communities, `manager_archive_file.go`): this node holds no such key, so the backend fetches
+/// everything (`Fetch::keep_sealed`), the caller finishes the download (kept and served as it
+/// is), and why nothing was imported is recorded for `chs node status`. Returns
+/// `(0, 0, bytes received)`.
 async fn keep_unopened(
     shared: &Arc<Services>,
     id: CommunityId,
     magnet_uri: &str,
-    download: &chs_torrent::Download,
-    data_len: u64,
-    index_bytes: &[u8],
-    error: &chs_archive::DecodeError,
+    fetch: &mut dyn Fetch,
+    description: &str,
 ) -> Result<(usize, usize, u64), NodeError> {
-    let whole = 0..data_len;
-    let whole = std::slice::from_ref(&whole);
-    let bytes_received = if data_len > 0 { download.fetch_ranges("data", whole).await?.bytes_received } else { 0 };
-    let kept = data_len + u64::try_from(index_bytes.len()).unwrap_or(u64::MAX);
-    let what = chs_archive::hash_ratchet_wrapping(index_bytes)
-        .map_or_else(|| error.to_string(), |wrapping| format!("the index is {wrapping}"));
+    let (bytes_received, kept) = fetch.keep_sealed().await?;
     let reason = format!(
-        "{what}; this node holds no hash-ratchet key (a status-go encrypted community): \
+        "the index is {description}; this node holds no hash-ratchet key (a status-go encrypted community): \
          {kept} bytes kept and seeded, not imported"
     );
     let link = chs_community::UnopenedLink {
@@ -734,9 +669,9 @@ async fn keep_unopened(
     Ok((0, 0, bytes_received))
 }
 
-/// Imports one archive fetched through a backend (its encoded bytes, no padding) whose index
-/// entry covers `window`, with `Communities::import_fetched_archive`; signals the outcome.
-/// `Some(messages)` if imported, `None` if it failed (recorded with its error).
+/// Imports one fetched archive (its encoded bytes, no padding) whose index entry covers
+/// `window`, with `Communities::import_fetched_archive`; signals the outcome. `Some(messages)`
+/// if imported, `None` if it failed (recorded with its error).
 async fn import_one(
     shared: &Arc<Services>,
     id: CommunityId,
@@ -778,90 +713,4 @@ async fn import_one(
             Ok(None)
         }
     }
-}
-
-/// One download of `p` through a backend other than BitTorrent (Logos Storage): the index, the
-/// archives not imported yet (a set comparison), their import, then the backend keeps serving
-/// the link.
-async fn download_via_backend(
-    shared: Arc<Services>,
-    id: CommunityId,
-    p: PendingLink,
-    progress: ProgressView,
-    cancel: CancellationToken,
-) -> Result<(), NodeError> {
-    let started = Instant::now();
-    let backend = crate::backend::backend_for(&shared.backends, &p.magnet_uri)
-        .cloned()
-        .ok_or_else(|| NodeError::NoBackendFor { link: p.magnet_uri.clone() })?;
-    shared
-        .bus
-        .publish(Signal::DownloadingHistoryArchivesStarted { community_id: id, magnet_uri: p.magnet_uri.clone() });
-    let view =
-        |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
-    progress.send_replace(Some(view(DownloadPhase::Metadata)));
-    let options = crate::backend::FetchOptions {
-        max_index_bytes: shared.config.member.max_index_bytes,
-        max_archive_bytes: shared.config.member.max_archive_bytes,
-        cancel: cancel.clone(),
-    };
-    let mut fetch = backend.open(&id, &p.magnet_uri, options).await?;
-    let fetched = async {
-        let index = fetch.index().await?;
-        let id2 = id;
-        // Done: by id, and by window (a node running both backends imported the window under the
-        // other backend's id: torrent and Logos ids of one archive differ).
-        let (done, windows): (BTreeSet<String>, BTreeSet<(u64, u64)>) = shared
-            .db(move |c, s| {
-                let records = c.archive_records(s, &id2)?;
-                let done = records.iter().filter(|r| r.imported || r.import_failures > 0);
-                let ids = done.clone().map(|r| r.archive_id.clone()).collect();
-                let windows = done.filter(|r| r.imported).map(|r| (r.from, r.to)).collect();
-                Ok((ids, windows))
-            })
-            .await?;
-        let missing: Vec<String> = index
-            .iter()
-            .filter(|(k, a)| !done.contains(*k) && !windows.contains(&(a.metadata.from, a.metadata.to)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        shared.bus.publish(Signal::HistoryArchiveIndexFetched {
-            community_id: id,
-            archives: index.len(),
-            missing: missing.len(),
-        });
-        progress.send_replace(Some(view(DownloadPhase::Data)));
-        let archives = fetch.archives(&missing).await?;
-        let (mut imported, mut messages, mut bytes_received) = (0, 0, 0u64);
-        progress.send_replace(Some(view(DownloadPhase::Import)));
-        for archive in archives {
-            if cancel.is_cancelled() {
-                return Err(NodeError::Cancelled);
-            }
-            bytes_received += archive.bytes.len() as u64;
-            let window = index.get(&archive.id).map_or((0, 0), |a| (a.metadata.from, a.metadata.to));
-            if let Some(count) = import_one(&shared, id, &archive.id, window, archive.bytes).await? {
-                imported += 1;
-                messages += count;
-            }
-        }
-        let id2 = id;
-        shared.db(move |c, s| Ok(c.decode_pending_history(s, &id2, usize::MAX)?)).await?;
-        Ok::<_, NodeError>((imported, messages, bytes_received))
-    }
-    .await;
-    let (archives, messages, bytes_received) = match fetched {
-        Ok(done) => done,
-        Err(e) => {
-            if !matches!(e, NodeError::Cancelled)
-                && let Err(discard) = fetch.discard().await
-            {
-                tracing::warn!(community_id = %id, error = %discard, "could not discard the fetch");
-            }
-            return Err(e);
-        }
-    };
-    progress.send_replace(Some(view(DownloadPhase::Seed)));
-    fetch.finish().await?;
-    finished(&shared, id, p, (archives, messages, bytes_received), started).await
 }
