@@ -25,6 +25,8 @@ pub struct Community {
     pub chats: Vec<String>,
     /// When this node stored the community, Unix ms.
     pub created_at_ms: i64,
+    /// The key of its protected pubsub topic, if set (`Debug` shows only the public key).
+    pub topic_key: Option<crate::TopicKey>,
     key: Option<SecretKey>,
 }
 
@@ -164,7 +166,8 @@ pub(crate) fn load(conn: &Connection, id: &CommunityId) -> Result<Option<Communi
     let mut stmt =
         conn.prepare_cached("SELECT chat_id FROM chs_community_chats WHERE community_id = ?1 ORDER BY chat_id")?;
     let chats = stmt.query_map([id.to_string()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(Community { id: *id, name, pubsub_topic, joined, chats, created_at_ms, key }))
+    let topic_key = crate::description::topic_key(conn, id)?;
+    Ok(Some(Community { id: *id, name, pubsub_topic, joined, chats, created_at_ms, topic_key, key }))
 }
 
 pub(crate) fn list_ids(conn: &Connection) -> Result<Vec<CommunityId>, CommunityError> {
