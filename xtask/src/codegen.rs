@@ -17,6 +17,7 @@ const PROTOS: &[&str] = &[
     "waku_message.proto",
     "waku_metadata.proto",
     "waku_peer_exchange.proto",
+    "waku_store.proto",
 ];
 
 pub(crate) fn run(root: &Path, check: bool) -> anyhow::Result<()> {

@@ -63,8 +63,10 @@ pub(crate) async fn run(
     }
 }
 
-/// The stored form of a live message, or `None` (logged) if status-go would not archive it.
-fn to_row(
+/// The stored form of a live message (or one fetched from a store node), or `None` (logged) if
+/// status-go would not archive it. The row keeps the relayed form too, so that the node's store
+/// server can serve it (`waku_store`).
+pub(crate) fn to_row(
     id: &chs_community::CommunityId,
     message: &ReceivedMessage,
     ring: &ChatKeyRing,
@@ -73,7 +75,9 @@ fn to_row(
     let archived = capture_for_archive(&message.message, &message.pubsub_topic, ring, CapturePolicy::default())
         .map_err(|reason| tracing::debug!(community_id = %id, %reason, "live message not stored"))
         .ok()?;
-    StoredMessage::from_archive_message(&message.pubsub_topic, &archived, received)
+    let mut row = StoredMessage::from_archive_message(&message.pubsub_topic, &archived, received)
         .map_err(|e| tracing::debug!(community_id = %id, error = %e, "live message not stored"))
-        .ok()
+        .ok()?;
+    crate::waku_store::keep_wire_fields(&mut row, &message.message);
+    Some(row)
 }

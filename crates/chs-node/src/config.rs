@@ -34,6 +34,13 @@
 //! peer_exchange = true
 //! target_peers = 20
 //!
+//! [waku.store]                   # 13/WAKU2-STORE v3
+//! serve = true                   # answer store queries from the message store
+//! peers = []                     # store nodes asked for missed messages (multiaddrs with /p2p/)
+//! page_size = 100
+//! timeout = "10s"                # per page: a store node slower than this is stalling
+//! lookback = "30d"               # how far back a first catch-up reaches (status-go: 30 days)
+//!
 //! [archive]
 //! interval = "7d"
 //! piece_length = 102400
@@ -220,6 +227,41 @@ pub struct WakuSection {
     pub peer_exchange: bool,
     /// The peer manager dials discovered peers while fewer than this many are connected.
     pub target_peers: usize,
+    /// `[waku.store]`: store v3 served and used.
+    pub store: WakuStoreSection,
+}
+
+/// `[waku.store]`: 13/WAKU2-STORE v3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WakuStoreSection {
+    /// Serve `/vac/waku/store-query/3.0.0` from the message store (what live capture kept of the
+    /// communities this node controls), so that a community can run its own history node.
+    pub serve: bool,
+    /// Store nodes (multiaddrs with `/p2p/<peer id>`) asked, in order, for what this node missed:
+    /// a member's magnetlink chats at start and after a store node reconnects, an owner's
+    /// channels before each build. Empty: no catch-up.
+    pub peers: Vec<String>,
+    /// Messages asked per page (1..=100).
+    pub page_size: u64,
+    /// Time a store node may take per page.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// How far back a catch-up reaches when nothing is stored yet (status-go: 30 days).
+    #[serde(with = "duration_text")]
+    pub lookback: Duration,
+}
+
+impl Default for WakuStoreSection {
+    fn default() -> Self {
+        WakuStoreSection {
+            serve: true,
+            peers: Vec::new(),
+            page_size: chs_waku::store::MAX_PAGE_SIZE,
+            timeout: Duration::from_secs(10),
+            lookback: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 /// How the control node catches up after time offline.
@@ -404,6 +446,7 @@ impl Default for WakuSection {
             discv5_bootstrap: Vec::new(),
             peer_exchange: true,
             target_peers: chs_waku::Config::default().target_peers,
+            store: WakuStoreSection::default(),
         }
     }
 }
@@ -580,6 +623,12 @@ impl Config {
         }
         if self.waku.heartbeat.is_zero() {
             return Err(ConfigError::Value { key: "waku.heartbeat", message: "must be more than 0".into() });
+        }
+        if !(1..=chs_waku::store::MAX_PAGE_SIZE).contains(&self.waku.store.page_size) {
+            return Err(ConfigError::Value { key: "waku.store.page_size", message: "must be 1 to 100".into() });
+        }
+        if self.waku.store.timeout.is_zero() {
+            return Err(ConfigError::Value { key: "waku.store.timeout", message: "must be more than 0".into() });
         }
         if self.archive.retry_after_failure.is_zero() {
             return Err(ConfigError::Value {

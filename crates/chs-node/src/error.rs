@@ -106,6 +106,9 @@ pub enum NodeError {
         /// The cause.
         source: chs_waku::SubscribeError,
     },
+    /// The store v3 server could not start.
+    #[error("store server")]
+    StoreServe(#[from] chs_waku::store::ServeError),
     /// The node has stopped (its tasks are gone).
     #[error("the node has stopped")]
     Stopped,

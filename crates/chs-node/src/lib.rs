@@ -34,6 +34,7 @@ mod owner;
 mod services;
 pub mod signal;
 mod status;
+mod waku_store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, DataDirLock, LinkChannel, LogosStorageSection};

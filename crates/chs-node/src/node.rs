@@ -21,7 +21,7 @@ use crate::member::ProgressView;
 use crate::services::Services;
 use crate::signal::{Signal, SignalBus};
 use crate::status::{CommunityStatus, DownloadView, SeedView, community_statuses};
-use crate::{capture, member, owner};
+use crate::{capture, member, owner, waku_store};
 
 /// A running node. Dropping it without [`Node::shutdown`] stops its tasks abruptly (as a crash
 /// would; nothing stored is lost).
@@ -29,6 +29,8 @@ use crate::{capture, member, owner};
 pub struct Node {
     handle: NodeHandle,
     waku: Option<WakuNode>,
+    /// The store v3 server over the message store (`[waku.store] serve`); stops when dropped.
+    _store_server: Option<chs_waku::store::StoreServer>,
     /// Held until the node is dropped (after [`Node::shutdown`], or abruptly): no second node runs
     /// on the same data folder meanwhile.
     _data_dir_lock: DataDirLock,
@@ -181,6 +183,7 @@ impl Node {
         communities.set_usable_links(crate::backend::usable_links(&config.archive.backends));
         let services =
             Arc::new(Services::new(config, clock, bus, store, communities, torrent, backends, waku.handle()));
+        let store_server = waku_store::serve(&services)?;
         let (dispatcher, dispatch_rx) = dispatch::channel();
         let events = services.waku.events().map_err(|_| NodeError::WakuStopped)?;
         services.tasks.spawn(dispatch::run(Arc::clone(&services), dispatch_rx, events));
@@ -190,7 +193,12 @@ impl Node {
         }
         let (commands, commands_rx) = mpsc::channel(16);
         services.tasks.spawn(supervisor.run(commands_rx));
-        Ok(Node { handle: NodeHandle { services, commands }, waku: Some(waku), _data_dir_lock: data_dir_lock })
+        Ok(Node {
+            handle: NodeHandle { services, commands },
+            waku: Some(waku),
+            _store_server: store_server,
+            _data_dir_lock: data_dir_lock,
+        })
     }
 
     /// A handle for other tasks.
@@ -277,6 +285,8 @@ impl Supervisor {
             }
         } else if services.torrent.is_some() {
             let receiver = member::receiver(services, &community)?;
+            // After the member's receiver exists: what the catch-up fetches reaches it.
+            services.tasks.spawn(waku_store::member_catch_up(Arc::clone(services), community.clone(), cancel.clone()));
             let (tx, rx) = watch::channel(None);
             let progress: ProgressView = Arc::new(tx);
             running.download = Some(rx);

@@ -242,6 +242,10 @@ impl Owner {
     /// the folder's fingerprint if it was seeded.
     async fn cycle(&self, dir: &Path) -> Result<(u64, Option<Fingerprint>), NodeError> {
         let (shared, id) = (&self.services, &self.id);
+        // Before planning: what the channels had while this node was away, from store nodes.
+        if let Err(e) = crate::waku_store::fill_channels(shared, *id).await {
+            tracing::warn!(community_id = %id, error = %e.chain(), "filling the channels from store failed");
+        }
         let id2 = *id;
         let generation = shared.config.archive.generation;
         let (topics, info, first) = shared

@@ -192,6 +192,22 @@ pub enum Signal {
         /// Messages stored in this batch.
         messages: usize,
     },
+    /// A catch-up from store nodes (13/WAKU2-STORE v3) ended: a member's magnetlink chats, or an
+    /// owner's channels before a build.
+    StoreCatchUp {
+        /// Community.
+        community_id: CommunityId,
+        /// `magnetlinks` (member) or `channels` (owner).
+        what: &'static str,
+        /// Messages fetched (each once).
+        messages: usize,
+        /// Pages read from the store node that answered.
+        pages: usize,
+        /// Store nodes that failed (lied, stalled, refused, unreachable); each is logged.
+        failed_peers: usize,
+        /// Time taken, ms.
+        elapsed_ms: u64,
+    },
     /// Fault injection: the node reached [`NodeConfig::pause_at`](crate::NodeConfig::pause_at)
     /// and stops there (crash tests kill it now).
     FaultPaused {
@@ -222,7 +238,8 @@ impl Signal {
             | Signal::HistoryArchiveImportFailed { community_id, .. }
             | Signal::DownloadingHistoryArchivesFinished { community_id, .. }
             | Signal::HistoryArchiveDownloadFailed { community_id, .. }
-            | Signal::MessagesCaptured { community_id, .. } => Some(community_id),
+            | Signal::MessagesCaptured { community_id, .. }
+            | Signal::StoreCatchUp { community_id, .. } => Some(community_id),
         }
     }
 }

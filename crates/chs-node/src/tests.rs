@@ -53,11 +53,28 @@ fn config_errors_name_the_key() {
         ("[torrent]\ntrackers = [\"tracker.example:80\"]", "torrent.trackers"),
         ("[torrent]\ndht_bootstrap = [\"router.example\"]", "torrent.dht_bootstrap"),
         ("[torrent]\nannounce_addr = \"0.0.0.0:9025\"", "torrent.announce_addr"),
+        ("[waku.store]\npage_size = 101", "waku.store.page_size"),
+        ("[waku.store]\npage_size = 0", "waku.store.page_size"),
+        ("[waku.store]\ntimeout = \"0\"", "waku.store.timeout"),
+        ("[waku.store]\nserv = true", "serv"),
     ];
     for (text, key) in cases {
         let err = Config::from_toml_str(text).expect_err(text).to_string();
         assert!(err.contains(key), "{text:?}: {err}");
     }
+}
+
+#[test]
+fn waku_store_section_parses() {
+    let text = "[waku.store]\nserve = false\npeers = [\"/ip4/127.0.0.1/tcp/1/p2p/16Uiu2HAm\"]\npage_size = 20\ntimeout = \"5s\"\nlookback = \"7d\"";
+    let config = Config::from_toml_str(text).expect("parses");
+    let store = &config.waku.store;
+    assert!(!store.serve);
+    assert_eq!(store.peers.len(), 1);
+    assert_eq!((store.page_size, store.timeout, store.lookback.as_secs()), (20, Duration::from_secs(5), 7 * 86_400));
+    let default = Config::default().waku.store;
+    assert!(default.serve && default.peers.is_empty());
+    assert_eq!((default.page_size, default.lookback.as_secs()), (100, 30 * 86_400));
 }
 
 #[test]

@@ -27,11 +27,15 @@ pub mod encryption {
     include!("generated/encryption.rs");
 }
 
-/// Waku protocol messages (`waku.message.v1`, `waku.metadata.v1`).
+/// Waku protocol messages (`waku.message.v1`, `waku.metadata.v1`, `waku.store.v3`).
 pub mod waku {
     /// `waku.message.v1`: the 14/WAKU2-MESSAGE.
     pub mod message {
         include!("generated/waku.message.v1.rs");
+        /// The package path `waku.message.v1` that the generated store types refer to.
+        pub mod v1 {
+            pub use super::WakuMessage;
+        }
     }
     /// `waku.metadata.v1`: the 66/WAKU2-METADATA request and response.
     pub mod metadata {
@@ -40,6 +44,14 @@ pub mod waku {
     /// `waku.peer_exchange.v2alpha1`: the 34/WAKU2-PEER-EXCHANGE messages.
     pub mod peer_exchange {
         include!("generated/waku.peer_exchange.v2alpha1.rs");
+    }
+    /// `waku.store.v3`: the 13/WAKU2-STORE v3 query and response (`/vac/waku/store-query/3.0.0`).
+    pub mod store {
+        /// The package `waku.store.v3`.
+        pub mod v3 {
+            include!("generated/waku.store.v3.rs");
+        }
+        pub use v3::{StoreQueryRequest, StoreQueryResponse, WakuMessageKeyValue};
     }
     pub use message::WakuMessage;
 

@@ -17,6 +17,7 @@
 mod message;
 mod private_files;
 mod schema;
+mod wire_order;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, params};
 
 pub use message::{StoredMessage, Topic, topic_from_content_topic};
 pub use schema::migrate;
+pub use wire_order::WirePageQuery;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

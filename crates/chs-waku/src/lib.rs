@@ -25,6 +25,9 @@
 //! This crate knows WakuMessages and topics only: nothing of communities, torrents, archives,
 //! SQLite or the 26/WAKU2-PAYLOAD encryption (that is `chs-waku-payload`). It has no filter,
 //! lightpush or RLN: see `docs/chs-waku.md`, "Important discrepancies". libp2p types do not cross its API.
+//!
+//! [`store`]: 13/WAKU2-STORE v3 (`/vac/waku/store-query/3.0.0`), a checking client and a server
+//! over a caller-provided backend.
 
 mod config;
 mod discovery;
@@ -37,6 +40,7 @@ pub mod metadata;
 mod node;
 mod peer_exchange;
 mod peers;
+pub mod store;
 pub mod topic;
 pub mod validation;
 

@@ -214,6 +214,39 @@ pub(crate) fn deliver(subscriptions: &Subscriptions, counters: &Counters, messag
     });
 }
 
+/// Hands `message` to every live subscription whose filter it passes, waiting up to `wait` for
+/// room in each queue (for messages fetched from a store node, which must not be lost to a burst);
+/// a queue still full after `wait` loses it, counted as in [`deliver`]. Returns how many
+/// receivers got it.
+pub(crate) async fn deliver_waiting(
+    subscriptions: &Subscriptions,
+    counters: &Counters,
+    message: Arc<ReceivedMessage>,
+    wait: std::time::Duration,
+) -> usize {
+    let targets: Vec<(mpsc::Sender<Arc<ReceivedMessage>>, Arc<AtomicU64>)> = match lock(subscriptions).as_ref() {
+        Some(list) => list
+            .iter()
+            .filter(|s| s.filter.matches(&message))
+            .map(|s| (s.sender.clone(), Arc::clone(&s.lost)))
+            .collect(),
+        None => return 0,
+    };
+    let mut reached = 0;
+    for (sender, lost) in targets {
+        match sender.send_timeout(Arc::clone(&message), wait).await {
+            Ok(()) => reached += 1,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                lost.fetch_add(1, Ordering::Relaxed);
+                counters.lagged_receivers.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(?wait, "message receiver full for a stored message; lost");
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => {}
+        }
+    }
+    reached
+}
+
 /// Receives accepted messages that match a [`ContentFilter`], from a queue of its own.
 ///
 /// It is bounded: the filter is applied before queueing (so other traffic never takes its

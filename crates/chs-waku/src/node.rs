@@ -57,6 +57,8 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     peer_exchange: request_response::Behaviour<PeerExchangeCodec>,
+    /// Raw streams for the store protocol (`crate::store`), driven outside the event loop.
+    streams: libp2p_stream::Behaviour,
 }
 
 /// Peers known on a pubsub topic.
@@ -105,6 +107,7 @@ pub struct WakuHandle {
     discv5_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     /// Validators per pubsub topic (shared with the event loop).
     topic_validators: TopicValidators,
+    streams: crate::store::Streams,
 }
 
 impl std::fmt::Debug for Command {
@@ -308,6 +311,34 @@ impl WakuHandle {
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
     }
+
+    /// The stream control used by the store client and server.
+    pub(crate) fn streams(&self) -> &crate::store::Streams {
+        &self.streams
+    }
+
+    /// Hands `messages` fetched from the store node `from` to this node's own receivers whose
+    /// filter matches, as if `from` had relayed them: nothing is published, and relay
+    /// validation's age limit does not apply (the store client checked them). Waits up to `wait`
+    /// for room in a full receiver queue. Returns the number of deliveries.
+    pub async fn deliver_stored(
+        &self,
+        messages: Vec<crate::store::StoredMessage>,
+        from: PeerId,
+        wait: Duration,
+    ) -> usize {
+        let mut delivered = 0;
+        for stored in messages {
+            let received = ReceivedMessage {
+                message_id: MessageId::of_message(&stored.message),
+                pubsub_topic: stored.pubsub_topic,
+                message: stored.message,
+                propagation_source: from,
+            };
+            delivered += message::deliver_waiting(&self.subscriptions, &self.counters, Arc::new(received), wait).await;
+        }
+        delivered
+    }
 }
 
 /// A running Waku relay node. It dereferences to its [`WakuHandle`]; call
@@ -396,6 +427,7 @@ impl WakuNode {
             local_peer_id: PeerId(local_peer_id),
             discv5_addr: Arc::default(),
             topic_validators: topic_validators.clone(),
+            streams: crate::store::Streams(swarm.behaviour().streams.new_control()),
         };
         let event_loop = EventLoop {
             swarm,
@@ -538,7 +570,8 @@ fn build_swarm(keypair: libp2p::identity::Keypair, config: &Config) -> Result<Sw
         )],
         request_response::Config::default().with_request_timeout(config.metadata_timeout),
     );
-    let behaviour = Behaviour { relay, metadata, identify, ping, peer_exchange };
+    let streams = libp2p_stream::Behaviour::new();
+    let behaviour = Behaviour { relay, metadata, identify, ping, peer_exchange, streams };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
@@ -1008,7 +1041,7 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => self.handle_peer_exchange_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.handle_ping_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Streams(())) => {}
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(PeerId(peer_id)));

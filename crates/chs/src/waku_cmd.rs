@@ -1,4 +1,4 @@
-//! `chs waku listen|publish`.
+//! `chs waku listen|publish|store-query`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,9 @@ pub(crate) enum WakuCommand {
         /// Directory keeping the node key (default: a fresh key each run).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Also serve store v3 (/vac/waku/store-query/3.0.0) for every message received, kept in memory.
+        #[arg(long = "serve-store")]
+        store: bool,
         #[command(flatten)]
         discovery: DiscoveryArgs,
     },
@@ -72,6 +75,40 @@ pub(crate) enum WakuCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Asks a store node for history (store v3) and prints each message as one JSON line, as `listen`.
+    #[command(long_about = "Dials --peer and pages through its answer to a 13/WAKU2-STORE v3 query \
+        (/vac/waku/store-query/3.0.0): the messages of --pubsub-topic with one of the --content-topic \
+        (all content topics if none) whose timestamp is within [--start, --end] (ns, inclusive). Prints \
+        each message once as the JSON line `chs waku listen` prints (`from` is the store node), as pages \
+        arrive, then a summary (messages, pages, duplicates, time) on stderr. Every page is checked: a \
+        message outside the query, a wrong hash, an oversized page, endless paging or a stalled page \
+        (--timeout) ends the command with an error, after the messages already printed.")]
+    StoreQuery {
+        /// The store node (multiaddr ending in /p2p/<peer id>).
+        #[arg(long)]
+        peer: String,
+        /// Pubsub topic of the query.
+        #[arg(long, default_value = DEFAULT_PUBSUB_TOPIC)]
+        pubsub_topic: String,
+        /// Content topic of the query. Repeatable (at most 10).
+        #[arg(long = "content-topic")]
+        content_topics: Vec<String>,
+        /// Earliest timestamp, Unix ns (inclusive).
+        #[arg(long)]
+        start: Option<i64>,
+        /// Latest timestamp, Unix ns (inclusive).
+        #[arg(long)]
+        end: Option<i64>,
+        /// Messages per page (1..=100).
+        #[arg(long, default_value_t = chs_waku::store::DEFAULT_PAGE_SIZE)]
+        page_size: u64,
+        /// Newest first.
+        #[arg(long)]
+        backward: bool,
+        /// Time each page (and the dial) may take (30s, 2m, ...).
+        #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::util::parse_duration_secs)]
+        timeout: u64,
+    },
 }
 
 /// How a payload argument is written.
@@ -88,8 +125,20 @@ pub(crate) enum Encoding {
 pub(crate) fn run(cmd: WakuCommand) -> anyhow::Result<ExitCode> {
     let rt = util::runtime()?;
     match cmd {
-        WakuCommand::Listen { listen, pubsub_topics, content_topics, peers, data_dir, discovery } => {
-            rt.block_on(listen_cmd(&listen, pubsub_topics, content_topics, peers, data_dir, discovery))
+        WakuCommand::Listen { listen, pubsub_topics, content_topics, peers, data_dir, discovery, store } => {
+            rt.block_on(listen_cmd(&listen, pubsub_topics, content_topics, peers, data_dir, discovery, store))
+        }
+        WakuCommand::StoreQuery { peer, pubsub_topic, content_topics, start, end, page_size, backward, timeout } => {
+            let query = chs_waku::store::StoreQuery::new(pubsub_topic, content_topics).with_time_range(start, end);
+            let timeout = Duration::from_secs(timeout.max(1));
+            let config = chs_waku::store::StoreClientConfig {
+                page_size,
+                forward: !backward,
+                dial_timeout: timeout,
+                page_timeout: timeout,
+                ..chs_waku::store::StoreClientConfig::default()
+            };
+            rt.block_on(store_query_cmd(&to_multiaddr(&peer), &query, config))
         }
         WakuCommand::Publish { peer, content_topic, payload, encoding, waku_message, pubsub_topic, timeout, json } => {
             let message = match waku_message {
@@ -144,6 +193,7 @@ async fn listen_cmd(
     peers: Vec<String>,
     data_dir: Option<PathBuf>,
     discovery: DiscoveryArgs,
+    store: bool,
 ) -> anyhow::Result<ExitCode> {
     let listen = to_multiaddr(listen);
     let config = discovery.apply(Config {
@@ -156,6 +206,7 @@ async fn listen_cmd(
     let node = WakuNode::start(config).await.with_context(|| format!("starting the Waku node on {listen}"))?;
     let filter = ContentFilter { pubsub_topic: None, content_topics, max_payload: None };
     let mut messages = node.messages(filter).context("the Waku node stopped")?;
+    let store = if store { Some(ListenStore::start(&node)?) } else { None };
     for addr in node.listen_addrs().await.context("the Waku node stopped")? {
         println!("{addr}");
     }
@@ -169,7 +220,13 @@ async fn listen_cmd(
                 break;
             }
             m = messages.recv() => match m {
-                Some(m) => println!("{}", m.to_json()),
+                Some(m) => {
+                    // Stored before printed: a line seen is a message served.
+                    if let Some(store) = &store {
+                        store.keep(&m);
+                    }
+                    println!("{}", m.to_json());
+                }
                 None => anyhow::bail!("the Waku node stopped"),
             }
         }
@@ -245,4 +302,58 @@ impl DiscoveryArgs {
             ..config
         }
     }
+}
+
+/// How many received messages `chs waku listen --serve-store` keeps (the oldest go first).
+const LISTEN_STORE_CAPACITY: usize = 100_000;
+
+/// What `listen --serve-store` runs: the server and the memory store it serves from.
+struct ListenStore {
+    _server: chs_waku::store::StoreServer,
+    store: std::sync::Arc<chs_waku::store::MemoryStore>,
+}
+
+impl ListenStore {
+    /// Serves store v3 on `node` from an empty memory store.
+    fn start(node: &WakuNode) -> anyhow::Result<ListenStore> {
+        use chs_waku::store::{MemoryStore, StoreServer, StoreServerConfig};
+        let store = std::sync::Arc::new(MemoryStore::new(LISTEN_STORE_CAPACITY));
+        let server = StoreServer::start(node, store.clone(), StoreServerConfig::default())?;
+        eprintln!("serving store v3 ({}) for the messages received", chs_waku::store::STORE_QUERY_PROTOCOL);
+        Ok(ListenStore { _server: server, store })
+    }
+
+    /// Keeps a received message (once per hash).
+    fn keep(&self, m: &chs_waku::ReceivedMessage) {
+        self.store.insert(chs_waku::store::StoredMessage::new(m.pubsub_topic.clone(), m.message.clone()));
+    }
+}
+
+async fn store_query_cmd(
+    peer: &str,
+    query: &chs_waku::store::StoreQuery,
+    config: chs_waku::store::StoreClientConfig,
+) -> anyhow::Result<ExitCode> {
+    let node_config = Config { listen_addrs: Vec::new(), pubsub_topics: Vec::new(), ..Config::default() };
+    let node = WakuNode::start(node_config).await.context("starting the Waku node")?;
+    let client = chs_waku::store::StoreClient::new(&node, config);
+    let mut printed = 0usize;
+    let from = peer.rsplit("/p2p/").next().unwrap_or(peer);
+    let result = client
+        .query_with(peer, query, |page| {
+            for message in page {
+                println!("{}", message.to_json(from));
+                printed += 1;
+            }
+        })
+        .await;
+    node.shutdown().await;
+    let outcome = result.with_context(|| format!("store query to {peer} ({printed} messages printed before)"))?;
+    eprintln!(
+        "{printed} messages, {} pages, {} duplicates skipped, {} ms",
+        outcome.pages,
+        outcome.duplicates,
+        outcome.elapsed.as_millis()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -545,3 +545,37 @@ fn waku_listen_output_is_what_store_import_captures() {
     let stats = run(["store", "stats", "--json", "--db", p(&db)]).ok().json();
     assert_eq!(stats["content_topics"][chat["content_topic"].as_str().unwrap()], 1);
 }
+
+#[test]
+fn waku_store_query_pages_through_what_waku_listen_store_received() {
+    let mut listener = Proc::spawn(["waku", "listen", "--listen", "/ip4/127.0.0.1/tcp/0", "--serve-store"]);
+    let addr = listener.wait_line(TIMEOUT, |l| l.starts_with("/ip4/127.0.0.1/tcp/"));
+    let mut printed = Vec::new();
+    for (topic, payload) in
+        [("/toy/1/chat/proto", "one"), ("/toy/1/other/proto", "two"), ("/toy/1/chat/proto", "three")]
+    {
+        run(["waku", "publish", "--peer", &addr, "--content-topic", topic, "--payload", payload]).ok();
+        printed.push(support::json(&listener.wait_line(TIMEOUT, |l| l.starts_with('{'))));
+    }
+
+    // Page size 1: two pages for the two chat messages, each printed once, as `listen` printed it.
+    let out =
+        run(["waku", "store-query", "--peer", &addr, "--content-topic", "/toy/1/chat/proto", "--page-size", "1"]).ok();
+    let got: Vec<serde_json::Value> = out.stdout.lines().map(support::json).collect();
+    let want: Vec<&serde_json::Value> = printed.iter().filter(|v| v["content_topic"] == "/toy/1/chat/proto").collect();
+    assert_eq!(got.len(), 2, "{}", out.stdout);
+    for (got, want) in got.iter().zip(want) {
+        for key in ["pubsub_topic", "content_topic", "payload_hex", "timestamp", "message_hash", "message_id"] {
+            assert_eq!(got[key], want[key], "{key}");
+        }
+    }
+    assert!(out.stderr.contains("2 messages, 2 pages"), "{}", out.stderr);
+
+    // A time range that holds nothing: no line, success.
+    let out = run(["waku", "store-query", "--peer", &addr, "--start", "1", "--end", "2"]).ok();
+    assert_eq!(out.stdout, "");
+    // An inverted range is refused before anything is sent.
+    let out = run(["waku", "store-query", "--peer", &addr, "--start", "2", "--end", "1"]).failed();
+    assert!(out.stderr.contains("invalid store query"), "{}", out.stderr);
+    listener.kill();
+}

@@ -212,6 +212,7 @@ fn leaf_commands() -> Vec<Vec<String>> {
 const NO_JSON: &[(&str, &str)] = &[
     ("node", "the daemon prints JSON lines already"),
     ("waku listen", "prints one JSON line per message already"),
+    ("waku store-query", "prints one JSON line per message already"),
     ("archive extract", "prints messages, --ndjson for JSON lines"),
     ("status decode", "prints JSON already"),
     ("status magnetlink build", "prints JSON already (--hex for the bare message)"),

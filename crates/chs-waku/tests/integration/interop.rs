@@ -184,3 +184,4 @@ async fn js_waku_pings_are_answered_and_ours_succeed() {
 mod discovery;
 mod peer;
 mod status_go;
+mod store;

@@ -6,5 +6,6 @@ mod interop;
 mod line;
 mod metadata;
 mod peers;
+mod store;
 mod support;
 mod validation;

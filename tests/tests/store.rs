@@ -1,0 +1,191 @@
+//! Issue 18, store v3 on the node, over real TCP on loopback: a history node (a chs-waku node
+//! serving a memory store with `StoreServer`) holds what a node missed while it was offline.
+//! A member that was offline while the owner announced gets the link from store on start and
+//! downloads the archives; an owner offline for a day archives the messages it missed.
+
+use std::sync::Arc;
+
+use chs_demo::{chat_message, join_member, wait_for};
+use chs_node::config::Policy;
+use chs_node::{ManualClock, NodeConfig, Signal};
+use chs_status::ChatKeyCache;
+use chs_waku::store::{MemoryStore, StoreServer, StoreServerConfig, StoredMessage};
+use chs_waku::{ContentFilter, WakuNode};
+use chs_waku_payload::SecretKey;
+
+mod support;
+use support::{HOUR_MS, STEP, now_ms, owner_with_history, start_config};
+
+/// A history node: a Waku node serving `messages` over store v3, connected to nobody.
+async fn history_node(messages: Vec<StoredMessage>) -> (WakuNode, StoreServer, String) {
+    let store = Arc::new(MemoryStore::new(10_000));
+    for message in messages {
+        store.insert(message);
+    }
+    let node = WakuNode::start(chs_waku::Config::default()).await.expect("history node starts");
+    let server = StoreServer::start(&node, store, StoreServerConfig::default()).expect("serves");
+    let addr = node.listen_addrs().await.expect("addrs").remove(0);
+    (node, server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "store-member", now_ms() - HOUR_MS, 30, 2, 18);
+    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
+    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("owner seeds");
+
+    // What a store node of the network kept: the owner's announcement, as relayed to a peer.
+    let link = announced_link(&owner, &id).await;
+    let (_history, history_server, history_addr) = history_node(vec![link]).await;
+
+    // The member was offline: it joins, and its only Waku contact is the history node.
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.waku.store.peers = vec![history_addr];
+    let (member, mut signals) = start_config(config, &clock).await;
+    let (messages, pages) = wait_for(&mut signals, STEP, "the catch-up", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", messages, pages, failed_peers: 0, .. } => Some((*messages, *pages)),
+        _ => None,
+    })
+    .await
+    .expect("caught up");
+    assert_eq!((messages, pages), (1, 1));
+    let archives = wait_for(&mut signals, STEP, "the download", |s| match s {
+        Signal::DownloadingHistoryArchivesFinished { archives, .. } => Some(*archives),
+        _ => None,
+    })
+    .await
+    .expect("the link from store is downloaded");
+    assert!(archives >= 1);
+    assert_eq!(history_server.stats().pages_served, 1);
+    member.shutdown().await;
+    owner.shutdown().await;
+}
+
+/// The owner's magnetlink message as a peer of the owner receives it.
+async fn announced_link(owner: &chs_node::Node, id: &chs_community::CommunityId) -> StoredMessage {
+    let peer = WakuNode::start(chs_waku::Config::default()).await.expect("peer starts");
+    let mut links = peer
+        .messages(ContentFilter::new(chs_waku::DEFAULT_PUBSUB_TOPIC, chs_status::ids::magnetlink_content_topics(id)))
+        .expect("receiver");
+    let owner_addr = owner.handle().waku().listen_addrs().await.expect("addrs").remove(0);
+    peer.dial(&owner_addr).await.expect("dial the owner");
+    let link = tokio::time::timeout(STEP, links.recv()).await.expect("the owner announces").expect("open");
+    peer.shutdown().await;
+    StoredMessage::new(link.pubsub_topic.clone(), link.message.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_catches_up_again_when_its_store_node_reconnects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(now_ms());
+    let owner_dir = dir.path().join("owner");
+    let id = owner_with_history(&owner_dir, "store-reconnect", now_ms() - HOUR_MS, 20, 2, 20);
+    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
+    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("owner seeds");
+    let link = announced_link(&owner, &id).await;
+
+    // The store node first knows nothing.
+    let key_dir = dir.path().join("history-key");
+    let history_config = || chs_waku::Config { data_dir: Some(key_dir.clone()), ..chs_waku::Config::default() };
+    let history = WakuNode::start(history_config()).await.expect("history node starts");
+    let empty =
+        StoreServer::start(&history, Arc::new(MemoryStore::new(10)), StoreServerConfig::default()).expect("serves");
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.waku.store.peers = vec![history.listen_addrs().await.expect("addrs").remove(0)];
+    let (member, mut signals) = start_config(config, &clock).await;
+    let first = wait_for(&mut signals, STEP, "the first catch-up", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", messages, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("caught up");
+    assert_eq!(first, 0);
+    drop(empty);
+    history.shutdown().await;
+
+    // It comes back (same identity, another port) holding the link, and reconnects to the member.
+    let history = WakuNode::start(history_config()).await.expect("history node restarts");
+    let store = Arc::new(MemoryStore::new(10));
+    store.insert(link);
+    let _server = StoreServer::start(&history, store, StoreServerConfig::default()).expect("serves");
+    history.dial(&member.handle().waku().listen_addrs().await.expect("addrs").remove(0)).await.expect("reconnects");
+    let again = wait_for(&mut signals, STEP, "the catch-up after the reconnection", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", messages, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("caught up again");
+    assert_eq!(again, 1);
+    wait_for(&mut signals, STEP, "the download", |s| {
+        matches!(s, Signal::DownloadingHistoryArchivesFinished { .. }).then_some(())
+    })
+    .await
+    .expect("the link from store is downloaded");
+    member.shutdown().await;
+    owner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owner_offline_for_a_day_archives_the_messages_it_missed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ms();
+    let clock = ManualClock::new(now);
+    let owner_dir = dir.path().join("owner");
+    // History up to a day ago, then the owner went offline.
+    let id = owner_with_history(&owner_dir, "store-owner", now - 24 * HOUR_MS, 40, 2, 19);
+    // What its channels had meanwhile, kept by a store node: 25 messages over the last day.
+    let cache = ChatKeyCache::new();
+    let author = SecretKey::generate().expect("key");
+    let missed: Vec<StoredMessage> = (0..25u64)
+        .map(|i| {
+            let ts = now - 23 * HOUR_MS + i * HOUR_MS / 2;
+            let message = chat_message(&id, &author, "general", &format!("missed {i}"), ts, &cache).expect("message");
+            StoredMessage::new(chs_waku::DEFAULT_PUBSUB_TOPIC, message)
+        })
+        .collect();
+    let (history, history_server, history_addr) = history_node(missed).await;
+
+    let mut config = NodeConfig::local(&owner_dir);
+    config.archive.policy = Policy::UpToNow;
+    config.waku.store.peers = vec![history_addr];
+    let (owner, mut signals) = start_config(config, &clock).await;
+    let fetched = wait_for(&mut signals, STEP, "the fill", |s| match s {
+        Signal::StoreCatchUp { what: "channels", messages, failed_peers: 0, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("filled");
+    assert_eq!(fetched, 25);
+    let archived = wait_for(&mut signals, STEP, "the build", |s| match s {
+        Signal::HistoryArchivesCreated { messages, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("built");
+    assert_eq!(archived, 40 + 25, "the archives hold the history and the 25 messages missed");
+    assert!(history_server.stats().pages_served >= 1);
+    owner.shutdown().await;
+    // Started again, it asks only from its newest stored message on: nothing new, nothing twice.
+    let mut config = NodeConfig::local(&owner_dir);
+    config.waku.store.peers = vec![history.listen_addrs().await.expect("addrs").remove(0)];
+    let (owner, mut signals) = start_config(config, &clock).await;
+    let again = wait_for(&mut signals, STEP, "the second fill", |s| match s {
+        Signal::StoreCatchUp { what: "channels", messages, .. } => Some(*messages),
+        _ => None,
+    })
+    .await
+    .expect("filled again");
+    assert!(again <= 1, "only the newest stored second is asked again ({again})");
+    owner.shutdown().await;
+}
