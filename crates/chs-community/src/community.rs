@@ -31,6 +31,16 @@ pub struct Community {
 }
 
 impl Community {
+    /// The topic key, if the community is on a shard of its own: status-go stores the key per
+    /// pubsub topic (`StorePubsubTopicKey`) and only a community's own shard is protected; the
+    /// default community shard (`/waku/2/rs/16/32`, shared by every community) and the
+    /// unprotected shard 64 never are.
+    #[must_use]
+    pub fn protected_topic_key(&self) -> Option<&crate::TopicKey> {
+        let shared = [chs_status::DEFAULT_PUBSUB_TOPIC, chs_status::description::NON_PROTECTED_PUBSUB_TOPIC];
+        self.topic_key.as_ref().filter(|_| !shared.contains(&self.pubsub_topic.as_str()))
+    }
+
     /// Whether this node is the community's control node (holds its private key).
     #[must_use]
     pub fn is_control_node(&self) -> bool {
