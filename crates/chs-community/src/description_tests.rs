@@ -141,17 +141,17 @@ fn shard_info_moves_the_pubsub_topic_with_strictly_newer_clocks() {
 }
 
 #[test]
-fn topic_key_private_or_public_is_stored_and_shown_without_the_secret() {
+fn topic_key_signing_or_public_is_stored_and_shown_without_the_secret() {
     let (_dir, mut store, communities, _key, id) = member();
     let secret = generate_key().unwrap();
     let private = TopicKey::parse(&hex::encode(secret.to_bytes())).unwrap();
     communities.set_topic_key(&mut store, &id, Some(&private)).unwrap();
     let info = communities.info(&store, &id).unwrap();
     let public_hex = format!("0x{}", hex::encode(secret.public_key().to_compressed()));
-    assert_eq!((info.topic_key.as_deref(), info.topic_key_private), (Some(public_hex.as_str()), true));
+    assert_eq!((info.topic_key.as_deref(), info.topic_key_signs), (Some(public_hex.as_str()), true));
     assert!(communities.topic_key(&store, &id).unwrap().unwrap().private_key().is_some());
     let public = TopicKey::parse(&public_hex).unwrap();
     communities.set_topic_key(&mut store, &id, Some(&public)).unwrap();
-    assert!(!communities.info(&store, &id).unwrap().topic_key_private);
+    assert!(!communities.info(&store, &id).unwrap().topic_key_signs);
     assert!(TopicKey::parse("0x1234").is_err());
 }

@@ -122,7 +122,7 @@ pub struct CommunityInfo {
     /// The protected-topic public key (`0x` + compressed hex), if one is set.
     pub topic_key: Option<String>,
     /// Whether this node can sign `meta` on the protected topic (holds the private topic key).
-    pub topic_key_private: bool,
+    pub topic_key_signs: bool,
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
@@ -302,7 +302,7 @@ impl Communities {
             description: self.description(store, id)?,
             shard_info: self.shard_info(store, id)?,
             topic_key: topic_key.as_ref().map(|k| format!("0x{}", hex::encode(k.public_key().to_compressed()))),
-            topic_key_private: topic_key.as_ref().is_some_and(|k| k.private_key().is_some()),
+            topic_key_signs: topic_key.as_ref().is_some_and(|k| k.private_key().is_some()),
         })
     }
 

@@ -310,7 +310,7 @@ fn print_description(info: &CommunityInfo) {
         None => println!("protected topic key: none"),
         Some(k) => println!(
             "protected topic key: {k} ({})",
-            if info.topic_key_private { "private: signs meta and validates" } else { "public: validates" }
+            if info.topic_key_signs { "private: signs meta and validates" } else { "public: validates" }
         ),
     }
 }
