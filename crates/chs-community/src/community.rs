@@ -25,10 +25,22 @@ pub struct Community {
     pub chats: Vec<String>,
     /// When this node stored the community, Unix ms.
     pub created_at_ms: i64,
+    /// The key of its protected pubsub topic, if set (`Debug` shows only the public key).
+    pub topic_key: Option<crate::TopicKey>,
     key: Option<SecretKey>,
 }
 
 impl Community {
+    /// The topic key, if the community is on a shard of its own: status-go stores the key per
+    /// pubsub topic (`StorePubsubTopicKey`) and only a community's own shard is protected; the
+    /// default community shard (`/waku/2/rs/16/32`, shared by every community) and the
+    /// unprotected shard 64 never are.
+    #[must_use]
+    pub fn protected_topic_key(&self) -> Option<&crate::TopicKey> {
+        let shared = [chs_status::DEFAULT_PUBSUB_TOPIC, chs_status::description::NON_PROTECTED_PUBSUB_TOPIC];
+        self.topic_key.as_ref().filter(|_| !shared.contains(&self.pubsub_topic.as_str()))
+    }
+
     /// Whether this node is the community's control node (holds its private key).
     #[must_use]
     pub fn is_control_node(&self) -> bool {
@@ -164,7 +176,8 @@ pub(crate) fn load(conn: &Connection, id: &CommunityId) -> Result<Option<Communi
     let mut stmt =
         conn.prepare_cached("SELECT chat_id FROM chs_community_chats WHERE community_id = ?1 ORDER BY chat_id")?;
     let chats = stmt.query_map([id.to_string()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(Community { id: *id, name, pubsub_topic, joined, chats, created_at_ms, key }))
+    let topic_key = crate::description::topic_key(conn, id)?;
+    Ok(Some(Community { id: *id, name, pubsub_topic, joined, chats, created_at_ms, topic_key, key }))
 }
 
 pub(crate) fn list_ids(conn: &Connection) -> Result<Vec<CommunityId>, CommunityError> {

@@ -27,6 +27,7 @@
 
 mod bookkeeping;
 mod community;
+mod description;
 mod error;
 mod import;
 mod keys;
@@ -51,6 +52,7 @@ pub use chs_status::{
 /// The secp256k1 private key type (community keys, identity keys).
 pub use chs_waku_payload::SecretKey;
 pub use community::Community;
+pub use description::{DescriptionOutcome, ShardOutcome, StoredDescription, StoredShard, TopicKey};
 pub use error::{CommunityError, FetchedArchiveError};
 pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportReport};
 pub use keys::{generate_installation_id, generate_key, parse_private_key};
@@ -117,6 +119,14 @@ pub struct CommunityInfo {
     pub archive_info: ArchiveInfo,
     /// Archive ids recorded, oldest window first.
     pub archives: Vec<ArchiveRecord>,
+    /// What the community's signed description said (none received yet: `None`).
+    pub description: Option<StoredDescription>,
+    /// The community's public shard info, if one was received.
+    pub shard_info: Option<StoredShard>,
+    /// The protected-topic public key (`0x` + compressed hex), if one is set.
+    pub topic_key: Option<String>,
+    /// Whether this node can sign `meta` on the protected topic (holds the private topic key).
+    pub topic_key_signs: bool,
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
@@ -131,6 +141,8 @@ pub struct Communities {
     clock: NowFn,
     /// The link kinds this node's backends fetch (torrent only unless set).
     usable_links: Mutex<UsableLinks>,
+    /// Descriptions and shard infos applied, and refused per reason.
+    description_counters: Mutex<RejectCounters>,
 }
 
 /// A source of Unix milliseconds.
@@ -143,6 +155,7 @@ impl Default for Communities {
             counters: Mutex::default(),
             clock: std::sync::Arc::new(community::system_now_ms),
             usable_links: Mutex::new(UsableLinks::default()),
+            description_counters: Mutex::default(),
         }
     }
 }
@@ -277,6 +290,7 @@ impl Communities {
     /// [`CommunityError::UnknownCommunity`], SQLite errors.
     pub fn info(&self, store: &Store, id: &CommunityId) -> Result<CommunityInfo, CommunityError> {
         let community = self.get(store, id)?;
+        let topic_key = self.topic_key(store, id)?;
         Ok(CommunityInfo {
             id: community.id,
             name: community.name.clone(),
@@ -290,6 +304,10 @@ impl Communities {
             channels: community.chats.iter().map(|chat| ChatInfo::new(chat)).collect(),
             archive_info: self.archive_info(store, id)?,
             archives: self.archive_records(store, id)?,
+            description: self.description(store, id)?,
+            shard_info: self.shard_info(store, id)?,
+            topic_key: topic_key.as_ref().map(|k| format!("0x{}", hex::encode(k.public_key().to_compressed()))),
+            topic_key_signs: topic_key.as_ref().is_some_and(|k| k.private_key().is_some()),
         })
     }
 
@@ -603,6 +621,143 @@ impl Communities {
     #[must_use]
     pub fn rejection_counts(&self) -> RejectCounters {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    // ----- the community as Status clients see it (issue 19) -----
+
+    /// Receives a `WakuMessage` from `id`'s description chat: verifies it (signed by the
+    /// community key, status-go's validation; `chs_status::description`) and applies it with
+    /// status-go's clock rule (older refused, equal re-applied). The channel chats become the
+    /// description's; field 9 raises the magnetlink clock. Every outcome is logged and counted.
+    ///
+    /// # Errors
+    /// Database errors only; a bad or stale description is [`DescriptionOutcome::Rejected`].
+    pub fn receive_description(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        message: &WakuMessage,
+    ) -> Result<DescriptionOutcome, CommunityError> {
+        self.get(store, id)?;
+        let ring = chs_status::description::description_ring(id, &self.chat_keys);
+        let outcome = match chs_status::description::parse_description(message, id, &ring) {
+            Ok(parsed) => description::apply(store.connection_mut(), &parsed, self.now_ms())?,
+            Err(reason) => DescriptionOutcome::Rejected(reason),
+        };
+        let mut counters = self.description_counters.lock().unwrap_or_else(PoisonError::into_inner);
+        match &outcome {
+            DescriptionOutcome::Applied { clock, added, removed } => {
+                counters.record_accepted();
+                tracing::info!(community_id = %id, clock, ?added, ?removed, "community description applied");
+            }
+            DescriptionOutcome::Rejected(reason) => {
+                counters.record_rejected(reason);
+                tracing::warn!(community_id = %id, %reason, kind = reason.kind().as_str(), "community description refused");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Applies an already verified description (see [`Communities::receive_description`]).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn apply_description(
+        &self,
+        store: &mut Store,
+        parsed: &chs_status::Description,
+    ) -> Result<DescriptionOutcome, CommunityError> {
+        self.get(store, &parsed.community_id)?;
+        description::apply(store.connection_mut(), parsed, self.now_ms())
+    }
+
+    /// Receives a `WakuMessage` from `id`'s `-shard-info` chat (on `/waku/2/rs/16/64`): verifies
+    /// the community key's signature over `PublicShardInfo` and applies it if its clock is
+    /// strictly newer, moving the community's pubsub topic. Logged and counted.
+    ///
+    /// # Errors
+    /// Database errors only; a bad or stale one is [`ShardOutcome::Rejected`].
+    pub fn receive_shard_info(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        message: &WakuMessage,
+    ) -> Result<ShardOutcome, CommunityError> {
+        self.get(store, id)?;
+        let ring = chs_status::description::shard_info_ring(id, &self.chat_keys);
+        let outcome = match chs_status::description::parse_shard_info(message, id, &ring) {
+            Ok(info) => description::apply_shard(store.connection_mut(), &info, self.now_ms())?,
+            Err(reason) => ShardOutcome::Rejected(reason),
+        };
+        let mut counters = self.description_counters.lock().unwrap_or_else(PoisonError::into_inner);
+        match &outcome {
+            ShardOutcome::Moved { from, to } => {
+                counters.record_accepted();
+                tracing::info!(community_id = %id, %from, %to, "community moved to another shard");
+            }
+            ShardOutcome::Unchanged => counters.record_accepted(),
+            ShardOutcome::Rejected(reason) => {
+                counters.record_rejected(reason);
+                tracing::warn!(community_id = %id, %reason, kind = reason.kind().as_str(), "community shard info refused");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Applies an already verified shard info (see [`Communities::receive_shard_info`]).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn apply_shard_info(
+        &self,
+        store: &mut Store,
+        info: &chs_status::ShardInfo,
+    ) -> Result<ShardOutcome, CommunityError> {
+        self.get(store, &info.community_id)?;
+        description::apply_shard(store.connection_mut(), info, self.now_ms())
+    }
+
+    /// The stored description, if one was applied.
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn description(&self, store: &Store, id: &CommunityId) -> Result<Option<StoredDescription>, CommunityError> {
+        description::load(store.connection(), id)
+    }
+
+    /// The stored public shard info, if one was applied.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn shard_info(&self, store: &Store, id: &CommunityId) -> Result<Option<StoredShard>, CommunityError> {
+        description::load_shard(store.connection(), id)
+    }
+
+    /// Sets (or clears) the protected-topic key of `id`'s pubsub topic.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn set_topic_key(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        key: Option<&TopicKey>,
+    ) -> Result<(), CommunityError> {
+        description::set_topic_key(store.connection(), id, key)
+    }
+
+    /// The protected-topic key of `id`, if set.
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn topic_key(&self, store: &Store, id: &CommunityId) -> Result<Option<TopicKey>, CommunityError> {
+        description::topic_key(store.connection(), id)
+    }
+
+    /// Descriptions and shard infos applied, and refused per reason, since this manager was opened.
+    #[must_use]
+    pub fn description_counts(&self) -> RejectCounters {
+        self.description_counters.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     // ----- bookkeeping -----
@@ -975,6 +1130,8 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+#[cfg(test)]
+mod description_tests;
 #[cfg(test)]
 mod tests;
 

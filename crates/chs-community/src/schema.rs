@@ -93,4 +93,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         bytes INTEGER NOT NULL DEFAULT 0,
         recorded_at_ms INTEGER NOT NULL
     );",
+    // Version 5 (issue 19): what the community's signed description says, its public shard info,
+    // and the protected-topic key (32-byte private key: signs `meta`; 33-byte compressed public
+    // key: validates only).
+    "CREATE TABLE chs_community_description (
+        community_id TEXT PRIMARY KEY NOT NULL,
+        clock INTEGER NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        about TEXT NOT NULL DEFAULT '',
+        encrypted INTEGER NOT NULL DEFAULT 0,
+        channels_hidden INTEGER NOT NULL DEFAULT 0,
+        access INTEGER NOT NULL DEFAULT 0,
+        token_permissions INTEGER NOT NULL DEFAULT 0,
+        archive_link_clock INTEGER NOT NULL DEFAULT 0,   -- field 9, ms
+        channels TEXT NOT NULL DEFAULT '[]',             -- JSON [{uuid, chat_id, name, token_gated}]
+        received_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE chs_community_shard (
+        community_id TEXT PRIMARY KEY NOT NULL,
+        clock INTEGER NOT NULL,
+        cluster INTEGER,                                 -- NULL = the default shard
+        shard_index INTEGER,
+        received_at_ms INTEGER NOT NULL
+    );
+    ALTER TABLE chs_communities ADD COLUMN topic_key BLOB
+        CHECK (topic_key IS NULL OR length(topic_key) IN (32, 33));",
 ];

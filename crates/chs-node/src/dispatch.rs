@@ -201,6 +201,7 @@ async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> R
     let links = entry.links.clone();
     let channels: Vec<_> = services.config.archive.link_channels.iter().map(|c| c.channel()).collect();
     let fixed = entry.clock;
+    let pubsub_topic = entry.pubsub_topic.clone();
     let (messages, clock) = services
         .db(move |c, s| {
             let clock = match fixed {
@@ -211,10 +212,18 @@ async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> R
                     clock
                 }
             };
+            // On a protected topic, `meta` is signed with the topic key as status-go's `Send` does
+            // (wakuv2/message_publishing.go: relay.SignMessage), or relay peers drop the link.
+            let community = c.get(s, &id)?;
+            let signer = community.protected_topic_key().and_then(chs_community::TopicKey::private_key);
             let mut messages = Vec::new();
             for link in &links {
                 for channel in &channels {
-                    messages.push((link.clone(), c.build_magnetlink_now_on(s, &id, link, clock, *channel)?));
+                    let mut message = c.build_magnetlink_now_on(s, &id, link, clock, *channel)?;
+                    if let Some(key) = signer {
+                        chs_status::protected::sign_protected(&mut message, &pubsub_topic, key);
+                    }
+                    messages.push((link.clone(), message));
                 }
             }
             Ok((messages, clock))

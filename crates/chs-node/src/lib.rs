@@ -27,6 +27,7 @@ pub mod config;
 mod dispatch;
 mod error;
 mod fault;
+mod follow;
 pub mod fuzz;
 mod member;
 mod node;

@@ -21,7 +21,7 @@ use crate::member::ProgressView;
 use crate::services::Services;
 use crate::signal::{Signal, SignalBus};
 use crate::status::{CommunityStatus, DownloadView, SeedView, SwarmView, community_statuses};
-use crate::{capture, member, owner, waku_store};
+use crate::{capture, follow, member, owner, waku_store};
 
 /// A running node. Dropping it without [`Node::shutdown`] stops its tasks abruptly (as a crash
 /// would; nothing stored is lost).
@@ -48,7 +48,7 @@ pub struct NodeHandle {
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 /// What [`NodeHandle`] asks the supervisor.
-enum Command {
+pub(crate) enum Command {
     /// Run an archive cycle of a controlled community now.
     Trigger(CommunityId, Reply<()>),
     /// Start the tasks of a community joined (or made) since the start.
@@ -59,6 +59,9 @@ enum Command {
     Reannounce(CommunityId, Reply<String>),
     /// The member downloads in progress.
     Downloads(oneshot::Sender<HashMap<CommunityId, DownloadView>>),
+    /// The community's description changed its channels or its shard info moved it (from its
+    /// follow task): stop its tasks and start them again from the stored community.
+    Restart(CommunityId),
 }
 
 /// The running tasks of one community.
@@ -75,6 +78,8 @@ struct Supervisor {
     services: Arc<Services>,
     dispatcher: Dispatcher,
     running: HashMap<CommunityId, Running>,
+    /// Our own command queue, handed to the follow tasks (they ask for [`Command::Restart`]).
+    commands: mpsc::Sender<Command>,
 }
 
 impl Node {
@@ -164,6 +169,9 @@ impl Node {
         pubsub_topics.dedup();
         if pubsub_topics.is_empty() {
             pubsub_topics.push(chs_waku::DEFAULT_PUBSUB_TOPIC.to_owned());
+        } else {
+            // Public shard infos travel there (status-go subscribes to it too, messenger.go:1788).
+            pubsub_topics.push(chs_status::description::NON_PROTECTED_PUBSUB_TOPIC.to_owned());
         }
         let waku_config = chs_waku::Config {
             data_dir: Some(config.data_dir.join("waku")),
@@ -207,11 +215,16 @@ impl Node {
         let (dispatcher, dispatch_rx) = dispatch::channel();
         let events = services.waku.events().map_err(|_| NodeError::WakuStopped)?;
         services.tasks.spawn(dispatch::run(Arc::clone(&services), dispatch_rx, events));
-        let mut supervisor = Supervisor { services: Arc::clone(&services), dispatcher, running: HashMap::new() };
+        let (commands, commands_rx) = mpsc::channel(16);
+        let mut supervisor = Supervisor {
+            services: Arc::clone(&services),
+            dispatcher,
+            running: HashMap::new(),
+            commands: commands.clone(),
+        };
         for community in list {
             supervisor.start_community(community)?;
         }
-        let (commands, commands_rx) = mpsc::channel(16);
         services.tasks.spawn(supervisor.run(commands_rx));
         Ok(Node {
             handle: NodeHandle { services, commands, store_server: store_server.as_ref().map(Arc::downgrade) },
@@ -281,6 +294,11 @@ impl Supervisor {
                         .collect();
                     let _ = reply.send(downloads);
                 }
+                Command::Restart(id) => {
+                    if let Err(e) = self.restart(id).await {
+                        tracing::error!(community_id = %id, error = %e.chain(), "restarting the community's tasks failed");
+                    }
+                }
             }
         }
     }
@@ -295,6 +313,9 @@ impl Supervisor {
         let services = &self.services;
         let cancel = services.cancel.child_token();
         let mut running = Running { cancel: cancel.clone(), trigger: None, download: None };
+        follow::protect(services, &community);
+        let receivers = follow::receivers(services, &community)?;
+        services.tasks.spawn(follow::run(Arc::clone(services), id, receivers, self.commands.clone(), cancel.clone()));
         if community.is_control_node() {
             let receiver = capture::receiver(services, &community)?;
             services.tasks.spawn(capture::run(Arc::clone(services), community.clone(), receiver, cancel.clone()));
@@ -331,11 +352,29 @@ impl Supervisor {
                 Ok(c.get(s, &id)?)
             })
             .await?;
+        self.subscribe(&community.pubsub_topic).await?;
+        self.subscribe(chs_status::description::NON_PROTECTED_PUBSUB_TOPIC).await?;
+        self.start_community(community)
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<(), NodeError> {
         self.services
             .waku
-            .subscribe(&community.pubsub_topic)
+            .subscribe(topic)
             .await
-            .map_err(|e| NodeError::Subscribe { topic: community.pubsub_topic.clone(), source: e })?;
+            .map(drop)
+            .map_err(|e| NodeError::Subscribe { topic: topic.to_owned(), source: e })
+    }
+
+    /// Stops the community's tasks and starts them again from the stored community (new channels,
+    /// new pubsub topic). The stopped tasks end at their next safe point; a download resumes from
+    /// its saved link, a build is retried by the new owner task.
+    async fn restart(&mut self, id: CommunityId) -> Result<(), NodeError> {
+        let Some(running) = self.running.remove(&id) else { return Ok(()) };
+        running.cancel.cancel();
+        let community = self.services.db(move |c, s| Ok(c.get(s, &id)?)).await?;
+        self.subscribe(&community.pubsub_topic).await?;
+        tracing::info!(community_id = %id, pubsub_topic = %community.pubsub_topic, channels = community.chats.len(), "community tasks restarted");
         self.start_community(community)
     }
 

@@ -233,6 +233,34 @@ pub enum Signal {
         /// Time taken, ms.
         elapsed_ms: u64,
     },
+    /// The community's signed description was applied (issue 19): its channel chats changed as
+    /// listed (both empty if they did not).
+    CommunityDescriptionApplied {
+        /// Community.
+        community_id: CommunityId,
+        /// The description clock.
+        clock: u64,
+        /// Channel chat ids added.
+        added: Vec<String>,
+        /// Channel chat ids removed.
+        removed: Vec<String>,
+    },
+    /// A description or shard info of the community was refused (forged, invalid, stale).
+    CommunityDescriptionRejected {
+        /// Community.
+        community_id: CommunityId,
+        /// Why.
+        reason: String,
+    },
+    /// The community's public shard info moved it to another pubsub topic.
+    CommunityShardMoved {
+        /// Community.
+        community_id: CommunityId,
+        /// The previous pubsub topic.
+        from: String,
+        /// The new one.
+        to: String,
+    },
     /// Fault injection: the node reached [`NodeConfig::pause_at`](crate::NodeConfig::pause_at)
     /// and stops there (crash tests kill it now).
     FaultPaused {
@@ -265,7 +293,10 @@ impl Signal {
             | Signal::DownloadingHistoryArchivesFinished { community_id, .. }
             | Signal::HistoryArchiveDownloadFailed { community_id, .. }
             | Signal::MessagesCaptured { community_id, .. }
-            | Signal::StoreCatchUp { community_id, .. } => Some(community_id),
+            | Signal::StoreCatchUp { community_id, .. }
+            | Signal::CommunityDescriptionApplied { community_id, .. }
+            | Signal::CommunityDescriptionRejected { community_id, .. }
+            | Signal::CommunityShardMoved { community_id, .. } => Some(community_id),
         }
     }
 }

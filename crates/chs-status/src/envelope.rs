@@ -113,12 +113,32 @@ pub fn build_from_amm(
     let id = message_id(author, &amm_bytes);
     let protocol_message =
         wrap_public_message(params.installation_id, params.bundle.clone(), amm_bytes).encode_to_vec();
-    if protocol_message.len() > SEGMENTATION_THRESHOLD {
-        return Err(BuildError::TooLarge { len: protocol_message.len() });
+    seal(protocol_message, id, params)
+}
+
+/// Like [`build_from_amm`] without the `ProtocolMessage`: status-go's `SkipEncryptionLayer`
+/// (community descriptions, shard info), where the AMM bytes are the 26/WAKU2 payload data.
+///
+/// # Errors
+/// [`BuildError`] if the payload cannot be encoded.
+pub fn build_bare_amm(
+    amm: &ApplicationMetadataMessage,
+    author: &PublicKey,
+    params: &EnvelopeParams<'_>,
+) -> Result<BuiltMessage, BuildError> {
+    let amm_bytes = amm.encode_to_vec();
+    let id = message_id(author, &amm_bytes);
+    seal(amm_bytes, id, params)
+}
+
+/// Signs and encrypts `data` as the 26/WAKU2 payload of a `WakuMessage` on the chat of `params`.
+fn seal(data: Vec<u8>, id: [u8; 32], params: &EnvelopeParams<'_>) -> Result<BuiltMessage, BuildError> {
+    if data.len() > SEGMENTATION_THRESHOLD {
+        return Err(BuildError::TooLarge { len: data.len() });
     }
     let options =
         EncodeOptions { signing_key: Some(params.transport_key), padding: params.padding.clone(), nonce: params.nonce };
-    let payload = encode_symmetric(&protocol_message, &params.chat_key.key, &options).map_err(BuildError::Encode)?;
+    let payload = encode_symmetric(&data, &params.chat_key.key, &options).map_err(BuildError::Encode)?;
     let waku_message = waku_message(payload, &params.chat_key.topic, params.timestamp_ns);
     Ok(BuiltMessage {
         content_topic: waku_message.content_topic.clone(),

@@ -23,6 +23,7 @@
 pub mod amm;
 pub mod archive;
 pub mod bundle;
+pub mod description;
 pub mod envelope;
 pub mod fuzz;
 pub mod history;
@@ -37,6 +38,7 @@ mod reject;
 pub mod segment;
 mod serde_hex;
 
+pub use description::{Channel, Description, Shard, ShardInfo};
 pub use ids::{CommunityId, DEFAULT_PUBSUB_TOPIC, MagnetlinkChannel, Topic};
 pub use keys::{ChatKey, ChatKeyCache, ChatKeyRing};
 pub use link::{Generation, LinkKind, UsableLinks, classify_link};

@@ -159,6 +159,13 @@ pub enum RejectReason {
         /// The link.
         link: String,
     },
+    /// A community description or shard info that status-go's validation refuses
+    /// (`ValidateCommunityDescription`, an unverifiable chain owner, a bad shard).
+    #[error("invalid community description: {detail}")]
+    InvalidDescription {
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// The variant of a [`RejectReason`] without its details: a counter key.
@@ -191,6 +198,7 @@ pub enum RejectKind {
     EmptyLink,
     MalformedLink,
     UnusableLink,
+    InvalidDescription,
 }
 
 impl RejectKind {
@@ -223,6 +231,7 @@ impl RejectKind {
             Self::EmptyLink => "empty_link",
             Self::MalformedLink => "malformed_link",
             Self::UnusableLink => "unusable_link",
+            Self::InvalidDescription => "invalid_description",
         }
     }
 }
@@ -257,6 +266,7 @@ impl RejectReason {
             Self::EmptyLink => RejectKind::EmptyLink,
             Self::MalformedLink { .. } => RejectKind::MalformedLink,
             Self::UnusableLink { .. } => RejectKind::UnusableLink,
+            Self::InvalidDescription { .. } => RejectKind::InvalidDescription,
         }
     }
 }

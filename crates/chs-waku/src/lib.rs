@@ -56,7 +56,7 @@ pub use node::{MAX_TRANSMIT_SIZE, RELAY_PROTOCOL, TopicPeers, WakuHandle, WakuNo
 pub use peer_exchange::PEER_EXCHANGE_PROTOCOL;
 pub use peers::{PeerInfo, PeerSource};
 pub use topic::{DEFAULT_COMMUNITY_SHARD, DEFAULT_PUBSUB_TOPIC, RelayShard, STATUS_CLUSTER_ID};
-pub use validation::{Rejection, Stats, ValidationConfig, Verdict};
+pub use validation::{Rejection, Stats, TopicValidator, ValidationConfig, Verdict};
 
 #[cfg(test)]
 mod tests;

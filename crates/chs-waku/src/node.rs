@@ -29,7 +29,10 @@ use crate::metadata::{METADATA_PROTOCOL, MetadataCodec, PeerMetadata, PeerReject
 use crate::peer_exchange::{MAX_PEERS_PER_EXCHANGE, PEER_EXCHANGE_PROTOCOL, PeerExchangeCodec};
 use crate::peers::{PeerInfo, PeerLimits, PeerManager, PeerSource};
 use crate::topic::RelayShard;
-use crate::validation::{Counters, Rejection, Stats, ValidationConfig, Verdict, validate_bytes, validate_message};
+use crate::validation::{
+    Counters, Rejection, Stats, TopicValidator, TopicValidators, ValidationConfig, Verdict, check_topic,
+    validate_bytes, validate_message,
+};
 
 /// The gossipsub protocol id of 11/WAKU2-RELAY.
 pub const RELAY_PROTOCOL: &str = "/vac/waku/relay/2.0.0";
@@ -102,6 +105,8 @@ pub struct WakuHandle {
     local_peer_id: PeerId,
     /// discv5's bound UDP address, once it runs.
     discv5_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// Validators per pubsub topic (shared with the event loop).
+    topic_validators: TopicValidators,
     streams: crate::store::Streams,
 }
 
@@ -128,6 +133,22 @@ impl WakuHandle {
         let (reply, response) = oneshot::channel();
         self.commands.send(make(reply)).await.map_err(|_| NodeStopped)?;
         response.await.map_err(|_| NodeStopped)
+    }
+
+    /// Registers (`Some`) or removes (`None`) the validator of `pubsub_topic`: relayed messages
+    /// on that topic that it refuses are rejected (gossipsub `Reject`, not delivered, counted as
+    /// `topic_validator`), as go-waku's `RegisterTopicValidator` does. Takes effect for the next
+    /// message; publishing is not checked (sign before [`WakuHandle::publish`]).
+    pub fn set_topic_validator(&self, pubsub_topic: &str, validator: Option<TopicValidator>) {
+        let mut guard = self.topic_validators.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match validator {
+            Some(validator) => {
+                guard.insert(pubsub_topic.to_owned(), validator);
+            }
+            None => {
+                guard.remove(pubsub_topic);
+            }
+        }
     }
 
     /// Our peer id.
@@ -396,6 +417,7 @@ impl WakuNode {
         let (event_sender, _) = broadcast::channel(capacity);
         let (shutdown_sender, shutdown) = oneshot::channel();
         let counters = Arc::new(Counters::default());
+        let topic_validators = TopicValidators::default();
         let handle = WakuHandle {
             commands: command_sender,
             subscriptions: Arc::clone(&subscriptions),
@@ -404,6 +426,7 @@ impl WakuNode {
             counters: Arc::clone(&counters),
             local_peer_id: PeerId(local_peer_id),
             discv5_addr: Arc::default(),
+            topic_validators: topic_validators.clone(),
             streams: crate::store::Streams(swarm.behaviour().streams.new_control()),
         };
         let event_loop = EventLoop {
@@ -412,6 +435,7 @@ impl WakuNode {
             subscriptions,
             events: event_sender,
             counters,
+            topic_validators,
             validation: config.validation.clone(),
             cluster_id: config.cluster_id,
             configured_shards: config.shards.clone(),
@@ -647,6 +671,7 @@ struct EventLoop {
     subscriptions: Subscriptions,
     events: broadcast::Sender<NodeEvent>,
     counters: Arc<Counters>,
+    topic_validators: TopicValidators,
     validation: ValidationConfig,
     cluster_id: u32,
     configured_shards: Vec<u32>,
@@ -1074,7 +1099,11 @@ impl EventLoop {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
                 Counters::bump(&self.counters.received);
                 let pubsub_topic = message.topic.into_string();
-                let (acceptance, delivered) = match validate_bytes(&message.data, timestamp_now(), &self.validation) {
+                let now = timestamp_now();
+                let checked = validate_bytes(&message.data, now, &self.validation).and_then(|waku_message| {
+                    check_topic(&self.topic_validators, &waku_message, &pubsub_topic, now).map(|()| waku_message)
+                });
+                let (acceptance, delivered) = match checked {
                     Ok(waku_message) => {
                         Counters::bump(&self.counters.accepted);
                         let id = <[u8; 32]>::try_from(message_id.0.as_slice())

@@ -92,6 +92,47 @@ pub enum Rejection {
         /// How far behind our clock it is.
         age: Duration,
     },
+    /// The validator registered for the pubsub topic refused it (e.g. a protected topic's `meta`
+    /// signature: go-waku's validator returns false, which gossipsub treats as a reject).
+    #[error("refused by the validator of pubsub topic {pubsub_topic}")]
+    TopicValidator {
+        /// The pubsub topic.
+        pubsub_topic: String,
+    },
+}
+
+/// A validator for one pubsub topic (go-waku `RegisterTopicValidator`): given the decoded
+/// message, its pubsub topic and the current Unix time in nanoseconds, true to accept. It runs on
+/// the node's event loop: it must be quick and must not block.
+pub type TopicValidator = std::sync::Arc<dyn Fn(&WakuMessage, &str, i64) -> bool + Send + Sync>;
+
+/// The validators per pubsub topic, shared by the handles and the event loop.
+#[derive(Clone, Default)]
+pub(crate) struct TopicValidators(
+    pub(crate) std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, TopicValidator>>>,
+);
+
+impl std::fmt::Debug for TopicValidators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let guard = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.debug_set().entries(guard.keys()).finish()
+    }
+}
+
+/// Runs the validator of `pubsub_topic`, if one is registered.
+pub(crate) fn check_topic(
+    validators: &TopicValidators,
+    message: &WakuMessage,
+    pubsub_topic: &str,
+    now_ns: i64,
+) -> Result<(), Rejection> {
+    let guard = validators.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match guard.get(pubsub_topic) {
+        Some(validator) if !validator(message, pubsub_topic, now_ns) => {
+            Err(Rejection::TopicValidator { pubsub_topic: pubsub_topic.to_owned() })
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Rejection {
@@ -116,6 +157,7 @@ impl Rejection {
             Rejection::NegativeTimestamp { .. } => "negative_timestamp",
             Rejection::TimestampInFuture { .. } => "timestamp_in_future",
             Rejection::TimestampTooOld { .. } => "timestamp_too_old",
+            Rejection::TopicValidator { .. } => "topic_validator",
         }
     }
 }
@@ -191,6 +233,7 @@ pub(crate) struct Counters {
     pub(crate) negative_timestamp: AtomicU64,
     pub(crate) timestamp_in_future: AtomicU64,
     pub(crate) timestamp_too_old: AtomicU64,
+    pub(crate) topic_validator: AtomicU64,
     pub(crate) lagged_receivers: AtomicU64,
     pub(crate) peers_rejected: AtomicU64,
     pub(crate) metadata_unsupported: AtomicU64,
@@ -216,6 +259,7 @@ impl Counters {
             Rejection::NegativeTimestamp { .. } => &self.negative_timestamp,
             Rejection::TimestampInFuture { .. } => &self.timestamp_in_future,
             Rejection::TimestampTooOld { .. } => &self.timestamp_too_old,
+            Rejection::TopicValidator { .. } => &self.topic_validator,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -237,6 +281,7 @@ impl Counters {
             negative_timestamp: get(&self.negative_timestamp),
             timestamp_in_future: get(&self.timestamp_in_future),
             timestamp_too_old: get(&self.timestamp_too_old),
+            topic_validator: get(&self.topic_validator),
             lagged_receivers: get(&self.lagged_receivers),
             peers_rejected: get(&self.peers_rejected),
             metadata_unsupported: get(&self.metadata_unsupported),
@@ -276,6 +321,8 @@ pub struct Stats {
     pub timestamp_in_future: u64,
     /// Ignored: timestamp too old.
     pub timestamp_too_old: u64,
+    /// Rejected by the pubsub topic's validator (a protected topic's `meta`).
+    pub topic_validator: u64,
     /// Messages that a slow [`crate::MessageReceiver`] missed.
     pub lagged_receivers: u64,
     /// Peers disconnected because their 66/WAKU2-METADATA showed another cluster or no common shard.
@@ -314,5 +361,6 @@ impl Stats {
             + self.negative_timestamp
             + self.timestamp_in_future
             + self.timestamp_too_old
+            + self.topic_validator
     }
 }

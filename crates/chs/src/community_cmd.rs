@@ -101,6 +101,31 @@ pub(crate) enum CommunityCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sets the key of the community's protected pubsub topic (its own shard): with the private
+    /// key this node signs `meta` of what it publishes there; with either key it accepts only
+    /// messages whose `meta` validates (go-waku's signed-topic validator).
+    #[command(long_about = "Sets the protected-topic key of a community (status-go gives it to members \
+        in the request-to-join response; it is not in the public description). 64 hex digits = the \
+        private key (sign and validate), 66 or 130 hex digits = the public key (validate only). Read \
+        from --topic-key-file PATH (`-`: stdin), else CHS_TOPIC_KEY, else stdin; never from the \
+        command line. --clear removes it. A running node applies it at its next restart.")]
+    TopicKey {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        #[arg(long, value_name = "ID")]
+        community: String,
+        /// File holding the key, or `-` for stdin. Default: $CHS_TOPIC_KEY, else stdin.
+        #[arg(long, value_name = "PATH", conflicts_with = "clear")]
+        topic_key_file: Option<PathBuf>,
+        /// Remove the key.
+        #[arg(long)]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the stored communities.
     List {
         /// SQLite database.
@@ -181,6 +206,24 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        CommunityCommand::TopicKey { db, community, topic_key_file, clear, json } => {
+            let id = util::parse_community_id(&community)?;
+            let key = if clear {
+                None
+            } else {
+                let source =
+                    util::KeySource { file: topic_key_file.as_deref(), flag: "--topic-key-file", env: "CHS_TOPIC_KEY" };
+                let text = match source.read()? {
+                    Some(key) => key,
+                    None => util::arg_or_stdin("-", "the topic key")?,
+                };
+                Some(chs_community::TopicKey::parse(&text)?)
+            };
+            let mut store = util::open_existing_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            communities.set_topic_key(&mut store, &id, key.as_ref())?;
+            print_info(&communities.info(&store, &id)?, json)
+        }
         CommunityCommand::List { db, json } => list(&db, json),
     }
 }
@@ -235,6 +278,43 @@ fn list(db: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the node knows from the community's signed description and shard info.
+fn print_description(info: &CommunityInfo) {
+    match &info.description {
+        None => println!("description:  none received yet (channels as configured)"),
+        Some(d) => {
+            println!("description clock: {} (applied at {} ms)", d.clock, d.received_at_ms);
+            if !d.about.is_empty() {
+                println!("about:        {}", d.about);
+            }
+            println!("encrypted:    {}", if d.encrypted { "yes (a BECOME_MEMBER token permission)" } else { "no" });
+            println!("access:       {}  token permissions: {}", d.access, d.token_permissions);
+            println!("archive link clock (field 9): {}", d.archive_link_clock);
+            if d.channels_hidden {
+                println!("channels:     hidden in privateData (encrypted; the known channels are kept)");
+            }
+            for c in &d.channels {
+                println!("  channel {} {:?}{}", c.uuid, c.name, if c.token_gated { " (token-gated)" } else { "" });
+            }
+        }
+    }
+    match &info.shard_info {
+        None => println!("shard:        no shard info received (pubsub topic as configured)"),
+        Some(s) => println!(
+            "shard:        {} (shard info clock {})",
+            s.shard.map_or_else(|| "default".to_owned(), |s| s.pubsub_topic()),
+            s.clock
+        ),
+    }
+    match &info.topic_key {
+        None => println!("protected topic key: none"),
+        Some(k) => println!(
+            "protected topic key: {k} ({})",
+            if info.topic_key_signs { "private: signs meta and validates" } else { "public: validates" }
+        ),
+    }
+}
+
 fn print_info(info: &CommunityInfo, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(info)?);
@@ -255,6 +335,7 @@ fn print_info(info: &CommunityInfo, json: bool) -> anyhow::Result<ExitCode> {
     for c in &info.channels {
         chat("channel:", c);
     }
+    print_description(info);
     let a = &info.archive_info;
     println!("magnetlink clock: {}", a.magnetlink_clock);
     println!("last magnet uri:  {}", if a.last_magnetlink_uri.is_empty() { "-" } else { &a.last_magnetlink_uri });

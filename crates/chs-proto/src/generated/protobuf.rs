@@ -691,16 +691,141 @@ pub struct LogosStorageWakuMessageArchiveIndex {
         LogosStorageWakuMessageArchiveIndexMetadata,
     >,
 }
-/// Subset of status-go's CommunityDescription: the fields the history service reads.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+/// Subset of status-go's CommunityDescription (communities.proto:108-131): the fields the history
+/// service reads (channels, name, permissions, archive clock). Unknown fields are skipped.
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CommunityDescription {
+    /// Version clock: the control node bumps it on every change.
     #[prost(uint64, tag = "1")]
     pub clock: u64,
+    /// Community-wide access rules.
+    #[prost(message, optional, tag = "3")]
+    pub permissions: ::core::option::Option<CommunityPermissions>,
+    /// Community name and description.
+    #[prost(message, optional, tag = "5")]
+    pub identity: ::core::option::Option<ChatIdentity>,
+    /// Key: channel uuid (without the community-id prefix).
+    #[prost(btree_map = "string, message", tag = "6")]
+    pub chats: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        CommunityChat,
+    >,
+    /// Key: category id.
+    #[prost(btree_map = "string, message", tag = "8")]
+    pub categories: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        CommunityCategory,
+    >,
     /// Today's status-go name: `archive_link_clock` (same field).
     #[prost(uint64, tag = "9")]
     pub archive_magnetlink_clock: u64,
+    /// Deprecated in status-go (no longer used); `Community.Encrypted()` reads token permissions.
+    #[prost(bool, tag = "13")]
+    pub encrypted: bool,
+    /// Key: permission id. A BECOME_MEMBER permission makes the community encrypted.
+    #[prost(btree_map = "string, message", tag = "15")]
+    pub token_permissions: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        CommunityTokenPermission,
+    >,
+    /// Community id string (0x + hex of the compressed key), filled in for old communities.
     #[prost(string, tag = "18")]
     pub id: ::prost::alloc::string::String,
+    /// Key: hash-ratchet key id + seq no. Encrypted private parts (token-gated communities).
+    #[prost(btree_map = "string, bytes", tag = "100")]
+    pub private_data: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::vec::Vec<u8>,
+    >,
+}
+/// Subset of status-go's CommunityPermissions (communities.proto:63-75).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CommunityPermissions {
+    #[prost(bool, tag = "1")]
+    pub ens_only: bool,
+    #[prost(bool, tag = "2")]
+    pub private: bool,
+    /// UNKNOWN_ACCESS = 0, AUTO_ACCEPT = 1, INVITATION_ONLY = 2 (deprecated), MANUAL_ACCEPT = 3.
+    #[prost(int32, tag = "3")]
+    pub access: i32,
+}
+/// Subset of status-go's CommunityTokenPermission (communities.proto:88-107).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CommunityTokenPermission {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// UNKNOWN = 0, BECOME_ADMIN = 1, BECOME_MEMBER = 2, CAN_VIEW_CHANNEL = 3,
+    /// CAN_VIEW_AND_POST_CHANNEL = 4, BECOME_TOKEN_MASTER = 5, BECOME_TOKEN_OWNER = 6.
+    #[prost(int32, tag = "2")]
+    pub r#type: i32,
+    /// Chat ids (community id + channel uuid) the permission applies to.
+    #[prost(string, repeated, tag = "4")]
+    pub chat_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(bool, tag = "5")]
+    pub is_private: bool,
+}
+/// Subset of status-go's CommunityChat (communities.proto:141-150).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CommunityChat {
+    #[prost(message, optional, tag = "2")]
+    pub permissions: ::core::option::Option<CommunityPermissions>,
+    /// Channel name, emoji, colour.
+    #[prost(message, optional, tag = "3")]
+    pub identity: ::core::option::Option<ChatIdentity>,
+    #[prost(string, tag = "4")]
+    pub category_id: ::prost::alloc::string::String,
+    #[prost(int32, tag = "5")]
+    pub position: i32,
+}
+/// status-go's CommunityCategory (communities.proto:158-162).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CommunityCategory {
+    #[prost(string, tag = "1")]
+    pub category_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(int32, tag = "3")]
+    pub position: i32,
+}
+/// Subset of status-go's ChatIdentity (chat_identity.proto:10-40).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ChatIdentity {
+    #[prost(uint64, tag = "1")]
+    pub clock: u64,
+    #[prost(string, tag = "4")]
+    pub display_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub description: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub color: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub emoji: ::prost::alloc::string::String,
+}
+/// status-go's PublicShardInfo (shard.proto:11-20).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PublicShardInfo {
+    /// The description clock at the time of the change.
+    #[prost(uint64, tag = "1")]
+    pub clock: u64,
+    /// Compressed community key.
+    #[prost(bytes = "vec", tag = "2")]
+    pub community_id: ::prost::alloc::vec::Vec<u8>,
+    #[prost(message, optional, tag = "3")]
+    pub shard: ::core::option::Option<Shard>,
+    /// If > 0, the signer must be verified through the community contract.
+    #[prost(uint64, tag = "4")]
+    pub chain_id: u64,
+}
+/// status-go's CommunityPublicShardInfo (shard.proto:22-27), AMM type 79, sent on
+/// `<id>-shard-info` over /waku/2/rs/16/64.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CommunityPublicShardInfo {
+    /// Keccak-256 signature of `payload` by the community key (65 bytes, R‖S‖V).
+    #[prost(bytes = "vec", tag = "1")]
+    pub signature: ::prost::alloc::vec::Vec<u8>,
+    /// Encoded PublicShardInfo.
+    #[prost(bytes = "vec", tag = "2")]
+    pub payload: ::prost::alloc::vec::Vec<u8>,
 }
 /// Subset of status-go's CommunityRequestToJoinResponse: the fields the history service reads.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

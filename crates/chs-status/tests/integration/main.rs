@@ -1,6 +1,7 @@
 //! Integration tests of chs-status: status-go vectors, properties, capture and history.
 
 mod archive;
+mod description;
 mod links;
 mod properties;
 mod support;

@@ -123,3 +123,41 @@ async fn bad_messages_are_dropped_and_counted() {
     })
     .await;
 }
+
+/// Issue 19 item 2: a validator registered for a pubsub topic (a protected topic's `meta` check,
+/// go-waku `RegisterTopicValidator`) drops what it refuses, counts it, and stops when removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_validator_drops_what_it_refuses_until_removed() {
+    with_timeout(async {
+        let publisher = start(test_config()).await;
+        let subscriber = start(test_config()).await;
+        let validator: chs_waku::TopicValidator =
+            std::sync::Arc::new(|message: &WakuMessage, _topic: &str, _now: i64| {
+                message.meta.as_deref() == Some(b"ok")
+            });
+        subscriber.handle().set_topic_validator(TOPIC, Some(validator));
+        let mut received = subscriber.messages(ContentFilter::all()).expect("running");
+        publisher.dial(&first_addr(&subscriber).await).await.expect("dial");
+        publisher.wait_for_topic_peers(TOPIC, 1).await.expect("running");
+
+        let refused = WakuMessage { meta: Some(b"no".to_vec()), ..good(b"refused") };
+        publisher.publish(TOPIC, refused).await.expect("publish refused");
+        let marker = WakuMessage { meta: Some(b"ok".to_vec()), ..good(b"marker") };
+        let marker_id = publisher.publish(TOPIC, marker).await.expect("publish marker");
+        let first = received.recv().await.expect("message");
+        assert_eq!(first.message_id, marker_id, "the refused message must not be delivered: {:?}", first.message);
+        let stats = subscriber.stats();
+        assert_eq!((stats.topic_validator, stats.accepted), (1, 1));
+
+        // Removed: the same message is accepted.
+        subscriber.handle().set_topic_validator(TOPIC, None);
+        let again_id = publisher
+            .publish(TOPIC, WakuMessage { meta: Some(b"no".to_vec()), ..good(b"again") })
+            .await
+            .expect("publish");
+        assert_eq!(received.recv().await.expect("message").message_id, again_id);
+        publisher.shutdown().await;
+        subscriber.shutdown().await;
+    })
+    .await;
+}

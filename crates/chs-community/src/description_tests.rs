@@ -1,0 +1,157 @@
+//! Following the description and shard info in the store (real SQLite file): clock rules,
+//! channel set, archive clock, forged messages, topic keys.
+
+use chs_status::description::{DescriptionParams, build_description, build_shard_info};
+use chs_status::{ChatKeyCache, RejectKind, Shard};
+
+use super::*;
+
+const COMMUNITY_SK: &str = "c6cbd7d76bc5baca530c875663711b947efa6a86a900a9e8645ce32e5821484e";
+
+fn open() -> (tempfile::TempDir, Store, Communities) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("chs.db")).unwrap();
+    let communities = Communities::open(&mut store).unwrap();
+    (dir, store, communities)
+}
+
+fn channels(names: &[&str]) -> Vec<(String, String)> {
+    names.iter().map(|n| (format!("uuid-{n}"), (*n).to_owned())).collect()
+}
+
+fn description(key: &SecretKey, clock: u64, chans: &[(String, String)], archive_clock: u64) -> WakuMessage {
+    let identity = generate_key().unwrap();
+    let params = DescriptionParams {
+        community_key: key,
+        transport_key: &identity,
+        clock,
+        name: "followed",
+        channels: chans,
+        encrypted: false,
+        archive_link_clock: archive_clock,
+        timestamp_ns: 1,
+    };
+    build_description(&params, &ChatKeyCache::new()).unwrap().waku_message
+}
+
+fn member() -> (tempfile::TempDir, Store, Communities, SecretKey, CommunityId) {
+    let (dir, mut store, communities) = open();
+    let key = parse_private_key(COMMUNITY_SK).unwrap();
+    let id = CommunityId::from_secret_key(&key);
+    communities.join(&mut store, &id, None).unwrap();
+    (dir, store, communities, key, id)
+}
+
+#[test]
+fn description_sets_channels_name_and_raises_archive_clock() {
+    let (_dir, mut store, communities, key, id) = member();
+    let outcome =
+        communities.receive_description(&mut store, &id, &description(&key, 5, &channels(&["a", "b"]), 900)).unwrap();
+    let DescriptionOutcome::Applied { clock: 5, added, removed } = outcome else { panic!("{outcome:?}") };
+    assert_eq!((added.len(), removed.len()), (2, 0));
+    let community = communities.get(&store, &id).unwrap();
+    assert_eq!(community.name, "followed");
+    assert_eq!(community.chats, vec![format!("{id}uuid-a"), format!("{id}uuid-b")]);
+    assert_eq!(communities.archive_info(&store, &id).unwrap().magnetlink_clock, 900);
+
+    // A channel added, one removed: the chats follow exactly.
+    let outcome =
+        communities.receive_description(&mut store, &id, &description(&key, 6, &channels(&["b", "c"]), 800)).unwrap();
+    assert_eq!(
+        outcome,
+        DescriptionOutcome::Applied {
+            clock: 6,
+            added: vec![format!("{id}uuid-c")],
+            removed: vec![format!("{id}uuid-a")]
+        }
+    );
+    assert_eq!(communities.channel_topics(&store, &id).unwrap().len(), 2);
+    assert_eq!(communities.archive_info(&store, &id).unwrap().magnetlink_clock, 900, "never lowered");
+    let stored = communities.description(&store, &id).unwrap().unwrap();
+    assert_eq!((stored.clock, stored.archive_link_clock, stored.channels.len()), (6, 800, 2));
+}
+
+#[test]
+fn older_description_is_refused_and_equal_clock_is_applied_again() {
+    let (_dir, mut store, communities, key, id) = member();
+    communities.receive_description(&mut store, &id, &description(&key, 10, &channels(&["a"]), 0)).unwrap();
+    let older = communities.receive_description(&mut store, &id, &description(&key, 9, &channels(&["x"]), 0)).unwrap();
+    assert!(matches!(older, DescriptionOutcome::Rejected(RejectReason::StaleClock { clock: 9, stored: 10 })));
+    let equal =
+        communities.receive_description(&mut store, &id, &description(&key, 10, &channels(&["a", "b"]), 0)).unwrap();
+    assert!(equal.channels_changed(), "status-go re-processes an identical clock");
+    assert_eq!(communities.get(&store, &id).unwrap().chats.len(), 2);
+    assert_eq!(communities.description_counts().rejected(RejectKind::StaleClock), 1);
+}
+
+#[test]
+fn forged_description_changes_nothing() {
+    let (_dir, mut store, communities, key, id) = member();
+    communities.receive_description(&mut store, &id, &description(&key, 3, &channels(&["a"]), 0)).unwrap();
+    let before = communities.info(&store, &id).unwrap();
+    // A forger's description re-encrypted on our description chat: AMM signed by the wrong key.
+    let forger = generate_key().unwrap();
+    let proto = chs_proto::protobuf::CommunityDescription {
+        clock: 100,
+        permissions: Some(chs_proto::protobuf::CommunityPermissions { access: 1, ..Default::default() }),
+        id: id.to_string(),
+        archive_magnetlink_clock: 5_000,
+        ..Default::default()
+    };
+    let amm = chs_status::amm::sign_amm(
+        chs_proto::Message::encode_to_vec(&proto),
+        chs_status::description::DESCRIPTION_TYPE,
+        &forger,
+    );
+    let chat_key = ChatKeyCache::new().chat_key(&id.description_chat_id());
+    let identity = generate_key().unwrap();
+    let params = chs_status::envelope::EnvelopeParams {
+        chat_key: &chat_key,
+        transport_key: &identity,
+        installation_id: "",
+        bundle: None,
+        timestamp_ns: 1,
+        padding: chs_waku_payload::Padding::Random,
+        nonce: chs_waku_payload::NonceSource::Random,
+    };
+    let forged = chs_status::envelope::build_bare_amm(&amm, &forger.public_key(), &params).unwrap().waku_message;
+    let outcome = communities.receive_description(&mut store, &id, &forged).unwrap();
+    assert!(matches!(outcome, DescriptionOutcome::Rejected(RejectReason::NotSignedByCommunity { .. })), "{outcome:?}");
+    assert_eq!(communities.info(&store, &id).unwrap(), before);
+}
+
+#[test]
+fn shard_info_moves_the_pubsub_topic_with_strictly_newer_clocks() {
+    let (_dir, mut store, communities, key, id) = member();
+    let identity = generate_key().unwrap();
+    let cache = ChatKeyCache::new();
+    let shard = Shard { cluster: 16, index: 200 };
+    let info = |clock, shard| build_shard_info(&key, &identity, clock, shard, 1, &cache).unwrap().waku_message;
+    let moved = communities.receive_shard_info(&mut store, &id, &info(4, Some(shard))).unwrap();
+    assert_eq!(
+        moved,
+        ShardOutcome::Moved { from: DEFAULT_PUBSUB_TOPIC.to_owned(), to: "/waku/2/rs/16/200".to_owned() }
+    );
+    assert_eq!(communities.get(&store, &id).unwrap().pubsub_topic, "/waku/2/rs/16/200");
+    let same = communities.receive_shard_info(&mut store, &id, &info(4, None)).unwrap();
+    assert!(matches!(same, ShardOutcome::Rejected(RejectReason::StaleClock { .. })), "equal clock: status-go keeps");
+    let back = communities.receive_shard_info(&mut store, &id, &info(5, None)).unwrap();
+    assert_eq!(back, ShardOutcome::Moved { from: "/waku/2/rs/16/200".to_owned(), to: DEFAULT_PUBSUB_TOPIC.to_owned() });
+    assert_eq!(communities.shard_info(&store, &id).unwrap().unwrap().shard, None);
+}
+
+#[test]
+fn topic_key_signing_or_public_is_stored_and_shown_without_the_secret() {
+    let (_dir, mut store, communities, _key, id) = member();
+    let secret = generate_key().unwrap();
+    let private = TopicKey::parse(&hex::encode(secret.to_bytes())).unwrap();
+    communities.set_topic_key(&mut store, &id, Some(&private)).unwrap();
+    let info = communities.info(&store, &id).unwrap();
+    let public_hex = format!("0x{}", hex::encode(secret.public_key().to_compressed()));
+    assert_eq!((info.topic_key.as_deref(), info.topic_key_signs), (Some(public_hex.as_str()), true));
+    assert!(communities.topic_key(&store, &id).unwrap().unwrap().private_key().is_some());
+    let public = TopicKey::parse(&public_hex).unwrap();
+    communities.set_topic_key(&mut store, &id, Some(&public)).unwrap();
+    assert!(!communities.info(&store, &id).unwrap().topic_key_signs);
+    assert!(TopicKey::parse("0x1234").is_err());
+}
