@@ -50,7 +50,7 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
     // Seeder of hostile torrents: (1) a folder with a different name, (2) the community's name
     // but an extra file, (3) the right name and files, but bigger than `max_torrent_bytes`.
     let seeder =
-        TorrentNode::start(chs_torrent::NodeConfig::local(dir.path().join("seeder-state"))).await.expect("seeder");
+        TorrentNode::start(chs_torrent::Config::local(dir.path().join("seeder-state"))).await.expect("seeder");
     let cases = [
         ("other-name".to_owned(), vec!["data", "index"], 200_000, "not the community id"),
         (id.to_string(), vec!["data", "index", "evil.sh"], 200_000, "not exactly"),
@@ -395,7 +395,7 @@ async fn floods_bogus_index_offsets_and_replayed_clocks_are_contained() {
         index.archives.insert(chs_archive::archive_id(&bogus), bogus);
         std::fs::write(&index_path, chs_archive::format::encode_index(&index)).expect("write index");
     }
-    let seeder = TorrentNode::start(chs_torrent::NodeConfig::local(dir.path().join("seeder"))).await.expect("seeder");
+    let seeder = TorrentNode::start(chs_torrent::Config::local(dir.path().join("seeder"))).await.expect("seeder");
     let meta = TorrentMeta::from_dir(&folder, 102_400).expect("meta");
     seeder.seed("crafted", &folder, &meta).await.expect("seed");
     let magnet = Magnet::for_meta(&meta, &[]).with_peer(seeder.local_peer_addr().expect("addr")).to_string();
@@ -667,7 +667,7 @@ async fn download_failure(signals: &mut tokio::sync::broadcast::Receiver<Signal>
 
 /// Fetches the whole torrent of `magnet` from `peer` with a fresh torrent node (a new member).
 async fn fetch_whole_torrent(dir: &std::path::Path, magnet: &str, peer: std::net::SocketAddr) -> Vec<u8> {
-    let node = TorrentNode::start(chs_torrent::NodeConfig::local(dir.join("newcomer-state"))).await.expect("node");
+    let node = TorrentNode::start(chs_torrent::Config::local(dir.join("newcomer-state"))).await.expect("node");
     let magnet: Magnet = magnet.parse().expect("magnet");
     let options = chs_torrent::DownloadOptions {
         peers: vec![peer],

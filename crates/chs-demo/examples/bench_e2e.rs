@@ -119,7 +119,7 @@ async fn main() {
         })
         .unwrap();
     let base_dir = dir.path().join("baseline");
-    let node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(base_dir.join("state"))).await.unwrap();
+    let node = chs_torrent::TorrentNode::start(chs_torrent::Config::local(base_dir.join("state"))).await.unwrap();
     let t = Instant::now();
     let dl = node.download("baseline", &magnet, &base_dir, chs_torrent::DownloadOptions::default()).await.unwrap();
     dl.fetch_index().await.unwrap();

@@ -152,7 +152,7 @@ impl Node {
 
         let torrent = if config.torrent.enabled {
             let t = &config.torrent;
-            let torrent_config = chs_torrent::NodeConfig {
+            let torrent_config = chs_torrent::Config {
                 state_dir: config.data_dir.join("torrent-state"),
                 listen_addr: Some(SocketAddr::new(t.listen_ip, t.port)),
                 discovery: torrent_discovery(t),

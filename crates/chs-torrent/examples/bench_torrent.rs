@@ -43,7 +43,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chs_torrent::{DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, NodeConfig, TorrentMeta, TorrentNode};
+use chs_torrent::{DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, Config, TorrentMeta, TorrentNode};
 use sha1::Digest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -250,7 +250,7 @@ struct Fetch {
 /// Child mode: `--fetch MAGNET WORK_DIR files|ranges`; prints `FETCH {json}`.
 async fn child_fetch(magnet: &str, work: &Path, mode: &str) -> anyhow::Result<()> {
     let magnet: Magnet = magnet.parse()?;
-    let member = TorrentNode::start(NodeConfig::local(work.join("state"))).await?;
+    let member = TorrentNode::start(Config::local(work.join("state"))).await?;
     let (u0, s0) = cpu_times();
     let t = Instant::now();
     let dl = member.download(NAME, &magnet, &work.join("out"), DownloadOptions::default()).await?;
@@ -394,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
     let total = meta.total_length();
 
     // Seeders, kept for all repetitions.
-    let owner = TorrentNode::start(NodeConfig::local(tmp.path().join("owner-state"))).await?;
+    let owner = TorrentNode::start(Config::local(tmp.path().join("owner-state"))).await?;
     owner.seed(NAME, &folder, &meta).await?;
     let owner_addr = owner.local_peer_addr().context("owner listens")?;
     let chs_magnet = Magnet::for_meta(&meta, &[]).with_peer(owner_addr);

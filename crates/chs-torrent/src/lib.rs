@@ -12,16 +12,16 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), chs_torrent::Error> {
-//! use chs_torrent::{DownloadOptions, Magnet, NodeConfig, TorrentMeta, TorrentNode, DEFAULT_PIECE_LENGTH};
+//! use chs_torrent::{DownloadOptions, Magnet, Config, TorrentMeta, TorrentNode, DEFAULT_PIECE_LENGTH};
 //! use std::path::Path;
 //!
 //! let folder = Path::new("/data/archivedata/0x02…");          // holds `data` and `index`
 //! let meta = TorrentMeta::from_dir(folder, DEFAULT_PIECE_LENGTH)?; // blocking: hash in spawn_blocking
-//! let owner = TorrentNode::start(NodeConfig::local("/data/owner-torrent-state")).await?;
+//! let owner = TorrentNode::start(Config::local("/data/owner-torrent-state")).await?;
 //! owner.seed(meta.name(), folder, &meta).await?;
 //! let magnet = Magnet::for_meta(&meta, &[]).with_peer(owner.local_peer_addr().expect("listening"));
 //!
-//! let member = TorrentNode::start(NodeConfig::local("/data/member-torrent-state")).await?;
+//! let member = TorrentNode::start(Config::local("/data/member-torrent-state")).await?;
 //! let download = member.download(meta.name(), &magnet, Path::new("/data/member"), DownloadOptions::default()).await?;
 //! let index = download.fetch_index().await?;                   // parse it, pick missing archives
 //! download.fetch_ranges("data", &[102_400..204_800]).await?;   // offset..offset+size of an archive
@@ -39,7 +39,10 @@
 #![warn(missing_docs)]
 
 pub mod bencode;
-pub mod cli;
+pub mod folder;
+/// The old name of [`folder`] (its CLI helpers moved to the `chs` binary).
+#[doc(hidden)]
+pub use folder as cli;
 mod discovery;
 mod error;
 mod magnet;
@@ -57,9 +60,12 @@ pub use meta::{
 
 pub use node::{
     Download, DownloadOptions, HANDSHAKE_TIMEOUT, ListenerStats, ListeningSocket, MAX_PENDING_HANDSHAKES,
-    MAX_PENDING_HANDSHAKES_PER_IP, NodeConfig, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, SocketProtocol,
+    MAX_PENDING_HANDSHAKES_PER_IP, Config, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, SocketProtocol,
     SocketPurpose, TorrentNode, ValidateFn,
 };
+/// The old name of [`Config`].
+#[doc(hidden)]
+pub type NodeConfig = Config;
 pub use swarm::{DhtAnnounceStatus, PeerOrigin, SwarmPeer, SwarmStatus, TrackerAnnounceStatus};
 pub use wire::FetchStats;
 

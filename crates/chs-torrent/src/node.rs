@@ -35,7 +35,7 @@ const CORRUPT_SESSION_FILE: &str = "error deserializing session database";
 
 /// Configuration of a [`TorrentNode`].
 #[derive(Debug, Clone)]
-pub struct NodeConfig {
+pub struct Config {
     /// Directory for librqbit's session persistence and our key map.
     pub state_dir: PathBuf,
     /// TCP listen address for incoming peers; `None` means no listener (download-only node).
@@ -49,7 +49,7 @@ pub struct NodeConfig {
     pub fastresume: bool,
 }
 
-impl NodeConfig {
+impl Config {
     /// A loopback-only node for tests and local tools: listener on 127.0.0.1 with an ephemeral
     /// port, [`Discovery::none`] (no DHT, LSD or trackers), persistence on, full re-verification
     /// on restart.
@@ -175,7 +175,7 @@ pub enum SocketProtocol {
 /// What a [`ListeningSocket`] is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketPurpose {
-    /// Incoming BitTorrent peers ([`NodeConfig::listen_addr`]).
+    /// Incoming BitTorrent peers ([`Config::listen_addr`]).
     PeerListener,
     /// The mainline DHT ([`Discovery::dht`]).
     Dht,
@@ -263,7 +263,7 @@ pub struct TorrentNode {
 
 struct NodeInner {
     session: Arc<Session>,
-    config: NodeConfig,
+    config: Config,
     keys: Mutex<HashMap<String, Seeded>>,
     peer_id: [u8; 20],
     /// Serialises adding and removing torrents: librqbit 9.1's JSON persistence hands out the
@@ -289,7 +289,7 @@ fn id20(h: InfoHash) -> Id20 {
 impl TorrentNode {
     /// Starts the session. With persistence, torrents of the previous run are re-added and their
     /// data re-verified (or spot-checked with `fastresume`), so nothing is downloaded again.
-    pub async fn start(config: NodeConfig) -> Result<Self, Error> {
+    pub async fn start(config: Config) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
         let downloads = config.state_dir.join("downloads");
         let mut session_reset = false;
@@ -423,7 +423,7 @@ impl TorrentNode {
     }
 
     /// The configuration the node was started with.
-    pub fn config(&self) -> &NodeConfig {
+    pub fn config(&self) -> &Config {
         &self.inner.config
     }
 
@@ -1196,7 +1196,7 @@ async fn remove_folder(folder: PathBuf) {
 }
 
 /// librqbit's session options for `config`.
-fn session_options(config: &NodeConfig) -> SessionOptions {
+fn session_options(config: &Config) -> SessionOptions {
     let discovery = &config.discovery;
     let listen = config.listen_addr.map(|addr| ListenerOptions {
         mode: if discovery.utp { ListenerMode::TcpAndUtp } else { ListenerMode::TcpOnly },

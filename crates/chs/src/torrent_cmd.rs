@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use chs_torrent::cli::ToolDiscovery;
 use chs_torrent::{DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, TorrentNode};
 use clap::Subcommand;
 
@@ -156,7 +155,7 @@ async fn create(dir: &Path, piece_length: u32, torrent_dir: Option<&Path>, json:
     check_dir(dir)?;
     check_piece_length(piece_length)?;
     let lock = read_lock(dir).await?;
-    let created = chs_torrent::cli::create(dir, piece_length, torrent_dir)
+    let created = chs_torrent::folder::create(dir, piece_length, torrent_dir)
         .await
         .with_context(|| format!("creating the torrent of {}", dir.display()))?;
     drop(lock);
@@ -234,7 +233,7 @@ async fn seed(
     check_dir(dir)?;
     check_piece_length(piece_length)?;
     let (state_path, guard) = state_dir(state)?;
-    let mut config = chs_torrent::cli::node_config(&state_path, listen, discovery);
+    let mut config = node_config(&state_path, listen, discovery);
     // A temporary state directory is gone after the run: nothing to persist.
     config.persistence = guard.is_none();
     let node = TorrentNode::start(config).await.with_context(|| {
@@ -242,7 +241,7 @@ async fn seed(
     })?;
     let seeded = async {
         let _lock = read_lock(dir).await?;
-        anyhow::Ok(chs_torrent::cli::seed_dir(&node, dir, piece_length).await?)
+        anyhow::Ok(chs_torrent::folder::seed_dir(&node, dir, piece_length).await?)
     }
     .await;
     let (created, status, magnet) = match seeded {
@@ -317,7 +316,7 @@ async fn fetch(
          --tracker URL or --dht-bootstrap HOST:PORT"
     );
     let (state_path, guard) = state_dir(state)?;
-    let mut config = chs_torrent::cli::node_config(&state_path, None, discovery);
+    let mut config = node_config(&state_path, None, discovery);
     config.listen_addr = None;
     config.persistence = guard.is_none();
     let node = TorrentNode::start(config).await.context("starting the BitTorrent node")?;
@@ -334,7 +333,7 @@ async fn fetch(
         ..DownloadOptions::default()
     };
     let result = tokio::select! {
-        r = chs_torrent::cli::fetch(&node, &magnet, out, opts, index_only) => r,
+        r = chs_torrent::folder::fetch(&node, &magnet, out, opts, index_only) => r,
         r = wait_for_shutdown_signal() => {
             r?;
             Err(chs_torrent::Error::Cancelled)
@@ -363,4 +362,41 @@ async fn fetch(
         if index_only { " (index only)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The discovery options of `chs torrent seed|fetch`: a tool run uses only what it is given (it
+/// never contacts a public router or tracker unasked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ToolDiscovery {
+    /// `--tracker URL`: the trackers to announce to; for `fetch` they replace the magnet's.
+    pub(crate) trackers: Vec<String>,
+    /// `--dht-bootstrap HOST:PORT`: the DHT on, bootstrapped from these nodes only.
+    pub(crate) dht_bootstrap: Vec<String>,
+    /// `--no-trackers` (`fetch`): ignore the magnet's trackers.
+    pub(crate) no_magnet_trackers: bool,
+    /// `--announce-addr` (`seed`): the `x.pe` hint and announced port.
+    pub(crate) announce_addr: Option<std::net::SocketAddr>,
+}
+
+impl ToolDiscovery {
+    /// The node's `chs_torrent::Discovery`: only what was given. A magnet's own `tr` are used unless
+    /// `--tracker` (which replaces them) or `--no-trackers` was given.
+    pub(crate) fn discovery(&self) -> chs_torrent::Discovery {
+        chs_torrent::Discovery {
+            magnet_trackers: self.trackers.is_empty() && !self.no_magnet_trackers,
+            announce_addr: self.announce_addr,
+            ..chs_torrent::Discovery::only(self.trackers.clone(), self.dht_bootstrap.clone())
+        }
+    }
+}
+
+/// A node config for the CLI: loopback defaults from `chs_torrent::Config::local` with the given state
+/// dir, listening on `listen` (e.g. `0.0.0.0:9025`) when given, with only the discovery given.
+pub(crate) fn node_config(state_dir: &Path, listen: Option<std::net::SocketAddr>, discovery: &ToolDiscovery) -> chs_torrent::Config {
+    let mut config = chs_torrent::Config::local(state_dir);
+    if let Some(addr) = listen {
+        config.listen_addr = Some(addr);
+    }
+    config.discovery = discovery.discovery();
+    config
 }

@@ -201,10 +201,10 @@ async fn backend_torrent_owner_to_member_through_the_trait() {
     let id = community();
     let dir = tmp.path().join("owner/archives").join(id.to_string());
     build(&dir, 2);
-    let owner_node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(tmp.path().join("owner/state")))
+    let owner_node = chs_torrent::TorrentNode::start(chs_torrent::Config::local(tmp.path().join("owner/state")))
         .await
         .expect("owner torrent node");
-    let member_node = chs_torrent::TorrentNode::start(chs_torrent::NodeConfig::local(tmp.path().join("member/state")))
+    let member_node = chs_torrent::TorrentNode::start(chs_torrent::Config::local(tmp.path().join("member/state")))
         .await
         .expect("member torrent node");
     let owner_addr = owner_node.listen_addr().expect("listening");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chs_torrent::{DownloadOptions, Error, Magnet, NodeConfig, Phase, TorrentNode};
+use chs_torrent::{DownloadOptions, Error, Magnet, Config, Phase, TorrentNode};
 use tokio::time::timeout;
 
 use crate::util::{
@@ -92,7 +92,7 @@ async fn whole_data_after_index_despite_finished_peer_pitfall() {
         // A fixed port so that the restarted seeder is reachable at the address the member knows.
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let owner_config =
-            NodeConfig { listen_addr: Some(([127, 0, 0, 1], port).into()), ..NodeConfig::local(&owner_state) };
+            Config { listen_addr: Some(([127, 0, 0, 1], port).into()), ..Config::local(&owner_state) };
         let owner = TorrentNode::start(owner_config.clone()).await.expect("owner");
         owner.seed(CID, &folder, &meta).await.expect("owner seeds");
         let member = node(&tmp.path().join("member-state")).await;
@@ -260,7 +260,7 @@ async fn cli_create_seed_fetch_round_trip() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let folder = owner_folder(&tmp.path().join("owner-data"));
         let created =
-            chs_torrent::cli::create(&folder, chs_torrent::DEFAULT_PIECE_LENGTH, Some(&tmp.path().join("torrents")))
+            chs_torrent::folder::create(&folder, chs_torrent::DEFAULT_PIECE_LENGTH, Some(&tmp.path().join("torrents")))
                 .await
                 .expect("create");
         assert_eq!(created.meta.info_hash().to_hex(), "354fe196816674e0a5d4fbaf2d0a07d805ffa30f");
@@ -269,7 +269,7 @@ async fn cli_create_seed_fetch_round_trip() {
 
         let owner = node(&tmp.path().join("owner-state")).await;
         let (_, status, magnet) =
-            chs_torrent::cli::seed_dir(&owner, &folder, chs_torrent::DEFAULT_PIECE_LENGTH).await.expect("seed");
+            chs_torrent::folder::seed_dir(&owner, &folder, chs_torrent::DEFAULT_PIECE_LENGTH).await.expect("seed");
         assert_eq!(status.have_bytes, status.total_bytes);
         assert_eq!(magnet.peers, vec![owner.local_peer_addr().expect("addr")]);
 
@@ -277,10 +277,10 @@ async fn cli_create_seed_fetch_round_trip() {
         let link: Magnet = magnet.to_string().parse().expect("printed magnet parses");
         let out = tmp.path().join("out");
         let index_only =
-            chs_torrent::cli::fetch(&member, &link, &out, DownloadOptions::default(), true).await.expect("index only");
+            chs_torrent::folder::fetch(&member, &link, &out, DownloadOptions::default(), true).await.expect("index only");
         assert_eq!(index_only.index_len, Some(308));
         assert_eq!(index_only.seeding.have_bytes, 308);
-        let full = chs_torrent::cli::fetch(&member, &link, &out, DownloadOptions::default(), false).await.expect("all");
+        let full = chs_torrent::folder::fetch(&member, &link, &out, DownloadOptions::default(), false).await.expect("all");
         assert_eq!(full.seeding.have_bytes, full.meta.total_length());
         for f in ["data", "index"] {
             assert_eq!(
@@ -505,7 +505,7 @@ async fn swarm_status_unreachable_trackers_show_errors() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp bind").local_addr().expect("addr");
         let udp = format!("udp://{}/announce", silent.local_addr().expect("addr"));
         let http = format!("http://{closed}/announce");
-        let mut config = NodeConfig::local(tmp.path().join("owner-state"));
+        let mut config = Config::local(tmp.path().join("owner-state"));
         config.discovery = chs_torrent::Discovery::only(vec![udp.clone(), http.clone()], Vec::new());
         let owner = TorrentNode::start(config).await.expect("node starts");
         let folder = owner_folder(&tmp.path().join("owner-data"));

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chs_torrent::{
-    DownloadOptions, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES_PER_IP, Magnet, NodeConfig, SocketProtocol,
+    DownloadOptions, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES_PER_IP, Magnet, Config, SocketProtocol,
     SocketPurpose, TorrentNode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -162,7 +162,7 @@ async fn item9_node_without_dht_and_trackers_binds_no_udp_socket() {
     init_tracing();
     let tmp = tempfile::tempdir().expect("tempdir");
     let before = own_udp_sockets();
-    let config = NodeConfig::local(tmp.path());
+    let config = Config::local(tmp.path());
     assert_eq!(config.discovery, chs_torrent::Discovery::none());
     let node = TorrentNode::start(config).await.expect("node starts");
     let after = own_udp_sockets();
@@ -183,7 +183,7 @@ async fn item9_node_with_trackers_lists_its_udp_socket() {
     init_tracing();
     let tmp = tempfile::tempdir().expect("tempdir");
     let before = own_udp_sockets();
-    let mut config = NodeConfig::local(tmp.path());
+    let mut config = Config::local(tmp.path());
     config.discovery.magnet_trackers = true;
     let node = TorrentNode::start(config).await.expect("node starts");
     let new = own_udp_sockets().difference(&before).count();
@@ -214,7 +214,7 @@ async fn item6_corrupt_session_file_is_set_aside() {
         assert!(file.exists(), "librqbit wrote no {}", file.display());
         std::fs::write(&file, b"{\"torrents\": {\"0\": trunc").expect("corrupt the session file");
 
-        let second = match TorrentNode::start(NodeConfig::local(&state)).await {
+        let second = match TorrentNode::start(Config::local(&state)).await {
             Ok(n) => n,
             Err(e) => panic!("the node did not start with a corrupt session file: {e}"),
         };

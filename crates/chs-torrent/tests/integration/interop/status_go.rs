@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use chs_torrent::{Discovery, DownloadOptions, Magnet, NodeConfig, TorrentMeta, TorrentNode};
+use chs_torrent::{Discovery, DownloadOptions, Magnet, Config, TorrentMeta, TorrentNode};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -193,7 +193,7 @@ async fn archive_ranges(bin: &Path, index: &Path) -> Vec<std::ops::Range<u64>> {
 
 /// A chs node with only the given discovery, listening on 127.0.0.1, no peer hint.
 async fn chs_node(state: &Path, trackers: &[&str], dht: &[&str]) -> TorrentNode {
-    let mut config = NodeConfig::local(state);
+    let mut config = Config::local(state);
     config.discovery = Discovery::only(
         trackers.iter().map(|t| (*t).to_owned()).collect(),
         dht.iter().map(|d| (*d).to_owned()).collect(),
@@ -272,7 +272,7 @@ async fn tracker_only_status_go_seeder_to_chs_member() {
         assert_eq!(magnet.trackers, vec![url.clone()], "the magnet carries only the local tracker");
         tracker.line("ANNOUNCE", &magnet.info_hash.to_hex()).await;
         // Only the magnet's own trackers (what `chs torrent fetch MAGNET` uses).
-        let mut config = NodeConfig::local(tmp.path().join("member-state"));
+        let mut config = Config::local(tmp.path().join("member-state"));
         config.discovery = Discovery { magnet_trackers: true, ..Discovery::none() };
         let member = TorrentNode::start(config).await.expect("member starts");
         let out = tmp.path().join("member-data");
@@ -312,7 +312,7 @@ async fn chs_seeder(work: &Path, trackers: &[&str], dht: &[&str]) -> (PathBuf, T
     let folder = owner_folder(&work.join("owner-data"));
     let meta = meta_of(&folder);
     let owner = chs_node(&work.join("owner-state"), trackers, dht).await;
-    let (_, _, magnet) = chs_torrent::cli::seed_dir(&owner, &folder, meta.piece_length()).await.expect("seeds");
+    let (_, _, magnet) = chs_torrent::folder::seed_dir(&owner, &folder, meta.piece_length()).await.expect("seeds");
     assert!(magnet.peers.is_empty(), "no peer hint when discovery is on: {magnet}");
     (folder, meta, owner, magnet)
 }
@@ -434,10 +434,10 @@ async fn utp_chs_seeder_to_status_go_member_over_utp_only() {
         let (mut tracker, url) = tracker(&bin).await;
         let folder = owner_folder(&tmp.path().join("owner-data"));
         let meta = meta_of(&folder);
-        let mut config = NodeConfig::local(tmp.path().join("owner-state"));
+        let mut config = Config::local(tmp.path().join("owner-state"));
         config.discovery = Discovery { utp: true, ..Discovery::only(vec![url.clone()], Vec::new()) };
         let owner = TorrentNode::start(config).await.expect("node starts");
-        let (_, _, magnet) = chs_torrent::cli::seed_dir(&owner, &folder, meta.piece_length()).await.expect("seeds");
+        let (_, _, magnet) = chs_torrent::folder::seed_dir(&owner, &folder, meta.piece_length()).await.expect("seeds");
         let utp = owner.listening_sockets().into_iter().find(|s| s.purpose == chs_torrent::SocketPurpose::Utp);
         assert_eq!(utp.map(|s| s.addr), owner.listen_addr(), "uTP on the listen port");
         tracker.line("ANNOUNCE", &meta.info_hash().to_hex()).await;
@@ -482,7 +482,7 @@ async fn swarm_status_tracker_source_and_announce_ok() {
         let seeder_addr: std::net::SocketAddr =
             format!("127.0.0.1:{}", field(&seeder.line("LISTEN", "").await, "port")).parse().expect("addr");
         tracker.line("ANNOUNCE", &magnet.info_hash.to_hex()).await;
-        let mut config = NodeConfig::local(tmp.path().join("member-state"));
+        let mut config = Config::local(tmp.path().join("member-state"));
         config.discovery = Discovery { magnet_trackers: true, ..Discovery::none() };
         let member = TorrentNode::start(config).await.expect("member starts");
         let out = tmp.path().join("member-data");

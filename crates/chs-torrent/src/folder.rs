@@ -1,24 +1,13 @@
-//! One call per `chs torrent` subcommand, so that the binary only parses arguments and prints.
-//!
-//! * `chs torrent create DIR [--piece-length N]` → [`create`], print `info_hash` and `magnet`.
-//! * `chs torrent seed DIR [--listen ADDR] [--tracker URL].. [--dht-bootstrap H:P]..
-//!   [--announce-addr ADDR]` → [`TorrentNode::start`] with [`node_config`], then [`seed_dir`];
-//!   print the magnet (its `tr` are the given trackers; `x.pe` see [`seed_dir`]), wait for
-//!   Ctrl-C, then [`TorrentNode::shutdown`].
-//! * `chs torrent fetch MAGNET --out DIR [--peer ADDR].. [--tracker URL].. [--dht-bootstrap H:P]..
-//!   [--no-trackers] [--index-only]` → [`fetch`] with a [`DownloadOptions::progress`] callback
-//!   driving the progress bar.
-//!
-//! A tool run uses only the discovery it is given ([`ToolDiscovery`]): it never contacts a
-//! public router or tracker unasked.
+//! Whole-folder operations over a [`TorrentNode`]: make the torrent of an archive folder
+//! ([`create`]), seed a folder and get its magnet ([`seed_dir`]), fetch everything a magnet
+//! holds into a folder ([`fetch`]). `chs torrent create|seed|fetch` are thin wrappers of these.
 
 use std::path::{Path, PathBuf};
 
-use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::magnet::Magnet;
 use crate::meta::{STATUS_ANNOUNCE_LIST, TorrentFileOptions, TorrentMeta};
-use crate::node::{DownloadOptions, NodeConfig, SeedStatus, TorrentNode};
+use crate::node::{DownloadOptions, SeedStatus, TorrentNode};
 
 /// A torrent made of a folder.
 #[derive(Debug, Clone)]
@@ -109,40 +98,4 @@ pub async fn fetch(
     let folder = download.folder().to_owned();
     let seeding = download.finish().await?;
     Ok(Fetched { meta, folder, index_len, seeding })
-}
-
-/// The discovery options of `chs torrent seed|fetch`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ToolDiscovery {
-    /// `--tracker URL`: the trackers to announce to; for `fetch` they replace the magnet's.
-    pub trackers: Vec<String>,
-    /// `--dht-bootstrap HOST:PORT`: the DHT on, bootstrapped from these nodes only.
-    pub dht_bootstrap: Vec<String>,
-    /// `--no-trackers` (`fetch`): ignore the magnet's trackers.
-    pub no_magnet_trackers: bool,
-    /// `--announce-addr` (`seed`): the `x.pe` hint and announced port.
-    pub announce_addr: Option<std::net::SocketAddr>,
-}
-
-impl ToolDiscovery {
-    /// The node's [`Discovery`]: only what was given. A magnet's own `tr` are used unless
-    /// `--tracker` (which replaces them) or `--no-trackers` was given.
-    pub fn discovery(&self) -> Discovery {
-        Discovery {
-            magnet_trackers: self.trackers.is_empty() && !self.no_magnet_trackers,
-            announce_addr: self.announce_addr,
-            ..Discovery::only(self.trackers.clone(), self.dht_bootstrap.clone())
-        }
-    }
-}
-
-/// A node config for the CLI: loopback defaults from [`NodeConfig::local`] with the given state
-/// dir, listening on `listen` (e.g. `0.0.0.0:9025`) when given, with only the discovery given.
-pub fn node_config(state_dir: &Path, listen: Option<std::net::SocketAddr>, discovery: &ToolDiscovery) -> NodeConfig {
-    let mut config = NodeConfig::local(state_dir);
-    if let Some(addr) = listen {
-        config.listen_addr = Some(addr);
-    }
-    config.discovery = discovery.discovery();
-    config
 }
