@@ -49,8 +49,7 @@ async fn hostile_torrents_behind_signed_magnetlinks_are_refused() {
 
     // Seeder of hostile torrents: (1) a folder with a different name, (2) the community's name
     // but an extra file, (3) the right name and files, but bigger than `max_torrent_bytes`.
-    let seeder =
-        TorrentNode::start(chs_torrent::Config::local(dir.path().join("seeder-state"))).await.expect("seeder");
+    let seeder = TorrentNode::start(chs_torrent::Config::local(dir.path().join("seeder-state"))).await.expect("seeder");
     let cases = [
         ("other-name".to_owned(), vec!["data", "index"], 200_000, "not the community id"),
         (id.to_string(), vec!["data", "index", "evil.sh"], 200_000, "not exactly"),

@@ -43,7 +43,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chs_torrent::{DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, Config, TorrentMeta, TorrentNode};
+use chs_torrent::{Config, DEFAULT_PIECE_LENGTH, DownloadOptions, Magnet, TorrentMeta, TorrentNode};
 use sha1::Digest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};

@@ -59,9 +59,9 @@ pub use meta::{
 };
 
 pub use node::{
-    Download, DownloadOptions, HANDSHAKE_TIMEOUT, ListenerStats, ListeningSocket, MAX_PENDING_HANDSHAKES,
-    MAX_PENDING_HANDSHAKES_PER_IP, Config, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, SocketProtocol,
-    SocketPurpose, TorrentNode, ValidateFn,
+    Config, Download, DownloadOptions, HANDSHAKE_TIMEOUT, ListenerStats, ListeningSocket, MAX_PENDING_HANDSHAKES,
+    MAX_PENDING_HANDSHAKES_PER_IP, Phase, Progress, ProgressFn, STAGING_DIR, SeedStatus, SocketProtocol, SocketPurpose,
+    TorrentNode, ValidateFn,
 };
 /// The old name of [`Config`].
 #[doc(hidden)]

@@ -392,7 +392,11 @@ impl ToolDiscovery {
 
 /// A node config for the CLI: loopback defaults from `chs_torrent::Config::local` with the given state
 /// dir, listening on `listen` (e.g. `0.0.0.0:9025`) when given, with only the discovery given.
-pub(crate) fn node_config(state_dir: &Path, listen: Option<std::net::SocketAddr>, discovery: &ToolDiscovery) -> chs_torrent::Config {
+pub(crate) fn node_config(
+    state_dir: &Path,
+    listen: Option<std::net::SocketAddr>,
+    discovery: &ToolDiscovery,
+) -> chs_torrent::Config {
     let mut config = chs_torrent::Config::local(state_dir);
     if let Some(addr) = listen {
         config.listen_addr = Some(addr);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chs_torrent::{DownloadOptions, Error, Magnet, Config, Phase, TorrentNode};
+use chs_torrent::{Config, DownloadOptions, Error, Magnet, Phase, TorrentNode};
 use tokio::time::timeout;
 
 use crate::util::{
@@ -91,8 +91,7 @@ async fn whole_data_after_index_despite_finished_peer_pitfall() {
         let owner_state = tmp.path().join("owner-state");
         // A fixed port so that the restarted seeder is reachable at the address the member knows.
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let owner_config =
-            Config { listen_addr: Some(([127, 0, 0, 1], port).into()), ..Config::local(&owner_state) };
+        let owner_config = Config { listen_addr: Some(([127, 0, 0, 1], port).into()), ..Config::local(&owner_state) };
         let owner = TorrentNode::start(owner_config.clone()).await.expect("owner");
         owner.seed(CID, &folder, &meta).await.expect("owner seeds");
         let member = node(&tmp.path().join("member-state")).await;
@@ -276,11 +275,13 @@ async fn cli_create_seed_fetch_round_trip() {
         let member = node(&tmp.path().join("member-state")).await;
         let link: Magnet = magnet.to_string().parse().expect("printed magnet parses");
         let out = tmp.path().join("out");
-        let index_only =
-            chs_torrent::folder::fetch(&member, &link, &out, DownloadOptions::default(), true).await.expect("index only");
+        let index_only = chs_torrent::folder::fetch(&member, &link, &out, DownloadOptions::default(), true)
+            .await
+            .expect("index only");
         assert_eq!(index_only.index_len, Some(308));
         assert_eq!(index_only.seeding.have_bytes, 308);
-        let full = chs_torrent::folder::fetch(&member, &link, &out, DownloadOptions::default(), false).await.expect("all");
+        let full =
+            chs_torrent::folder::fetch(&member, &link, &out, DownloadOptions::default(), false).await.expect("all");
         assert_eq!(full.seeding.have_bytes, full.meta.total_length());
         for f in ["data", "index"] {
             assert_eq!(

@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chs_torrent::{
-    DownloadOptions, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES_PER_IP, Magnet, Config, SocketProtocol,
-    SocketPurpose, TorrentNode,
+    Config, DownloadOptions, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES_PER_IP, Magnet, SocketProtocol, SocketPurpose,
+    TorrentNode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

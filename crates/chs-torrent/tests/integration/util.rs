@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chs_torrent::{DEFAULT_PIECE_LENGTH, Config, Progress, ProgressFn, TorrentMeta, TorrentNode};
+use chs_torrent::{Config, DEFAULT_PIECE_LENGTH, Progress, ProgressFn, TorrentMeta, TorrentNode};
 
 pub(crate) const CID: &str = "0x020102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
 /// Each of the vector's three archives is one 102400-byte padded piece.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use chs_torrent::{Discovery, DownloadOptions, Magnet, Config, TorrentMeta, TorrentNode};
+use chs_torrent::{Config, Discovery, DownloadOptions, Magnet, TorrentMeta, TorrentNode};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
