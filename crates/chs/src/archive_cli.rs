@@ -124,7 +124,7 @@ impl From<&WakuMessage> for MessageRow {
 }
 
 /// Appends `m` as one `--ndjson` line (with its `\n`): the bytes `serde_json` writes for its
-/// [`MessageRow`], without the intermediate strings (hex straight into `out`).
+/// `MessageRow`, without the intermediate strings (hex straight into `out`).
 pub(crate) fn write_message_row(out: &mut Vec<u8>, m: &WakuMessage) {
     fn hex_field(out: &mut Vec<u8>, name: &str, bytes: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -84,7 +84,7 @@ pub(crate) enum WakuCommand {
         message outside the query, a wrong hash, an oversized page, endless paging or a stalled page \
         (--timeout) ends the command with an error, after the messages already printed.")]
     StoreQuery {
-        /// The store node (multiaddr ending in /p2p/<peer id>).
+        /// The store node (multiaddr ending in `/p2p/<peer id>`).
         #[arg(long)]
         peer: String,
         /// Pubsub topic of the query.
