@@ -51,20 +51,8 @@ fn member_config(dir: &Path) -> String {
     p(&config).to_owned()
 }
 
-/// Loopback, free ports, no discovery (`node init` writes the real network's defaults).
-const MEMBER_SETTINGS: [&str; 22] = [
-    "--set",
-    "torrent.dht=false",
-    "--set",
-    "torrent.trackers=[]",
-    "--set",
-    "torrent.upnp=false",
-    "--set",
-    "waku.dns_discovery=[]",
-    "--set",
-    "waku.discv5=false",
-    "--set",
-    "waku.peer_exchange=false",
+/// Loopback, free ports (discovery is off in the file: `member_config`).
+const MEMBER_SETTINGS: [&str; 10] = [
     "--set",
     "torrent.listen_ip=\"127.0.0.1\"",
     "--set",

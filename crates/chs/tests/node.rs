@@ -6,6 +6,15 @@ mod support;
 
 use support::{Proc, TIMEOUT, demo_setup, is_type, json, p, run};
 
+/// Starts `chs node` on the owner's config; returns it, once it seeds, with its Waku address.
+fn owner_seeding(owner_cfg: &str) -> (Proc, String) {
+    let mut owner = Proc::spawn(["node", "--config", owner_cfg]);
+    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let owner_addr = started["waku"][0].as_str().expect("the owner listens on Waku").to_owned();
+    owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding"));
+    (owner, owner_addr)
+}
+
 #[test]
 fn member_killed_mid_import_resumes_after_restart_and_gets_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -13,10 +22,7 @@ fn member_killed_mid_import_resumes_after_restart_and_gets_everything() {
     let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
     let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
 
-    let mut owner = Proc::spawn(["node", "--config", &owner_cfg]);
-    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
-    let owner_addr = started["waku"][0].as_str().unwrap().to_owned();
-    owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding"));
+    let (owner, owner_addr) = owner_seeding(&owner_cfg);
 
     let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
     let index = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchiveIndexFetched")));
@@ -100,10 +106,7 @@ fn node_status_shows_store_peers_and_catch_up_results() {
     let setup = demo_setup(dir.path(), 1, 2, 20);
     let owner_cfg = setup["owner_config"].as_str().unwrap().to_owned();
     let member_cfg = setup["member_configs"][0].as_str().unwrap().to_owned();
-    let mut owner = Proc::spawn(["node", "--config", &owner_cfg]);
-    let started = json(&owner.wait_line(TIMEOUT, |l| is_type(l, "started")));
-    let owner_addr = started["waku"][0].as_str().unwrap().to_owned();
-    owner.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesSeeding"));
+    let (owner, owner_addr) = owner_seeding(&owner_cfg);
 
     let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
     let caught = json(&member.wait_line(TIMEOUT, |l| is_type(l, "storeCatchUp")));

@@ -19,21 +19,9 @@ fn init_config(dir: &Path) -> PathBuf {
     config
 }
 
-/// Flags that keep a node on loopback with free ports and no discovery (`node init` writes the
-/// real network's defaults: tests never leave the machine), and test `--set` on the way.
-const LOOPBACK: [&str; 20] = [
-    "--set",
-    "torrent.dht=false",
-    "--set",
-    "torrent.trackers=[]",
-    "--set",
-    "torrent.upnp=false",
-    "--set",
-    "waku.dns_discovery=[]",
-    "--set",
-    "waku.discv5=false",
-    "--set",
-    "waku.peer_exchange=false",
+/// Flags that keep a node on loopback with free ports (discovery is off in the file:
+/// `init_config`), and test `--set` on the way.
+const LOOPBACK: [&str; 8] = [
     "--set",
     "torrent.listen_ip=\"127.0.0.1\"",
     "--set",
