@@ -32,15 +32,8 @@ async fn history_node(messages: Vec<StoredMessage>) -> (WakuNode, StoreServer, S
 async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
-    let owner_dir = dir.path().join("owner");
-    let id = owner_with_history(&owner_dir, "store-member", now_ms() - HOUR_MS, 30, 2, 18);
-    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
-    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
-        .await
-        .expect("owner seeds");
-
+    let (owner, id, link) = announcing_owner(&dir.path().join("owner"), "store-member", 30, 18, &clock).await;
     // What a store node of the network kept: the owner's announcement, as relayed to a peer.
-    let link = announced_link(&owner, &id).await;
     let (_history, history_server, history_addr) = history_node(vec![link]).await;
 
     // The member was offline: it joins, and its only Waku contact is the history node.
@@ -75,13 +68,7 @@ async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_st
 async fn member_without_configured_store_nodes_catches_up_from_a_connected_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
-    let owner_dir = dir.path().join("owner");
-    let id = owner_with_history(&owner_dir, "store-discovered", now_ms() - HOUR_MS, 20, 2, 21);
-    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
-    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
-        .await
-        .expect("owner seeds");
-    let link = announced_link(&owner, &id).await;
+    let (owner, id, link) = announcing_owner(&dir.path().join("owner"), "store-discovered", 20, 21, &clock).await;
     let (_history, history_server, history_addr) = history_node(vec![link]).await;
 
     let member_dir = dir.path().join("member");
@@ -109,6 +96,24 @@ async fn member_without_configured_store_nodes_catches_up_from_a_connected_one()
     owner.shutdown().await;
 }
 
+/// An owner of a community with `count` messages of the last hour, started and seeding, and its
+/// magnetlink message as a peer of it received the announcement.
+async fn announcing_owner(
+    owner_dir: &std::path::Path,
+    name: &str,
+    count: usize,
+    seed: u64,
+    clock: &ManualClock,
+) -> (chs_node::Node, chs_community::CommunityId, StoredMessage) {
+    let id = owner_with_history(owner_dir, name, now_ms() - HOUR_MS, count, 2, seed);
+    let (owner, mut owner_signals) = start_config(NodeConfig::local(owner_dir), clock).await;
+    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
+        .await
+        .expect("owner seeds");
+    let link = announced_link(&owner, &id).await;
+    (owner, id, link)
+}
+
 /// The owner's magnetlink message as a peer of the owner receives it.
 async fn announced_link(owner: &chs_node::Node, id: &chs_community::CommunityId) -> StoredMessage {
     let peer = WakuNode::start(chs_waku::Config::default()).await.expect("peer starts");
@@ -126,13 +131,7 @@ async fn announced_link(owner: &chs_node::Node, id: &chs_community::CommunityId)
 async fn member_catches_up_again_when_its_store_node_reconnects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(now_ms());
-    let owner_dir = dir.path().join("owner");
-    let id = owner_with_history(&owner_dir, "store-reconnect", now_ms() - HOUR_MS, 20, 2, 20);
-    let (owner, mut owner_signals) = start_config(NodeConfig::local(&owner_dir), &clock).await;
-    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
-        .await
-        .expect("owner seeds");
-    let link = announced_link(&owner, &id).await;
+    let (owner, id, link) = announcing_owner(&dir.path().join("owner"), "store-reconnect", 20, 20, &clock).await;
 
     // The store node first knows nothing.
     let key_dir = dir.path().join("history-key");
