@@ -1,7 +1,9 @@
 //! Relay benchmark: 20 chs-waku nodes on loopback (a ring plus two random links per node),
 //! 1,000 messages of 1 KB from random publishers (seeded RNG); prints the delivery ratio, the
-//! p50/p99 latency, the same figures for a same-run two-node baseline (one direct hop) and the
-//! ratio, then one `BENCH_JSON {...}` line.
+//! p50/p99 latency, the same figures for a same-run two-node chs pair (one direct hop), and the
+//! anchor: 20 of status-go's own Waku nodes (`chspeer-waku`) in the same topology carrying the
+//! same publishes (each publishes through its relay and prints what it receives; latencies are
+//! taken where the harness reads its output), then one `BENCH_JSON {...}` line.
 //!
 //! The peer baseline: the same 1,000 messages published by one chs node and received by another,
 //! the two linked only through a relay in the middle, which is either status-go's own Waku node
@@ -45,6 +47,27 @@ struct Figures {
 }
 
 impl Figures {
+    fn new(
+        mut latencies: Vec<Duration>,
+        delivered: usize,
+        expected: usize,
+        duplicates: usize,
+        publish_errors: usize,
+        elapsed: Duration,
+    ) -> Figures {
+        latencies.sort();
+        Figures {
+            delivered,
+            expected,
+            duplicates,
+            p50: percentile(&latencies, 50.0),
+            p99: percentile(&latencies, 99.0),
+            max: latencies.last().copied().unwrap_or_default(),
+            publish_errors,
+            elapsed,
+        }
+    }
+
     fn ratio(&self) -> f64 {
         if self.expected == 0 { 1.0 } else { self.delivered as f64 / self.expected as f64 }
     }
@@ -160,17 +183,7 @@ async fn run(nodes: &[WakuNode], publishers: &[usize], interval: Duration) -> an
         }
         expected += publishers.iter().enumerate().filter(|&(seq, &p)| p != idx && sent_at[seq].is_some()).count();
     }
-    latencies.sort();
-    Ok(Figures {
-        delivered,
-        expected,
-        duplicates,
-        p50: percentile(&latencies, 50.0),
-        p99: percentile(&latencies, 99.0),
-        max: latencies.last().copied().unwrap_or_default(),
-        publish_errors,
-        elapsed: started.elapsed(),
-    })
+    Ok(Figures::new(latencies, delivered, expected, duplicates, publish_errors, started.elapsed()))
 }
 
 fn report(name: &str, nodes: usize, figures: &Figures) {
@@ -189,10 +202,13 @@ fn report(name: &str, nodes: usize, figures: &Figures) {
     );
 }
 
-/// status-go's Waku node as a relay: its stdout is drained (it prints every message it sees).
+/// status-go's Waku node (`chspeer-waku`) as a relay or a mesh member: a thread reads its stdout and
+/// hands every line on with the instant it was read.
 struct GoRelay {
     child: std::process::Child,
+    stdin: std::process::ChildStdin,
     listen: String,
+    lines: std::sync::mpsc::Receiver<(Instant, String)>,
 }
 
 impl GoRelay {
@@ -215,23 +231,19 @@ impl GoRelay {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+        let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut ready = Some(tx);
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(tx) = &ready {
-                    let done = line.starts_with("READY") || line.starts_with("FATAL");
-                    let _ = tx.send(line);
-                    if done {
-                        ready = None;
-                    }
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
                 }
             }
         });
         let mut listen = None;
         loop {
-            let line = rx.recv_timeout(Duration::from_secs(30))?;
+            let (_, line) = lines.recv_timeout(Duration::from_secs(30))?;
             anyhow::ensure!(!line.starts_with("FATAL"), "chspeer-waku: {line}");
             if let Some(addr) = line.strip_prefix("LISTEN ")
                 && addr.contains("/tcp/")
@@ -244,17 +256,114 @@ impl GoRelay {
             }
         }
         let listen = listen.ok_or_else(|| anyhow::anyhow!("chspeer-waku printed no LISTEN"))?;
-        Ok(GoRelay { child, listen })
+        Ok(GoRelay { child, stdin, listen, lines })
+    }
+
+    fn command(&mut self, line: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+
+    /// Sends `line` and waits for the first output line starting with one of `answers` (or ERR).
+    fn ask(&mut self, line: &str, answers: &[&str], timeout: Duration) -> anyhow::Result<String> {
+        self.command(line)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (_, out) =
+                self.lines.recv_timeout(left).map_err(|_| anyhow::anyhow!("chspeer-waku: no answer to {line:?}"))?;
+            anyhow::ensure!(!out.starts_with("ERR") && !out.starts_with("FATAL"), "chspeer-waku: {line:?}: {out}");
+            if answers.iter().any(|a| out.starts_with(a)) {
+                return Ok(out);
+            }
+        }
     }
 
     /// `quit`, then stdin closed (either ends it), then its exit awaited.
     fn stop(mut self) {
-        use std::io::Write as _;
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = stdin.write_all(b"quit\n");
-        }
+        let _ = self.command("quit");
+        drop(self.stdin);
         let _ = self.child.wait();
     }
+}
+
+/// The 20-node anchor: the same topology and the same publishes over status-go's own Waku nodes,
+/// each publishing through its relay (`publish-relay`) and printing every message it receives.
+fn go_mesh(
+    bin: &std::path::Path,
+    links: &[(usize, usize)],
+    publishers: &[usize],
+    interval: Duration,
+) -> anyhow::Result<Figures> {
+    let mut nodes = (0..NODES).map(|_| GoRelay::start(bin)).collect::<anyhow::Result<Vec<_>>>()?;
+    for &(from, to) in links {
+        let addr = nodes[to].listen.clone();
+        nodes[from].ask(&format!("dial {addr}"), &["DIALED"], Duration::from_secs(15))?;
+    }
+    for node in &mut nodes {
+        node.ask("waitpeers 2 60", &["PEERS"], Duration::from_secs(65))?;
+    }
+    // Anything printed so far (dial and peer answers) is not a delivery.
+    for node in &nodes {
+        while node.lines.try_recv().is_ok() {}
+    }
+    let started = Instant::now();
+    let mut sent_at = vec![None; MESSAGES];
+    let mut publish_errors = 0;
+    let mut next = Instant::now();
+    for (seq, &publisher) in publishers.iter().enumerate() {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next += interval;
+        let now = Instant::now();
+        match nodes[publisher].command(&format!("publish-relay {CONTENT_TOPIC} {} now", hex::encode(payload(seq)))) {
+            Ok(()) => sent_at[seq] = Some(now),
+            Err(err) => {
+                publish_errors += 1;
+                println!("go mesh: publish {seq} from node {publisher} failed: {err}");
+            }
+        }
+    }
+    let drain_deadline = Instant::now() + DRAIN;
+    let (mut latencies, mut delivered, mut duplicates, mut expected) = (Vec::new(), 0, 0, 0);
+    for (idx, node) in nodes.iter().enumerate() {
+        let want = publishers.iter().enumerate().filter(|&(seq, &p)| p != idx && sent_at[seq].is_some()).count();
+        expected += want;
+        let mut seen = vec![false; MESSAGES];
+        let mut got = 0;
+        while got < want {
+            let left = drain_deadline.saturating_duration_since(Instant::now());
+            let Ok((arrived, line)) = node.lines.recv_timeout(left) else { break };
+            if line.starts_with("ERR") {
+                publish_errors += 1;
+                continue;
+            }
+            let Some(seq) = line
+                .strip_prefix("RECV ")
+                .and_then(|rest| rest.split(' ').find_map(|field| field.strip_prefix("payload=")))
+                .and_then(|hex_payload| hex::decode(hex_payload.get(..16)?).ok())
+                .and_then(|bytes| seq_of(&bytes))
+                .filter(|&seq| seq < MESSAGES && publishers[seq] != idx)
+            else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[seq], true) {
+                duplicates += 1;
+                continue;
+            }
+            if let Some(sent) = sent_at[seq] {
+                got += 1;
+                delivered += 1;
+                latencies.push(arrived.saturating_duration_since(sent));
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    for node in nodes {
+        node.stop();
+    }
+    Ok(Figures::new(latencies, delivered, expected, duplicates, publish_errors, elapsed))
 }
 
 /// One round of the peer baseline: chs publisher → relay (`go` or a third chs node) → chs receiver.
@@ -311,31 +420,36 @@ async fn main() -> anyhow::Result<()> {
         node.shutdown().await;
     }
 
-    // 20 nodes: a ring plus RANDOM_LINKS random links per node.
+    // 20 nodes: a ring plus RANDOM_LINKS random links per node (the same links and publishers for
+    // chs and for the status-go anchor).
+    let mut links = Vec::new();
+    for idx in 0..NODES {
+        links.push((idx, (idx + 1) % NODES));
+        for _ in 0..RANDOM_LINKS {
+            let other = rng.random_range(0..NODES);
+            if other != idx {
+                links.push((idx, other));
+            }
+        }
+    }
+    let publishers: Vec<usize> = (0..MESSAGES).map(|_| rng.random_range(0..NODES)).collect();
     let nodes = start_nodes(NODES).await?;
     let mut addrs = Vec::new();
     for node in &nodes {
         addrs.push(node.listen_addrs().await?[0].clone());
     }
-    for idx in 0..NODES {
-        nodes[idx].dial(&addrs[(idx + 1) % NODES]).await?;
-        for _ in 0..RANDOM_LINKS {
-            let other = rng.random_range(0..NODES);
-            if other != idx {
-                nodes[idx].dial(&addrs[other]).await?;
-            }
-        }
+    for &(from, to) in &links {
+        nodes[from].dial(&addrs[to]).await?;
     }
     let mesh_started = Instant::now();
     for node in &nodes {
         tokio::time::timeout(Duration::from_secs(60), node.wait_for_mesh_peers(TOPIC, 2)).await??;
     }
     let mesh_time = mesh_started.elapsed();
-    let mut links = 0;
+    let mut connections = 0;
     for node in &nodes {
-        links += node.connected_peers().await?.len();
+        connections += node.connected_peers().await?.len();
     }
-    let publishers: Vec<usize> = (0..MESSAGES).map(|_| rng.random_range(0..NODES)).collect();
     let relay = run(&nodes, &publishers, interval).await?;
     let lagged: u64 = nodes.iter().map(|node| node.stats().lagged_receivers).sum();
     for node in nodes {
@@ -358,6 +472,11 @@ async fn main() -> anyhow::Result<()> {
         report("via chs", 3, &figures);
         hop_chs.push(figures);
     }
+    // The 20-node anchor: status-go's nodes in the same topology, carrying the same publishes.
+    let go_mesh = match &go_bin {
+        Some(bin) => Some(go_mesh(bin, &links, &publishers, interval)?),
+        None => None,
+    };
     let delivered = |v: &[Figures]| v.iter().map(Figures::ratio).fold(f64::NAN, f64::min);
     let hop_chs_p50 = median_ms(hop_chs.iter().map(|f| f.p50).collect());
     let hop_chs_p99 = median_ms(hop_chs.iter().map(|f| f.p99).collect());
@@ -373,11 +492,19 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "chs-waku relay: {MESSAGES} messages of {PAYLOAD_SIZE} B, publish interval {interval_us} µs, seed {SEED:#x}; \
          {NODES} nodes with {} links (mesh ready in {:.2} s), receiver lag losses {lagged}",
-        links / 2,
+        connections / 2,
         mesh_time.as_secs_f64()
     );
     report("baseline", 2, &baseline);
     report("relay", NODES, &relay);
+    if let Some(go) = &go_mesh {
+        report("s-go mesh", NODES, go);
+        println!(
+            "ratio chs mesh / status-go mesh: p50 x{:.2}, p99 x{:.2}",
+            relay.p50.as_secs_f64() / go.p50.as_secs_f64().max(1e-9),
+            relay.p99.as_secs_f64() / go.p99.as_secs_f64().max(1e-9)
+        );
+    }
     let p99_ratio = relay.p99.as_secs_f64() / baseline.p99.as_secs_f64().max(1e-9);
     let p50_ratio = relay.p50.as_secs_f64() / baseline.p50.as_secs_f64().max(1e-9);
     println!("ratio relay/baseline: p50 x{p50_ratio:.2}, p99 x{p99_ratio:.2}; goals: delivery 100%, p99 < 1 s");
@@ -397,6 +524,10 @@ async fn main() -> anyhow::Result<()> {
         "baseline_p50_ms": baseline.p50.as_secs_f64() * 1e3,
         "baseline_p99_ms": baseline.p99.as_secs_f64() * 1e3,
         "p99_ratio": p99_ratio,
+        "mesh_status_go_delivery_ratio": go_mesh.as_ref().map(Figures::ratio),
+        "mesh_status_go_p50_ms": go_mesh.as_ref().map(|go| go.p50.as_secs_f64() * 1e3),
+        "mesh_status_go_p99_ms": go_mesh.as_ref().map(|go| go.p99.as_secs_f64() * 1e3),
+        "mesh_p99_ratio": go_mesh.as_ref().map(|go| relay.p99.as_secs_f64() / go.p99.as_secs_f64().max(1e-9)),
         "hop_rounds": HOP_ROUNDS,
         "hop_chs_delivery_ratio": delivered(&hop_chs),
         "hop_chs_p50_ms": hop_chs_p50,
