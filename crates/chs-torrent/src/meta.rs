@@ -395,12 +395,14 @@ impl<'a> PieceStream<'a> {
         Self { files, next_file: 0, open: None, piece_length, chunk_len }
     }
 
-    /// Fills `buf` (cleared first) with the next [`PieceStream::chunk_len`] bytes of the stream,
-    /// fewer only at its end; an empty `buf` means the end. A file shorter or longer than it was
-    /// when listed is refused: the hashes would not describe it.
-    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<(), Error> {
-        buf.clear();
-        buf.resize(self.chunk_len, 0);
+    /// Reads the next [`PieceStream::chunk_len`] bytes of the stream (fewer only at its end)
+    /// into `buf`, which it sizes to that length once (no zeroing per chunk), and returns how
+    /// many it read: 0 at the end. A file shorter or longer than it was when listed is refused:
+    /// the hashes would not describe it.
+    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<usize, Error> {
+        if buf.len() != self.chunk_len {
+            buf.resize(self.chunk_len, 0);
+        }
         let mut filled = 0;
         while filled < self.chunk_len {
             let Some((file, left)) = &mut self.open else {
@@ -428,8 +430,7 @@ impl<'a> PieceStream<'a> {
             filled += n;
             *left -= n as u64;
         }
-        buf.truncate(filled);
-        Ok(())
+        Ok(filled)
     }
 }
 
@@ -446,11 +447,11 @@ fn hash_inline(stream: &mut PieceStream<'_>) -> Result<Vec<[u8; 20]>, Error> {
     let mut pieces = Vec::new();
     let mut buf = Vec::new();
     loop {
-        stream.fill(&mut buf)?;
-        if buf.is_empty() {
+        let n = stream.fill(&mut buf)?;
+        if n == 0 {
             return Ok(pieces);
         }
-        pieces.extend(hash_chunk(&buf, stream.piece_length));
+        pieces.extend(hash_chunk(&buf[..n], stream.piece_length));
     }
 }
 
@@ -459,7 +460,7 @@ fn hash_inline(stream: &mut PieceStream<'_>) -> Result<Vec<[u8; 20]>, Error> {
 fn hash_parallel(stream: &mut PieceStream<'_>, threads: usize) -> Result<Vec<[u8; 20]>, Error> {
     use std::sync::mpsc;
     let piece_length = stream.piece_length;
-    let (work_tx, work_rx) = mpsc::channel::<(usize, Vec<u8>)>();
+    let (work_tx, work_rx) = mpsc::channel::<(usize, Vec<u8>, usize)>();
     let work_rx = std::sync::Mutex::new(work_rx);
     let (done_tx, done_rx) = mpsc::channel::<Hashed>();
     let mut by_chunk: Vec<Option<Vec<[u8; 20]>>> = Vec::new();
@@ -478,8 +479,8 @@ fn hash_parallel(stream: &mut PieceStream<'_>, threads: usize) -> Result<Vec<[u8
                 loop {
                     // The lock is held only to take the next buffer, not while hashing.
                     let next = work_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                    let Ok((idx, buf)) = next else { return };
-                    let hashes = hash_chunk(&buf, piece_length);
+                    let Ok((idx, buf, len)) = next else { return };
+                    let hashes = hash_chunk(&buf[..len], piece_length);
                     if done_tx.send((idx, hashes, buf)).is_err() {
                         return;
                     }
@@ -496,12 +497,12 @@ fn hash_parallel(stream: &mut PieceStream<'_>, threads: usize) -> Result<Vec<[u8
                     store(&mut by_chunk, &mut free, done);
                     continue;
                 };
-                stream.fill(&mut buf)?;
-                if buf.is_empty() {
+                let len = stream.fill(&mut buf)?;
+                if len == 0 {
                     return Ok(());
                 }
                 by_chunk.push(None);
-                if work_tx.send((by_chunk.len() - 1, buf)).is_err() {
+                if work_tx.send((by_chunk.len() - 1, buf, len)).is_err() {
                     return Ok(());
                 }
                 in_flight += 1;
