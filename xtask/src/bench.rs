@@ -322,7 +322,12 @@ fn rows(v: &Value) -> Vec<Row> {
             let anchor =
                 format!("{} {:.1} MB/s", v.get("anchor").and_then(Value::as_str).unwrap_or("?"), f(v, "anchor_mbps"));
             let sha1 = f(v, "sha1_limit_mbps");
-            let limits = format!("SHA-1 {:.0} MB/s, loopback TCP {:.0} MB/s", sha1, f(v, "loopback_tcp_mbps"));
+            let limits = format!(
+                "SHA-1 {:.0} MB/s, loopback TCP {:.0} MB/s, new-file write {:.0} MB/s",
+                sha1,
+                f(v, "loopback_tcp_mbps"),
+                f(v, "file_write_mbps")
+            );
             let rate = |key: &str| format!("{:.1} MB/s ({:.2}x SHA-1)", f(v, key), f(v, key) / sha1);
             let ana = f(v, "anacrolix_anacrolix_mbps");
             let vs_anacrolix = |what: &str, key: &str| {
@@ -357,7 +362,7 @@ fn rows(v: &Value) -> Vec<Row> {
                 ),
                 row(
                     "torrent",
-                    "machine limits (same run, one core / one connection)",
+                    "machine limits (same run, one core / one connection / one writer)",
                     limits,
                     anchor,
                     f(v, "ours_download_mbps") / (sha1 / 2.0),
@@ -387,6 +392,15 @@ fn rows(v: &Value) -> Vec<Row> {
                     f(v, "create_speed_ratio"),
                     "≥ 1.0x (speed)",
                     f(v, "create_speed_ratio") >= 1.0,
+                ),
+                row(
+                    "torrent",
+                    &format!("create the torrent of {:.0} MiB, CPU time", f(v, "size_mib")),
+                    format!("{:.2} s", f(v, "ours_create_cpu_s")),
+                    format!("libtorrent {:.2} s", f(v, "lt_create_cpu_s")),
+                    f(v, "lt_create_cpu_s") / f(v, "ours_create_cpu_s"),
+                    "≥ 1.0x",
+                    f(v, "lt_create_cpu_s") >= f(v, "ours_create_cpu_s"),
                 ),
             ]
         }
@@ -451,7 +465,7 @@ mod tests {
     fn every_benchmark_json_gets_a_table_row_with_its_ratio() {
         let report: Vec<Value> = serde_json::from_str(
             r#"[{"bench":"store","messages":1000000,"insert_msgs_per_s":237464,"baseline_insert_msgs_per_s":320330,"insert_ratio":0.741,"scan_msgs_per_s":1270811,"baseline_scan_msgs_per_s":1389220,"scan_ratio":0.915,"scan_peak_rss_kib_full":10292},
-                {"bench":"torrent","size_mib":1024,"sha1_limit_mbps":1900.0,"loopback_tcp_mbps":3000.0,"anchor":"libtorrent → libtorrent (TCP)","anchor_mbps":438.0,"ours_download_mbps":500.0,"ours_librqbit_mbps":130.0,"download_ratio":1.1415,"anacrolix_chs_mbps":96.0,"anacrolix_anacrolix_mbps":54.0,"chs_anacrolix_mbps":157.0,"fetcher_sys_s_per_gib":1.0,"fetcher_user_s_per_gib":1.0,"librqbit_sys_s_per_gib":5.8,"librqbit_user_s_per_gib":3.0,"ours_create_s":0.6,"lt_create_s":0.7,"create_speed_ratio":1.17},
+                {"bench":"torrent","size_mib":1024,"sha1_limit_mbps":1900.0,"loopback_tcp_mbps":3000.0,"anchor":"libtorrent → libtorrent (TCP)","anchor_mbps":438.0,"ours_download_mbps":500.0,"ours_librqbit_mbps":130.0,"download_ratio":1.1415,"anacrolix_chs_mbps":96.0,"anacrolix_anacrolix_mbps":54.0,"chs_anacrolix_mbps":157.0,"fetcher_sys_s_per_gib":1.0,"fetcher_user_s_per_gib":1.0,"librqbit_sys_s_per_gib":5.8,"librqbit_user_s_per_gib":3.0,"ours_create_s":0.6,"lt_create_s":0.7,"create_speed_ratio":1.17,"ours_create_cpu_s":0.7,"lt_create_cpu_s":0.77,"file_write_mbps":410.0},
                 {"bench":"e2e","mb":10,"delivery_ms":448.1,"baseline_ms":171.2,"ratio":2.617,"goal_ms":3000},
                 {"bench":"load","communities":100,"owner_seed_all_s":40.0,"members":50,"completed":49,"completion_ratio":0.98,"all_members_s":12.6,"single_member_s":0.4,"ratio":31.5,"owner_upload_bytes":40000000,"torrent_bytes":1200000,"peak_rss_mb":348}]"#,
         )
@@ -460,6 +474,8 @@ mod tests {
         assert!(md.contains("| store | insert 1,000,000 messages | 237,464 msg/s | plain rusqlite 320,330 msg/s | 0.74x | ≥ 0.7x | yes |"), "{md}");
         assert!(md.contains("| e2e | owner seeds → member done, 10 MB archive | 448 ms | bare torrent transfer 171 ms | 2.62x | < 3000 ms | yes |"), "{md}");
         assert!(md.contains("| torrent | download 1024 MiB on loopback, chs → chs (best path) | 500.0 MB/s (0.26x SHA-1) | libtorrent → libtorrent (TCP) 438.0 MB/s | 1.14x | ≥ 1.0x | yes |"), "{md}");
+        assert!(md.contains("| torrent | machine limits (same run, one core / one connection / one writer) | SHA-1 1900 MB/s, loopback TCP 3000 MB/s, new-file write 410 MB/s |"), "{md}");
+        assert!(md.contains("| torrent | create the torrent of 1024 MiB, CPU time | 0.70 s | libtorrent 0.77 s | 1.10x | ≥ 1.0x | yes |"), "{md}");
         assert!(md.contains("| torrent | anacrolix (as status-go) seeds → chs downloads | 96.0 MB/s (0.05x SHA-1) | anacrolix → anacrolix 54.0 MB/s | 1.78x | ≥ 1.0x | yes |"), "{md}");
         assert!(md.contains("49/50 complete in 12.6 s") && md.contains("| all complete | **no** |"), "{md}");
         assert!(md.contains("\"bench\": \"load\""));

@@ -16,7 +16,10 @@
 //!   connection, 1 MiB writes and reads, two threads of this process), both per CPU-second so that
 //!   other jobs do not lower them, and writing a new 1 GiB file (page cache), per CPU-second too
 //!   (printed for the record, not a ratio: it varies 5x from run to run on this VM);
-//! - **creation**: `TorrentMeta::from_dir` of the folder (hashing), and libtorrent's (below);
+//! - **creation**: `TorrentMeta::from_dir` of the folder (read on one thread, hashed on all
+//!   cores), and libtorrent's (below: `set_piece_hashes` with its defaults, one hashing thread
+//!   fed by its disk threads; the Python binding takes no settings), each as wall time and as the
+//!   CPU time of its process (which other jobs on the machine do not inflate);
 //! - **libtorrent → libtorrent** (`interop/lt_bench.py tcp`, if `CHS_LT_PYTHON` is set): libtorrent
 //!   2.1 with `lt_common.session()` (loopback only; no DHT, LSD, UPnP, NAT-PMP) and **uTP off**
 //!   (`enable_outgoing_utp` / `enable_incoming_utp` false), 131072-byte pieces (it refuses 102400).
@@ -322,8 +325,8 @@ async fn anacrolix_leech(bin: &Path, magnet: &str, peer: std::net::SocketAddr, w
     Ok(secs)
 }
 
-/// `lt_bench.py FOLDER 131072 OUT tcp|utp`: (create seconds, download seconds).
-fn libtorrent(py: &Path, folder: &Path, out: &Path, transport: &str) -> anyhow::Result<(f64, f64)> {
+/// `lt_bench.py FOLDER 131072 OUT tcp|utp`: (create seconds, create CPU seconds, download seconds).
+fn libtorrent(py: &Path, folder: &Path, out: &Path, transport: &str) -> anyhow::Result<(f64, f64, f64)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/lt_bench.py");
     let o = std::process::Command::new(py)
         .arg(&script)
@@ -336,7 +339,8 @@ fn libtorrent(py: &Path, folder: &Path, out: &Path, transport: &str) -> anyhow::
     std::fs::remove_dir_all(out).ok();
     anyhow::ensure!(o.status.success(), "lt_bench.py failed: {}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
-    Ok((v["create_seconds"].as_f64().unwrap_or(f64::NAN), v["download_seconds"].as_f64().unwrap_or(f64::NAN)))
+    let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    Ok((g("create_seconds"), g("create_cpu_seconds"), g("download_seconds")))
 }
 
 /// Samples of every figure over the repetitions.
@@ -346,6 +350,8 @@ struct Samples {
     sha1_crate: Vec<f64>,
     write: Vec<f64>,
     ours_create: Vec<f64>,
+    ours_create_cpu: Vec<f64>,
+    lt_create_cpu: Vec<f64>,
     tcp: Vec<f64>,
     lt_create: Vec<f64>,
     lt: Vec<f64>,
@@ -441,15 +447,23 @@ async fn main() -> anyhow::Result<()> {
         s.tcp.push(tcp);
         s.write.push(write);
         let t = Instant::now();
+        let (cu0, cs0) = cpu_times();
         let f = folder.clone();
         tokio::task::spawn_blocking(move || TorrentMeta::from_dir(&f, piece_length)).await??;
         let create = t.elapsed().as_secs_f64();
-        println!("chs create: {create:.3} s ({:.1} MB/s)", mbps(total, create));
+        let (cu1, cs1) = cpu_times();
+        let create_cpu = (cu1 - cu0) + (cs1 - cs0);
+        println!("chs create: {create:.3} s ({:.1} MB/s), CPU {create_cpu:.2} s", mbps(total, create));
         s.ours_create.push(create);
+        s.ours_create_cpu.push(create_cpu);
         if let Some(py) = &lt_py {
-            let (c, d) = libtorrent(py, &folder, &tmp.path().join("lt-out"), "tcp")?;
-            println!("libtorrent -> libtorrent (TCP): {d:.3} s ({:.1} MB/s); create {c:.3} s", mbps(total, d));
+            let (c, c_cpu, d) = libtorrent(py, &folder, &tmp.path().join("lt-out"), "tcp")?;
+            println!(
+                "libtorrent -> libtorrent (TCP): {d:.3} s ({:.1} MB/s); create {c:.3} s, CPU {c_cpu:.2} s",
+                mbps(total, d)
+            );
             s.lt_create.push(c);
+            s.lt_create_cpu.push(c_cpu);
             s.lt.push(mbps(total, d));
         }
         for (mode, rate, user, sys) in [
@@ -493,7 +507,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut lt_utp = None;
     if let (Some(py), true) = (&lt_py, utp_baseline) {
-        let (_, d) = libtorrent(py, &folder, &tmp.path().join("lt-out"), "utp")?;
+        let (_, _, d) = libtorrent(py, &folder, &tmp.path().join("lt-out"), "utp")?;
         println!(
             "libtorrent -> libtorrent (uTP, its default; once, for the record): {d:.3} s ({:.1} MB/s)",
             mbps(total, d)
@@ -575,7 +589,9 @@ async fn main() -> anyhow::Result<()> {
         "librqbit_user_s_per_gib": median(&s.chs_files_user),
         "seeder_sys_s_per_gib": median(&s.seed_sys),
         "seeder_user_s_per_gib": median(&s.seed_user),
+        "ours_create_cpu_s": median(&s.ours_create_cpu),
         "lt_create_s": lt_create,
+        "lt_create_cpu_s": m(&s.lt_create_cpu),
         "lt_download_mbps": lt,
         "lt_utp_download_mbps": lt_utp,
         "anacrolix_anacrolix_mbps": ana_ana,

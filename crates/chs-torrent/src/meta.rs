@@ -130,8 +130,20 @@ pub fn piece_count(total: u64, piece_length: u32) -> u64 {
 
 impl TorrentMeta {
     /// Builds the info dict of `dir` (every regular file under it, recursively, sorted by path),
-    /// reading and hashing all files. Blocking; call it from `spawn_blocking` in async code.
+    /// reading and hashing all files, on all cores (see [`TorrentMeta::from_dir_threads`]).
+    /// Blocking; call it from `spawn_blocking` in async code.
     pub fn from_dir(dir: &Path, piece_length: u32) -> Result<Self, Error> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::from_dir_threads(dir, piece_length, threads)
+    }
+
+    /// [`TorrentMeta::from_dir`] with `threads` hashing threads (at least 1). The calling thread
+    /// reads the files in order, in large sequential reads, into a bounded pool of buffers of
+    /// whole pieces; with more than one thread the pieces are hashed by `threads` hashers while
+    /// the next buffers are read, and the hashes are put back in piece order. Memory: a few
+    /// buffers per thread, whatever the size of the folder. The result does not depend on
+    /// `threads`. Blocking.
+    pub fn from_dir_threads(dir: &Path, piece_length: u32, threads: usize) -> Result<Self, Error> {
         if piece_length == 0 {
             return Err(MetaError::ZeroPieceLength.into());
         }
@@ -144,24 +156,12 @@ impl TorrentMeta {
         if total == 0 {
             return Err(MetaError::Empty.into());
         }
-        let mut hasher = PieceHasher::new(piece_length);
-        let mut buf = vec![0u8; 1 << 20];
-        for (entry, path) in &found {
-            let mut file = std::fs::File::open(path).map_err(|source| Error::io(path, source))?;
-            let mut read_total = 0u64;
-            loop {
-                let n = file.read(&mut buf).map_err(|source| Error::io(path, source))?;
-                if n == 0 {
-                    break;
-                }
-                read_total += n as u64;
-                hasher.update(&buf[..n]);
-            }
-            if read_total != entry.length {
-                return Err(MetaError::FileChanged { path: path.clone() }.into());
-            }
-        }
-        let pieces = hasher.finish();
+        let mut stream = PieceStream::new(&found, piece_length);
+        let pieces = if threads <= 1 || total <= stream.chunk_len as u64 {
+            hash_inline(&mut stream)?
+        } else {
+            hash_parallel(&mut stream, threads)?
+        };
         Self::from_parts(name, piece_length, files, pieces)
     }
 
@@ -374,54 +374,153 @@ fn digest_bytes(d: &aws_lc_rs::digest::Digest) -> [u8; 20] {
     out
 }
 
-fn piece_context() -> aws_lc_rs::digest::Context {
-    aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY)
-}
+/// Bytes read (and handed to a hasher) at once: whole pieces, about [`CHUNK_TARGET`].
+const CHUNK_TARGET: usize = 4 << 20;
 
-/// Hashes a byte stream into consecutive pieces.
-pub(crate) struct PieceHasher {
+/// The files of a folder as one stream of bytes, read in buffers of whole pieces.
+struct PieceStream<'a> {
+    files: &'a [(FileEntry, PathBuf)],
+    /// Index of the file being read and the open file with the bytes left to read of it.
+    next_file: usize,
+    open: Option<(std::fs::File, u64)>,
     piece_length: usize,
-    current: aws_lc_rs::digest::Context,
-    in_current: usize,
-    pieces: Vec<[u8; 20]>,
+    /// Bytes per buffer: a whole number of pieces.
+    chunk_len: usize,
 }
 
-impl std::fmt::Debug for PieceHasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PieceHasher")
-            .field("piece_length", &self.piece_length)
-            .field("in_current", &self.in_current)
-            .field("pieces", &self.pieces.len())
-            .finish()
-    }
-}
-
-impl PieceHasher {
-    pub(crate) fn new(piece_length: u32) -> Self {
-        Self { piece_length: piece_length as usize, current: piece_context(), in_current: 0, pieces: Vec::new() }
+impl<'a> PieceStream<'a> {
+    fn new(files: &'a [(FileEntry, PathBuf)], piece_length: u32) -> Self {
+        let piece_length = piece_length as usize;
+        let chunk_len = piece_length * (CHUNK_TARGET / piece_length).max(1);
+        Self { files, next_file: 0, open: None, piece_length, chunk_len }
     }
 
-    pub(crate) fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let take = (self.piece_length - self.in_current).min(data.len());
-            self.current.update(&data[..take]);
-            self.in_current += take;
-            data = &data[take..];
-            if self.in_current == self.piece_length {
-                let done = std::mem::replace(&mut self.current, piece_context());
-                self.pieces.push(digest_bytes(&done.finish()));
-                self.in_current = 0;
+    /// Reads the next [`PieceStream::chunk_len`] bytes of the stream (fewer only at its end)
+    /// into `buf`, which it sizes to that length once (no zeroing per chunk), and returns how
+    /// many it read: 0 at the end. A file shorter or longer than it was when listed is refused:
+    /// the hashes would not describe it.
+    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<usize, Error> {
+        if buf.len() != self.chunk_len {
+            buf.resize(self.chunk_len, 0);
+        }
+        let mut filled = 0;
+        while filled < self.chunk_len {
+            let Some((file, left)) = &mut self.open else {
+                let Some((entry, path)) = self.files.get(self.next_file) else { break };
+                let file = std::fs::File::open(path).map_err(|source| Error::io(path, source))?;
+                self.open = Some((file, entry.length));
+                continue;
+            };
+            let path = &self.files[self.next_file].1;
+            if *left == 0 {
+                // Exactly the listed length was read: the file must end here.
+                let n = file.read(&mut [0u8; 1]).map_err(|source| Error::io(path, source))?;
+                if n != 0 {
+                    return Err(MetaError::FileChanged { path: path.clone() }.into());
+                }
+                self.open = None;
+                self.next_file += 1;
+                continue;
             }
+            let want = (self.chunk_len - filled).min(usize::try_from(*left).unwrap_or(usize::MAX));
+            let n = file.read(&mut buf[filled..filled + want]).map_err(|source| Error::io(path, source))?;
+            if n == 0 {
+                return Err(MetaError::FileChanged { path: path.clone() }.into());
+            }
+            filled += n;
+            *left -= n as u64;
         }
+        Ok(filled)
     }
+}
 
-    /// The hashes; a trailing partial piece is hashed, an empty one is not.
-    pub(crate) fn finish(mut self) -> Vec<[u8; 20]> {
-        if self.in_current > 0 {
-            self.pieces.push(digest_bytes(&self.current.finish()));
+/// The SHA-1 of each piece of `chunk` (the last one may be short).
+fn hash_chunk(chunk: &[u8], piece_length: usize) -> Vec<[u8; 20]> {
+    chunk.chunks(piece_length).map(piece_sha1).collect()
+}
+
+/// A hashed buffer: `(chunk index, piece hashes, the buffer for reuse)`.
+type Hashed = (usize, Vec<[u8; 20]>, Vec<u8>);
+
+/// Reads and hashes on the calling thread.
+fn hash_inline(stream: &mut PieceStream<'_>) -> Result<Vec<[u8; 20]>, Error> {
+    let mut pieces = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        let n = stream.fill(&mut buf)?;
+        if n == 0 {
+            return Ok(pieces);
         }
-        self.pieces
+        pieces.extend(hash_chunk(&buf[..n], stream.piece_length));
     }
+}
+
+/// Reads on the calling thread, hashes on `threads` scoped threads; at most `2 * threads + 1`
+/// buffers exist at once (the reader waits for a free one).
+fn hash_parallel(stream: &mut PieceStream<'_>, threads: usize) -> Result<Vec<[u8; 20]>, Error> {
+    use std::sync::mpsc;
+    let piece_length = stream.piece_length;
+    let (work_tx, work_rx) = mpsc::channel::<(usize, Vec<u8>, usize)>();
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Hashed>();
+    let mut by_chunk: Vec<Option<Vec<[u8; 20]>>> = Vec::new();
+    let mut free: Vec<Vec<u8>> = (0..2 * threads + 1).map(|_| Vec::new()).collect();
+    let mut in_flight = 0usize;
+    let store = |by_chunk: &mut Vec<Option<Vec<[u8; 20]>>>, free: &mut Vec<Vec<u8>>, done: Hashed| {
+        let (idx, hashes, buf) = done;
+        by_chunk[idx] = Some(hashes);
+        free.push(buf);
+    };
+    let read = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let work_rx = &work_rx;
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take the next buffer, not while hashing.
+                    let next = work_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    let Ok((idx, buf, len)) = next else { return };
+                    let hashes = hash_chunk(&buf[..len], piece_length);
+                    if done_tx.send((idx, hashes, buf)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let result = (|| -> Result<(), Error> {
+            loop {
+                let Some(mut buf) = free.pop() else {
+                    // Every buffer is with the hashers: wait for one back.
+                    let Ok(done) = done_rx.recv() else { return Ok(()) };
+                    in_flight -= 1;
+                    store(&mut by_chunk, &mut free, done);
+                    continue;
+                };
+                let len = stream.fill(&mut buf)?;
+                if len == 0 {
+                    return Ok(());
+                }
+                by_chunk.push(None);
+                if work_tx.send((by_chunk.len() - 1, buf, len)).is_err() {
+                    return Ok(());
+                }
+                in_flight += 1;
+            }
+        })();
+        // Closing the work channel ends the hashers once they have drained it.
+        drop(work_tx);
+        while in_flight > 0 {
+            let Ok(done) = done_rx.recv() else { break };
+            in_flight -= 1;
+            store(&mut by_chunk, &mut free, done);
+        }
+        result
+    });
+    read?;
+    // Every chunk sent was hashed (a hasher cannot fail; a panic would end the scope); were one
+    // missing, `from_parts` would refuse the piece count.
+    Ok(by_chunk.into_iter().flatten().flatten().collect())
 }
 
 fn encode_info(name: &str, piece_length: u32, files: &[FileEntry], pieces: &[[u8; 20]]) -> Vec<u8> {

@@ -332,3 +332,40 @@ fn item4_cut_short_two_rename_swap_is_repaired() {
     assert_eq!(content(&live), b"new");
     assert!(!aside.exists());
 }
+
+/// Issue 22 item 2 (creation on all cores): the pieces hashed by 1 to 4 threads, over files that
+/// end inside pieces and buffers (an empty one among them), are the SHA-1s of the folder's bytes
+/// in torrent order, and the info dict is the same whatever the number of threads.
+#[test]
+fn issue22_item2_creation_on_threads_gives_the_same_torrent() {
+    use sha1::Digest;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("0x02threads");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    let mut x: u32 = 0x1234_5678;
+    let mut stream = Vec::new();
+    // Sorted order: data, empty, index, sub/tail.
+    for (p, len) in [("data", 9_000_001usize), ("empty", 0), ("index", 102_401), ("sub/tail", 1_234_567)] {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(dir.join(p), &bytes).expect("write");
+        stream.extend_from_slice(&bytes);
+    }
+    for piece_length in [16_384u32, DEFAULT_PIECE_LENGTH, 3 << 20] {
+        let expected: Vec<[u8; 20]> =
+            stream.chunks(piece_length as usize).map(|c| sha1::Sha1::digest(c).into()).collect();
+        let one = TorrentMeta::from_dir_threads(&dir, piece_length, 1).expect("builds");
+        assert_eq!(one.pieces(), expected.as_slice(), "piece length {piece_length}");
+        for threads in 2..=4 {
+            let many = TorrentMeta::from_dir_threads(&dir, piece_length, threads).expect("builds");
+            assert_eq!(many.info_bytes(), one.info_bytes(), "piece length {piece_length}, {threads} threads");
+        }
+        assert_eq!(TorrentMeta::from_dir(&dir, piece_length).expect("builds"), one);
+    }
+}
