@@ -28,7 +28,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 mod support;
-use support::{HOUR_MS, STEP, now_ms, owner_with_history, start_subscribed};
+use support::{HOUR_MS, STEP, forged_description, now_ms, owner_with_history, start_subscribed};
 
 const NEW_SHARD: Shard = Shard { cluster: 16, index: 200 };
 
@@ -154,6 +154,7 @@ async fn description_shard_and_protected_topic_are_followed() {
             encrypted: false,
             archive_link_clock: 0,
             timestamp_ns: now_ns(),
+            owner_token: None,
         };
         build_description(&params, &cache).unwrap().waku_message
     };
@@ -256,33 +257,8 @@ async fn description_shard_and_protected_topic_are_followed() {
     // 5. A forged description (another key, a far higher clock, channel B removed), then the
     //    real next one: the forgery changed nothing, or the real clock 4 would be stale.
     let forger = SecretKey::generate().unwrap();
-    let forged = {
-        let proto = chs_proto::protobuf::CommunityDescription {
-            clock: 100,
-            permissions: Some(chs_proto::protobuf::CommunityPermissions { access: 1, ..Default::default() }),
-            id: id.to_string(),
-            ..Default::default()
-        };
-        let amm = chs_status::amm::sign_amm(
-            chs_proto::Message::encode_to_vec(&proto),
-            chs_status::description::DESCRIPTION_TYPE,
-            &forger,
-        );
-        let chat_key = cache.chat_key(&id.description_chat_id());
-        let params = chs_status::envelope::EnvelopeParams {
-            chat_key: &chat_key,
-            transport_key: &forger,
-            installation_id: "",
-            bundle: None,
-            timestamp_ns: now_ns(),
-            padding: Padding::Random,
-            nonce: NonceSource::Random,
-        };
-        let mut message =
-            chs_status::envelope::build_bare_amm(&amm, &forger.public_key(), &params).unwrap().waku_message;
-        chs_status::protected::sign_protected(&mut message, &pubsub, &topic_key);
-        message
-    };
+    let mut forged = forged_description(&cache, &id, &forger, 100, now_ns());
+    chs_status::protected::sign_protected(&mut forged, &pubsub, &topic_key);
     go200.publish(&forged).await;
     let refused = wait_for(&mut signals, STEP, "forgery refused", |s| match s {
         Signal::CommunityDescriptionRejected { reason, .. } => Some(reason.clone()),

@@ -1,20 +1,23 @@
 //! Issue 18, store v3 on the node, over real TCP on loopback: a history node (a chs-waku node
 //! serving a memory store with `StoreServer`) holds what a node missed while it was offline.
 //! A member that was offline while the owner announced gets the link from store on start and
-//! downloads the archives; an owner offline for a day archives the messages it missed.
+//! downloads the archives; a member that was offline while the control node published a new
+//! description and shard info follows them from store on start; an owner offline for a day
+//! archives the messages it missed.
 
 use std::sync::Arc;
 
-use chs_demo::{chat_message, join_member, wait_for};
+use chs_demo::{chat_message, create_owner, join_member, wait_for};
 use chs_node::config::Policy;
 use chs_node::{ManualClock, NodeConfig, Signal};
-use chs_status::ChatKeyCache;
+use chs_status::description::{DescriptionParams, NON_PROTECTED_PUBSUB_TOPIC, build_description, build_shard_info};
+use chs_status::{ChatKeyCache, Shard};
 use chs_waku::store::{MemoryStore, StoreServer, StoreServerConfig, StoredMessage};
 use chs_waku::{ContentFilter, WakuNode};
 use chs_waku_payload::SecretKey;
 
 mod support;
-use support::{HOUR_MS, STEP, now_ms, owner_with_history, start_config};
+use support::{HOUR_MS, STEP, forged_description, now_ms, owner_with_history, start_config};
 
 /// A history node: a Waku node serving `messages` over store v3, connected to nobody.
 async fn history_node(messages: Vec<StoredMessage>) -> (WakuNode, StoreServer, String) {
@@ -56,7 +59,8 @@ async fn member_offline_while_the_owner_announced_gets_the_link_from_store_on_st
     .await
     .expect("the link from store is downloaded");
     assert!(archives >= 1);
-    assert_eq!(history_server.stats().pages_served, 1);
+    // One page each: the description, the shard info (none held) and the magnetlinks.
+    assert_eq!(history_server.stats().pages_served, 3);
     member.shutdown().await;
     owner.shutdown().await;
 }
@@ -94,6 +98,118 @@ async fn member_without_configured_store_nodes_catches_up_from_a_connected_one()
     assert!(peers.iter().any(|p| p.store && p.connected), "{peers:?}");
     member.shutdown().await;
     owner.shutdown().await;
+}
+
+/// Issue 19: the control node published a description adding a channel and a shard info moving
+/// the community while the member was not running; a store node kept them, with a forged
+/// description (higher clock, another key) and a replayed older description and shard info
+/// (newest by timestamp). Started, the member catches up from the store node and follows the
+/// newest valid ones: the new channel and the new shard; the forgeries and the replay change
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_started_after_a_description_and_shard_change_follows_them_from_store() {
+    const NEW_SHARD: Shard = Shard { cluster: 16, index: 200 };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ms();
+    let clock = ManualClock::new(now);
+    let owner_dir = dir.path().join("owner");
+    let id = create_owner(&owner_dir, "store-description").expect("community");
+    let (community_key, general) = {
+        let mut store = chs_store::Store::open(&owner_dir.join("chs.db")).expect("store");
+        let communities = chs_community::Communities::open(&mut store).expect("communities");
+        let community = communities.get(&store, &id).expect("community");
+        let uuid = community.chats[0].strip_prefix(&id.to_string()).expect("channel of the community").to_owned();
+        (community.private_key().expect("control node").clone(), uuid)
+    };
+    let cache = ChatKeyCache::new();
+    let identity = SecretKey::generate().expect("key");
+    let ns = |ms_ago: u64| i64::try_from(now - ms_ago).expect("ms") * 1_000_000;
+    let description = |clock: u64, channels: &[(String, String)], timestamp_ns: i64| {
+        let params = DescriptionParams {
+            community_key: &community_key,
+            transport_key: &identity,
+            clock,
+            name: "store-description",
+            channels,
+            encrypted: false,
+            archive_link_clock: 0,
+            timestamp_ns,
+            owner_token: None,
+        };
+        let message = build_description(&params, &cache).expect("description").waku_message;
+        StoredMessage::new(chs_waku::DEFAULT_PUBSUB_TOPIC, message)
+    };
+    let news = "b0b0b0b0-0000-4000-8000-000000000000".to_owned();
+    let one = [(general.clone(), "general".to_owned())];
+    let two = [(general.clone(), "general".to_owned()), (news.clone(), "news".to_owned())];
+    let forger = SecretKey::generate().expect("key");
+    let shard_info = |key: &SecretKey, clock: u64, shard: Shard, timestamp_ns: i64| {
+        let built = build_shard_info(key, &identity, clock, Some(shard), timestamp_ns, &cache).expect("shard info");
+        StoredMessage::new(NON_PROTECTED_PUBSUB_TOPIC, built.waku_message)
+    };
+    let kept = vec![
+        description(4, &one, ns(4 * HOUR_MS)),
+        description(5, &two, ns(3 * HOUR_MS)),
+        StoredMessage::new(
+            chs_waku::DEFAULT_PUBSUB_TOPIC,
+            forged_description(&cache, &id, &forger, 90, ns(2 * HOUR_MS)),
+        ),
+        // A replay of the older one, relayed again later.
+        description(4, &one, ns(HOUR_MS)),
+        shard_info(&community_key, 3, NEW_SHARD, ns(3 * HOUR_MS)),
+        // An older shard info, relayed again later.
+        shard_info(&community_key, 2, Shard { cluster: 16, index: 300 }, ns(HOUR_MS)),
+    ];
+    let (_history, history_server, history_addr) = history_node(kept).await;
+
+    let member_dir = dir.path().join("member");
+    join_member(&member_dir, &id).expect("join");
+    let mut config = NodeConfig::local(&member_dir);
+    config.waku.store.peers = vec![history_addr];
+    let (member, mut signals) = start_config(config, &clock).await;
+    let mut caught_up = std::collections::BTreeMap::new();
+    let mut applied = None;
+    let moved_to = wait_for(&mut signals, STEP, "the catch-up of the description and the shard", |s| match s {
+        Signal::StoreCatchUp { what, messages, failed_peers: 0, .. } => {
+            caught_up.entry(*what).or_insert(*messages);
+            None
+        }
+        Signal::CommunityDescriptionApplied { clock, added, .. } => {
+            applied = Some((*clock, added.clone()));
+            None
+        }
+        Signal::CommunityShardMoved { to, .. } => Some(to.clone()),
+        _ => None,
+    })
+    .await
+    .expect("the member moved to the new shard");
+    assert_eq!(moved_to, NEW_SHARD.pubsub_topic());
+    assert_eq!(caught_up.get("description"), Some(&4), "{caught_up:?}");
+    assert_eq!(caught_up.get("shard-info"), Some(&2), "{caught_up:?}");
+    let (applied_clock, mut added) = applied.expect("a description applied");
+    added.sort();
+    let mut want = vec![format!("{id}{general}"), format!("{id}{news}")];
+    want.sort();
+    assert_eq!((applied_clock, added), (5, want));
+    // Restarted on the new shard, it catches up again there (nothing of the old shard).
+    wait_for(&mut signals, STEP, "the catch-up on the new shard", |s| match s {
+        Signal::StoreCatchUp { what: "magnetlinks", .. } => Some(()),
+        Signal::CommunityShardMoved { .. } => panic!("moved again: {s:?}"),
+        _ => None,
+    })
+    .await
+    .expect("caught up after the restart");
+    let (community, counts) =
+        member.handle().with_store(move |c, s| Ok((c.get(s, &id)?, c.description_counts()))).await.expect("running");
+    let mut chats = community.chats.clone();
+    chats.sort();
+    assert_eq!(chats.len(), 2, "{chats:?}");
+    assert!(chats.contains(&format!("{id}{news}")), "{chats:?}");
+    assert_eq!(community.pubsub_topic, NEW_SHARD.pubsub_topic());
+    let refused: u64 = counts.rejected.values().sum();
+    assert_eq!(refused, 1, "the forged description is refused and counted: {counts:?}");
+    assert!(history_server.stats().pages_served >= 2);
+    member.shutdown().await;
 }
 
 /// An owner of a community with `count` messages of the last hour, started and seeding, and its

@@ -377,3 +377,33 @@ pub(crate) fn topic_key(conn: &Connection, id: &CommunityId) -> Result<Option<To
         .optional()?;
     bytes.flatten().map(|b| TopicKey::from_column(&b)).transpose()
 }
+
+pub(crate) fn set_control_node(
+    conn: &Connection,
+    id: &CommunityId,
+    key: Option<&PublicKey>,
+) -> Result<(), CommunityError> {
+    let changed = conn.execute(
+        "UPDATE chs_communities SET control_node = ?2 WHERE community_id = ?1",
+        params![id.to_string(), key.map(|k| k.to_compressed().to_vec())],
+    )?;
+    if changed == 0 {
+        return Err(CommunityError::UnknownCommunity(id.to_string()));
+    }
+    Ok(())
+}
+
+pub(crate) fn control_node(conn: &Connection, id: &CommunityId) -> Result<Option<PublicKey>, CommunityError> {
+    let bytes: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT control_node FROM chs_communities WHERE community_id = ?1", [id.to_string()], |r| r.get(0))
+        .optional()?;
+    bytes
+        .flatten()
+        .map(|b| {
+            PublicKey::from_sec1_bytes(&b).map_err(|_| CommunityError::MalformedRow {
+                table: "chs_communities",
+                what: "control_node is not a public key".to_owned(),
+            })
+        })
+        .transpose()
+}

@@ -30,6 +30,7 @@ fn description(key: &SecretKey, clock: u64, chans: &[(String, String)], archive_
         encrypted: false,
         archive_link_clock: archive_clock,
         timestamp_ns: 1,
+        owner_token: None,
     };
     build_description(&params, &ChatKeyCache::new()).unwrap().waku_message
 }
@@ -118,6 +119,73 @@ fn forged_description_changes_nothing() {
     let outcome = communities.receive_description(&mut store, &id, &forged).unwrap();
     assert!(matches!(outcome, DescriptionOutcome::Rejected(RejectReason::NotSignedByCommunity { .. })), "{outcome:?}");
     assert_eq!(communities.info(&store, &id).unwrap(), before);
+}
+
+/// Issue 19 gap 2: an owner-token community (a `BECOME_TOKEN_OWNER` permission on chain 1) whose
+/// control node moved to another key. status-go reads that key from the chain; chs takes it from
+/// the operator (`set_control_node`): descriptions it signs are applied, others refused with a
+/// counted `NotControlNode`, also while none is configured. The configured key survives a reopen.
+#[test]
+fn owner_token_description_is_accepted_from_the_configured_control_node_only() {
+    let (dir, mut store, communities, key, id) = member();
+    let control = generate_key().unwrap();
+    let identity = generate_key().unwrap();
+    let owner_token = |signer: &SecretKey, clock: u64, chans: &[(String, String)]| {
+        let params = DescriptionParams {
+            community_key: &key,
+            transport_key: &identity,
+            clock,
+            name: "owned",
+            channels: chans,
+            encrypted: false,
+            archive_link_clock: 0,
+            timestamp_ns: 1,
+            owner_token: Some((1, signer)),
+        };
+        build_description(&params, &ChatKeyCache::new()).unwrap().waku_message
+    };
+    let refused_kind = |outcome: &DescriptionOutcome| match outcome {
+        DescriptionOutcome::Rejected(reason) => Some(reason.kind()),
+        DescriptionOutcome::Applied { .. } => None,
+    };
+
+    // None configured: signed by the new control node, refused (and not as a forgery of the
+    // community key: the reason names the chain).
+    let outcome =
+        communities.receive_description(&mut store, &id, &owner_token(&control, 3, &channels(&["a"]))).unwrap();
+    assert_eq!(refused_kind(&outcome), Some(RejectKind::NotControlNode), "{outcome:?}");
+    assert!(outcome_text(&outcome).contains("chain 1"), "{outcome:?}");
+
+    communities.set_control_node(&mut store, &id, Some(&control.public_key())).unwrap();
+    let outcome =
+        communities.receive_description(&mut store, &id, &owner_token(&control, 4, &channels(&["a", "b"]))).unwrap();
+    assert!(matches!(&outcome, DescriptionOutcome::Applied { clock: 4, added, .. } if added.len() == 2), "{outcome:?}");
+
+    // Another key (the community key included: the owner moved) is refused, nothing changes.
+    let before = communities.info(&store, &id).unwrap();
+    for other in [generate_key().unwrap(), key.clone()] {
+        let outcome =
+            communities.receive_description(&mut store, &id, &owner_token(&other, 9, &channels(&["x"]))).unwrap();
+        assert_eq!(refused_kind(&outcome), Some(RejectKind::NotControlNode), "{outcome:?}");
+    }
+    assert_eq!(communities.info(&store, &id).unwrap(), before);
+    let counts = communities.description_counts();
+    assert_eq!(counts.rejected.get(&RejectKind::NotControlNode), Some(&3), "{counts:?}");
+    assert_eq!(before.control_node_key, Some(control.public_key().to_string()));
+
+    drop(store);
+    let mut store = Store::open(&dir.path().join("chs.db")).unwrap();
+    let reopened = Communities::open(&mut store).unwrap();
+    assert_eq!(reopened.control_node(&store, &id).unwrap(), Some(control.public_key()));
+    reopened.set_control_node(&mut store, &id, None).unwrap();
+    assert_eq!(reopened.control_node(&store, &id).unwrap(), None);
+}
+
+fn outcome_text(outcome: &DescriptionOutcome) -> String {
+    match outcome {
+        DescriptionOutcome::Rejected(reason) => reason.to_string(),
+        DescriptionOutcome::Applied { .. } => String::new(),
+    }
 }
 
 #[test]

@@ -47,6 +47,12 @@ pub enum CommunityError {
         /// What is wrong with it (never the key itself).
         reason: String,
     },
+    /// A public key given as hex is not a secp256k1 point.
+    #[error("invalid public key: {reason}")]
+    InvalidPublicKey {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Random(String),

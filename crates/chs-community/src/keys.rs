@@ -1,6 +1,6 @@
 //! Private keys and installation ids (community ids are `chs_status::CommunityId`).
 
-use chs_waku_payload::SecretKey;
+use chs_waku_payload::{PublicKey, SecretKey};
 
 use crate::CommunityError;
 
@@ -30,6 +30,24 @@ pub fn parse_private_key(hex_key: &str) -> Result<SecretKey, CommunityError> {
     SecretKey::from_bytes(&bytes).map_err(|_| CommunityError::InvalidPrivateKey {
         reason: "not a valid secp256k1 scalar (zero or not below the group order)".to_owned(),
     })
+}
+
+/// Parses a secp256k1 public key from 66 (compressed) or 130 (uncompressed, `04…`) hex digits,
+/// with or without `0x`.
+///
+/// # Errors
+/// [`CommunityError::InvalidPublicKey`] naming what is wrong.
+pub fn parse_public_key(hex_key: &str) -> Result<PublicKey, CommunityError> {
+    let trimmed = hex_key.trim();
+    let digits = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
+    if digits.len() != 66 && digits.len() != 130 {
+        return Err(CommunityError::InvalidPublicKey {
+            reason: format!("expected 66 or 130 hex digits, got {} characters", digits.len()),
+        });
+    }
+    let bytes = hex::decode(digits).map_err(|_| CommunityError::InvalidPublicKey { reason: "not hex".to_owned() })?;
+    PublicKey::from_sec1_bytes(&bytes)
+        .map_err(|_| CommunityError::InvalidPublicKey { reason: "not a point of secp256k1".to_owned() })
 }
 
 /// A random installation id in status-go's form (a version-4 UUID string).

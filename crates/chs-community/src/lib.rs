@@ -55,7 +55,7 @@ pub use community::Community;
 pub use description::{DescriptionOutcome, ShardOutcome, StoredDescription, StoredShard, TopicKey};
 pub use error::{CommunityError, FetchedArchiveError};
 pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportReport};
-pub use keys::{generate_installation_id, generate_key, parse_private_key};
+pub use keys::{generate_installation_id, generate_key, parse_private_key, parse_public_key};
 pub use magnetlink::{MagnetlinkOptions, Verdict};
 pub use pending::PendingLink;
 pub use unopened::UnopenedLink;
@@ -127,6 +127,8 @@ pub struct CommunityInfo {
     pub topic_key: Option<String>,
     /// Whether this node can sign `meta` on the protected topic (holds the private topic key).
     pub topic_key_signs: bool,
+    /// The control node configured for an owner-token community (`0x` + compressed hex), if any.
+    pub control_node_key: Option<String>,
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
@@ -308,6 +310,7 @@ impl Communities {
             shard_info: self.shard_info(store, id)?,
             topic_key: topic_key.as_ref().map(|k| format!("0x{}", hex::encode(k.public_key().to_compressed()))),
             topic_key_signs: topic_key.as_ref().is_some_and(|k| k.private_key().is_some()),
+            control_node_key: self.control_node(store, id)?.map(|k| k.to_string()),
         })
     }
 
@@ -639,8 +642,7 @@ impl Communities {
         message: &WakuMessage,
     ) -> Result<DescriptionOutcome, CommunityError> {
         self.get(store, id)?;
-        let ring = chs_status::description::description_ring(id, &self.chat_keys);
-        let outcome = match chs_status::description::parse_description(message, id, &ring) {
+        let outcome = match self.check_description(store, id, message)? {
             Ok(parsed) => description::apply(store.connection_mut(), &parsed, self.now_ms())?,
             Err(reason) => DescriptionOutcome::Rejected(reason),
         };
@@ -671,6 +673,38 @@ impl Communities {
         description::apply(store.connection_mut(), parsed, self.now_ms())
     }
 
+    /// Verifies `message` as a description of `id` exactly as [`Communities::receive_description`]
+    /// does, without applying it (what a store catch-up uses to pick the newest valid one).
+    ///
+    /// # Errors
+    /// SQLite errors; the refusal is the inner `Err`.
+    pub fn check_description(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        message: &WakuMessage,
+    ) -> Result<Result<chs_status::Description, RejectReason>, CommunityError> {
+        let control_node = description::control_node(store.connection(), id)?;
+        let ring = chs_status::description::description_ring(id, &self.chat_keys);
+        Ok(chs_status::description::parse_description_with(message, id, &ring, control_node.as_ref()))
+    }
+
+    /// Verifies `message` as a shard info of `id` exactly as [`Communities::receive_shard_info`]
+    /// does, without applying it.
+    ///
+    /// # Errors
+    /// SQLite errors; the refusal is the inner `Err`.
+    pub fn check_shard_info(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+        message: &WakuMessage,
+    ) -> Result<Result<chs_status::description::ShardInfo, RejectReason>, CommunityError> {
+        let control_node = description::control_node(store.connection(), id)?;
+        let ring = chs_status::description::shard_info_ring(id, &self.chat_keys);
+        Ok(chs_status::description::parse_shard_info_with(message, id, &ring, control_node.as_ref()))
+    }
+
     /// Receives a `WakuMessage` from `id`'s `-shard-info` chat (on `/waku/2/rs/16/64`): verifies
     /// the community key's signature over `PublicShardInfo` and applies it if its clock is
     /// strictly newer, moving the community's pubsub topic. Logged and counted.
@@ -684,8 +718,7 @@ impl Communities {
         message: &WakuMessage,
     ) -> Result<ShardOutcome, CommunityError> {
         self.get(store, id)?;
-        let ring = chs_status::description::shard_info_ring(id, &self.chat_keys);
-        let outcome = match chs_status::description::parse_shard_info(message, id, &ring) {
+        let outcome = match self.check_shard_info(store, id, message)? {
             Ok(info) => description::apply_shard(store.connection_mut(), &info, self.now_ms())?,
             Err(reason) => ShardOutcome::Rejected(reason),
         };
@@ -744,6 +777,34 @@ impl Communities {
         key: Option<&TopicKey>,
     ) -> Result<(), CommunityError> {
         description::set_topic_key(store.connection(), id, key)
+    }
+
+    /// Sets (or with `None` clears) the control node of `id`: the key that signs the descriptions
+    /// (and shard infos with a chain id) of an owner-token community, whose owner status-go reads
+    /// from the chain and chs takes from the operator
+    /// ([`chs_status::description::description_from_amm_with`]).
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], SQLite errors.
+    pub fn set_control_node(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        key: Option<&chs_waku_payload::PublicKey>,
+    ) -> Result<(), CommunityError> {
+        description::set_control_node(store.connection(), id, key)
+    }
+
+    /// The control node configured for `id`, if any.
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn control_node(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+    ) -> Result<Option<chs_waku_payload::PublicKey>, CommunityError> {
+        description::control_node(store.connection(), id)
     }
 
     /// The protected-topic key of `id`, if set.

@@ -118,4 +118,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE chs_communities ADD COLUMN topic_key BLOB
         CHECK (topic_key IS NULL OR length(topic_key) IN (32, 33));",
+    // Version 6: the control node of an owner-token community, as the operator configured it
+    // (compressed public key; NULL: the community key).
+    "ALTER TABLE chs_communities ADD COLUMN control_node BLOB
+        CHECK (control_node IS NULL OR length(control_node) = 33);",
 ];

@@ -95,7 +95,7 @@ pub(crate) async fn run(
 }
 
 /// Applies a description; true if the channel set changed.
-async fn description(services: &Arc<Services>, id: CommunityId, m: ReceivedMessage) -> bool {
+pub(crate) async fn description(services: &Arc<Services>, id: CommunityId, m: ReceivedMessage) -> bool {
     let outcome = services.db(move |c, s| Ok(c.receive_description(s, &id, &m.message)?)).await;
     match outcome {
         Ok(outcome @ DescriptionOutcome::Applied { .. }) => {
@@ -117,7 +117,7 @@ async fn description(services: &Arc<Services>, id: CommunityId, m: ReceivedMessa
 }
 
 /// Applies a shard info; true if the community moved.
-async fn shard(services: &Arc<Services>, id: CommunityId, m: ReceivedMessage) -> bool {
+pub(crate) async fn shard(services: &Arc<Services>, id: CommunityId, m: ReceivedMessage) -> bool {
     let outcome = services.db(move |c, s| Ok(c.receive_shard_info(s, &id, &m.message)?)).await;
     match outcome {
         Ok(ShardOutcome::Moved { from, to }) => {

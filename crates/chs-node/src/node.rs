@@ -328,7 +328,12 @@ impl Supervisor {
         } else if !services.backends.is_empty() {
             let receiver = member::receiver(services, &community)?;
             // After the member's receiver exists: what the catch-up fetches reaches it.
-            services.tasks.spawn(waku_store::member_catch_up(Arc::clone(services), community.clone(), cancel.clone()));
+            services.tasks.spawn(waku_store::member_catch_up(
+                Arc::clone(services),
+                community.clone(),
+                self.commands.clone(),
+                cancel.clone(),
+            ));
             let (tx, rx) = watch::channel(None);
             let progress: ProgressView = Arc::new(tx);
             running.download = Some(rx);

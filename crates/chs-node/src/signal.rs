@@ -207,12 +207,12 @@ pub enum Signal {
         /// Messages stored in this batch.
         messages: usize,
     },
-    /// A catch-up from store nodes (13/WAKU2-STORE v3) ended: a member's magnetlink chats, or an
-    /// owner's channels before a build.
+    /// A catch-up from store nodes (13/WAKU2-STORE v3) ended: a member's description, shard info
+    /// or magnetlink chats, or an owner's channels before a build.
     StoreCatchUp {
         /// Community.
         community_id: CommunityId,
-        /// `magnetlinks` (member) or `channels` (owner).
+        /// `description`, `shard-info`, `magnetlinks` (member) or `channels` (owner).
         what: &'static str,
         /// Messages fetched (each once).
         messages: usize,

@@ -12,17 +12,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chs_community::{Community, CommunityId};
-use chs_status::ChatKeyRing;
+use chs_status::description::{NON_PROTECTED_PUBSUB_TOPIC, shard_info_chat_id};
+use chs_status::{ChatKeyRing, Topic};
 use chs_store::{Store, WirePageQuery};
 use chs_waku::store::{
     BackendError, BackendQuery, MAX_CONTENT_TOPICS, StoreBackend, StoreClient, StoreClientConfig, StoreError,
     StoreQuery, StoreServer, StoreServerConfig,
 };
 use chs_waku::{MessageId, NodeEvent, PeerId, ReceivedMessage, WakuMessage};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::NodeError;
+use crate::node::Command;
 use crate::services::Services;
 use crate::signal::Signal;
 
@@ -181,12 +183,15 @@ pub(crate) fn serve(services: &Services) -> Result<Option<StoreServer>, NodeErro
     Ok(Some(server))
 }
 
-fn client(services: &Services) -> StoreClient {
+/// Oldest first, every page (`newest_pages: None`), or newest first, at most `newest_pages`.
+fn client(services: &Services, newest_pages: Option<usize>) -> StoreClient {
     let store = &services.config.waku.store;
     StoreClient::new(
         &services.waku,
         StoreClientConfig {
             page_size: store.page_size,
+            forward: newest_pages.is_none(),
+            stop_after_pages: newest_pages,
             dial_timeout: store.timeout,
             page_timeout: store.timeout,
             ..StoreClientConfig::default()
@@ -204,8 +209,10 @@ fn window(services: &Services, since_ns: Option<i64>) -> i64 {
 
 /// Queries every chunk of at most [`MAX_CONTENT_TOPICS`] of `content_topics`, and publishes one
 /// [`Signal::StoreCatchUp`] for all of them.
+#[allow(clippy::too_many_arguments)] // one call per kind of catch-up, each naming every part
 async fn catch_up_topics(
     services: &Services,
+    client: &StoreClient,
     id: CommunityId,
     what: &'static str,
     pubsub_topic: &str,
@@ -213,7 +220,6 @@ async fn catch_up_topics(
     start: i64,
     mut on_page: impl FnMut(&str, Vec<chs_waku::store::StoredMessage>),
 ) -> CatchUp {
-    let client = client(services);
     let peers = store_peers(services).await;
     let mut total = CatchUp::default();
     if peers.is_empty() {
@@ -221,7 +227,7 @@ async fn catch_up_topics(
     }
     for chunk in content_topics.chunks(MAX_CONTENT_TOPICS) {
         let query = StoreQuery::new(pubsub_topic, chunk.iter().cloned()).with_time_range(Some(start), None);
-        let one = catch_up(&client, &peers, &query, &mut on_page).await;
+        let one = catch_up(client, &peers, &query, &mut on_page).await;
         total.messages += one.messages;
         total.pages += one.pages;
         total.peer = total.peer.or(one.peer);
@@ -303,12 +309,23 @@ impl CatchUpTrigger {
 }
 
 /// A member's catch-up (status-go syncs a community's default filters, the `-magnetlinks` chat
-/// among them, from store nodes): the magnetlink chats since the last seen magnetlink clock, at
-/// start and whenever a store node comes back (a configured one reconnects, or, with none
-/// configured, a discovered store node connects while none was connected). What comes back goes
-/// to the node's own receivers (`WakuHandle::deliver_stored`), so the member task takes it
-/// exactly as live traffic.
-pub(crate) async fn member_catch_up(services: Arc<Services>, community: Community, cancel: CancellationToken) {
+/// among them, from store nodes), at start and whenever a store node comes back (a configured
+/// one reconnects, or, with none configured, a discovered store node connects while none was
+/// connected):
+///
+/// 1. the description and the public shard info ([`catch_up_follow`]): newest first, the newest
+///    valid one applied with the rules of live ones; if the channels or the shard changed, the
+///    supervisor restarts the community's tasks (this one too, which then catches up again on
+///    the new pubsub topic) and nothing more is fetched here;
+/// 2. the magnetlink chats since the last seen magnetlink clock. What comes back goes to the
+///    node's own receivers (`WakuHandle::deliver_stored`), so the member task takes it exactly as
+///    live traffic.
+pub(crate) async fn member_catch_up(
+    services: Arc<Services>,
+    community: Community,
+    supervisor: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+) {
     let configured = &services.config.waku.store.peers;
     let Ok(mut events) = services.waku.events() else { return };
     let mut trigger =
@@ -322,6 +339,11 @@ pub(crate) async fn member_catch_up(services: Arc<Services>, community: Communit
     let mut due = !configured.is_empty() || !trigger.connected.is_empty();
     loop {
         if due {
+            if catch_up_follow(&services, &community, &cancel).await {
+                // The supervisor cancels this task with the others and starts them again.
+                let _ = supervisor.send(Command::Restart(community.id)).await;
+                return;
+            }
             catch_up_links(&services, &community, &cancel).await;
         }
         if cancel.is_cancelled() {
@@ -344,6 +366,116 @@ pub(crate) async fn member_catch_up(services: Arc<Services>, community: Communit
     }
 }
 
+/// Pages of descriptions (and of shard infos) read at most per catch-up, newest first: the
+/// control node republishes its description often, and only the newest valid one matters.
+const FOLLOW_PAGES: usize = 2;
+
+/// The description and the public shard info from store nodes, newest first (at most
+/// [`FOLLOW_PAGES`] pages of each): of what comes back, the valid one with the highest clock (the
+/// newest by timestamp among equal clocks) and every refused one go through the same path as
+/// live messages (`follow::description`, `follow::shard`: verification, clock rules, counters,
+/// signals); older valid ones are left out, and so is the newest if the stored one is as new (a
+/// shard info) or newer (a description): they could only be refused as stale. True if the
+/// channels or the shard changed.
+async fn catch_up_follow(services: &Arc<Services>, community: &Community, cancel: &CancellationToken) -> bool {
+    let id = community.id;
+    let newest = client(services, Some(FOLLOW_PAGES));
+    let start = window(services, None);
+    let description_topic = Topic::from_chat_id(&id.description_chat_id()).content_topic();
+    let shard_topic = Topic::from_chat_id(&shard_info_chat_id(&id)).content_topic();
+    let mut descriptions: Vec<(String, chs_waku::store::StoredMessage)> = Vec::new();
+    let mut shards: Vec<(String, chs_waku::store::StoredMessage)> = Vec::new();
+    let keep = |into: &mut Vec<_>, peer: &str, page: Vec<chs_waku::store::StoredMessage>| {
+        into.extend(page.into_iter().map(|m| (peer.to_owned(), m)));
+    };
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => return false,
+        () = async {
+            catch_up_topics(services, &newest, id, "description", &community.pubsub_topic, &[description_topic],
+                start, |peer, page| keep(&mut descriptions, peer, page)).await;
+            catch_up_topics(services, &newest, id, "shard-info", NON_PROTECTED_PUBSUB_TOPIC, &[shard_topic],
+                start, |peer, page| keep(&mut shards, peer, page)).await;
+        } => {}
+    }
+    let mut changed = false;
+    for message in worth_applying(services, id, descriptions, Followed::Description).await {
+        changed |= crate::follow::description(services, id, message).await;
+    }
+    for message in worth_applying(services, id, shards, Followed::Shard).await {
+        changed |= crate::follow::shard(services, id, message).await;
+    }
+    changed
+}
+
+/// What [`catch_up_follow`] fetched.
+#[derive(Clone, Copy)]
+enum Followed {
+    Description,
+    Shard,
+}
+
+/// Of `fetched`, the refused ones and the valid one with the highest (clock, timestamp) unless
+/// the stored clock makes it stale, as received messages, the valid one last.
+async fn worth_applying(
+    services: &Arc<Services>,
+    id: CommunityId,
+    fetched: Vec<(String, chs_waku::store::StoredMessage)>,
+    kind: Followed,
+) -> Vec<ReceivedMessage> {
+    if fetched.is_empty() {
+        return Vec::new();
+    }
+    let picked = services
+        .db(move |c, s| {
+            let info = c.info(s, &id)?;
+            let mut best: Option<((u64, i64), usize)> = None;
+            let mut chosen = Vec::new();
+            for (i, (_, stored)) in fetched.iter().enumerate() {
+                let clock = match kind {
+                    Followed::Description => c.check_description(s, &id, &stored.message)?.map(|d| d.clock),
+                    Followed::Shard => c.check_shard_info(s, &id, &stored.message)?.map(|info| info.clock),
+                };
+                match clock {
+                    Ok(clock) => {
+                        let key = (clock, stored.message.timestamp.unwrap_or(0));
+                        if best.is_none_or(|(b, _)| key > b) {
+                            best = Some((key, i));
+                        }
+                    }
+                    Err(_) => chosen.push(i),
+                }
+            }
+            // What the clock rules would refuse as stale is left out (status-go: a description
+            // with an older clock is refused, a shard info unless its clock is newer).
+            let fresh = |clock: u64| match kind {
+                Followed::Description => info.description.as_ref().is_none_or(|d| clock >= d.clock),
+                Followed::Shard => info.shard_info.as_ref().is_none_or(|sh| clock > sh.clock),
+            };
+            chosen.extend(best.filter(|((clock, _), _)| fresh(*clock)).map(|(_, i)| i));
+            Ok(chosen.into_iter().filter_map(|i| fetched.get(i).cloned()).collect::<Vec<_>>())
+        })
+        .await;
+    let picked = match picked {
+        Ok(picked) => picked,
+        Err(e) => {
+            tracing::error!(community_id = %id, error = %e.chain(), "checking what the store catch-up brought failed");
+            return Vec::new();
+        }
+    };
+    picked
+        .into_iter()
+        .filter_map(|(peer, stored)| {
+            Some(ReceivedMessage {
+                message_id: MessageId::of_message(&stored.message),
+                pubsub_topic: stored.pubsub_topic,
+                message: stored.message,
+                propagation_source: peer_id_of(&peer)?,
+            })
+        })
+        .collect()
+}
+
 /// One member catch-up of the magnetlink chats.
 async fn catch_up_links(services: &Arc<Services>, community: &Community, cancel: &CancellationToken) {
     let id = community.id;
@@ -358,10 +490,11 @@ async fn catch_up_links(services: &Arc<Services>, community: &Community, cancel:
     let topics = chs_status::ids::magnetlink_content_topics(&community.id);
     let mut fetched: Vec<(String, Vec<chs_waku::store::StoredMessage>)> = Vec::new();
     let window = window(services, since);
+    let oldest_first = client(services, None);
     tokio::select! {
         biased;
         () = cancel.cancelled() => return,
-        _ = catch_up_topics(services, id, "magnetlinks", &community.pubsub_topic, &topics, window,
+        _ = catch_up_topics(services, &oldest_first, id, "magnetlinks", &community.pubsub_topic, &topics, window,
             |peer, page| fetched.push((peer.to_owned(), page))) => {}
     }
     for (peer, page) in fetched {
@@ -399,6 +532,7 @@ pub(crate) async fn fill_channels(services: &Arc<Services>, id: CommunityId) -> 
     let mut rows = Vec::new();
     catch_up_topics(
         services,
+        &client(services, None),
         id,
         "channels",
         &community.pubsub_topic,

@@ -7,8 +7,9 @@
 //!   26/WAKU2 payload) on chat `IDString()` over the community's pubsub topic
 //!   (`protocol/messenger_communities.go` `publishOrg`).
 //! - A receiver takes the community id from `description.ID` (or the signer for old
-//!   communities), requires the signer to be the control node (the community key unless an owner
-//!   token moved it: not verifiable here, so refused) and `ValidateCommunityDescription`
+//!   communities), requires the signer to be the control node (the community key unless the
+//!   community has an owner token, whose on-chain holder is the control node: chs takes that key
+//!   from the operator, [`description_from_amm_with`]) and `ValidateCommunityDescription`
 //!   (`protocol/communities/manager.go` `HandleCommunityDescriptionMessage`,
 //!   `protocol/communities/validator.go`).
 //! - `Community.Encrypted()` is "has a `BECOME_MEMBER` token permission"
@@ -49,6 +50,8 @@ pub const SHARD_INFO_SUFFIX: &str = "-shard-info";
 pub const NON_PROTECTED_PUBSUB_TOPIC: &str = "/waku/2/rs/16/64";
 /// status-go's `CommunityTokenPermission_BECOME_MEMBER`.
 pub const BECOME_MEMBER: i32 = 2;
+/// status-go's `CommunityTokenPermission_BECOME_TOKEN_OWNER`.
+pub const BECOME_TOKEN_OWNER: i32 = 6;
 /// status-go's `CommunityPermissions_UNKNOWN_ACCESS` (refused by its validator).
 const UNKNOWN_ACCESS: i32 = 0;
 
@@ -188,9 +191,24 @@ pub fn parse_description(
     community: &CommunityId,
     ring: &ChatKeyRing,
 ) -> Result<Description, RejectReason> {
+    parse_description_with(message, community, ring, None)
+}
+
+/// [`parse_description`] with the control node the operator configured for `community`
+/// (`control_node`), which then signs instead of the community key (an owner-token community:
+/// see [`description_from_amm_with`]).
+///
+/// # Errors
+/// As [`parse_description`]; [`RejectReason::NotControlNode`].
+pub fn parse_description_with(
+    message: &WakuMessage,
+    community: &CommunityId,
+    ring: &ChatKeyRing,
+    control_node: Option<&PublicKey>,
+) -> Result<Description, RejectReason> {
     let opened = open_envelope(message, ring)?;
     let status = unwrap_status(opened.payload.data(), &opened.transport_signer)?;
-    description_from_amm(&status.amm, &status.signer, community)
+    description_from_amm_with(&status.amm, &status.signer, community, control_node)
 }
 
 /// The description carried by an AMM already unwrapped (signer = AMM signer, or the transport
@@ -204,22 +222,82 @@ pub fn description_from_amm(
     signer: &PublicKey,
     community: &CommunityId,
 ) -> Result<Description, RejectReason> {
+    description_from_amm_with(amm, signer, community, None)
+}
+
+/// [`description_from_amm`] with the control node the operator configured for `community`.
+///
+/// status-go (`HandleCommunityDescriptionMessage`) requires the signer to be the community's
+/// control node: the community key, unless the community has an owner token
+/// (`HasTokenOwnership`: a `BECOME_TOKEN_OWNER` permission with a contract on a chain), whose
+/// holder, read from the chain, is the control node. chs cannot read the chain: a configured
+/// `control_node` stands for it and must sign; without one the community key must (status-go
+/// keeps a known community's control node until the chain says otherwise), and a description of
+/// an owner-token community signed by another key is refused as [`RejectReason::NotControlNode`].
+///
+/// # Errors
+/// As [`description_from_amm`]; [`RejectReason::NotControlNode`].
+pub fn description_from_amm_with(
+    amm: &ApplicationMetadataMessage,
+    signer: &PublicKey,
+    community: &CommunityId,
+    control_node: Option<&PublicKey>,
+) -> Result<Description, RejectReason> {
     if amm.r#type != DESCRIPTION_TYPE as i32 {
         return Err(RejectReason::WrongType { expected: DESCRIPTION_TYPE as i32, found: amm.r#type });
     }
-    if signer != community.public_key() {
-        return Err(RejectReason::NotSignedByCommunity {
-            signer: signer.to_string(),
-            community: community.to_string(),
-        });
-    }
     let proto = CommunityDescription::decode(amm.payload.as_slice())
         .map_err(|error| RejectReason::MalformedInner { detail: error.to_string() })?;
+    check_control_node(signer, community, token_owner_chain_id(&proto), control_node)?;
     if !proto.id.is_empty() && !proto.id.eq_ignore_ascii_case(&community.to_string()) {
         return Err(RejectReason::NotSignedByCommunity { signer: proto.id, community: community.to_string() });
     }
     validate(&proto)?;
     Ok(view(community, &proto))
+}
+
+/// The chain of `proto`'s owner token (status-go `CommunityDescriptionTokenOwnerChainID`): the
+/// first chain id of a `BECOME_TOKEN_OWNER` permission's token criteria; 0 if none.
+#[must_use]
+pub fn token_owner_chain_id(proto: &CommunityDescription) -> u64 {
+    proto
+        .token_permissions
+        .values()
+        .filter(|p| p.r#type == BECOME_TOKEN_OWNER)
+        .flat_map(|p| &p.token_criteria)
+        .find_map(|c| c.contract_addresses.keys().next().copied())
+        .unwrap_or(0)
+}
+
+/// The signer rule of [`description_from_amm_with`].
+fn check_control_node(
+    signer: &PublicKey,
+    community: &CommunityId,
+    chain_id: u64,
+    control_node: Option<&PublicKey>,
+) -> Result<(), RejectReason> {
+    let expected = control_node.unwrap_or(community.public_key());
+    if signer == expected {
+        return Ok(());
+    }
+    if control_node.is_none() && chain_id == 0 {
+        return Err(RejectReason::NotSignedByCommunity {
+            signer: signer.to_string(),
+            community: community.to_string(),
+        });
+    }
+    Err(not_control_node(signer, chain_id, control_node))
+}
+
+fn not_control_node(signer: &PublicKey, chain_id: u64, control_node: Option<&PublicKey>) -> RejectReason {
+    RejectReason::NotControlNode {
+        signer: signer.to_string(),
+        chain_id,
+        expected: control_node.map_or_else(
+            || "none configured: its owner is on chain, `chs community control-node` sets it".to_owned(),
+            |key| format!("the configured {key}"),
+        ),
+    }
 }
 
 /// status-go's `ValidateCommunityDescription` on the fields chs decodes (tags, members and
@@ -291,12 +369,29 @@ fn view(community: &CommunityId, proto: &CommunityDescription) -> Description {
 /// payload by the community key (`verifyCommunitySignature`), `community_id` matching.
 ///
 /// # Errors
-/// The first failed layer; [`RejectReason::InvalidDescription`] when `chainId > 0` (the owner is
-/// on chain: chs cannot verify it) or the shard is out of range.
+/// The first failed layer; [`RejectReason::NotControlNode`] when `chainId > 0` (the owner is on
+/// chain: use [`parse_shard_info_with`]); [`RejectReason::InvalidDescription`] when the shard is
+/// out of range.
 pub fn parse_shard_info(
     message: &WakuMessage,
     community: &CommunityId,
     ring: &ChatKeyRing,
+) -> Result<ShardInfo, RejectReason> {
+    parse_shard_info_with(message, community, ring, None)
+}
+
+/// [`parse_shard_info`] with the control node the operator configured for `community`: with
+/// `chainId > 0` status-go checks the signature against the owner read from that chain
+/// (`verifyCommunitySignature`); chs checks it against `control_node`, and refuses it without
+/// one ([`RejectReason::NotControlNode`]).
+///
+/// # Errors
+/// As [`parse_shard_info`].
+pub fn parse_shard_info_with(
+    message: &WakuMessage,
+    community: &CommunityId,
+    ring: &ChatKeyRing,
+    control_node: Option<&PublicKey>,
 ) -> Result<ShardInfo, RejectReason> {
     let opened = open_envelope(message, ring)?;
     let status = unwrap_status(opened.payload.data(), &opened.transport_signer)?;
@@ -307,23 +402,18 @@ pub fn parse_shard_info(
         .map_err(|error| RejectReason::MalformedInner { detail: error.to_string() })?;
     let signer = PublicKey::recover(&keccak256(&signed.payload), &signed.signature)
         .map_err(|error| RejectReason::BadAmmSignature { detail: error.to_string() })?;
-    if signer != *community.public_key() {
-        return Err(RejectReason::NotSignedByCommunity {
-            signer: signer.to_string(),
-            community: community.to_string(),
-        });
-    }
     let info = PublicShardInfo::decode(signed.payload.as_slice())
         .map_err(|error| RejectReason::MalformedInner { detail: error.to_string() })?;
+    // With `chainId == 0` the community key signs, whatever is configured; with `chainId > 0`
+    // only the owner does (status-go asks the chain every time, no community-key fallback).
+    if info.chain_id > 0 && control_node.is_none() {
+        return Err(not_control_node(&signer, info.chain_id, None));
+    }
+    check_control_node(&signer, community, info.chain_id, control_node.filter(|_| info.chain_id > 0))?;
     if info.community_id != community.as_bytes() {
         return Err(RejectReason::NotSignedByCommunity {
             signer: format!("0x{}", hex::encode(&info.community_id)),
             community: community.to_string(),
-        });
-    }
-    if info.chain_id > 0 {
-        return Err(RejectReason::InvalidDescription {
-            detail: format!("owner on chain {} cannot be verified", info.chain_id),
         });
     }
     let shard = info.shard.as_ref().map(Shard::from_proto).transpose()?;
@@ -349,6 +439,9 @@ pub struct DescriptionParams<'a> {
     pub archive_link_clock: u64,
     /// `WakuMessage.timestamp`, Unix nanoseconds.
     pub timestamp_ns: i64,
+    /// An owner-token community: a `BECOME_TOKEN_OWNER` permission on this chain, and the AMM
+    /// signed by this control-node key instead of the community key.
+    pub owner_token: Option<(u64, &'a SecretKey)>,
 }
 
 /// Builds the description `WakuMessage` as status-go's `publishOrg` does (bare AMM, auto-accept,
@@ -375,6 +468,7 @@ pub fn build_description(params: &DescriptionParams<'_>, cache: &ChatKeyCache) -
         let permission = CommunityTokenPermission {
             id: "member".to_owned(),
             r#type: BECOME_MEMBER,
+            token_criteria: Vec::new(),
             chat_ids: Vec::new(),
             is_private: false,
         };
@@ -382,6 +476,20 @@ pub fn build_description(params: &DescriptionParams<'_>, cache: &ChatKeyCache) -
     } else {
         std::collections::BTreeMap::new()
     };
+    let mut token_permissions = token_permissions;
+    if let Some((chain_id, _)) = params.owner_token {
+        let criteria = chs_proto::protobuf::TokenCriteria {
+            contract_addresses: [(chain_id, "0x0000000000000000000000000000000000000001".to_owned())].into(),
+        };
+        let permission = CommunityTokenPermission {
+            id: "owner".to_owned(),
+            r#type: BECOME_TOKEN_OWNER,
+            token_criteria: vec![criteria],
+            chat_ids: Vec::new(),
+            is_private: false,
+        };
+        token_permissions.insert("owner".to_owned(), permission);
+    }
     let proto = CommunityDescription {
         clock: params.clock,
         permissions: access,
@@ -392,9 +500,10 @@ pub fn build_description(params: &DescriptionParams<'_>, cache: &ChatKeyCache) -
         id: community.to_string(),
         ..CommunityDescription::default()
     };
-    let amm = sign_amm(proto.encode_to_vec(), DESCRIPTION_TYPE, params.community_key);
+    let signer = params.owner_token.map_or(params.community_key, |(_, key)| key);
+    let amm = sign_amm(proto.encode_to_vec(), DESCRIPTION_TYPE, signer);
     let chat_key = cache.chat_key(&community.description_chat_id());
-    build_bare(&amm, params.community_key, params.transport_key, &chat_key, params.timestamp_ns)
+    build_bare(&amm, signer, params.transport_key, &chat_key, params.timestamp_ns)
 }
 
 /// Builds the `CommunityPublicShardInfo` `WakuMessage` of `sendPublicCommunityShardInfo` (to be

@@ -159,6 +159,19 @@ pub enum RejectReason {
         /// The link.
         link: String,
     },
+    /// An owner-token community (status-go `HasTokenOwnership`: a `BECOME_TOKEN_OWNER` permission
+    /// on a chain, or a shard info with `chainId > 0`) records its control node on chain, which
+    /// chs cannot read: the operator configures it (`chs community control-node`). Signed by
+    /// another key, or with none configured.
+    #[error("owner-token community (chain {chain_id}): signed by {signer}, not by its control node ({expected})")]
+    NotControlNode {
+        /// Compressed signer key, `0x`-hex.
+        signer: String,
+        /// The chain the owner token is on (0: none, a control node was configured).
+        chain_id: u64,
+        /// What was expected: the configured control node, or that none is configured.
+        expected: String,
+    },
     /// A community description or shard info that status-go's validation refuses
     /// (`ValidateCommunityDescription`, an unverifiable chain owner, a bad shard).
     #[error("invalid community description: {detail}")]
@@ -198,6 +211,7 @@ pub enum RejectKind {
     EmptyLink,
     MalformedLink,
     UnusableLink,
+    NotControlNode,
     InvalidDescription,
 }
 
@@ -231,6 +245,7 @@ impl RejectKind {
             Self::EmptyLink => "empty_link",
             Self::MalformedLink => "malformed_link",
             Self::UnusableLink => "unusable_link",
+            Self::NotControlNode => "not_control_node",
             Self::InvalidDescription => "invalid_description",
         }
     }
@@ -266,6 +281,7 @@ impl RejectReason {
             Self::EmptyLink => RejectKind::EmptyLink,
             Self::MalformedLink { .. } => RejectKind::MalformedLink,
             Self::UnusableLink { .. } => RejectKind::UnusableLink,
+            Self::NotControlNode { .. } => RejectKind::NotControlNode,
             Self::InvalidDescription { .. } => RejectKind::InvalidDescription,
         }
     }

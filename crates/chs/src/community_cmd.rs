@@ -84,6 +84,10 @@ pub(crate) enum CommunityCommand {
         /// Pubsub topic of the community's traffic.
         #[arg(long)]
         pubsub_topic: Option<String>,
+        /// The control node of an owner-token community (its public key, 66 or 130 hex digits):
+        /// status-go reads it from the chain; chs accepts the descriptions it signs.
+        #[arg(long, value_name = "KEY")]
+        control_node: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -120,6 +124,27 @@ pub(crate) enum CommunityCommand {
         #[arg(long, value_name = "PATH", conflicts_with = "clear")]
         topic_key_file: Option<PathBuf>,
         /// Remove the key.
+        #[arg(long)]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets the control node of an owner-token community: the public key whose signature its
+    /// descriptions (and shard infos with a chain id) must carry. status-go reads it from the
+    /// owner token's chain; chs cannot, so the operator gives it. Without one, descriptions of an
+    /// owner-token community signed by any key but the community key are refused.
+    ControlNode {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        #[arg(long, value_name = "ID")]
+        community: String,
+        /// The control node's public key (66 or 130 hex digits, `0x` optional).
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        key: Option<String>,
+        /// Remove it (the community key signs again).
         #[arg(long)]
         clear: bool,
         /// Print JSON.
@@ -169,8 +194,9 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
             let communities = util::communities(&mut store)?;
             print_info(&communities.info(&store, &id)?, json)
         }
-        CommunityCommand::Join { db, community, id, pubsub_topic, json } => {
+        CommunityCommand::Join { db, community, id, pubsub_topic, control_node, json } => {
             let id = util::parse_community_id(&community.or(id).unwrap_or_default())?;
+            let control_node = control_node.as_deref().map(chs_community::parse_public_key).transpose()?;
             if let Some(node) = running_node(&db) {
                 anyhow::ensure!(
                     pubsub_topic.is_none(),
@@ -182,12 +208,28 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
                     "/api/v1/communities",
                     Some(&serde_json::json!({ "community_id": id.to_string() })),
                 )?;
+                if let Some(key) = &control_node {
+                    // The node reads it from the database at each description it checks.
+                    let mut store = util::open_existing_store(&db)?;
+                    util::communities(&mut store)?.set_control_node(&mut store, &id, Some(key))?;
+                }
                 return print_node_reply(&reply, json, &node, "joined");
             }
             let mut store = util::open_or_create_private_store(&db)?;
             let communities = util::communities(&mut store)?;
             let community = communities.join(&mut store, &id, pubsub_topic.as_deref())?;
+            if let Some(key) = &control_node {
+                communities.set_control_node(&mut store, &id, Some(key))?;
+            }
             print_info(&communities.info(&store, &community.id)?, json)
+        }
+        CommunityCommand::ControlNode { db, community, key, clear, json } => {
+            let id = util::parse_community_id(&community)?;
+            let key = if clear { None } else { key.as_deref().map(chs_community::parse_public_key).transpose()? };
+            let mut store = util::open_existing_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            communities.set_control_node(&mut store, &id, key.as_ref())?;
+            print_info(&communities.info(&store, &id)?, json)
         }
         CommunityCommand::Leave { db, community, json } => {
             let id = util::parse_community_id(&community)?;
@@ -305,6 +347,9 @@ fn print_description(info: &CommunityInfo) {
             s.shard.map_or_else(|| "default".to_owned(), |s| s.pubsub_topic()),
             s.clock
         ),
+    }
+    if let Some(key) = &info.control_node_key {
+        println!("control node: {key} (configured: signs the descriptions of this owner-token community)");
     }
     match &info.topic_key {
         None => println!("protected topic key: none"),

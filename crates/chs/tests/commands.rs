@@ -394,6 +394,19 @@ fn community_create_show_join_list() {
     assert!(out.stderr.contains("invalid private key"), "{}", out.stderr);
     let out = run(["community", "join", "--db", p(&member), "0x12"]).failed();
     assert!(out.stderr.contains("invalid community id"), "{}", out.stderr);
+
+    // The control node of an owner-token community: given at join (or later), shown, cleared.
+    let control = "0x0355b357f831a3b28a5e5a3103d102cc24dd056091b7f5af5db9ae3691822ed39c";
+    let owned = dir.path().join("owned.db");
+    let args: [&str; 9] =
+        ["community", "join", "--db", p(&owned), "--community", &id, "--control-node", control, "--json"];
+    assert_eq!(run(args).ok().json()["control_node_key"], control);
+    let shown = run(["community", "show", "--db", p(&owned), "--community", &id]).ok();
+    assert!(shown.stdout.contains(&format!("control node: {control}")), "{}", shown.stdout);
+    let cleared = run(["community", "control-node", "--db", p(&owned), "--community", &id, "--clear", "--json"]).ok();
+    assert_eq!(cleared.json()["control_node_key"], serde_json::Value::Null);
+    let out = run(["community", "control-node", "--db", p(&owned), "--community", &id, "0x1234"]).failed();
+    assert!(out.stderr.contains("invalid public key"), "{}", out.stderr);
 }
 
 /// Builds `n` chat messages of `community` on its first channel as `chs waku listen` lines.

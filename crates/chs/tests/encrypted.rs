@@ -153,6 +153,7 @@ mod interop {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("chs.toml");
         run(["node", "init", "--config", p(&config)]).ok();
+        crate::support::offline_config(&config);
         let db = dir.path().join("chs-data/chs.db");
         let created = run(["community", "create", "--db", p(&db), "--name", "Gated", "--json"]).ok().json();
         let id: CommunityId = created["id"].as_str().unwrap().parse().unwrap();
@@ -270,6 +271,7 @@ mod interop {
         std::fs::create_dir_all(&member_dir).unwrap();
         let member_config = member_dir.join("chs.toml");
         run(["node", "init", "--config", p(&member_config)]).ok();
+        crate::support::offline_config(&member_config);
         let member_db = member_dir.join("chs-data/chs.db");
         run(["community", "join", "--db", p(&member_db), &id.to_string()]).ok();
         let mut args = vec!["node", "--config", p(&member_config), "--bootstrap", &owner_waku];
@@ -290,27 +292,15 @@ mod interop {
     }
 }
 
-/// Settings that keep a node on loopback: no DNS discovery (Status' fleet by default), no
-/// discv5, no peer exchange, no DHT, no tracker, no UPnP; no debounce.
-const LOOPBACK: [&str; 22] = [
+/// Settings that keep a node on loopback (discovery is off in the file: `support::offline_config`
+/// after each `chs node init`): loopback listeners, free ports, no debounce.
+const LOOPBACK: [&str; 10] = [
     "--set",
     "torrent.listen_ip=\"127.0.0.1\"",
     "--set",
     "torrent.port=0",
     "--set",
-    "torrent.dht=false",
-    "--set",
-    "torrent.trackers=[]",
-    "--set",
-    "torrent.upnp=false",
-    "--set",
     "waku.listen=[\"/ip4/127.0.0.1/tcp/0\"]",
-    "--set",
-    "waku.dns_discovery=[]",
-    "--set",
-    "waku.discv5=false",
-    "--set",
-    "waku.peer_exchange=false",
     "--set",
     "api.listen=\"127.0.0.1:0\"",
     "--set",
@@ -359,6 +349,7 @@ fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
     std::fs::create_dir_all(&member_dir).unwrap();
     let config = member_dir.join("chs.toml");
     run(["node", "init", "--config", p(&config)]).ok();
+    crate::support::offline_config(&config);
     run(["community", "join", "--db", p(&member_dir.join("chs-data/chs.db")), &id]).ok();
     let mut args = vec!["node", "--config", p(&config)];
     args.extend(LOOPBACK);

@@ -115,6 +115,37 @@ pub(crate) fn forged_magnetlink_with(
     .waku_message
 }
 
+/// A description of the real community `id` (its description chat, encrypted with its chat key,
+/// a valid body at `clock`) signed by `forger`, not by the community key.
+pub(crate) fn forged_description(
+    cache: &ChatKeyCache,
+    id: &CommunityId,
+    forger: &SecretKey,
+    clock: u64,
+    timestamp_ns: i64,
+) -> chs_proto::waku::WakuMessage {
+    let proto = chs_proto::protobuf::CommunityDescription {
+        clock,
+        permissions: Some(chs_proto::protobuf::CommunityPermissions { access: 1, ..Default::default() }),
+        id: id.to_string(),
+        ..Default::default()
+    };
+    let amm = chs_status::amm::sign_amm(proto.encode_to_vec(), chs_status::description::DESCRIPTION_TYPE, forger);
+    let chat_key = cache.chat_key(&id.description_chat_id());
+    let params = EnvelopeParams {
+        chat_key: &chat_key,
+        transport_key: forger,
+        installation_id: "",
+        bundle: None,
+        timestamp_ns,
+        padding: Padding::Random,
+        nonce: NonceSource::Random,
+    };
+    chs_status::envelope::build_bare_amm(&amm, &forger.public_key(), &params)
+        .expect("forged description builds")
+        .waku_message
+}
+
 /// A plain Waku relay node (an attacker, a replayer) connected to `peer` and sure to reach it.
 pub(crate) async fn waku_peer(peer: String) -> chs_waku::WakuNode {
     let node = chs_waku::WakuNode::start(chs_waku::Config {

@@ -154,6 +154,7 @@ impl DistributionBackend for LogosBackend {
             link: link.to_owned(),
             options,
             cids: std::collections::BTreeMap::new(),
+            sealed_index: None,
         }))
     }
 
@@ -191,6 +192,8 @@ struct LogosFetch {
     options: FetchOptions,
     /// Archive id → CID, from the index.
     cids: std::collections::BTreeMap<String, String>,
+    /// The index's size when it was sealed (hash-ratchet wrapped).
+    sealed_index: Option<u64>,
 }
 
 #[async_trait::async_trait]
@@ -204,7 +207,16 @@ impl Fetch for LogosFetch {
         if max > 0 && bytes.len() as u64 > max {
             return Err(BackendError::Refused(format!("an index of {} bytes exceeds {max}", bytes.len())));
         }
-        let index = decode_logos_index(&bytes)?;
+        let index = match decode_logos_index(&bytes) {
+            Ok(index) => index,
+            Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
+                self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+                let description = chs_archive::hash_ratchet_wrapping(&bytes)
+                    .map_or_else(|| error.to_string(), |wrapping| format!("{wrapping}"));
+                return Err(BackendError::Sealed { description });
+            }
+            Err(error) => return Err(error.into()),
+        };
         let mut remote = RemoteIndex::new();
         for (id, entry) in index.archives {
             // status-go never checks the key; a key that is not the entry's id would make the
@@ -244,6 +256,15 @@ impl Fetch for LogosFetch {
             return Err(BackendError::Refused(format!("archive {id} of {} bytes exceeds {max}", bytes.len())));
         }
         Ok(bytes.to_vec())
+    }
+
+    /// A sealed index hides its archives' CIDs: what can be kept is the index itself, which
+    /// [`Fetch::finish`] keeps and serves (a member with the key reads the archives from it).
+    async fn keep_sealed(&mut self) -> Result<(u64, u64), BackendError> {
+        let Some(index_len) = self.sealed_index else {
+            return Err(BackendError::Refused("the index is not sealed".to_owned()));
+        };
+        Ok((index_len, index_len))
     }
 
     async fn finish(self: Box<Self>) -> Result<(), BackendError> {

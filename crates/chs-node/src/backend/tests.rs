@@ -112,6 +112,46 @@ async fn backend_logos_owner_to_member_and_index_replacement() {
     assert_eq!(index[&got[0].id].metadata.from, START + 2 * WEEK);
 }
 
+/// Issue 19 gap 3: status-go wraps an encrypted community's Logos Storage index with its
+/// hash-ratchet key. A member without the key is told so (`Sealed`, naming the wrapping), keeps
+/// what it can (the index CID: the archives' CIDs are inside it) and its node holds and serves it
+/// once the fetch finishes, as the BitTorrent backend keeps a sealed torrent.
+#[tokio::test]
+async fn backend_logos_member_keeps_a_sealed_index() {
+    use chs_proto::Message as _;
+    use chs_proto::encryption::{EncryptedMessageProtocol, HrHeader, ProtocolMessage};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (owner_node, member_node) = (
+        StandinNode::start(StandinConfig::default()).await.expect("owner"),
+        StandinNode::start(StandinConfig::default()).await.expect("member"),
+    );
+    member_node.add_peer(&owner_node.api());
+    let mut wrapped = ProtocolMessage { installation_id: "owner-install".to_owned(), ..ProtocolMessage::default() };
+    wrapped.encrypted_message.insert(
+        "none".to_owned(),
+        EncryptedMessageProtocol {
+            hr_header: Some(HrHeader { seq_no: 7, group_id: vec![2; 33], key_id: vec![3; 32], ..HrHeader::default() }),
+            payload: vec![0xee; 300],
+            ..EncryptedMessageProtocol::default()
+        },
+    );
+    let bytes = wrapped.encode_to_vec();
+    let link = client(&owner_node.api(), Duration::from_secs(5)).upload(bytes.clone(), true).await.expect("upload");
+    let member = backend(&member_node, &tmp.path().join("member-state"));
+
+    let mut fetch = member.open(&community(), &link, FetchOptions::default()).await.expect("open");
+    let description = match fetch.index().await {
+        Err(BackendError::Sealed { description }) => description,
+        Err(other) => panic!("not sealed: {other}"),
+        Ok(index) => panic!("opened: {} archives", index.len()),
+    };
+    assert!(description.contains("seq 7") && description.contains("owner-install"), "{description}");
+    let len = u64::try_from(bytes.len()).expect("len");
+    assert_eq!(fetch.keep_sealed().await.expect("kept"), (len, len));
+    fetch.finish().await.expect("finish");
+    assert!(member_node.holds(&link), "the member's node keeps and serves the sealed index");
+}
+
 #[tokio::test]
 async fn backend_logos_missing_archive_stalled_node_and_owner_restart() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -750,7 +750,7 @@ pub struct CommunityPermissions {
     pub access: i32,
 }
 /// Subset of status-go's CommunityTokenPermission (communities.proto:88-107).
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CommunityTokenPermission {
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
@@ -758,11 +758,25 @@ pub struct CommunityTokenPermission {
     /// CAN_VIEW_AND_POST_CHANNEL = 4, BECOME_TOKEN_MASTER = 5, BECOME_TOKEN_OWNER = 6.
     #[prost(int32, tag = "2")]
     pub r#type: i32,
+    /// The tokens that grant it; a BECOME_TOKEN_OWNER permission's contract chain id says the
+    /// community's control node is recorded on that chain (status-go HasTokenOwnership).
+    #[prost(message, repeated, tag = "3")]
+    pub token_criteria: ::prost::alloc::vec::Vec<TokenCriteria>,
     /// Chat ids (community id + channel uuid) the permission applies to.
     #[prost(string, repeated, tag = "4")]
     pub chat_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(bool, tag = "5")]
     pub is_private: bool,
+}
+/// Subset of status-go's TokenCriteria (communities.proto:77-87).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct TokenCriteria {
+    /// Key: chain id; value: contract address.
+    #[prost(btree_map = "uint64, string", tag = "1")]
+    pub contract_addresses: ::prost::alloc::collections::BTreeMap<
+        u64,
+        ::prost::alloc::string::String,
+    >,
 }
 /// Subset of status-go's CommunityChat (communities.proto:141-150).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -6,7 +6,8 @@ use chs_proto::protobuf::{ChatIdentity, CommunityChat, CommunityDescription, Com
 use chs_status::amm::sign_amm;
 use chs_status::description::{
     DESCRIPTION_TYPE, DescriptionParams, NON_PROTECTED_PUBSUB_TOPIC, build_description, build_shard_info,
-    description_from_amm, description_ring, parse_description, parse_shard_info, shard_info_ring,
+    description_from_amm, description_ring, parse_description, parse_shard_info, parse_shard_info_with,
+    shard_info_ring,
 };
 use chs_status::{CommunityId, RejectKind, Shard};
 use chs_waku_payload::{SecretKey, keccak256};
@@ -27,6 +28,7 @@ fn params<'a>(key: &'a SecretKey, identity: &'a SecretKey, channels: &'a [(Strin
         encrypted: false,
         archive_link_clock: 1_700_000_000_000,
         timestamp_ns: 1,
+        owner_token: None,
     }
 }
 
@@ -150,27 +152,40 @@ fn shard_info_round_trip_and_forgery() {
 
     // Signed by another key but claiming our community: refused.
     let forger = SecretKey::from_bytes(&keccak256(b"forger")).expect("key");
-    let payload = chs_proto::protobuf::PublicShardInfo {
-        clock: 13,
-        community_id: id.as_bytes().to_vec(),
-        shard: Some(chs_proto::protobuf::Shard { cluster: 16, index: 5 }),
-        chain_id: 0,
-    }
-    .encode_to_vec();
-    let signature = forger.sign_prehash(&keccak256(&payload)).to_vec();
-    let inner = chs_proto::protobuf::CommunityPublicShardInfo { signature, payload }.encode_to_vec();
-    let amm = sign_amm(inner, chs_status::description::SHARD_INFO_TYPE, &key);
-    let chat_key = cache().chat_key(&chs_status::description::shard_info_chat_id(&id));
-    let params = chs_status::envelope::EnvelopeParams {
-        chat_key: &chat_key,
-        transport_key: &identity,
-        installation_id: "",
-        bundle: None,
-        timestamp_ns: 1,
-        padding: chs_waku_payload::Padding::Random,
-        nonce: chs_waku_payload::NonceSource::Random,
+    let signed_by = |signer: &SecretKey, chain_id: u64| {
+        let payload = chs_proto::protobuf::PublicShardInfo {
+            clock: 13,
+            community_id: id.as_bytes().to_vec(),
+            shard: Some(chs_proto::protobuf::Shard { cluster: 16, index: 5 }),
+            chain_id,
+        }
+        .encode_to_vec();
+        let signature = signer.sign_prehash(&keccak256(&payload)).to_vec();
+        let inner = chs_proto::protobuf::CommunityPublicShardInfo { signature, payload }.encode_to_vec();
+        let amm = sign_amm(inner, chs_status::description::SHARD_INFO_TYPE, &key);
+        let chat_key = cache().chat_key(&chs_status::description::shard_info_chat_id(&id));
+        let params = chs_status::envelope::EnvelopeParams {
+            chat_key: &chat_key,
+            transport_key: &identity,
+            installation_id: "",
+            bundle: None,
+            timestamp_ns: 1,
+            padding: chs_waku_payload::Padding::Random,
+            nonce: chs_waku_payload::NonceSource::Random,
+        };
+        chs_status::envelope::build_bare_amm(&amm, &key.public_key(), &params).expect("build").waku_message
     };
-    let forged = chs_status::envelope::build_bare_amm(&amm, &key.public_key(), &params).expect("build");
-    let refused = parse_shard_info(&forged.waku_message, &id, &ring).expect_err("forged");
+    // A configured control node does not sign for a community without a chain owner.
+    let with_control = Some(forger.public_key());
+    let refused_too = parse_shard_info_with(&signed_by(&forger, 0), &id, &ring, with_control.as_ref());
+    assert_eq!(refused_too.expect_err("forged").kind(), RejectKind::NotSignedByCommunity);
+    // With `chainId > 0` (an owner token): the configured control node signs; without one, refused.
+    let owned = signed_by(&forger, 1);
+    assert_eq!(parse_shard_info(&owned, &id, &ring).expect_err("no control node").kind(), RejectKind::NotControlNode);
+    let info = parse_shard_info_with(&owned, &id, &ring, with_control.as_ref()).expect("the control node signs");
+    assert_eq!(info.clock, 13);
+    let other = parse_shard_info_with(&signed_by(&key, 1), &id, &ring, with_control.as_ref());
+    assert_eq!(other.expect_err("not the control node").kind(), RejectKind::NotControlNode);
+    let refused = parse_shard_info(&signed_by(&forger, 0), &id, &ring).expect_err("forged");
     assert_eq!(refused.kind(), RejectKind::NotSignedByCommunity);
 }

@@ -32,6 +32,9 @@ pub struct StoreClientConfig {
     pub max_response_size: usize,
     /// Most pages of one query (more is endless paging).
     pub max_pages: usize,
+    /// Pages read at most, then the query ends without error (a bounded read, e.g. the newest
+    /// messages with `forward: false`); `None`: read until the store node has no more.
+    pub stop_after_pages: Option<usize>,
     /// Most messages of one query.
     pub max_messages: usize,
     /// Pages in a row that bring nothing new before the peer counts as paging endlessly.
@@ -49,6 +52,7 @@ impl Default for StoreClientConfig {
             page_timeout: Duration::from_secs(10),
             max_response_size: 32 * 1024 * 1024,
             max_pages: 10_000,
+            stop_after_pages: None,
             max_messages: 1_000_000,
             max_fruitless_pages: 3,
             validation: ValidationConfig { max_age: None, ..ValidationConfig::default() },
@@ -340,6 +344,9 @@ impl StoreClient {
                 on_page(fresh);
             }
             let Some(cursor) = cursor else { break };
+            if self.config.stop_after_pages.is_some_and(|most| page >= most) {
+                break;
+            }
             if !cursors.insert(cursor.clone()) || fruitless >= self.config.max_fruitless_pages {
                 return Err(lie(&peer_name, page, StoreLie::EndlessPaging { pages: fruitless.max(1) }));
             }

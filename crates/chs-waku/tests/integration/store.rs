@@ -87,11 +87,20 @@ async fn store_client_pages_through_our_server() {
         assert_eq!(outcome.messages, want);
         assert_eq!(outcome.pages, 3);
 
+        // A bounded newest-first read: the newest page only, and no error for the rest.
+        let newest = StoreClient::new(
+            &client_node,
+            StoreClientConfig { forward: false, stop_after_pages: Some(1), ..client_config(20) },
+        );
+        let outcome = newest.query(&addr, &StoreQuery::new(TOPIC, [CHAT])).await.expect("bounded query");
+        assert_eq!(outcome.messages, (25..45).map(|i| stored(CHAT, i)).collect::<Vec<_>>());
+        assert_eq!(outcome.pages, 1);
+
         // No content topic: every message of the pubsub topic.
         let outcome = client.query(&addr, &StoreQuery::new(TOPIC, Vec::<String>::new())).await.expect("all");
         assert_eq!(outcome.messages.len(), 52);
         let stats = server.stats();
-        assert_eq!(stats.pages_served, 5 + 2 + 3 + 6);
+        assert_eq!(stats.pages_served, 5 + 2 + 3 + 1 + 6);
         assert_eq!(stats.bad_requests, 0);
     })
     .await;

@@ -76,10 +76,11 @@ fn elapsed_seconds(event: &Value) -> f64 {
     seconds
 }
 
-/// The `what` of a store catch-up: `magnetlinks` or `channels` (anything else is `other`).
+/// The `what` of a store catch-up: `description`, `shard-info`, `magnetlinks` or `channels`
+/// (anything else is `other`).
 fn catch_up_label(event: &Value) -> String {
     match event["what"].as_str() {
-        Some(what @ ("magnetlinks" | "channels")) => what.to_owned(),
+        Some(what @ ("description" | "shard-info" | "magnetlinks" | "channels")) => what.to_owned(),
         _ => "other".to_owned(),
     }
 }
@@ -228,7 +229,7 @@ impl Metrics {
             &mut out,
             "chs_store_catch_ups_total",
             "counter",
-            "Store v3 catch-ups this node ran (what: magnetlinks, channels) by result (answered, failed).",
+            "Store v3 catch-ups this node ran (what: description, shard-info, magnetlinks, channels) by result (answered, failed).",
         );
         counters(&mut out, "chs_store_catch_ups_total", &self.store_catch_ups, |(c, w, r)| {
             vec![("community", c.clone()), ("what", w.clone()), ("result", (*r).to_owned())]
