@@ -22,7 +22,7 @@ const BENCHES: &[(&str, &[&str])] = &[
     ("torrent", &["run", "--release", "-p", "chs-torrent", "--example", "bench_torrent", "--", "1024"]),
     ("e2e", &["run", "--release", "-p", "chs-demo", "--example", "bench_e2e"]),
     ("load", &["run", "--release", "-p", "chs-demo", "--example", "bench_load", "--", "100", "50"]),
-    ("idle", &["run", "--release", "-p", "chs-demo", "--example", "bench_idle", "--", "1000", "30", "10"]),
+    ("idle", &["run", "--release", "-p", "chs-demo", "--example", "bench_idle", "--", "1000", "30", "60"]),
 ];
 
 pub(crate) fn run(root: &Path, only: Option<&str>) -> anyhow::Result<()> {

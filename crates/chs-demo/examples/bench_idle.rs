@@ -49,7 +49,8 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let communities: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let window_s: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
-    let settle_s: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    // Long enough for librqbit's per-torrent samplers to back off to their idle pace (≈ 50 s).
+    let settle_s: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
     let now = chs_node::clock::system_now_ms();
     let end = now - HOUR_MS;

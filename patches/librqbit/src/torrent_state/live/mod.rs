@@ -312,11 +312,11 @@ impl TorrentStateLive {
                 let state = Arc::downgrade(&state);
                 async move {
                     // chs patch: sample every 100 ms while bytes move; while nothing moves,
-                    // wait twice as long after each unchanged sample, up to 10 s. librqbit
+                    // wait twice as long after each unchanged sample, up to 30 s. librqbit
                     // sampled every 100 ms whatever happened: an idle node seeding 1,000
                     // torrents woke 10,000 times a second (35% of a core). Issue 22 item 5.
                     const BUSY: Duration = Duration::from_millis(100);
-                    const IDLE_MAX: Duration = Duration::from_secs(10);
+                    const IDLE_MAX: Duration = Duration::from_secs(30);
                     let mut last: Option<(u64, u64)> = None;
                     let mut pause = BUSY;
                     loop {
