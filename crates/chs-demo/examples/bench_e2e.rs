@@ -2,7 +2,9 @@
 //! debounce 0 (real Waku relay and BitTorrent over TCP, real SQLite files), with the phase
 //! breakdown taken from the nodes' signals. Baseline in the same run: the bare torrent transfer
 //! of the same folder by a fresh `chs_torrent` node (metadata, index, all of `data`), no
-//! orchestration. Goal: delivery < 3 s. Last line: `BENCH_JSON {...}`.
+//! orchestration. Goal (issue 22): delivery within 2× the bare transfer. Last line:
+//! `BENCH_JSON {...}`. `RUST_LOG=chs_node=debug` prints the nodes' logs (the member's download
+//! steps with their times) on stderr.
 //!
 //! `cargo run --release -p chs-demo --example bench_e2e [MB]`
 #![allow(
@@ -41,6 +43,9 @@ fn at(log: &Log, who: &str, pick: impl Fn(&Signal) -> bool) -> Instant {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let mb: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     let now = chs_node::clock::system_now_ms();
@@ -137,11 +142,11 @@ async fn main() {
     println!("  metadata + index                       {:>8.1} ms", ms(started, index));
     println!("  data pieces + canonical import         {:>8.1} ms", ms(index, imported));
     println!("  history decode + re-seed               {:>8.1} ms", ms(imported, t_done));
-    println!("  delivery (seeding → member done)       {:>8.1} ms   goal < 3000 ms", delivery);
+    println!("  delivery (seeding → member done)       {:>8.1} ms", delivery);
     println!("  baseline: bare torrent transfer        {:>8.1} ms", baseline);
-    println!("  ratio delivery / baseline              {:>8.2}x", delivery / baseline);
+    println!("  ratio delivery / baseline              {:>8.2}x   goal ≤ 2.0x", delivery / baseline);
     println!(
-        "BENCH_JSON {{\"bench\":\"e2e\",\"mb\":{mb},\"bytes\":{bytes},\"delivery_ms\":{delivery:.1},\"baseline_ms\":{baseline:.1},\"ratio\":{:.3},\"build_ms\":{:.1},\"goal_ms\":3000}}",
+        "BENCH_JSON {{\"bench\":\"e2e\",\"mb\":{mb},\"bytes\":{bytes},\"delivery_ms\":{delivery:.1},\"baseline_ms\":{baseline:.1},\"ratio\":{:.3},\"build_ms\":{:.1},\"goal_ratio\":2.0}}",
         delivery / baseline,
         ms(t_start, created)
     );

@@ -32,7 +32,7 @@ use crate::signal::Signal;
 /// Peers that subscribe within this window of each other get one re-announcement between them.
 const REANNOUNCE_COALESCE: Duration = Duration::from_millis(300);
 /// At most one re-announcement of a community's link per this gap (later ones are deferred).
-pub(crate) const REANNOUNCE_MIN_GAP: Duration = Duration::from_secs(2);
+pub const REANNOUNCE_MIN_GAP: Duration = Duration::from_secs(2);
 
 /// What owner tasks and the node tell the dispatcher.
 #[derive(Debug)]

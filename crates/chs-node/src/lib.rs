@@ -39,6 +39,7 @@ mod waku_store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, DataDirLock, LinkChannel, LogosStorageSection};
+pub use dispatch::REANNOUNCE_MIN_GAP;
 pub use error::NodeError;
 pub use node::{Node, NodeHandle};
 pub use signal::{Signal, SignalBus};

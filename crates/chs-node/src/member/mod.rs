@@ -511,6 +511,7 @@ async fn download(
         progress: Some(progress_fn(&shared, &progress, &p.magnet_uri)),
     };
     let mut fetch = backend.open(&id, &p.magnet_uri, options).await?;
+    tracing::debug!(community_id = %id, elapsed_ms = started.elapsed().as_millis(), "download: link opened");
     let fetched = fetch_and_import(&shared, id, &p.magnet_uri, fetch.as_mut(), &progress, &cancel).await;
     let (archives, messages, bytes_received) = match fetched {
         Ok(done) => done,
@@ -523,8 +524,10 @@ async fn download(
             return Err(e);
         }
     };
+    tracing::debug!(community_id = %id, elapsed_ms = started.elapsed().as_millis(), "download: imported and decoded");
     progress.send_replace(Some(view(DownloadPhase::Seed)));
     fetch.finish().await?;
+    tracing::debug!(community_id = %id, elapsed_ms = started.elapsed().as_millis(), "download: seeding");
     finished(&shared, id, p, (archives, messages, bytes_received), started).await
 }
 
@@ -616,6 +619,7 @@ async fn fetch_and_import(
     progress.send_replace(Some(view(DownloadPhase::Data)));
     let ids: Vec<String> = good.iter().map(|(archive_id, _)| archive_id.clone()).collect();
     let received = if ids.is_empty() { Some(0) } else { fetch.fetch(&ids).await? };
+    tracing::debug!(community_id = %id, archives = ids.len(), "download: archives fetched");
     let (mut archives, mut messages, mut read_bytes) = (0, 0, 0u64);
     for (archive_id, window) in good {
         if cancel.is_cancelled() {
@@ -632,6 +636,7 @@ async fn fetch_and_import(
             messages += count;
         }
     }
+    tracing::debug!(community_id = %id, archives, "download: archives imported");
     // Who wrote what: decoded now so that the history reads at once.
     shared.db(move |c, s| Ok(c.decode_pending_history(s, &id, usize::MAX)?)).await?;
     Ok((archives, messages, received.unwrap_or(read_bytes)))
