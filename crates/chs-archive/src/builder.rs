@@ -192,6 +192,30 @@ pub trait StepHook {
     fn before(&mut self, step: Step) -> io::Result<()>;
 }
 
+/// Wraps each encoded archive and the encoded index before they are written, and opens the
+/// existing index: an encrypted (token-gated) community's hash ratchet (status-go's
+/// `manager_archive_file.go`, `BuildHashRatchetMessage`; the wire is in `chs-status`). With a
+/// wrapper the builder holds each archive in memory until it is closed (status-go does too), and
+/// the padding is computed on the wrapped bytes (status-go-archives.md §4.6-4.7).
+pub trait Wrapper {
+    /// Wraps one encoded archive or index (each call takes one step of the chain).
+    ///
+    /// # Errors
+    /// Any error aborts the build ([`BuildError::Wrap`]).
+    fn wrap(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, WrapError>;
+
+    /// Opens the existing, wrapped `index`.
+    ///
+    /// # Errors
+    /// Any error aborts the build ([`BuildError::Wrap`]).
+    fn unwrap(&mut self, wrapped: &[u8]) -> Result<Vec<u8>, WrapError>;
+}
+
+/// Why a [`Wrapper`] failed (its own words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WrapError(pub String);
+
 /// The hook that does nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHook;
@@ -283,6 +307,15 @@ pub enum BuildError {
     /// The range cannot be planned (e.g. `to` is in milliseconds or nanoseconds, not seconds).
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// The [`Wrapper`] could not wrap an archive or the index, or open the existing index.
+    #[error("cannot {what} with the hash-ratchet key")]
+    Wrap {
+        /// What was being done.
+        what: &'static str,
+        /// The wrapper's error.
+        #[source]
+        source: WrapError,
+    },
 }
 
 /// The archive builder: `Builder::new(dir, options).run(&source)`.
@@ -291,6 +324,7 @@ pub struct Builder<'a> {
     options: BuildOptions,
     progress: Option<&'a mut dyn FnMut(&Progress)>,
     hook: Option<&'a mut dyn StepHook>,
+    wrapper: Option<&'a mut dyn Wrapper>,
 }
 
 impl std::fmt::Debug for Builder<'_> {
@@ -303,7 +337,7 @@ impl<'a> Builder<'a> {
     /// A builder writing `<dir>/data` and `<dir>/index`.
     #[must_use]
     pub fn new(dir: impl Into<PathBuf>, options: BuildOptions) -> Self {
-        Builder { dir: dir.into(), options, progress: None, hook: None }
+        Builder { dir: dir.into(), options, progress: None, hook: None, wrapper: None }
     }
 
     /// Reports progress (window starts, every few thousand messages, window ends).
@@ -320,17 +354,26 @@ impl<'a> Builder<'a> {
         self
     }
 
+    /// Wraps every new archive and the index with `wrapper` (an encrypted community), and opens
+    /// an existing wrapped index with it.
+    #[must_use]
+    pub fn wrapper(mut self, wrapper: &'a mut dyn Wrapper) -> Self {
+        self.wrapper = Some(wrapper);
+        self
+    }
+
     /// Builds the archives.
     ///
     /// # Errors
     /// [`BuildError`]; whatever happened, the directory is consistent or repaired by the next build.
     pub fn run<S: MessageSource>(self, source: &S) -> Result<BuildReport, BuildError> {
-        let Builder { dir, options, progress, hook } = self;
+        let Builder { dir, options, progress, hook, wrapper } = self;
         let mut no_progress = |_: &Progress| {};
         let mut no_hook = NoHook;
         let progress = progress.unwrap_or(&mut no_progress);
         let hook = hook.unwrap_or(&mut no_hook);
-        run(&dir, &options, source, progress, hook)
+        let wrapper = wrapper.map(|w| w as &mut dyn Wrapper);
+        run(&dir, &options, source, progress, hook, wrapper)
     }
 }
 
@@ -355,7 +398,7 @@ pub fn repair(dir: &Path) -> Result<u64, BuildError> {
 /// deleted then).
 pub fn repair_with(dir: &Path, piece_length: u64) -> Result<u64, BuildError> {
     let _lock = lock_for_build(dir)?;
-    Ok(open_for_append(dir, piece_length, &mut NoHook)?.repaired_bytes)
+    Ok(open_for_append(dir, piece_length, &mut NoHook, &mut None)?.repaired_bytes)
 }
 
 /// Creates `dir` if needed and takes its exclusive lock, held until the new index is in place: no
@@ -381,7 +424,14 @@ pub(crate) struct OpenDir {
 /// Creates the directory if needed, loads the index (rebuilding a damaged one from `data`, see
 /// [`repair_with`]), removes a stale `index.tmp` and truncates `data` to the end the index
 /// accounts for.
-pub(crate) fn open_for_append(dir: &Path, piece_length: u64, hook: &mut dyn StepHook) -> Result<OpenDir, BuildError> {
+/// A wrapped index is opened with `wrapper` (if any); its archives are then not checked against
+/// `data` (they are wrapped too), only the entries' offsets and sizes.
+pub(crate) fn open_for_append(
+    dir: &Path,
+    piece_length: u64,
+    hook: &mut dyn StepHook,
+    wrapper: &mut Option<&mut dyn Wrapper>,
+) -> Result<OpenDir, BuildError> {
     let open_err = |path: &Path| {
         let path = path.to_owned();
         move |source| BuildError::Open { path, source }
@@ -400,8 +450,18 @@ pub(crate) fn open_for_append(dir: &Path, piece_length: u64, hook: &mut dyn Step
         Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
         Err(err) => return Err(open_err(&data_path)(err)),
     };
+    let mut wrapped = false;
     let decoded = match std::fs::read(&index_path) {
-        Ok(bytes) => format::decode_index(&bytes),
+        Ok(bytes) => match (format::decode_index(&bytes), wrapper.as_mut()) {
+            (Err(DecodeError::Encrypted { .. }), Some(wrapper)) => {
+                let plain = wrapper
+                    .unwrap(&bytes)
+                    .map_err(|source| BuildError::Wrap { what: "open the existing index", source })?;
+                wrapped = true;
+                format::decode_index(&plain)
+            }
+            (decoded, _) => decoded,
+        },
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(WakuMessageArchiveIndex::default()),
         Err(err) => return Err(open_err(&index_path)(err)),
     };
@@ -410,7 +470,7 @@ pub(crate) fn open_for_append(dir: &Path, piece_length: u64, hook: &mut dyn Step
         // `data` there is nothing to rebuild from (a non-empty index is the short-data case below).
         Err(DecodeError::Encrypted { .. }) => None,
         _ if data_len == 0 => None,
-        Ok(index) => crate::recover::damage(index, &data_path, data_len).map_err(open_err(&data_path))?,
+        Ok(index) => crate::recover::damage(index, &data_path, data_len, !wrapped).map_err(open_err(&data_path))?,
         Err(err) => Some(err.to_string()),
     };
     let index = match (decoded, damaged) {
@@ -424,7 +484,7 @@ pub(crate) fn open_for_append(dir: &Path, piece_length: u64, hook: &mut dyn Step
                 };
             tracing::warn!(path = %index_path.display(), damage = %why, archives = index.archives.len(),
                 "archive index was damaged: rebuilt from data");
-            replace_index(dir, &index, hook)?;
+            replace_index(dir, &index, hook, wrapper)?;
             index
         }
     };
@@ -474,6 +534,9 @@ struct Run<'h> {
     open: Option<OpenArchive>,
     /// Archives of the current window, not yet committed.
     uncommitted: usize,
+    /// Wraps archives and the index; the open archive is then held in `pending`.
+    wrapper: Option<&'h mut dyn Wrapper>,
+    pending: Vec<u8>,
 }
 
 /// The archive being written.
@@ -485,12 +548,13 @@ struct OpenArchive {
     messages: u64,
 }
 
-fn run<S: MessageSource>(
+fn run<'a, S: MessageSource>(
     dir: &Path,
     options: &BuildOptions,
     source: &S,
     progress: &mut dyn FnMut(&Progress),
-    hook: &mut dyn StepHook,
+    hook: &'a mut dyn StepHook,
+    mut wrapper: Option<&'a mut dyn Wrapper>,
 ) -> Result<BuildReport, BuildError> {
     if options.interval == 0 {
         return Err(BuildError::InvalidOption("interval must be at least 1 second (spec §15 item 26)"));
@@ -511,7 +575,7 @@ fn run<S: MessageSource>(
     let span = tracing::info_span!("archive_build", dir = %dir.display());
     let _enter = span.enter();
     let _lock = lock_for_build(dir)?;
-    let opened = open_for_append(dir, options.piece_length, hook)?;
+    let opened = open_for_append(dir, options.piece_length, hook, &mut wrapper)?;
     let mut from = match options.from {
         Some(from) => Some(from),
         None => match opened.last_to {
@@ -537,6 +601,8 @@ fn run<S: MessageSource>(
         report: BuildReport { repaired_bytes: opened.repaired_bytes, data_len: opened.end, ..BuildReport::default() },
         open: None,
         uncommitted: 0,
+        wrapper,
+        pending: Vec::new(),
     };
     let Some(from) = from else {
         state.report.archived_until = options.to;
@@ -665,12 +731,27 @@ impl Run<'_> {
             self.hook.before(step).map_err(io_err(step, &self.data_path))?;
             let header = self.encoder.header(meta);
             let raw = header.len() as u64;
-            write_data(&mut self.data, &self.data_path, self.offset, header).map_err(io_err(step, &self.data_path))?;
+            if self.wrapper.is_some() {
+                self.pending.clear();
+                self.pending.extend_from_slice(header);
+            } else {
+                write_data(&mut self.data, &self.data_path, self.offset, header)
+                    .map_err(io_err(step, &self.data_path))?;
+            }
             self.open = Some(OpenArchive { window, meta: meta.clone(), raw, capped: 0, messages: 0 });
         }
         let step = Step::ArchiveMessage { archive: self.report.archives.len() as u64 };
-        let len = append_message(&mut self.data, &self.data_path, self.offset, &msg)
-            .map_err(|source| BuildError::Io { step, path: self.data_path.clone(), source })?;
+        let len = if self.wrapper.is_some() {
+            let before = self.pending.len();
+            chs_proto::prost::encoding::message::encode(3, &msg, &mut self.pending);
+            (self.pending.len() - before) as u64
+        } else {
+            append_message(&mut self.data, &self.data_path, self.offset, &msg).map_err(|source| BuildError::Io {
+                step,
+                path: self.data_path.clone(),
+                source,
+            })?
+        };
         if let Some(open) = self.open.as_mut() {
             open.raw += len;
             open.capped += capped;
@@ -682,8 +763,18 @@ impl Run<'_> {
 
     /// Pads the open archive and records its index entry (not yet committed).
     fn close_archive(&mut self, piece_length: u64) -> Result<(), BuildError> {
-        let Some(open) = self.open.take() else { return Ok(()) };
+        let Some(mut open) = self.open.take() else { return Ok(()) };
         let archive = self.report.archives.len() as u64;
+        if let Some(wrapper) = self.wrapper.as_mut() {
+            // status-go pads the wrapped bytes (§4.6).
+            let wrapped =
+                wrapper.wrap(&self.pending).map_err(|source| BuildError::Wrap { what: "wrap an archive", source })?;
+            self.pending = Vec::new();
+            let step = Step::ArchiveHeader { archive };
+            write_data(&mut self.data, &self.data_path, self.offset, &wrapped)
+                .map_err(io_err(step, &self.data_path))?;
+            open.raw = wrapped.len() as u64;
+        }
         let step = Step::ArchivePadding { archive };
         self.hook.before(step).map_err(io_err(step, &self.data_path))?;
         let (padding, size) = format::padding(open.raw, piece_length);
@@ -727,7 +818,7 @@ impl Run<'_> {
         if let Some(data) = self.data.as_mut() {
             data.sync().map_err(io_err(Step::SyncData, &data_path))?;
         }
-        replace_index(&self.dir, &self.index, self.hook)?;
+        replace_index(&self.dir, &self.index, self.hook, &mut self.wrapper)?;
         self.report.data_len = self.offset;
         self.uncommitted = 0;
         Ok(())
@@ -735,12 +826,20 @@ impl Run<'_> {
 }
 
 /// Replaces `index` atomically: written to `index.tmp`, fsynced, renamed over `index`, and the
-/// folder fsynced.
-fn replace_index(dir: &Path, index: &WakuMessageArchiveIndex, hook: &mut dyn StepHook) -> Result<(), BuildError> {
+/// folder fsynced. Wrapped first if there is a `wrapper`.
+fn replace_index(
+    dir: &Path,
+    index: &WakuMessageArchiveIndex,
+    hook: &mut dyn StepHook,
+    wrapper: &mut Option<&mut dyn Wrapper>,
+) -> Result<(), BuildError> {
     let tmp = dir.join(INDEX_TEMP_FILE);
     let index_path = dir.join(INDEX_FILE);
     hook.before(Step::WriteIndexTemp).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
-    let bytes = format::encode_index(index);
+    let mut bytes = format::encode_index(index);
+    if let Some(wrapper) = wrapper.as_mut() {
+        bytes = wrapper.wrap(&bytes).map_err(|source| BuildError::Wrap { what: "wrap the index", source })?;
+    }
     let mut file = File::create(&tmp).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
     file.write_all(&bytes).map_err(io_err(Step::WriteIndexTemp, &tmp))?;
     hook.before(Step::SyncIndexTemp).map_err(io_err(Step::SyncIndexTemp, &tmp))?;

@@ -29,8 +29,8 @@ pub mod source;
 mod writer;
 
 pub use builder::{
-    BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook, repair,
-    repair_with,
+    BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook,
+    WrapError, Wrapper, repair, repair_with,
 };
 pub use format::{
     DEFAULT_INTERVAL_SECS, DecodeError, EntryError, HashRatchetWrapping, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id,

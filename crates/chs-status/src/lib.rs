@@ -26,6 +26,7 @@ pub mod bundle;
 pub mod description;
 pub mod envelope;
 pub mod fuzz;
+pub mod hash_ratchet;
 pub mod history;
 pub mod ids;
 pub mod keys;

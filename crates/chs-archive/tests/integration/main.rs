@@ -13,3 +13,4 @@ mod recover;
 mod sparse;
 mod spec15;
 mod store;
+mod wrap;
