@@ -86,7 +86,9 @@ pub(crate) enum CommunityCommand {
         pubsub_topic: Option<String>,
         /// The control node of an owner-token community (its public key, 66 or 130 hex digits):
         /// status-go reads it from the chain; chs accepts the descriptions it signs.
-        #[arg(long, value_name = "KEY")]
+        /// A public key, so it may be given on the command line (no `KEY` value name: those are
+        /// for files holding private keys).
+        #[arg(long, value_name = "HEX")]
         control_node: Option<String>,
         /// Print JSON.
         #[arg(long)]
@@ -142,7 +144,7 @@ pub(crate) enum CommunityCommand {
         #[arg(long, value_name = "ID")]
         community: String,
         /// The control node's public key (66 or 130 hex digits, `0x` optional).
-        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        #[arg(value_name = "PUBLIC_HEX", required_unless_present = "clear", conflicts_with = "clear")]
         key: Option<String>,
         /// Remove it (the community key signs again).
         #[arg(long)]

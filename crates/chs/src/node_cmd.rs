@@ -498,7 +498,8 @@ struct Daemon {
     api: Option<Arc<ApiState>>,
     /// `[waku.store]` as configured: served, and the store nodes given (empty: connected ones).
     store_config: serde_json::Value,
-    /// The newest store catch-up per community and kind (`magnetlinks`, `channels`), as its signal.
+    /// The newest store catch-up per community and kind (`description`, `shard-info`, `magnetlinks`,
+    /// `channels`), as its signal.
     catch_ups: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 

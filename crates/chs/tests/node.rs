@@ -109,8 +109,8 @@ fn node_status_shows_store_peers_and_catch_up_results() {
     let (owner, owner_addr) = owner_seeding(&owner_cfg);
 
     let mut member = Proc::spawn(["node", "--config", &member_cfg, "--bootstrap", &owner_addr]);
-    let caught = json(&member.wait_line(TIMEOUT, |l| is_type(l, "storeCatchUp")));
-    assert_eq!(caught["what"], "magnetlinks", "{caught}");
+    // The description and the shard info are caught up first (issue 19), then the magnetlinks.
+    let caught = json(&member.wait_line(TIMEOUT, |l| is_type(l, "storeCatchUp") && json(l)["what"] == "magnetlinks"));
     assert_eq!(caught["failed_peers"], 0, "{caught}");
     assert_eq!(caught["store_nodes"], 1, "{caught}");
     let peer = caught["peer"].as_str().expect("a store node answered").to_owned();
@@ -120,8 +120,12 @@ fn node_status_shows_store_peers_and_catch_up_results() {
     let status = run(["node", "status", "--config", &member_cfg, "--json"]).ok().json();
     assert_eq!(status["store"]["serve"], true, "{status}");
     let catch_ups = status["store"]["catch_ups"].as_array().expect("catch-ups");
-    assert_eq!(catch_ups.len(), 1, "{status}");
-    assert_eq!(catch_ups[0]["peer"], peer.as_str());
+    let kinds: Vec<&str> = catch_ups.iter().filter_map(|c| c["what"].as_str()).collect();
+    assert_eq!(kinds.len(), 3, "description, shard info and magnetlinks: {status}");
+    for kind in ["description", "shard-info", "magnetlinks"] {
+        assert!(kinds.contains(&kind), "{kind} in {status}");
+    }
+    assert!(catch_ups.iter().all(|c| c["peer"] == peer.as_str()), "{status}");
     let owner_peer = status["waku_peers"].as_array().unwrap().iter().find(|p| p["peer_id"] == owner_id).cloned();
     assert_eq!(owner_peer.expect("the owner is a peer")["store"], true, "{status}");
     let text = run(["node", "status", "--config", &member_cfg]).ok().stdout;
