@@ -106,16 +106,7 @@ fn forged_description_changes_nothing() {
     );
     let chat_key = ChatKeyCache::new().chat_key(&id.description_chat_id());
     let identity = generate_key().unwrap();
-    let params = chs_status::envelope::EnvelopeParams {
-        chat_key: &chat_key,
-        transport_key: &identity,
-        installation_id: "",
-        bundle: None,
-        timestamp_ns: 1,
-        padding: chs_waku_payload::Padding::Random,
-        nonce: chs_waku_payload::NonceSource::Random,
-    };
-    let forged = chs_status::envelope::build_bare_amm(&amm, &forger.public_key(), &params).unwrap().waku_message;
+    let forged = chs_status::description::build_bare(&amm, &forger, &identity, &chat_key, 1).unwrap().waku_message;
     let outcome = communities.receive_description(&mut store, &id, &forged).unwrap();
     assert!(matches!(outcome, DescriptionOutcome::Rejected(RejectReason::NotSignedByCommunity { .. })), "{outcome:?}");
     assert_eq!(communities.info(&store, &id).unwrap(), before);

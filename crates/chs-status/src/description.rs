@@ -534,8 +534,13 @@ pub fn build_shard_info(
     build_bare(&amm, community_key, transport_key, &chat_key, timestamp_ns)
 }
 
-/// `SkipEncryptionLayer`: the AMM bytes go straight into the signed, encrypted 26/WAKU2 payload.
-fn build_bare(
+/// `SkipEncryptionLayer` (how status-go sends descriptions and shard infos): the AMM bytes go
+/// straight into the 26/WAKU2 payload, encrypted with `chat_key` and signed with `transport_key`,
+/// with random padding and nonce. `author` is the key the AMM was signed with.
+///
+/// # Errors
+/// [`BuildError`] if the envelope cannot be built.
+pub fn build_bare(
     amm: &ApplicationMetadataMessage,
     author: &SecretKey,
     transport_key: &SecretKey,

@@ -132,16 +132,7 @@ pub(crate) fn forged_description(
     };
     let amm = chs_status::amm::sign_amm(proto.encode_to_vec(), chs_status::description::DESCRIPTION_TYPE, forger);
     let chat_key = cache.chat_key(&id.description_chat_id());
-    let params = EnvelopeParams {
-        chat_key: &chat_key,
-        transport_key: forger,
-        installation_id: "",
-        bundle: None,
-        timestamp_ns,
-        padding: Padding::Random,
-        nonce: NonceSource::Random,
-    };
-    chs_status::envelope::build_bare_amm(&amm, &forger.public_key(), &params)
+    chs_status::description::build_bare(&amm, forger, forger, &chat_key, timestamp_ns)
         .expect("forged description builds")
         .waku_message
 }

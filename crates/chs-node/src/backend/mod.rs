@@ -220,6 +220,16 @@ pub enum BackendError {
     Join(#[from] tokio::task::JoinError),
 }
 
+impl BackendError {
+    /// [`BackendError::Sealed`] for an index `bytes` that decoding found wrapped (`error`): what
+    /// wraps it if the wrapping reads, else the decode error.
+    pub(crate) fn sealed(bytes: &[u8], error: &chs_archive::DecodeError) -> BackendError {
+        let description = chs_archive::hash_ratchet_wrapping(bytes)
+            .map_or_else(|| error.to_string(), |wrapping| format!("{wrapping}"));
+        BackendError::Sealed { description }
+    }
+}
+
 /// How a fetch may be bounded and observed by the caller.
 #[derive(Clone, Default)]
 pub struct FetchOptions {

@@ -212,9 +212,7 @@ impl Fetch for TorrentFetch {
             Ok(index) => index,
             Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
                 self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
-                let description = chs_archive::hash_ratchet_wrapping(&bytes)
-                    .map_or_else(|| error.to_string(), |wrapping| format!("{wrapping}"));
-                return Err(BackendError::Sealed { description });
+                return Err(BackendError::sealed(&bytes, &error));
             }
             Err(error) => return Err(error.into()),
         };

@@ -164,16 +164,7 @@ fn shard_info_round_trip_and_forgery() {
         let inner = chs_proto::protobuf::CommunityPublicShardInfo { signature, payload }.encode_to_vec();
         let amm = sign_amm(inner, chs_status::description::SHARD_INFO_TYPE, &key);
         let chat_key = cache().chat_key(&chs_status::description::shard_info_chat_id(&id));
-        let params = chs_status::envelope::EnvelopeParams {
-            chat_key: &chat_key,
-            transport_key: &identity,
-            installation_id: "",
-            bundle: None,
-            timestamp_ns: 1,
-            padding: chs_waku_payload::Padding::Random,
-            nonce: chs_waku_payload::NonceSource::Random,
-        };
-        chs_status::envelope::build_bare_amm(&amm, &key.public_key(), &params).expect("build").waku_message
+        chs_status::description::build_bare(&amm, &key, &identity, &chat_key, 1).expect("build").waku_message
     };
     // A configured control node does not sign for a community without a chain owner.
     let with_control = Some(forger.public_key());
