@@ -204,7 +204,10 @@ fn main() {
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let reps: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    // CHS_BENCH_KEEP=1 keeps the folders (stores, archives) for profiling, and says where.
+    let keep = std::env::var_os("CHS_BENCH_KEEP").is_some();
+    let dir = tmp.path().to_owned();
+    let dir = dir.as_path();
     let msgs = messages(n);
     let ndjson = dir.join("messages.ndjson");
     let sg_json = dir.join("messages.json");
@@ -348,4 +351,7 @@ fn main() {
         json(max_rss(&t.sg_extract_rss)),
         json(extract_ratio),
     );
+    if keep {
+        println!("kept: {}", tmp.keep().display());
+    }
 }

@@ -293,6 +293,9 @@ fn verify(dir: &Path, piece_length: u64, json: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::FAILURE)
 }
 
+/// Messages formatted at once by `archive extract --ndjson` (on all cores, then written).
+const EXTRACT_WINDOW: usize = 4096;
+
 fn extract(dir: &Path, id: Option<&str>, ndjson: bool) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     let reader = open_dir(dir)?;
@@ -325,15 +328,19 @@ fn extract(dir: &Path, id: Option<&str>, ndjson: bool) -> anyhow::Result<ExitCod
             let archive = archive?;
             total += archive.messages.len();
             if ndjson {
-                // Formatted on all cores, one part of the archive each, written in order.
-                for lines in chs_status::parallel::map_chunks(&archive.messages, |part| {
-                    let mut lines = Vec::with_capacity(part.iter().map(|m| 2 * m.payload.len() + 400).sum());
-                    for m in part {
-                        crate::archive_cli::write_message_row(&mut lines, m);
+                // Formatted on all cores, one part of a window each, written in order. Windows of
+                // EXTRACT_WINDOW messages keep the text buffers small and reused by the allocator
+                // (a whole archive's text at once costs its size in fresh, zeroed pages).
+                for window in archive.messages.chunks(EXTRACT_WINDOW) {
+                    for lines in chs_status::parallel::map_chunks(window, |part| {
+                        let mut lines = Vec::with_capacity(part.iter().map(|m| 2 * m.payload.len() + 400).sum());
+                        for m in part {
+                            crate::archive_cli::write_message_row(&mut lines, m);
+                        }
+                        lines
+                    }) {
+                        out.write_all(&lines)?;
                     }
-                    lines
-                }) {
-                    out.write_all(&lines)?;
                 }
                 continue;
             }
