@@ -155,6 +155,7 @@ impl DistributionBackend for LogosBackend {
             options,
             cids: std::collections::BTreeMap::new(),
             sealed_index: None,
+            wrapped: false,
         }))
     }
 
@@ -192,8 +193,10 @@ struct LogosFetch {
     options: FetchOptions,
     /// Archive id → CID, from the index.
     cids: std::collections::BTreeMap<String, String>,
-    /// The index's size when it was sealed (hash-ratchet wrapped).
+    /// The index's size when it was sealed (hash-ratchet wrapped, no key held opens it).
     sealed_index: Option<u64>,
+    /// The index was wrapped and opened with the keys held: so is each archive read.
+    wrapped: bool,
 }
 
 #[async_trait::async_trait]
@@ -210,8 +213,16 @@ impl Fetch for LogosFetch {
         let index = match decode_logos_index(&bytes) {
             Ok(index) => index,
             Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
-                self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
-                return Err(BackendError::sealed(&bytes, &error));
+                match super::open_index(&self.options.ratchet_keys, &bytes, &error) {
+                    Ok(plain) => {
+                        self.wrapped = true;
+                        decode_logos_index(&plain)?
+                    }
+                    Err(sealed) => {
+                        self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+                        return Err(sealed);
+                    }
+                }
             }
             Err(error) => return Err(error.into()),
         };
@@ -253,7 +264,8 @@ impl Fetch for LogosFetch {
         if max > 0 && bytes.len() as u64 > max {
             return Err(BackendError::Refused(format!("archive {id} of {} bytes exceeds {max}", bytes.len())));
         }
-        Ok(bytes.to_vec())
+        let bytes = bytes.to_vec();
+        Ok(if self.wrapped { super::open_archive(&self.options.ratchet_keys, id, bytes) } else { bytes })
     }
 
     /// A sealed index hides its archives' CIDs: what can be kept is the index itself, which

@@ -244,6 +244,42 @@ pub struct FetchOptions {
     pub cancel: tokio_util::sync::CancellationToken,
     /// Progress of the transfers, if the caller wants it.
     pub progress: Option<ProgressFn>,
+    /// The community's hash-ratchet keys held here: a wrapped index (status-go's encrypted
+    /// communities) is opened with them, and then each archive read ([`open_index`],
+    /// [`open_archive`]). Without a key that opens it, the index is [`BackendError::Sealed`].
+    pub ratchet_keys: Vec<chs_status::hash_ratchet::RatchetKey>,
+}
+
+/// An index `bytes` that decoding found wrapped (`error`): opened with `keys` if one of them is
+/// its key (`Ok(plain index bytes)`), else [`BackendError::Sealed`] saying what wraps it and why
+/// no key held opens it.
+pub(crate) fn open_index(
+    keys: &[chs_status::hash_ratchet::RatchetKey],
+    bytes: &[u8],
+    error: &chs_archive::DecodeError,
+) -> Result<Vec<u8>, BackendError> {
+    if keys.is_empty() {
+        return Err(BackendError::sealed(bytes, error));
+    }
+    chs_status::hash_ratchet::unwrap(keys, bytes).map(|u| u.plaintext).map_err(|why| {
+        let BackendError::Sealed { description } = BackendError::sealed(bytes, error) else {
+            return BackendError::sealed(bytes, error);
+        };
+        BackendError::Sealed { description: format!("{description}; none of the {} hash-ratchet keys held opens it: {why}", keys.len()) }
+    })
+}
+
+/// An archive of an index opened with [`open_index`]: unwrapped with the same keys. Bytes that
+/// do not open are given back as they are (their import then fails and is recorded with why,
+/// without stopping the other archives).
+pub(crate) fn open_archive(keys: &[chs_status::hash_ratchet::RatchetKey], id: &str, bytes: Vec<u8>) -> Vec<u8> {
+    match chs_status::hash_ratchet::unwrap(keys, &bytes) {
+        Ok(opened) => opened.plaintext,
+        Err(error) => {
+            tracing::warn!(archive_id = %id, %error, "archive of a wrapped index does not open");
+            bytes
+        }
+    }
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -253,6 +289,7 @@ impl std::fmt::Debug for FetchOptions {
             .field("max_archive_bytes", &self.max_archive_bytes)
             .field("max_total_bytes", &self.max_total_bytes)
             .field("progress", &self.progress.is_some())
+            .field("ratchet_keys", &self.ratchet_keys.len())
             .finish_non_exhaustive()
     }
 }

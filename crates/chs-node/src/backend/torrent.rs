@@ -159,6 +159,8 @@ impl DistributionBackend for TorrentBackend {
             index: RemoteIndex::new(),
             max_archive: options.max_archive_bytes,
             sealed_index: None,
+            keys: options.ratchet_keys,
+            wrapped: false,
         }))
     }
 
@@ -193,8 +195,12 @@ struct TorrentFetch {
     download: chs_torrent::Download,
     index: RemoteIndex,
     max_archive: u64,
-    /// The `index` file's size when it was sealed (hash-ratchet wrapped).
+    /// The `index` file's size when it was sealed (hash-ratchet wrapped, no key held opens it).
     sealed_index: Option<u64>,
+    /// The community's hash-ratchet keys held here.
+    keys: Vec<chs_status::hash_ratchet::RatchetKey>,
+    /// The index was wrapped and opened with `keys`: so is each archive read.
+    wrapped: bool,
 }
 
 impl TorrentFetch {
@@ -210,10 +216,16 @@ impl Fetch for TorrentFetch {
         let bytes = self.download.fetch_index().await?;
         let index = match decode_index(&bytes) {
             Ok(index) => index,
-            Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
-                self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
-                return Err(BackendError::sealed(&bytes, &error));
-            }
+            Err(error @ chs_archive::DecodeError::Encrypted { .. }) => match super::open_index(&self.keys, &bytes, &error) {
+                Ok(plain) => {
+                    self.wrapped = true;
+                    decode_index(&plain)?
+                }
+                Err(sealed) => {
+                    self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+                    return Err(sealed);
+                }
+            },
             Err(error) => return Err(error.into()),
         };
         // Keys as the member's bookkeeping spells archive ids; a key that is none is skipped.
@@ -273,7 +285,8 @@ impl Fetch for TorrentFetch {
             return Err(BackendError::NotInIndex(vec![id.to_owned()]));
         };
         self.check(id).map_err(|reason| BackendError::Refused(format!("archive {id}: {reason}")))?;
-        Ok(self.download.read_range(chs_archive::DATA_FILE, offset..offset + size - padding).await?)
+        let bytes = self.download.read_range(chs_archive::DATA_FILE, offset..offset + size - padding).await?;
+        Ok(if self.wrapped { super::open_archive(&self.keys, id, bytes) } else { bytes })
     }
 
     async fn keep_sealed(&mut self) -> Result<(u64, u64), BackendError> {
