@@ -361,7 +361,9 @@ impl Reader {
             Err(source) => return Err(ReadError::Io { path: index_path, source }),
         };
         let index_bytes = match (wrapper, format::decode_index(&index_bytes)) {
-            (Some(wrapper), Err(DecodeError::Encrypted { .. })) => wrapper.unwrap(&index_bytes).map_err(ReadError::Unwrap)?,
+            (Some(wrapper), Err(DecodeError::Encrypted { .. })) => {
+                wrapper.unwrap(&index_bytes).map_err(ReadError::Unwrap)?
+            }
             _ => index_bytes,
         };
         let data_path = dir.join(DATA_FILE);

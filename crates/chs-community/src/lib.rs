@@ -510,7 +510,10 @@ impl Communities {
         if !self.description(store, id)?.is_some_and(|d| d.encrypted) {
             return Ok(ArchiveWrapping::Plain);
         }
-        Ok(ratchet::load(store.connection(), id)?.into_iter().next().map_or(ArchiveWrapping::NoKey, ArchiveWrapping::Wrapped))
+        Ok(ratchet::load(store.connection(), id)?
+            .into_iter()
+            .next()
+            .map_or(ArchiveWrapping::NoKey, ArchiveWrapping::Wrapped))
     }
 
     /// [`Communities::archive_wrapping`] with what a build needs to wrap: every key held (to
@@ -518,7 +521,11 @@ impl Communities {
     ///
     /// # Errors
     /// SQLite errors, [`CommunityError::Random`] (a first installation id).
-    pub fn build_wrapping(&self, store: &mut Store, id: &CommunityId) -> Result<ratchet::BuildWrapping, CommunityError> {
+    pub fn build_wrapping(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+    ) -> Result<ratchet::BuildWrapping, CommunityError> {
         let wrapping = self.archive_wrapping(store, id)?;
         if !matches!(wrapping, ArchiveWrapping::Wrapped(_)) {
             return Ok(ratchet::BuildWrapping::new(wrapping, *id, Vec::new(), String::new()));

@@ -106,7 +106,12 @@ pub(crate) fn make_key(id: &CommunityId, timestamp: u64, key: &[u8]) -> Result<R
 }
 
 /// Stores `key`; false if it was held already.
-pub(crate) fn insert(conn: &Connection, id: &CommunityId, key: &RatchetKey, now_ms: u64) -> Result<bool, CommunityError> {
+pub(crate) fn insert(
+    conn: &Connection,
+    id: &CommunityId,
+    key: &RatchetKey,
+    now_ms: u64,
+) -> Result<bool, CommunityError> {
     let added = conn.execute(
         "INSERT INTO chs_ratchet_keys (community_id, key_id, key_timestamp, key, last_seq_no, added_at_ms)
          VALUES (?1, ?2, ?3, ?4, 0, ?5) ON CONFLICT (community_id, key_id) DO NOTHING",
@@ -138,9 +143,8 @@ pub(crate) fn load(conn: &Connection, id: &CommunityId) -> Result<Vec<RatchetKey
         "SELECT key_id, key_timestamp, key FROM chs_ratchet_keys WHERE community_id = ?1
          ORDER BY key_timestamp DESC, key_id",
     )?;
-    let rows = stmt.query_map([id.to_string()], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, unsigned(r.get(1)?), r.get::<_, Vec<u8>>(2)?))
-    })?;
+    let rows = stmt
+        .query_map([id.to_string()], |r| Ok((r.get::<_, Vec<u8>>(0)?, unsigned(r.get(1)?), r.get::<_, Vec<u8>>(2)?)))?;
     let mut keys = Vec::new();
     for row in rows {
         let (key_id, timestamp, material) = row?;
@@ -215,8 +219,8 @@ impl<'a> RatchetWrapper<'a> {
 
 impl Wrapper for RatchetWrapper<'_> {
     fn wrap(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, WrapError> {
-        let seq = reserve_seq(self.store.connection(), &self.id, &self.key)
-            .map_err(|e| WrapError(crate::error_chain(&e)))?;
+        let seq =
+            reserve_seq(self.store.connection(), &self.id, &self.key).map_err(|e| WrapError(crate::error_chain(&e)))?;
         let mut chain = Chain { seq_no: seq - 1, hash: None };
         let bytes = hash_ratchet::wrap(&self.key, &mut chain, &self.installation_id, plaintext, &NonceSource::Random)
             .map_err(|e| WrapError(e.to_string()))?;
@@ -265,7 +269,12 @@ pub struct BuildWrapping {
 }
 
 impl BuildWrapping {
-    pub(crate) fn new(wrapping: ArchiveWrapping, id: CommunityId, keys: Vec<RatchetKey>, installation_id: String) -> Self {
+    pub(crate) fn new(
+        wrapping: ArchiveWrapping,
+        id: CommunityId,
+        keys: Vec<RatchetKey>,
+        installation_id: String,
+    ) -> Self {
         BuildWrapping { wrapping, id, keys, installation_id }
     }
 

@@ -153,7 +153,9 @@ pub(crate) async fn run(
                 Ok(match keys {
                     // A wrapped index is opened with the keys held; one rebuilt from `data` would
                     // have to be wrapped again, which only a build does (it reserves the number).
-                    Some(keys) => chs_archive::repair_wrapped(&d, piece_length, &mut chs_community::ratchet::RatchetOpener(keys))?,
+                    Some(keys) => {
+                        chs_archive::repair_wrapped(&d, piece_length, &mut chs_community::ratchet::RatchetOpener(keys))?
+                    }
                     None => chs_archive::repair_with(&d, piece_length)?,
                 })
             })
@@ -348,7 +350,12 @@ impl Owner {
             .blocking(move || {
                 // A second connection: reading in WAL mode does not block the capture task's writes.
                 let store = Store::open(&db_path)?;
-                let build = |w: Option<&mut dyn chs_archive::Wrapper>| Builder::new(build_dir, options).hook(&mut hook).maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper)).run(&store);
+                let build = |w: Option<&mut dyn chs_archive::Wrapper>| {
+                    Builder::new(build_dir, options)
+                        .hook(&mut hook)
+                        .maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper))
+                        .run(&store)
+                };
                 Ok(wrapping.run(&db_path, build)?.0)
             })
             .await?;

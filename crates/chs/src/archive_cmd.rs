@@ -163,7 +163,12 @@ fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let build = |w: Option<&mut dyn chs_archive::Wrapper>| Builder::new(&args.dir, options).progress(&mut on_progress).maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper)).run(&store);
+    let build = |w: Option<&mut dyn chs_archive::Wrapper>| {
+        Builder::new(&args.dir, options)
+            .progress(&mut on_progress)
+            .maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper))
+            .run(&store)
+    };
     let report = match wrapping {
         Some(wrapping) => wrapping.run(&args.db, build).map(|(report, _)| report),
         None => build(None),

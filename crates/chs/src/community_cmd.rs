@@ -334,9 +334,8 @@ fn ratchet_key(cmd: RatchetKeyCommand) -> anyhow::Result<ExitCode> {
                 None => util::arg_or_stdin("-", "the hash-ratchet key")?,
             };
             let digits = text.strip_prefix("0x").unwrap_or(&text);
-            let key = hex::decode(digits).map_err(|e| {
-                anyhow::anyhow!("the hash-ratchet key is not hex ({e}): expected 64 hex digits")
-            })?;
+            let key = hex::decode(digits)
+                .map_err(|e| anyhow::anyhow!("the hash-ratchet key is not hex ({e}): expected 64 hex digits"))?;
             let mut store = util::open_existing_store(&db)?;
             let communities = util::communities(&mut store)?;
             let added = communities.add_ratchet_key(&mut store, &id, timestamp, &key)?;
@@ -362,7 +361,10 @@ fn ratchet_key(cmd: RatchetKeyCommand) -> anyhow::Result<ExitCode> {
             );
             if let Some(link) = &added.reopened {
                 match &node {
-                    Some(node) => println!("re-opening the kept history {link}: the running node (pid {}) acts on it now", node.pid),
+                    Some(node) => println!(
+                        "re-opening the kept history {link}: the running node (pid {}) acts on it now",
+                        node.pid
+                    ),
                     None => println!("the kept history {link} is re-opened at the node's next start"),
                 }
             }

@@ -382,7 +382,11 @@ async fn build_now(
         // A second connection: reading in WAL mode does not block the node's writes.
         let store = chs_store::Store::open(&db)?;
         // An encrypted community's archives are wrapped with its newest hash-ratchet key.
-        let build = |w: Option<&mut dyn chs_archive::Wrapper>| chs_archive::Builder::new(&dir, options).maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper)).run(&store);
+        let build = |w: Option<&mut dyn chs_archive::Wrapper>| {
+            chs_archive::Builder::new(&dir, options)
+                .maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper))
+                .run(&store)
+        };
         Ok(wrapping.run(&db, build)?.0)
     })
     .await

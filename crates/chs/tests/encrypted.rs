@@ -388,3 +388,76 @@ fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
     let text = run(["node", "status", "--config", p(&config)]).ok().stdout;
     assert!(text.contains("history not imported") && text.contains("hash-ratchet"), "{text}");
 }
+
+/// `chs community ratchet-key add|list`: the key comes from a file (or the environment), never
+/// the command line, and is never printed; bad hex, a wrong length, a timestamp in seconds and
+/// an unknown community are refused with a clear message; `show` lists the key and, on the
+/// control node of an encrypted community without one, that its archives are written plain.
+#[test]
+fn ratchet_key_add_and_list_from_the_command_line() {
+    use support::{p, run, run_env};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chs.db");
+    let created = run(["community", "create", "--db", p(&db), "--json"]).ok().json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let key_hex = "5a".repeat(32);
+    let key_file = dir.path().join("ratchet.key");
+    let add = |file: &std::path::Path, ts: &str, community: &str| {
+        run([
+            "community",
+            "ratchet-key",
+            "add",
+            "--db",
+            p(&db),
+            "--community",
+            community,
+            "--timestamp",
+            ts,
+            "--key-file",
+            p(file),
+        ])
+    };
+    std::fs::write(&key_file, "zz").unwrap();
+    assert!(add(&key_file, "1733356800123", &id).failed().stderr.contains("not hex"));
+    std::fs::write(&key_file, "5a".repeat(31)).unwrap();
+    assert!(add(&key_file, "1733356800123", &id).failed().stderr.contains("31 bytes, expected 32"));
+    std::fs::write(&key_file, format!("{key_hex}\n")).unwrap();
+    assert!(add(&key_file, "1733356800", &id).failed().stderr.contains("not Unix milliseconds"));
+    let other = "0x03cab365fcbb92f82b9c47ceaa27d654268606dea9cd658e369abf5c3fc59d0fa2";
+    assert!(add(&key_file, "1733356800123", other).failed().stderr.contains("is not known"));
+    let added = add(&key_file, "1733356800123", &id).ok();
+    let group = hex::decode(id.trim_start_matches("0x")).unwrap();
+    let key_id = chs_status::hash_ratchet::key_id(&group, 1_733_356_800_123, &hex::decode(&key_hex).unwrap());
+    assert!(added.stdout.contains(&hex::encode(key_id)) && !added.stdout.contains(&key_hex), "{}", added.stdout);
+    // From the environment too; the same key again changes nothing.
+    let again = run_env(
+        [
+            "community",
+            "ratchet-key",
+            "add",
+            "--db",
+            p(&db),
+            "--community",
+            &id,
+            "--timestamp",
+            "1733356800123",
+            "--json",
+        ],
+        [("CHS_RATCHET_KEY", key_hex.as_str())],
+    )
+    .ok()
+    .json();
+    assert_eq!(again["new"], false, "{again}");
+    let listed = run(["community", "ratchet-key", "list", "--db", p(&db), "--community", &id, "--json"]).ok();
+    assert!(!listed.stdout.contains(&key_hex));
+    assert_eq!(listed.json()[0]["key_id"], format!("0x{}", hex::encode(key_id)));
+    assert_eq!(listed.json()[0]["timestamp"], 1_733_356_800_123_u64);
+    let shown = run(["community", "show", "--db", p(&db), "--community", &id]).ok().stdout;
+    assert!(
+        shown.contains(&format!("hash-ratchet key: 0x{}", hex::encode(key_id))) && !shown.contains(&key_hex),
+        "{shown}"
+    );
+    let help = run(["community", "ratchet-key", "add", "--help"]).ok().stdout;
+    assert!(help.contains("--key-file") && !help.contains("--key <"), "{help}");
+}
