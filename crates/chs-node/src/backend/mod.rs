@@ -245,8 +245,8 @@ pub struct FetchOptions {
     /// Progress of the transfers, if the caller wants it.
     pub progress: Option<ProgressFn>,
     /// The community's hash-ratchet keys held here: a wrapped index (status-go's encrypted
-    /// communities) is opened with them, and then each archive read ([`decode_index_with`],
-    /// [`open_archive`]). Without a key that opens it, the index is [`BackendError::Sealed`].
+    /// communities) is opened with them, and then each archive read. Without a key that opens it,
+    /// the index is [`BackendError::Sealed`].
     pub ratchet_keys: Vec<chs_status::hash_ratchet::RatchetKey>,
 }
 
