@@ -362,6 +362,13 @@ impl<'a> Builder<'a> {
         self
     }
 
+    /// [`Builder::wrapper`] if `wrapper` is `Some`; plain otherwise.
+    #[must_use]
+    pub fn maybe_wrapper(mut self, wrapper: Option<&'a mut dyn Wrapper>) -> Self {
+        self.wrapper = wrapper;
+        self
+    }
+
     /// Builds the archives.
     ///
     /// # Errors
@@ -399,6 +406,16 @@ pub fn repair(dir: &Path) -> Result<u64, BuildError> {
 pub fn repair_with(dir: &Path, piece_length: u64) -> Result<u64, BuildError> {
     let _lock = lock_for_build(dir)?;
     Ok(open_for_append(dir, piece_length, &mut NoHook, &mut None)?.repaired_bytes)
+}
+
+/// [`repair_with`] of an encrypted community's folder: a wrapped `index` is opened with
+/// `wrapper` (and written wrapped again if it has to be rewritten).
+///
+/// # Errors
+/// As [`repair_with`]; [`BuildError::Wrap`].
+pub fn repair_wrapped(dir: &Path, piece_length: u64, wrapper: &mut dyn Wrapper) -> Result<u64, BuildError> {
+    let _lock = lock_for_build(dir)?;
+    Ok(open_for_append(dir, piece_length, &mut NoHook, &mut Some(wrapper))?.repaired_bytes)
 }
 
 /// Creates `dir` if needed and takes its exclusive lock, held until the new index is in place: no

@@ -30,7 +30,7 @@ mod writer;
 
 pub use builder::{
     BuildError, BuildOptions, BuildReport, Builder, BuiltArchive, OversizedMessage, Progress, Step, StepHook,
-    WrapError, Wrapper, repair, repair_with,
+    WrapError, Wrapper, repair, repair_with, repair_wrapped,
 };
 pub use format::{
     DEFAULT_INTERVAL_SECS, DecodeError, EntryError, HashRatchetWrapping, MAX_ARCHIVE_SIZE, PIECE_LENGTH, archive_id,

@@ -218,6 +218,9 @@ pub enum ReadError {
     /// The `index` does not decode (or is encrypted).
     #[error("index does not decode")]
     Index(#[source] DecodeError),
+    /// The `index` is wrapped and the [`crate::Wrapper`] given could not open it.
+    #[error("the wrapped index does not open")]
+    Unwrap(#[source] crate::WrapError),
     /// No archive with this id in the index.
     #[error("no archive {id} in the index")]
     UnknownArchive {
@@ -336,11 +339,32 @@ impl Reader {
     /// # Errors
     /// [`ReadError::Io`], [`ReadError::Index`].
     pub fn open(dir: &Path) -> Result<Reader, ReadError> {
+        Reader::open_inner(dir, None)
+    }
+
+    /// [`Reader::open`] of a folder whose `index` may be wrapped (an encrypted community's,
+    /// hash-ratchet): a wrapped index is opened with `wrapper` ([`crate::Wrapper::unwrap`]); a
+    /// plain one is read as it is. The archives stay wrapped: [`Reader::read_raw`] gives them as
+    /// they are in `data`.
+    ///
+    /// # Errors
+    /// As [`Reader::open`]; [`ReadError::Unwrap`] if `wrapper` cannot open the index.
+    pub fn open_with(dir: &Path, wrapper: &mut dyn crate::Wrapper) -> Result<Reader, ReadError> {
+        Reader::open_inner(dir, Some(wrapper))
+    }
+
+    fn open_inner(dir: &Path, wrapper: Option<&mut dyn crate::Wrapper>) -> Result<Reader, ReadError> {
         let index_path = dir.join(INDEX_FILE);
         let index_bytes = match std::fs::read(&index_path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(ReadError::Io { path: index_path, source }),
+        };
+        let index_bytes = match (wrapper, format::decode_index(&index_bytes)) {
+            (Some(wrapper), Err(DecodeError::Encrypted { .. })) => {
+                wrapper.unwrap(&index_bytes).map_err(ReadError::Unwrap)?
+            }
+            _ => index_bytes,
         };
         let data_path = dir.join(DATA_FILE);
         let data = match File::open(&data_path) {

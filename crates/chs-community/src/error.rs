@@ -84,6 +84,9 @@ pub enum CommunityError {
         /// What is wrong.
         what: String,
     },
+    /// A hash-ratchet key (or its timestamp) given is not usable, or its chain is exhausted.
+    #[error("hash-ratchet key: {0}")]
+    InvalidRatchetKey(String),
     /// The wire layer refused to build a message (e.g. a magnet URI too large for one payload).
     #[error("cannot build the message: {0}")]
     Build(String),

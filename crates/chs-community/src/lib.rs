@@ -33,6 +33,7 @@ mod import;
 mod keys;
 mod magnetlink;
 mod pending;
+pub mod ratchet;
 mod schema;
 mod unopened;
 
@@ -58,6 +59,7 @@ pub use import::{ArchiveImport, DecodeMode, DecodeReport, HistoryRecord, ImportR
 pub use keys::{generate_installation_id, generate_key, parse_private_key, parse_public_key};
 pub use magnetlink::{MagnetlinkOptions, Verdict};
 pub use pending::PendingLink;
+pub use ratchet::{AddedRatchetKey, ArchiveWrapping, RatchetKeyInfo, RatchetWrapper};
 pub use unopened::UnopenedLink;
 
 /// How to create a community.
@@ -129,6 +131,11 @@ pub struct CommunityInfo {
     pub topic_key_signs: bool,
     /// The control node configured for an owner-token community (`0x` + compressed hex), if any.
     pub control_node_key: Option<String>,
+    /// The hash-ratchet keys held (ids and timestamps, never the keys), newest first.
+    pub ratchet_keys: Vec<RatchetKeyInfo>,
+    /// How this node writes its archives if it is the control node of an encrypted community
+    /// ([`ArchiveWrapping::note`]); `None` otherwise.
+    pub archive_wrapping: Option<String>,
 }
 
 /// The community manager. Holds no database handle: every call takes the [`Store`] whose file
@@ -311,6 +318,8 @@ impl Communities {
             topic_key: topic_key.as_ref().map(|k| format!("0x{}", hex::encode(k.public_key().to_compressed()))),
             topic_key_signs: topic_key.as_ref().is_some_and(|k| k.private_key().is_some()),
             control_node_key: self.control_node(store, id)?.map(|k| k.to_string()),
+            ratchet_keys: self.ratchet_keys(store, id)?,
+            archive_wrapping: if community.is_control_node() { self.archive_wrapping(store, id)?.note() } else { None },
         })
     }
 
@@ -428,6 +437,102 @@ impl Communities {
     /// SQLite errors.
     pub fn clear_unopened_link(&self, store: &Store, id: &CommunityId) -> Result<(), CommunityError> {
         unopened::clear(store.connection(), id)
+    }
+
+    // ----- hash-ratchet keys (encrypted communities) -----
+
+    /// Stores a hash-ratchet key of community `id` (the group id is the community id): 32 bytes
+    /// of key material and status-go's key timestamp (Unix ms; the key id derives from both, see
+    /// [`chs_status::hash_ratchet::key_id`]). An owner wraps the archives and index of an
+    /// encrypted community with its newest key; a member opens wrapped ones with any key held.
+    /// If the community has a kept link whose index could not be opened and no newer link is
+    /// pending, that link becomes pending again so that the member re-opens it
+    /// ([`AddedRatchetKey::reopened`]). Adding a key held already changes nothing.
+    ///
+    /// # Errors
+    /// [`CommunityError::UnknownCommunity`], [`CommunityError::InvalidRatchetKey`] (not 32
+    /// bytes, a timestamp that is not Unix ms), SQLite errors.
+    pub fn add_ratchet_key(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+        timestamp: u64,
+        key: &[u8],
+    ) -> Result<AddedRatchetKey, CommunityError> {
+        self.get(store, id)?;
+        let key = ratchet::make_key(id, timestamp, key)?;
+        let now = u64::try_from(self.now_ms()).unwrap_or(0);
+        let tx = store.connection_mut().transaction()?;
+        let new = ratchet::insert(&tx, id, &key, now)?;
+        let mut reopened = None;
+        if let (Some(link), None) = (unopened::load(&tx, id)?, pending::load(&tx, id)?) {
+            let clock = bookkeeping::archive_info(&tx, id)?.magnetlink_clock;
+            pending::save(&tx, id, &PendingLink { magnet_uri: link.magnet_uri.clone(), clock }, now)?;
+            reopened = Some(link.magnet_uri);
+        }
+        tx.commit()?;
+        let info = ratchet::list(store.connection(), id)?
+            .into_iter()
+            .find(|k| k.key_id == format!("0x{}", hex::encode(key.key_id())))
+            .ok_or_else(|| CommunityError::MalformedRow { table: "chs_ratchet_keys", what: "key not stored".into() })?;
+        tracing::info!(community_id = %id, key_id = %info.key_id, timestamp, new, reopened = ?reopened, "hash-ratchet key added");
+        Ok(AddedRatchetKey { key: info, new, reopened })
+    }
+
+    /// The hash-ratchet keys held for `id`, newest first (ids and timestamps, never the keys).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn ratchet_keys(&self, store: &Store, id: &CommunityId) -> Result<Vec<RatchetKeyInfo>, CommunityError> {
+        ratchet::list(store.connection(), id)
+    }
+
+    /// The hash-ratchet keys held for `id` with their material, newest first (what opens a
+    /// wrapped index or archive: [`chs_status::hash_ratchet::unwrap`]).
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn ratchet_key_material(
+        &self,
+        store: &Store,
+        id: &CommunityId,
+    ) -> Result<Vec<chs_status::hash_ratchet::RatchetKey>, CommunityError> {
+        ratchet::load(store.connection(), id)
+    }
+
+    /// How a control node writes `id`'s archives: wrapped with the newest key
+    /// (status-go's `GetCurrentKeyForGroup`: highest timestamp) if the community's signed
+    /// description says it is encrypted and a key is held; plain otherwise.
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::MalformedRow`].
+    pub fn archive_wrapping(&self, store: &Store, id: &CommunityId) -> Result<ArchiveWrapping, CommunityError> {
+        if !self.description(store, id)?.is_some_and(|d| d.encrypted) {
+            return Ok(ArchiveWrapping::Plain);
+        }
+        Ok(ratchet::load(store.connection(), id)?
+            .into_iter()
+            .next()
+            .map_or(ArchiveWrapping::NoKey, ArchiveWrapping::Wrapped))
+    }
+
+    /// [`Communities::archive_wrapping`] with what a build needs to wrap: every key held (to
+    /// open the existing index) and this node's installation id (written as the sender's).
+    ///
+    /// # Errors
+    /// SQLite errors, [`CommunityError::Random`] (a first installation id).
+    pub fn build_wrapping(
+        &self,
+        store: &mut Store,
+        id: &CommunityId,
+    ) -> Result<ratchet::BuildWrapping, CommunityError> {
+        let wrapping = self.archive_wrapping(store, id)?;
+        if !matches!(wrapping, ArchiveWrapping::Wrapped(_)) {
+            return Ok(ratchet::BuildWrapping::new(wrapping, *id, Vec::new(), String::new()));
+        }
+        let keys = ratchet::load(store.connection(), id)?;
+        let (_, installation_id) = self.node_identity(store)?;
+        Ok(ratchet::BuildWrapping::new(wrapping, *id, keys, installation_id))
     }
 
     /// Every stored community, by id.

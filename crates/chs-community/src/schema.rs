@@ -122,4 +122,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // (compressed public key; NULL: the community key).
     "ALTER TABLE chs_communities ADD COLUMN control_node BLOB
         CHECK (control_node IS NULL OR length(control_node) = 33);",
+    // Version 7 (issue 19 item 3): the community hash-ratchet keys this node holds (status-go's
+    // hash_ratchet_encryption; the group id is the community id) and, per key, the last sequence
+    // number this node wrapped an archive or index with (its hash_ratchet_encryption_cache
+    // seq_no), reserved before each wrap so that none is ever used twice.
+    "CREATE TABLE chs_ratchet_keys (
+        community_id TEXT NOT NULL,
+        key_id BLOB NOT NULL,                            -- keccak256(group id || LE64(timestamp) || key)
+        key_timestamp INTEGER NOT NULL,                  -- status-go's key timestamp, Unix ms
+        key BLOB NOT NULL CHECK (length(key) = 32),
+        last_seq_no INTEGER NOT NULL DEFAULT 0,
+        added_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (community_id, key_id)
+    );",
 ];

@@ -1298,3 +1298,109 @@ fn sealed_messages_counts_hash_ratchet_and_segments() {
     assert_eq!((report.inserted, report.undecodable), (3, 3), "{report:?}");
     assert_eq!(communities.sealed_messages(&store, &id).unwrap(), 2);
 }
+
+// ----- hash-ratchet keys (issue 19 item 3) -----
+
+const RATCHET_KEY: [u8; 32] = [0x11; 32];
+const RATCHET_TS: u64 = 1_733_356_800_123;
+
+/// A key is stored once (id derived as status-go does), listed without its material, refused
+/// when it is not 32 bytes, its timestamp is not Unix ms, or the community is unknown; the
+/// newest key by timestamp is the one an encrypted owner wraps with, and only then.
+#[test]
+fn ratchet_keys_are_stored_listed_and_checked() {
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    assert!(matches!(
+        communities.add_ratchet_key(&mut store, &id, RATCHET_TS, &RATCHET_KEY),
+        Err(CommunityError::UnknownCommunity(_))
+    ));
+    communities.import_key(&mut store, COMMUNITY_SK, &CreateOptions::default()).unwrap();
+    for (ts, key) in [(RATCHET_TS, &[1u8; 31][..]), (RATCHET_TS, &[1u8; 33][..]), (1_733_356_800, &RATCHET_KEY[..])] {
+        let err = communities.add_ratchet_key(&mut store, &id, ts, key).unwrap_err();
+        assert!(matches!(err, CommunityError::InvalidRatchetKey(_)), "{err}");
+    }
+    let added = communities.add_ratchet_key(&mut store, &id, RATCHET_TS, &RATCHET_KEY).unwrap();
+    let expected_id = chs_status::hash_ratchet::key_id(id.as_bytes(), RATCHET_TS, &RATCHET_KEY);
+    assert_eq!(added.key.key_id, format!("0x{}", hex::encode(expected_id)));
+    assert!(added.new && added.reopened.is_none());
+    assert!(!communities.add_ratchet_key(&mut store, &id, RATCHET_TS, &RATCHET_KEY).unwrap().new);
+    let newer = communities.add_ratchet_key(&mut store, &id, RATCHET_TS + 10, &[0x22; 32]).unwrap();
+    let listed = communities.ratchet_keys(&store, &id).unwrap();
+    assert_eq!(listed.iter().map(|k| k.timestamp).collect::<Vec<_>>(), [RATCHET_TS + 10, RATCHET_TS]);
+    let json = serde_json::to_string(&communities.info(&store, &id).unwrap()).unwrap();
+    assert!(!json.contains(&hex::encode(RATCHET_KEY)) && !json.contains(&hex::encode([0x22u8; 32])), "{json}");
+
+    // No description yet: plain, whatever the keys.
+    assert_eq!(communities.archive_wrapping(&store, &id).unwrap(), ArchiveWrapping::Plain);
+    store
+        .connection()
+        .execute(
+            "INSERT INTO chs_community_description (community_id, clock, encrypted, received_at_ms) VALUES (?1, 1, 1, 0)",
+            [id.to_string()],
+        )
+        .unwrap();
+    match communities.archive_wrapping(&store, &id).unwrap() {
+        ArchiveWrapping::Wrapped(key) => assert_eq!(format!("0x{}", hex::encode(key.key_id())), newer.key.key_id),
+        other => panic!("{other:?}"),
+    }
+    store.connection().execute("DELETE FROM chs_ratchet_keys", []).unwrap();
+    assert_eq!(communities.archive_wrapping(&store, &id).unwrap(), ArchiveWrapping::NoKey);
+    let info = communities.info(&store, &id).unwrap();
+    assert!(info.archive_wrapping.unwrap().contains("no hash-ratchet key"));
+}
+
+/// Every wrap reserves its sequence number in the database first: two wrappers (two builds, or
+/// a restart with a new connection) never use the same number, and what they wrap opens with
+/// the key at exactly that number.
+#[test]
+fn ratchet_wrapper_never_reuses_a_sequence_number_across_wrappers_and_reopens() {
+    use chs_archive::Wrapper as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chs.db");
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    let mut seqs = Vec::new();
+    for round in 0..2u8 {
+        let mut store = Store::open(&path).unwrap();
+        let communities = Communities::open(&mut store).unwrap();
+        if round == 0 {
+            communities.import_key(&mut store, COMMUNITY_SK, &CreateOptions::default()).unwrap();
+            communities.add_ratchet_key(&mut store, &id, RATCHET_TS, &RATCHET_KEY).unwrap();
+        }
+        let keys = communities.ratchet_key_material(&store, &id).unwrap();
+        let mut wrapper = RatchetWrapper::new(&store, id, keys[0].clone(), keys.clone(), "inst".into());
+        for n in 0..2u8 {
+            let wrapped = wrapper.wrap(&[round, n]).unwrap();
+            let opened = chs_status::hash_ratchet::unwrap(&keys, &wrapped).unwrap();
+            assert_eq!(opened.plaintext, [round, n]);
+            seqs.push(opened.seq_no);
+            assert_eq!(wrapper.unwrap(&wrapped).unwrap(), [round, n]);
+        }
+        assert_eq!(communities.ratchet_keys(&store, &id).unwrap()[0].last_seq_no, *seqs.last().unwrap());
+    }
+    assert_eq!(seqs, [1, 2, 3, 4]);
+}
+
+/// A member that kept a link it could not open gets it pending again when a key is added (so
+/// its node re-opens it), unless a newer link is pending already.
+#[test]
+fn adding_a_ratchet_key_makes_the_unopened_link_pending_again() {
+    let (_dir, mut store, communities) = open();
+    let id: CommunityId = COMMUNITY_ID.parse().unwrap();
+    communities.join(&mut store, &id, None).unwrap();
+    let link = UnopenedLink {
+        magnet_uri: "magnet:?xt=urn:btih:aa".into(),
+        reason: "sealed".into(),
+        bytes: 1,
+        recorded_at_ms: 5,
+    };
+    communities.record_unopened_link(&store, &id, &link).unwrap();
+    let added = communities.add_ratchet_key(&mut store, &id, RATCHET_TS, &RATCHET_KEY).unwrap();
+    assert_eq!(added.reopened.as_deref(), Some(link.magnet_uri.as_str()));
+    assert_eq!(communities.pending_link(&store, &id).unwrap().unwrap().magnet_uri, link.magnet_uri);
+    let newer = PendingLink { magnet_uri: "magnet:?xt=urn:btih:bb".into(), clock: 9 };
+    communities.save_pending_link(&store, &id, &newer, 1).unwrap();
+    let again = communities.add_ratchet_key(&mut store, &id, RATCHET_TS + 10, &RATCHET_KEY).unwrap();
+    assert_eq!(again.reopened, None);
+    assert_eq!(communities.pending_link(&store, &id).unwrap(), Some(newer));
+}

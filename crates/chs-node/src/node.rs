@@ -507,6 +507,16 @@ impl NodeHandle {
         self.ask(|reply| Command::Leave(*id, reply)).await
     }
 
+    /// Stops the tasks of `id` and starts them again from the stored community (nothing if none
+    /// run): a member resumes its pending link at once (what `chs community ratchet-key add`
+    /// asks for when it made a kept, unopened history pending again). Asked, not awaited.
+    ///
+    /// # Errors
+    /// [`NodeError::Stopped`] once the node has stopped.
+    pub async fn restart(&self, id: &CommunityId) -> Result<(), NodeError> {
+        self.commands.send(Command::Restart(*id)).await.map_err(|_| NodeError::Stopped)
+    }
+
     /// Runs `f` with the community manager and the store (on the blocking pool).
     ///
     /// # Errors

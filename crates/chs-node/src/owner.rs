@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chs_archive::{BuildOptions, Builder, CatchUpPolicy, FolderLock, INDEX_FILE, Reader, plan_catch_up};
-use chs_community::{Community, CommunityId};
+use chs_community::{ArchiveWrapping, Community, CommunityId};
 use chs_store::Store;
 use tokio::sync::mpsc;
 
@@ -132,7 +132,13 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let id = community.id;
-    let owner = Owner { services: Arc::clone(&services), id, pubsub_topic: community.pubsub_topic.clone(), dispatcher };
+    let owner = Owner {
+        services: Arc::clone(&services),
+        id,
+        pubsub_topic: community.pubsub_topic.clone(),
+        dispatcher,
+        warned_no_key: std::sync::atomic::AtomicBool::new(false),
+    };
     let dir = services.archive_dir(&id);
     let mut machine = OwnerMachine::new(services.config.archive.retry_after_failure);
     // status-go seeds the existing torrent at start, which announces it again. A folder left by an
@@ -141,7 +147,20 @@ pub(crate) async fn run(
     if fingerprint(&dir).is_some() {
         let d = dir.clone();
         let piece_length = u64::from(services.config.archive.piece_length);
-        match services.blocking(move || Ok(chs_archive::repair_with(&d, piece_length)?)).await {
+        let keys = owner.opening_keys().await;
+        let repaired = services
+            .blocking(move || {
+                Ok(match keys {
+                    // A wrapped index is opened with the keys held; one rebuilt from `data` would
+                    // have to be wrapped again, which only a build does (it reserves the number).
+                    Some(keys) => {
+                        chs_archive::repair_wrapped(&d, piece_length, &mut chs_community::ratchet::RatchetOpener(keys))?
+                    }
+                    None => chs_archive::repair_with(&d, piece_length)?,
+                })
+            })
+            .await;
+        match repaired {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::warn!(community_id = %id, removed, "repaired the archive folder of an interrupted build")
@@ -235,9 +254,38 @@ struct Owner {
     id: CommunityId,
     pubsub_topic: String,
     dispatcher: Dispatcher,
+    /// Whether "encrypted community, no hash-ratchet key" was logged (once per task).
+    warned_no_key: std::sync::atomic::AtomicBool,
 }
 
 impl Owner {
+    /// The hash-ratchet keys held for the community (to open a wrapped folder), if any.
+    async fn opening_keys(&self) -> Option<Vec<chs_status::hash_ratchet::RatchetKey>> {
+        let id = self.id;
+        match self.services.db(move |c, s| Ok(c.ratchet_key_material(s, &id)?)).await {
+            Ok(keys) if !keys.is_empty() => Some(keys),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(community_id = %id, error = %e.chain(), "cannot read the hash-ratchet keys");
+                None
+            }
+        }
+    }
+
+    /// How the next build writes (status-go: wrapped iff the community is encrypted, with the
+    /// group's newest key); an encrypted community without a key is logged once.
+    async fn wrapping(&self) -> Result<chs_community::ratchet::BuildWrapping, NodeError> {
+        let id = self.id;
+        let wrapping = self.services.db(move |c, s| Ok(c.build_wrapping(s, &id)?)).await?;
+        if wrapping.wrapping == ArchiveWrapping::NoKey
+            && !self.warned_no_key.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(community_id = %id, "encrypted community; no hash-ratchet key: archives written plain, which status-go reads \
+                (`chs community ratchet-key add` gives one)");
+        }
+        Ok(wrapping)
+    }
+
     /// One planning step: build what is due, seed it; returns when to plan again (Unix seconds) and
     /// the folder's fingerprint if it was seeded.
     async fn cycle(&self, dir: &Path) -> Result<(u64, Option<Fingerprint>), NodeError> {
@@ -258,7 +306,13 @@ impl Owner {
             .await?;
         let index_end = if fingerprint(dir).is_some() {
             let d = dir.to_owned();
-            match shared.blocking(move || Ok(chs_archive::last_archive_end(&d))).await? {
+            let keys = self.opening_keys().await;
+            let last_end = move || match keys {
+                Some(keys) => Reader::open_with(&d, &mut chs_community::ratchet::RatchetOpener(keys))
+                    .map(|r| r.entries().iter().map(chs_archive::ArchiveEntry::to).max()),
+                None => chs_archive::last_archive_end(&d),
+            };
+            match shared.blocking(move || Ok(last_end())).await? {
                 Ok(end) => end,
                 Err(e) => {
                     tracing::warn!(community_id = %id, error = %e, "archive index unreadable; the builder repairs it");
@@ -291,11 +345,18 @@ impl Owner {
         let db_path = shared.config.db_path();
         let build_dir: PathBuf = dir.to_owned();
         let mut hook = fault::BuildPause::new(&shared.bus, shared.config.pause_at.as_deref(), shared.cancel.clone());
+        let wrapping = self.wrapping().await?;
         let report = shared
             .blocking(move || {
                 // A second connection: reading in WAL mode does not block the capture task's writes.
                 let store = Store::open(&db_path)?;
-                Ok(Builder::new(build_dir, options).hook(&mut hook).run(&store)?)
+                let build = |w: Option<&mut dyn chs_archive::Wrapper>| {
+                    Builder::new(build_dir, options)
+                        .hook(&mut hook)
+                        .maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper))
+                        .run(&store)
+                };
+                Ok(wrapping.run(&db_path, build)?.0)
             })
             .await?;
         if !report.oversized.is_empty() {
@@ -343,6 +404,7 @@ impl Owner {
     async fn seed(&self, dir: &Path, announce: bool, wait: Wait) -> Result<Seeded, NodeError> {
         let (shared, id) = (&self.services, self.id);
         let d = dir.to_owned();
+        let keys = self.opening_keys().await;
         let locked = shared
             .blocking(move || {
                 let lock = match wait {
@@ -352,7 +414,11 @@ impl Owner {
                         None => return Ok(Err(Seeded::Busy)),
                     },
                 };
-                if let Some(reason) = Reader::open(&d)?.unfinished() {
+                let reader = match keys {
+                    Some(keys) => Reader::open_with(&d, &mut chs_community::ratchet::RatchetOpener(keys))?,
+                    None => Reader::open(&d)?,
+                };
+                if let Some(reason) = reader.unfinished() {
                     return Ok(Err(Seeded::Unfinished(NodeError::UnfinishedArchiveFolder { path: d, reason })));
                 }
                 Ok(Ok(lock))

@@ -231,6 +231,11 @@ pub struct CommunityStatus {
     /// Imported messages kept but not readable here: hash-ratchet encrypted (token-gated
     /// communities) or segments; a Status client with the keys reads them.
     pub sealed_messages: u64,
+    /// Hash-ratchet keys held for the community (`chs community ratchet-key add`).
+    pub ratchet_keys: usize,
+    /// A control node of an encrypted community: how it writes its archives (wrapped with its
+    /// newest hash-ratchet key, or plain because it holds none); `None` otherwise.
+    pub archive_wrapping: Option<String>,
 }
 
 /// A downloaded archive that is not imported, and why.
@@ -259,7 +264,15 @@ pub fn community_statuses(
         let records = communities.archive_records(store, &c.id)?;
         let mut topics = communities.channel_topics(store, &c.id)?;
         let dir = archive_root.join(c.id.to_string());
-        let entries = chs_archive::Reader::open(&dir).map(|r| r.entries().to_vec()).unwrap_or_default();
+        // An encrypted community's wrapped index opens with the hash-ratchet keys held.
+        let keys = communities.ratchet_key_material(store, &c.id)?;
+        let ratchet_keys = keys.len();
+        let reader = if keys.is_empty() {
+            chs_archive::Reader::open(&dir)
+        } else {
+            chs_archive::Reader::open_with(&dir, &mut chs_community::ratchet::RatchetOpener(keys))
+        };
+        let entries = reader.map(|r| r.entries().to_vec()).unwrap_or_default();
         // A member learns the channel topics from the archives' metadata.
         topics.extend(entries.iter().flat_map(chs_archive::ArchiveEntry::topics));
         let mut refused_topics: Vec<String> = records.iter().flat_map(|r| r.refused_topics.iter().cloned()).collect();
@@ -293,6 +306,12 @@ pub fn community_statuses(
                 .filter_map(|r| Some(FailedImport { archive_id: r.archive_id.clone(), error: r.last_error.clone()? }))
                 .collect(),
             sealed_messages: communities.sealed_messages(store, &c.id)?,
+            ratchet_keys,
+            archive_wrapping: if c.is_control_node() {
+                communities.archive_wrapping(store, &c.id)?.note()
+            } else {
+                None
+            },
         });
     }
     Ok(out)

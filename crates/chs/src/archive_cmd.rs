@@ -156,10 +156,24 @@ fn build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             p.windows_done, p.windows_total, p.messages, p.bytes_written
         ));
     };
-    let report = Builder::new(&args.dir, options)
-        .progress(&mut on_progress)
-        .run(&store)
-        .with_context(|| format!("building archives in {}", args.dir.display()))?;
+    // The control node of an encrypted community wraps its archives as status-go does.
+    let wrapping = match &community {
+        Some((communities, id)) if communities.get(&store, id)?.is_control_node() => {
+            Some(communities.build_wrapping(&mut store, id)?)
+        }
+        _ => None,
+    };
+    let build = |w: Option<&mut dyn chs_archive::Wrapper>| {
+        Builder::new(&args.dir, options)
+            .progress(&mut on_progress)
+            .maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper))
+            .run(&store)
+    };
+    let report = match wrapping {
+        Some(wrapping) => wrapping.run(&args.db, build).map(|(report, _)| report),
+        None => build(None),
+    }
+    .with_context(|| format!("building archives in {}", args.dir.display()))?;
     bar.finish_and_clear();
     if let Some((communities, id)) = &community
         && report.archived_until > 0

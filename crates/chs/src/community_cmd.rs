@@ -1,4 +1,4 @@
-//! `chs community create|import-key|show|join|list`.
+//! `chs community create|import-key|show|join|leave|topic-key|control-node|ratchet-key|list`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -153,12 +153,63 @@ pub(crate) enum CommunityCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The community's hash-ratchet keys (an encrypted, token-gated community): a control node
+    /// wraps its archives and index with the newest, as status-go does; a member opens wrapped
+    /// ones.
+    #[command(subcommand)]
+    RatchetKey(RatchetKeyCommand),
     /// Lists the stored communities.
     List {
         /// SQLite database.
         #[arg(long)]
         db: PathBuf,
         /// Print JSON (an array of what `show --json` prints).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RatchetKeyCommand {
+    /// Stores a hash-ratchet key of the community (status-go's `hash_ratchet_encryption` row:
+    /// 32-byte key and its timestamp; the group id is the community id).
+    #[command(long_about = "Stores a hash-ratchet key of the community. status-go keeps it in \
+        hash_ratchet_encryption (key, key_timestamp) with the community id as group id; a Status \
+        client gets it in the community's key exchange. The key (64 hex digits) is never taken on the \
+        command line (the process list shows it to every user): it is read from --key-file PATH \
+        (`-`: stdin), else from CHS_RATCHET_KEY, else from stdin. --timestamp is status-go's \
+        key_timestamp in Unix milliseconds (the key id is derived from it: it must be exact). \
+        A control node of an encrypted community wraps its next archives and index with its newest \
+        key; a member opens wrapped histories with any key held. A member that kept a history it \
+        could not open re-opens it from the files it keeps (a running node at once, else at its \
+        next start). Prints the key id, never the key.")]
+    Add {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        #[arg(long, value_name = "ID")]
+        community: String,
+        /// status-go's key timestamp, Unix milliseconds.
+        #[arg(long, value_name = "MS")]
+        timestamp: u64,
+        /// File holding the key (64 hex digits), or `-` for stdin. Default: $CHS_RATCHET_KEY, else stdin.
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the community's hash-ratchet keys: key id, timestamp, last sequence number used
+    /// (never the keys).
+    List {
+        /// SQLite database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The community id.
+        #[arg(long, value_name = "ID")]
+        community: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -268,7 +319,73 @@ pub(crate) fn run(cmd: CommunityCommand) -> anyhow::Result<ExitCode> {
             communities.set_topic_key(&mut store, &id, key.as_ref())?;
             print_info(&communities.info(&store, &id)?, json)
         }
+        CommunityCommand::RatchetKey(cmd) => ratchet_key(cmd),
         CommunityCommand::List { db, json } => list(&db, json),
+    }
+}
+
+fn ratchet_key(cmd: RatchetKeyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RatchetKeyCommand::Add { db, community, timestamp, key_file, json } => {
+            let id = util::parse_community_id(&community)?;
+            let source = util::KeySource { file: key_file.as_deref(), flag: "--key-file", env: "CHS_RATCHET_KEY" };
+            let text = match source.read()? {
+                Some(key) => key,
+                None => util::arg_or_stdin("-", "the hash-ratchet key")?,
+            };
+            let digits = text.strip_prefix("0x").unwrap_or(&text);
+            let key = hex::decode(digits)
+                .map_err(|e| anyhow::anyhow!("the hash-ratchet key is not hex ({e}): expected 64 hex digits"))?;
+            let mut store = util::open_existing_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            let added = communities.add_ratchet_key(&mut store, &id, timestamp, &key)?;
+            // A running node reads the keys at each build and download; a history it kept
+            // unopened is re-opened by restarting the community's tasks (the link is pending).
+            let node = if added.reopened.is_some() { running_node(&db) } else { None };
+            if let Some(node) = &node {
+                node.send("POST", &format!("/api/v1/communities/{id}/reopen"), None)?;
+            }
+            if json {
+                let mut value = serde_json::to_value(&added)?;
+                value["community_id"] = serde_json::json!(id.to_string());
+                value["running_node_pid"] = serde_json::json!(node.as_ref().map(|n| n.pid));
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let k = &added.key;
+            println!(
+                "{} hash-ratchet key {} (timestamp {}) of {id}",
+                if added.new { "stored" } else { "already held:" },
+                k.key_id,
+                k.timestamp
+            );
+            if let Some(link) = &added.reopened {
+                match &node {
+                    Some(node) => println!(
+                        "re-opening the kept history {link}: the running node (pid {}) acts on it now",
+                        node.pid
+                    ),
+                    None => println!("the kept history {link} is re-opened at the node's next start"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RatchetKeyCommand::List { db, community, json } => {
+            let id = util::parse_community_id(&community)?;
+            let mut store = util::open_existing_store(&db)?;
+            let communities = util::communities(&mut store)?;
+            communities.get(&store, &id)?;
+            let keys = communities.ratchet_keys(&store, &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for k in &keys {
+                println!("{}  timestamp {}  last seq_no {}", k.key_id, k.timestamp, k.last_seq_no);
+            }
+            println!("{} hash-ratchet keys", keys.len());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -349,6 +466,12 @@ fn print_description(info: &CommunityInfo) {
             s.shard.map_or_else(|| "default".to_owned(), |s| s.pubsub_topic()),
             s.clock
         ),
+    }
+    for k in &info.ratchet_keys {
+        println!("hash-ratchet key: {} (timestamp {}, last seq_no {})", k.key_id, k.timestamp, k.last_seq_no);
+    }
+    if let Some(note) = &info.archive_wrapping {
+        println!("archives:     {note}");
     }
     if let Some(key) = &info.control_node_key {
         println!("control node: {key} (configured: signs the descriptions of this owner-token community)");

@@ -364,7 +364,10 @@ async fn build_now(
             format!("community {id}: this node is not its active control node"),
         ));
     }
-    let topics = handle.with_store(move |c, s| Ok(c.channel_topics(s, &id)?)).await.map_err(|e| internal(e.chain()))?;
+    let (topics, wrapping) = handle
+        .with_store(move |c, s| Ok((c.channel_topics(s, &id)?, c.build_wrapping(s, &id)?)))
+        .await
+        .map_err(|e| internal(e.chain()))?;
     let config = handle.config().clone();
     let dir = config.archive_root().join(id.to_string());
     let options = chs_archive::BuildOptions {
@@ -378,7 +381,13 @@ async fn build_now(
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // A second connection: reading in WAL mode does not block the node's writes.
         let store = chs_store::Store::open(&db)?;
-        Ok(chs_archive::Builder::new(&dir, options).run(&store)?)
+        // An encrypted community's archives are wrapped with its newest hash-ratchet key.
+        let build = |w: Option<&mut dyn chs_archive::Wrapper>| {
+            chs_archive::Builder::new(&dir, options)
+                .maybe_wrapper(w.map(|w| w as &mut dyn chs_archive::Wrapper))
+                .run(&store)
+        };
+        Ok(wrapping.run(&db, build)?.0)
     })
     .await
     .map_err(|e| internal(e.to_string()))?
@@ -650,6 +659,15 @@ impl Daemon {
                 .await;
                 Some((reply, result))
             }
+            api::Command::Reopen { community, reply } => {
+                let result = async {
+                    let id = parse(&community)?;
+                    self.handle.restart(&id).await.map_err(node_error)?;
+                    Ok(serde_json::json!({ "community_id": community, "restarted": true }))
+                }
+                .await;
+                Some((reply, result))
+            }
         }
     }
 }
@@ -828,6 +846,12 @@ fn print_status(value: &serde_json::Value, config: &NodeConfig) {
             println!(
                 "  messages kept but not readable here: {n} (hash-ratchet encrypted or segments; Status clients with the keys read them)"
             );
+        }
+        if let Some(note) = c["archive_wrapping"].as_str() {
+            println!("  archives: {note}");
+        }
+        if let Some(n) = c["ratchet_keys"].as_u64().filter(|&n| n > 0) {
+            println!("  hash-ratchet keys held: {n}");
         }
         if let Some(u) = c["not_imported"].as_object() {
             println!("  history not imported: {}", u["reason"].as_str().unwrap_or("?"));

@@ -310,6 +310,50 @@ const LOOPBACK: [&str; 10] = [
 const COMMUNITY_KEY: &str = "5555555555555555555555555555555555555555555555555555555555555555";
 const IDENTITY_KEY: &str = "6666666666666666666666666666666666666666666666666666666666666666";
 
+/// The magnetlink of the community of [`COMMUNITY_KEY`] for `magnet` at `clock`, as its control
+/// node publishes it (`chs status magnetlink build --json`: `community_id`, `waku_message`).
+fn magnetlink(magnet: &str, clock: u64) -> serde_json::Value {
+    let keys = [("CHS_COMMUNITY_KEY", COMMUNITY_KEY), ("CHS_IDENTITY_KEY", IDENTITY_KEY)];
+    support::run_env(["status", "magnetlink", "build", "--magnet", magnet, "--clock", &clock.to_string()], keys)
+        .ok()
+        .json()
+}
+
+/// The id of the community of [`COMMUNITY_KEY`].
+fn community_id() -> String {
+    magnetlink("magnet:?xt=urn:btih:4dd517a000d060e4e95dc70ab9dcfccc62599037", 1)["community_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A member node of `id` in `dir/member` on loopback, started: the process, its configuration
+/// and its database, and its Waku address.
+fn start_member(dir: &std::path::Path, id: &str) -> (support::Proc, std::path::PathBuf, std::path::PathBuf, String) {
+    use support::{Proc, TIMEOUT, is_type, json, p, run};
+    let member_dir = dir.join("member");
+    std::fs::create_dir_all(&member_dir).unwrap();
+    let config = member_dir.join("chs.toml");
+    run(["node", "init", "--config", p(&config)]).ok();
+    crate::support::offline_config(&config);
+    let db = member_dir.join("chs-data/chs.db");
+    run(["community", "join", "--db", p(&db), id]).ok();
+    let mut args = vec!["node", "--config", p(&config)];
+    args.extend(LOOPBACK);
+    let mut member = Proc::spawn(args);
+    let started = json(&member.wait_line(TIMEOUT, |l| is_type(l, "started")));
+    let waku = started["waku"][0].as_str().unwrap().to_owned();
+    (member, config, db, waku)
+}
+
+/// Publishes the community's link to `magnet`, clocked now, to the node at `waku`.
+fn announce(magnet: &str, waku: &str) {
+    let now_ms =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let link = magnetlink(magnet, now_ms);
+    support::run(["waku", "publish", "--peer", waku, "--waku-message", link["waku_message"].as_str().unwrap()]).ok();
+}
+
 /// Item 3: a status-go owner of an encrypted community seeds an archive folder whose `index`
 /// and archives are wrapped with the community's hash-ratchet key. A chs member fetches the
 /// link, cannot open the index (it holds no key), and still keeps and seeds the whole torrent;
@@ -317,17 +361,10 @@ const IDENTITY_KEY: &str = "6666666666666666666666666666666666666666666666666666
 /// stopped (the reason is in the database), never an empty history without a word.
 #[test]
 fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
-    use support::{Proc, TIMEOUT, is_type, json, p, run, run_env};
+    use support::{Proc, TIMEOUT, is_type, json, p, run};
 
     let dir = tempfile::tempdir().unwrap();
-    let keys = [("CHS_COMMUNITY_KEY", COMMUNITY_KEY), ("CHS_IDENTITY_KEY", IDENTITY_KEY)];
-    let magnetlink = |magnet: &str, clock: u64| {
-        run_env(["status", "magnetlink", "build", "--magnet", magnet, "--clock", &clock.to_string()], keys).ok().json()
-    };
-    let id = magnetlink("magnet:?xt=urn:btih:4dd517a000d060e4e95dc70ab9dcfccc62599037", 1)["community_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = community_id();
     let group: Vec<u8> = hex::decode(id.trim_start_matches("0x")).unwrap();
 
     // status-go's folder for an encrypted community: one wrapped archive padded to a piece, and
@@ -345,22 +382,8 @@ fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
     let magnet = seeded["magnet"].as_str().unwrap().to_owned();
     let info_hash = seeded["info_hash"].as_str().unwrap().to_owned();
 
-    let member_dir = dir.path().join("member");
-    std::fs::create_dir_all(&member_dir).unwrap();
-    let config = member_dir.join("chs.toml");
-    run(["node", "init", "--config", p(&config)]).ok();
-    crate::support::offline_config(&config);
-    run(["community", "join", "--db", p(&member_dir.join("chs-data/chs.db")), &id]).ok();
-    let mut args = vec!["node", "--config", p(&config)];
-    args.extend(LOOPBACK);
-    let mut member = Proc::spawn(args);
-    let started = json(&member.wait_line(TIMEOUT, |l| is_type(l, "started")));
-    let member_waku = started["waku"][0].as_str().unwrap().to_owned();
-
-    let now_ms =
-        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
-    let link = magnetlink(&magnet, now_ms);
-    run(["waku", "publish", "--peer", &member_waku, "--waku-message", link["waku_message"].as_str().unwrap()]).ok();
+    let (mut member, config, _, member_waku) = start_member(dir.path(), &id);
+    announce(&magnet, &member_waku);
 
     let unopened = json(&member.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesNotImported")));
     assert_eq!(unopened["magnet_uri"], magnet.as_str(), "{unopened}");
@@ -369,7 +392,7 @@ fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
     let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
     assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(0), Some(0)), "{done}");
     // The whole torrent is kept, byte for byte.
-    let kept = member_dir.join("chs-data/archives").join(&id);
+    let kept = dir.path().join("member/chs-data/archives").join(&id);
     assert_eq!(std::fs::read(kept.join("index")).unwrap(), index);
     assert_eq!(std::fs::read(kept.join("data")).unwrap(), data);
 
@@ -387,4 +410,161 @@ fn member_keeps_and_seeds_a_wrapped_history_and_says_why_in_status() {
     // Persisted: a stopped node's status reads it from the database.
     let text = run(["node", "status", "--config", p(&config)]).ok().stdout;
     assert!(text.contains("history not imported") && text.contains("hash-ratchet"), "{text}");
+}
+
+/// `chs community ratchet-key add|list`: the key comes from a file (or the environment), never
+/// the command line, and is never printed; bad hex, a wrong length, a timestamp in seconds and
+/// an unknown community are refused with a clear message; `show` lists the key and, on the
+/// control node of an encrypted community without one, that its archives are written plain.
+#[test]
+fn ratchet_key_add_and_list_from_the_command_line() {
+    use support::{p, run, run_env};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chs.db");
+    let created = run(["community", "create", "--db", p(&db), "--json"]).ok().json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let key_hex = "5a".repeat(32);
+    let key_file = dir.path().join("ratchet.key");
+    let add = |file: &std::path::Path, ts: &str, community: &str| {
+        run([
+            "community",
+            "ratchet-key",
+            "add",
+            "--db",
+            p(&db),
+            "--community",
+            community,
+            "--timestamp",
+            ts,
+            "--key-file",
+            p(file),
+        ])
+    };
+    std::fs::write(&key_file, "zz").unwrap();
+    assert!(add(&key_file, "1733356800123", &id).failed().stderr.contains("not hex"));
+    std::fs::write(&key_file, "5a".repeat(31)).unwrap();
+    assert!(add(&key_file, "1733356800123", &id).failed().stderr.contains("31 bytes, expected 32"));
+    std::fs::write(&key_file, format!("{key_hex}\n")).unwrap();
+    assert!(add(&key_file, "1733356800", &id).failed().stderr.contains("not Unix milliseconds"));
+    let other = "0x03cab365fcbb92f82b9c47ceaa27d654268606dea9cd658e369abf5c3fc59d0fa2";
+    assert!(add(&key_file, "1733356800123", other).failed().stderr.contains("is not known"));
+    let added = add(&key_file, "1733356800123", &id).ok();
+    let group = hex::decode(id.trim_start_matches("0x")).unwrap();
+    let key_id = chs_status::hash_ratchet::key_id(&group, 1_733_356_800_123, &hex::decode(&key_hex).unwrap());
+    assert!(added.stdout.contains(&hex::encode(key_id)) && !added.stdout.contains(&key_hex), "{}", added.stdout);
+    // From the environment too; the same key again changes nothing.
+    let again = run_env(
+        [
+            "community",
+            "ratchet-key",
+            "add",
+            "--db",
+            p(&db),
+            "--community",
+            &id,
+            "--timestamp",
+            "1733356800123",
+            "--json",
+        ],
+        [("CHS_RATCHET_KEY", key_hex.as_str())],
+    )
+    .ok()
+    .json();
+    assert_eq!(again["new"], false, "{again}");
+    let listed = run(["community", "ratchet-key", "list", "--db", p(&db), "--community", &id, "--json"]).ok();
+    assert!(!listed.stdout.contains(&key_hex));
+    assert_eq!(listed.json()[0]["key_id"], format!("0x{}", hex::encode(key_id)));
+    assert_eq!(listed.json()[0]["timestamp"], 1_733_356_800_123_u64);
+    let shown = run(["community", "show", "--db", p(&db), "--community", &id]).ok().stdout;
+    assert!(
+        shown.contains(&format!("hash-ratchet key: 0x{}", hex::encode(key_id))) && !shown.contains(&key_hex),
+        "{shown}"
+    );
+    let help = run(["community", "ratchet-key", "add", "--help"]).ok().stdout;
+    assert!(help.contains("--key-file") && !help.contains("--key <"), "{help}");
+}
+
+/// Item 3, the key arriving later: a member that kept a wrapped history it could not open is
+/// given the key with `chs community ratchet-key add` while its node runs; the CLI asks the node
+/// (`POST /api/v1/communities/{id}/reopen`), which re-opens the kept torrent in place and imports
+/// it without downloading anything again; `chs node status` no longer says "not imported".
+#[test]
+fn adding_the_key_to_a_running_member_imports_the_kept_history() {
+    use chs_archive::{BuildOptions, Builder, MemorySource, WakuMessage, WrapError, Wrapper};
+    use chs_status::hash_ratchet::{Chain, RatchetKey, unwrap, wrap};
+    use support::{Proc, TIMEOUT, is_type, json, p, run};
+
+    /// status-go's owner: every archive and the index wrapped with the group's key, in turn.
+    struct Owner(RatchetKey, Chain);
+    impl Wrapper for Owner {
+        fn wrap(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, WrapError> {
+            wrap(&self.0, &mut self.1, "owner-install", plaintext, &NonceSource::Random)
+                .map_err(|e| WrapError(e.to_string()))
+        }
+        fn unwrap(&mut self, wrapped: &[u8]) -> Result<Vec<u8>, WrapError> {
+            unwrap(std::slice::from_ref(&self.0), wrapped).map(|u| u.plaintext).map_err(|e| WrapError(e.to_string()))
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let id = community_id();
+    let group: Vec<u8> = hex::decode(id.trim_start_matches("0x")).unwrap();
+    const TS: u64 = 1_733_356_800_123;
+    let key = RatchetKey::new(group, TS, vec![0x5a; 32], None).unwrap();
+    let (start, week) = (1_704_067_200_u64, 7 * 24 * 3600_u64);
+    let topic = [0xa4, 0xab, 0xdf, 0x64];
+    let messages: Vec<WakuMessage> = (0..3u8)
+        .map(|n| WakuMessage {
+            sig: vec![4; 65],
+            timestamp: start + 60 * u64::from(n + 1),
+            topic: topic.to_vec(),
+            payload: vec![n; 40],
+            padding: vec![],
+            hash: vec![n; 32],
+            third_party_id: String::new(),
+        })
+        .collect();
+    let folder = dir.path().join("status-go").join(&id);
+    let options = BuildOptions { from: Some(start), interval: week, ..BuildOptions::new(vec![topic], start + week) };
+    let mut owner = Owner(key.clone(), Chain::default());
+    Builder::new(&folder, options).wrapper(&mut owner).run(&MemorySource::new(messages)).unwrap();
+    assert!(chs_archive::hash_ratchet_wrapping(&std::fs::read(folder.join("index")).unwrap()).is_some());
+    let mut seeder = Proc::spawn(["torrent", "seed", p(&folder), "--json"]);
+    let magnet = json(&seeder.wait_line(TIMEOUT, |l| l.contains("\"magnet\"")))["magnet"].as_str().unwrap().to_owned();
+
+    let (mut member, config, db, member_waku) = start_member(dir.path(), &id);
+    announce(&magnet, &member_waku);
+    member.wait_line(TIMEOUT, |l| is_type(l, "historyArchivesNotImported"));
+    let kept = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!(kept["archives"], 0, "{kept}");
+    seeder.kill();
+
+    let key_file = dir.path().join("ratchet.key");
+    std::fs::write(&key_file, hex::encode(key.material())).unwrap();
+    let added = run([
+        "community",
+        "ratchet-key",
+        "add",
+        "--db",
+        p(&db),
+        "--community",
+        &id,
+        "--timestamp",
+        &TS.to_string(),
+        "--key-file",
+        p(&key_file),
+    ])
+    .ok()
+    .stdout;
+    assert!(added.contains("the running node (pid"), "{added}");
+    let done = json(&member.wait_line(TIMEOUT, |l| is_type(l, "downloadingHistoryArchivesFinished")));
+    assert_eq!((done["archives"].as_u64(), done["messages"].as_u64()), (Some(1), Some(3)), "{done}");
+    assert_eq!(done["bytes_received"], 0, "opened from the kept files (the seeder is gone): {done}");
+    let status = run(["node", "status", "--json", "--config", p(&config)]).ok().json();
+    let community = &status["communities"][0];
+    assert!(community["not_imported"].is_null(), "{status}");
+    assert_eq!(community["imported_archives"], 1, "{status}");
+    assert_eq!(community["ratchet_keys"], 1, "{status}");
+    member.kill();
 }

@@ -154,7 +154,7 @@ impl DistributionBackend for LogosBackend {
             link: link.to_owned(),
             options,
             cids: std::collections::BTreeMap::new(),
-            sealed_index: None,
+            wrapped: super::Wrapped::No,
         }))
     }
 
@@ -192,8 +192,8 @@ struct LogosFetch {
     options: FetchOptions,
     /// Archive id → CID, from the index.
     cids: std::collections::BTreeMap<String, String>,
-    /// The index's size when it was sealed (hash-ratchet wrapped).
-    sealed_index: Option<u64>,
+    /// Whether the index was wrapped (opened with the keys held, or sealed: then its size).
+    wrapped: super::Wrapped,
 }
 
 #[async_trait::async_trait]
@@ -207,14 +207,8 @@ impl Fetch for LogosFetch {
         if max > 0 && bytes.len() as u64 > max {
             return Err(BackendError::Refused(format!("an index of {} bytes exceeds {max}", bytes.len())));
         }
-        let index = match decode_logos_index(&bytes) {
-            Ok(index) => index,
-            Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
-                self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
-                return Err(BackendError::sealed(&bytes, &error));
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let index =
+            super::decode_index_with(&self.options.ratchet_keys, &bytes, decode_logos_index, &mut self.wrapped)?;
         let mut remote = RemoteIndex::new();
         for (id, entry) in index.archives {
             // status-go never checks the key; a key that is not the entry's id would make the
@@ -253,13 +247,18 @@ impl Fetch for LogosFetch {
         if max > 0 && bytes.len() as u64 > max {
             return Err(BackendError::Refused(format!("archive {id} of {} bytes exceeds {max}", bytes.len())));
         }
-        Ok(bytes.to_vec())
+        let bytes = bytes.to_vec();
+        Ok(if self.wrapped == super::Wrapped::Opened {
+            super::open_archive(&self.options.ratchet_keys, id, bytes)
+        } else {
+            bytes
+        })
     }
 
     /// A sealed index hides its archives' CIDs: what can be kept is the index itself, which
     /// [`Fetch::finish`] keeps and serves (a member with the key reads the archives from it).
     async fn keep_sealed(&mut self) -> Result<(u64, u64), BackendError> {
-        let Some(index_len) = self.sealed_index else {
+        let super::Wrapped::Sealed(index_len) = self.wrapped else {
             return Err(BackendError::Refused("the index is not sealed".to_owned()));
         };
         Ok((index_len, index_len))

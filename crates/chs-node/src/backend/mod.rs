@@ -244,6 +244,71 @@ pub struct FetchOptions {
     pub cancel: tokio_util::sync::CancellationToken,
     /// Progress of the transfers, if the caller wants it.
     pub progress: Option<ProgressFn>,
+    /// The community's hash-ratchet keys held here: a wrapped index (status-go's encrypted
+    /// communities) is opened with them, and then each archive read. Without a key that opens it,
+    /// the index is [`BackendError::Sealed`].
+    pub ratchet_keys: Vec<chs_status::hash_ratchet::RatchetKey>,
+}
+
+/// Where a fetch stands with the hash ratchet once its index is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Wrapped {
+    /// A plain index (or none read yet).
+    #[default]
+    No,
+    /// Wrapped and opened with the keys held: so is each archive ([`open_archive`]).
+    Opened,
+    /// Wrapped and no key held opens it: the index's size, for [`Fetch::keep_sealed`].
+    Sealed(u64),
+}
+
+/// Decodes a fetched index with `decode`; a wrapped one (status-go's encrypted communities) is
+/// opened with `keys` if one of them is its key, and `wrapped` says which it was. Without a key
+/// that opens it: [`BackendError::Sealed`], saying what wraps it and why no key held opens it.
+pub(crate) fn decode_index_with<T>(
+    keys: &[chs_status::hash_ratchet::RatchetKey],
+    bytes: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, chs_archive::DecodeError>,
+    wrapped: &mut Wrapped,
+) -> Result<T, BackendError> {
+    let error = match decode(bytes) {
+        Err(error @ chs_archive::DecodeError::Encrypted { .. }) => error,
+        other => return Ok(other?),
+    };
+    let sealed = BackendError::sealed(bytes, &error);
+    if keys.is_empty() {
+        *wrapped = Wrapped::Sealed(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+        return Err(sealed);
+    }
+    match chs_status::hash_ratchet::unwrap(keys, bytes) {
+        Ok(opened) => {
+            *wrapped = Wrapped::Opened;
+            Ok(decode(&opened.plaintext)?)
+        }
+        Err(why) => {
+            *wrapped = Wrapped::Sealed(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+            let BackendError::Sealed { description } = sealed else { return Err(sealed) };
+            Err(BackendError::Sealed {
+                description: format!(
+                    "{description}; none of the {} hash-ratchet keys held opens it: {why}",
+                    keys.len()
+                ),
+            })
+        }
+    }
+}
+
+/// An archive of an index opened with [`decode_index_with`]: unwrapped with the same keys. Bytes that
+/// do not open are given back as they are (their import then fails and is recorded with why,
+/// without stopping the other archives).
+pub(crate) fn open_archive(keys: &[chs_status::hash_ratchet::RatchetKey], id: &str, bytes: Vec<u8>) -> Vec<u8> {
+    match chs_status::hash_ratchet::unwrap(keys, &bytes) {
+        Ok(opened) => opened.plaintext,
+        Err(error) => {
+            tracing::warn!(archive_id = %id, %error, "archive of a wrapped index does not open");
+            bytes
+        }
+    }
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -253,6 +318,7 @@ impl std::fmt::Debug for FetchOptions {
             .field("max_archive_bytes", &self.max_archive_bytes)
             .field("max_total_bytes", &self.max_total_bytes)
             .field("progress", &self.progress.is_some())
+            .field("ratchet_keys", &self.ratchet_keys.len())
             .finish_non_exhaustive()
     }
 }

@@ -152,6 +152,60 @@ async fn backend_logos_member_keeps_a_sealed_index() {
     assert!(member_node.holds(&link), "the member's node keeps and serves the sealed index");
 }
 
+/// Issue 19 item 3: a member holding the community's hash-ratchet key opens a wrapped Logos
+/// Storage index (status-go's encrypted community: the index and each archive are
+/// `BuildHashRatchetMessage` output) and reads each archive unwrapped; with another key only,
+/// the index stays sealed and the description says why.
+#[tokio::test]
+async fn backend_logos_member_with_the_key_opens_a_wrapped_index_and_archives() {
+    use chs_archive::logos::{LogosStorageWakuMessageArchiveIndex, encode_logos_index, logos_entry};
+    use chs_archive::{WakuMessageArchive, WakuMessageArchiveMetadata};
+    use chs_proto::Message as _;
+    use chs_status::hash_ratchet::{Chain, RatchetKey, wrap};
+    use chs_waku_payload::NonceSource;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (owner_node, member_node) = (
+        StandinNode::start(StandinConfig::default()).await.expect("owner"),
+        StandinNode::start(StandinConfig::default()).await.expect("member"),
+    );
+    member_node.add_peer(&owner_node.api());
+    let owner = client(&owner_node.api(), Duration::from_secs(5));
+    let key = RatchetKey::new(community().as_bytes().to_vec(), 1_733_356_800_123, vec![7; 32], None).expect("key");
+    let mut chain = Chain::default();
+    let metadata =
+        WakuMessageArchiveMetadata { version: 1, from: START, to: START + WEEK, content_topic: vec![TOPIC.to_vec()] };
+    let archive =
+        WakuMessageArchive { version: 1, metadata: Some(metadata.clone()), messages: vec![message(START + 60, 1)] };
+    let plain_archive = archive.encode_to_vec();
+    let wrapped_archive = wrap(&key, &mut chain, "owner", &plain_archive, &NonceSource::Random).expect("wrap");
+    let cid = owner.upload(wrapped_archive, true).await.expect("upload archive");
+    let (archive_id, entry) = logos_entry(metadata, &cid);
+    let mut index = LogosStorageWakuMessageArchiveIndex::default();
+    index.archives.insert(archive_id.clone(), entry);
+    let wrapped_index =
+        wrap(&key, &mut chain, "owner", &encode_logos_index(&index), &NonceSource::Random).expect("wrap");
+    let link = owner.upload(wrapped_index, true).await.expect("upload index");
+    let member = backend(&member_node, &tmp.path().join("member-state"));
+
+    let other = RatchetKey::new(community().as_bytes().to_vec(), 1_733_356_800_133, vec![8; 32], None).expect("key");
+    let options = |keys: Vec<RatchetKey>| FetchOptions { ratchet_keys: keys, ..FetchOptions::default() };
+    let mut fetch = member.open(&community(), &link, options(vec![other])).await.expect("open");
+    match fetch.index().await {
+        Err(BackendError::Sealed { description }) => {
+            assert!(description.contains("none of the 1 hash-ratchet keys held opens it"), "{description}");
+        }
+        other => panic!("not sealed: {other:?}"),
+    }
+    fetch.discard().await.expect("discard");
+
+    let mut fetch = member.open(&community(), &link, options(vec![key])).await.expect("open");
+    let opened = fetch.index().await.expect("the wrapped index opens");
+    assert_eq!(opened.keys().collect::<Vec<_>>(), [&archive_id]);
+    let got = fetch.archives(std::slice::from_ref(&archive_id)).await.expect("archives");
+    assert_eq!(got[0].bytes, plain_archive, "the archive is read unwrapped");
+    fetch.finish().await.expect("finish");
+}
+
 #[tokio::test]
 async fn backend_logos_missing_archive_stalled_node_and_owner_restart() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -158,7 +158,8 @@ impl DistributionBackend for TorrentBackend {
             download,
             index: RemoteIndex::new(),
             max_archive: options.max_archive_bytes,
-            sealed_index: None,
+            keys: options.ratchet_keys,
+            wrapped: super::Wrapped::No,
         }))
     }
 
@@ -193,8 +194,10 @@ struct TorrentFetch {
     download: chs_torrent::Download,
     index: RemoteIndex,
     max_archive: u64,
-    /// The `index` file's size when it was sealed (hash-ratchet wrapped).
-    sealed_index: Option<u64>,
+    /// The community's hash-ratchet keys held here.
+    keys: Vec<chs_status::hash_ratchet::RatchetKey>,
+    /// Whether the index was wrapped (opened with `keys`, or sealed: then its size).
+    wrapped: super::Wrapped,
 }
 
 impl TorrentFetch {
@@ -208,14 +211,7 @@ impl TorrentFetch {
 impl Fetch for TorrentFetch {
     async fn index(&mut self) -> Result<RemoteIndex, BackendError> {
         let bytes = self.download.fetch_index().await?;
-        let index = match decode_index(&bytes) {
-            Ok(index) => index,
-            Err(error @ chs_archive::DecodeError::Encrypted { .. }) => {
-                self.sealed_index = Some(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
-                return Err(BackendError::sealed(&bytes, &error));
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let index = super::decode_index_with(&self.keys, &bytes, decode_index, &mut self.wrapped)?;
         // Keys as the member's bookkeeping spells archive ids; a key that is none is skipped.
         self.index = index
             .archives
@@ -273,11 +269,12 @@ impl Fetch for TorrentFetch {
             return Err(BackendError::NotInIndex(vec![id.to_owned()]));
         };
         self.check(id).map_err(|reason| BackendError::Refused(format!("archive {id}: {reason}")))?;
-        Ok(self.download.read_range(chs_archive::DATA_FILE, offset..offset + size - padding).await?)
+        let bytes = self.download.read_range(chs_archive::DATA_FILE, offset..offset + size - padding).await?;
+        Ok(if self.wrapped == super::Wrapped::Opened { super::open_archive(&self.keys, id, bytes) } else { bytes })
     }
 
     async fn keep_sealed(&mut self) -> Result<(u64, u64), BackendError> {
-        let Some(index_len) = self.sealed_index else {
+        let super::Wrapped::Sealed(index_len) = self.wrapped else {
             return Err(BackendError::Refused("the index is not sealed".to_owned()));
         };
         let data_len = self.data_len();

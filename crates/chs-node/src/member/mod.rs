@@ -503,12 +503,15 @@ async fn download(
         |phase: DownloadPhase| DownloadView { magnet_uri: p.magnet_uri.clone(), phase, bytes_done: 0, bytes_total: 0 };
     progress.send_replace(Some(view(DownloadPhase::Metadata)));
     let member = &shared.config.member;
+    // An encrypted community's wrapped index and archives open with the keys held.
+    let ratchet_keys = shared.db(move |c, s| Ok(c.ratchet_key_material(s, &id)?)).await?;
     let options = FetchOptions {
         max_index_bytes: member.max_index_bytes,
         max_archive_bytes: member.max_archive_bytes,
         max_total_bytes: member.max_torrent_bytes,
         cancel: cancel.clone(),
         progress: Some(progress_fn(&shared, &progress, &p.magnet_uri)),
+        ratchet_keys,
     };
     let mut fetch = backend.open(&id, &p.magnet_uri, options).await?;
     tracing::debug!(community_id = %id, elapsed_ms = started.elapsed().as_millis(), "download: link opened");
@@ -656,8 +659,8 @@ async fn keep_unopened(
 ) -> Result<(usize, usize, u64), NodeError> {
     let (bytes_received, kept) = fetch.keep_sealed().await?;
     let reason = format!(
-        "the index is {description}; this node holds no hash-ratchet key (a status-go encrypted community): \
-         {kept} bytes kept and seeded, not imported"
+        "the index is {description}; this node holds no hash-ratchet key that opens it (a status-go encrypted \
+         community; `chs community ratchet-key add` gives one): {kept} bytes kept and seeded, not imported"
     );
     let link = chs_community::UnopenedLink {
         magnet_uri: magnet_uri.to_owned(),

@@ -40,6 +40,9 @@ pub(crate) enum Command {
     Build { community: String, reply: Reply },
     /// Publish the latest magnetlink of `community` again (control node).
     Reannounce { community: String, reply: Reply },
+    /// Restart the tasks of `community` from the database (a member re-opens its pending link:
+    /// `chs community ratchet-key add` made a kept, unopened history pending again).
+    Reopen { community: String, reply: Reply },
 }
 
 /// Where the daemon answers a [`Command`].
@@ -140,6 +143,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/communities/{id}", get(community).delete(leave))
         .route("/api/v1/communities/{id}/build", post(build))
         .route("/api/v1/communities/{id}/reannounce", post(reannounce))
+        .route("/api/v1/communities/{id}/reopen", post(reopen))
         .route("/api/v1/downloads", get(downloads))
         .route("/api/v1/peers", get(peers))
         .route("/api/v1/events", get(events))
@@ -351,6 +355,16 @@ async fn build(
     authorized(&state, &headers)?;
     let community = community_id(&id)?;
     ask(&state, |reply| Command::Build { community, reply }).await
+}
+
+async fn reopen(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorized(&state, &headers)?;
+    let community = community_id(&id)?;
+    ask(&state, |reply| Command::Reopen { community, reply }).await
 }
 
 async fn reannounce(
