@@ -303,4 +303,27 @@ impl BuildWrapping {
         tracing::info!(community_id = %self.id, seq_nos = ?wrapper.used(), "archives and index hash-ratchet wrapped");
         Ok((report, wrapper.used))
     }
+
+    /// Wraps one more blob as [`BuildWrapping::run`] wraps an archive (a backend's own index,
+    /// e.g. the Logos Storage index, which status-go wraps too): `Some` of the wrapped bytes when
+    /// [`ArchiveWrapping::Wrapped`] (one sequence number, reserved in the database at `db_path`
+    /// first), `None` when the community is written plain.
+    ///
+    /// # Errors
+    /// The database cannot be opened, the number not reserved, or the bytes not wrapped.
+    pub fn wrap_one(&self, db_path: &std::path::Path, plaintext: &[u8]) -> Result<Option<Vec<u8>>, WrapError> {
+        let ArchiveWrapping::Wrapped(key) = &self.wrapping else { return Ok(None) };
+        let seq_store = Store::open(db_path).map_err(|e| WrapError(crate::error_chain(&e)))?;
+        let mut wrapper =
+            RatchetWrapper::new(&seq_store, self.id, key.clone(), self.keys.clone(), self.installation_id.clone());
+        let bytes = wrapper.wrap(plaintext)?;
+        tracing::info!(community_id = %self.id, seq_nos = ?wrapper.used(), "index hash-ratchet wrapped");
+        Ok(Some(bytes))
+    }
+
+    /// Every key held when [`ArchiveWrapping::Wrapped`] (to open what was wrapped), else none.
+    #[must_use]
+    pub fn keys(&self) -> &[RatchetKey] {
+        &self.keys
+    }
 }

@@ -286,6 +286,23 @@ impl Owner {
         Ok(wrapping)
     }
 
+    /// What a backend needs to publish an encrypted community's wrapped folder and wrap its own
+    /// index ([`PublishOptions::ratchet`]); `None` when the community is written plain.
+    async fn publish_ratchet(&self) -> Result<Option<crate::backend::PublishRatchet>, NodeError> {
+        let wrapping = Arc::new(self.wrapping().await?);
+        if !matches!(wrapping.wrapping, ArchiveWrapping::Wrapped(_)) {
+            return Ok(None);
+        }
+        let db_path = self.services.config.db_path();
+        let keys = wrapping.keys().to_vec();
+        let wrap: crate::backend::WrapFn = Arc::new(move |bytes: &[u8]| match wrapping.wrap_one(&db_path, bytes) {
+            Ok(Some(wrapped)) => Ok(wrapped),
+            Ok(None) => Err("the community is written plain".to_owned()),
+            Err(e) => Err(e.to_string()),
+        });
+        Ok(Some(crate::backend::PublishRatchet { keys, wrap }))
+    }
+
     /// One planning step: build what is due, seed it; returns when to plan again (Unix seconds) and
     /// the folder's fingerprint if it was seeded.
     async fn cycle(&self, dir: &Path) -> Result<(u64, Option<Fingerprint>), NodeError> {
@@ -434,10 +451,12 @@ impl Owner {
                 fault::pause_blocking(&bus, point);
             }
         });
+        let ratchet = self.publish_ratchet().await?;
         let mut published = Vec::new();
         let mut first_error = None;
         for backend in &shared.backends {
-            match backend.publish(&id, dir, PublishOptions { step: Some(Arc::clone(&step)) }).await {
+            let options = PublishOptions { step: Some(Arc::clone(&step)), ratchet: ratchet.clone() };
+            match backend.publish(&id, dir, options).await {
                 Ok(p) => published.push(p),
                 Err(e) => {
                     let e = NodeError::from(e);

@@ -69,13 +69,19 @@ impl LogosBackend {
 
     /// The previous index, read from the local node only if it still holds the last link's CID
     /// (as status-go); empty otherwise.
-    async fn previous_index(&self, last: Option<&str>) -> Result<LogosStorageWakuMessageArchiveIndex, BackendError> {
+    async fn previous_index(
+        &self,
+        last: Option<&str>,
+        keys: &[chs_status::hash_ratchet::RatchetKey],
+    ) -> Result<LogosStorageWakuMessageArchiveIndex, BackendError> {
         let Some(last) = last else { return Ok(LogosStorageWakuMessageArchiveIndex::default()) };
         if !self.client.exists(last).await? {
             tracing::warn!(cid = last, "the last Logos Storage index is gone from the local node: rebuilding it");
             return Ok(LogosStorageWakuMessageArchiveIndex::default());
         }
-        Ok(decode_logos_index(&self.client.get_local(last).await?)?)
+        let bytes = self.client.get_local(last).await?;
+        // A wrapped previous index (this node's, with a key it holds) is opened to merge into.
+        super::decode_index_with(keys, &bytes, decode_logos_index, &mut super::Wrapped::No)
     }
 }
 
@@ -93,11 +99,18 @@ impl DistributionBackend for LogosBackend {
         &self,
         community: &CommunityId,
         dir: &Path,
-        _options: PublishOptions,
+        options: PublishOptions,
     ) -> Result<Published, BackendError> {
         let d = dir.to_owned();
+        let ratchet = options.ratchet;
+        let keys = ratchet.as_ref().map(|r| r.keys.clone());
+        // A wrapped folder (an encrypted community whose key is held) is opened with the keys;
+        // its archives are read as written, wrapped, which is what status-go uploads.
         let archives = tokio::task::spawn_blocking(move || -> Result<_, BackendError> {
-            let reader = Reader::open(&d)?;
+            let reader = match keys {
+                Some(keys) => Reader::open_with(&d, &mut chs_community::ratchet::RatchetOpener(keys))?,
+                None => Reader::open(&d)?,
+            };
             let mut out = Vec::new();
             for entry in reader.entries() {
                 let metadata = entry.metadata.metadata.clone().unwrap_or_default();
@@ -107,7 +120,8 @@ impl DistributionBackend for LogosBackend {
         })
         .await??;
         let last = self.last_link(community);
-        let mut index = self.previous_index(last.as_deref()).await?;
+        let keys = ratchet.as_ref().map_or(&[][..], |r| r.keys.as_slice());
+        let mut index = self.previous_index(last.as_deref(), keys).await?;
         let windows: BTreeSet<(u64, u64)> =
             index.archives.values().filter_map(|e| e.metadata.as_ref()).map(|m| (m.from, m.to)).collect();
         let mut added = 0;
@@ -127,7 +141,14 @@ impl DistributionBackend for LogosBackend {
         {
             return Ok(Published { link: last.clone(), changed: false, replaced: false });
         }
-        let cid = self.client.upload(encode_logos_index(&index), true).await?;
+        let mut index_bytes = encode_logos_index(&index);
+        if let Some(wrap) = ratchet.map(|r| r.wrap) {
+            // status-go wraps the Logos Storage index of an encrypted community too.
+            index_bytes = tokio::task::spawn_blocking(move || wrap(&index_bytes))
+                .await?
+                .map_err(|e| BackendError::Refused(format!("cannot wrap the index with the hash-ratchet key: {e}")))?;
+        }
+        let cid = self.client.upload(index_bytes, true).await?;
         if let Some(old) = last.as_deref().filter(|old| *old != cid) {
             match self.client.delete(old).await {
                 Ok(()) | Err(LogosError::NotFound { .. }) => {}

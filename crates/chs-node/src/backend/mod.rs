@@ -79,11 +79,37 @@ pub type StepFn = std::sync::Arc<dyn Fn(&'static str) + Send + Sync>;
 pub struct PublishOptions {
     /// Called at each named step, if set.
     pub step: Option<StepFn>,
+    /// An encrypted community whose hash-ratchet key this node holds (its folder is wrapped):
+    /// how to open the folder and wrap what the backend writes itself, as status-go does.
+    pub ratchet: Option<PublishRatchet>,
+}
+
+/// Wraps one blob with the community's hash ratchet (one sequence number each call); blocking
+/// (it reserves the number in the database): call it off the async runtime.
+pub type WrapFn = std::sync::Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// [`PublishOptions::ratchet`]: the keys that open the wrapped folder, and the wrapping of a
+/// backend's own index (the Logos Storage index; a torrent's `index` is in the folder already).
+#[derive(Clone)]
+pub struct PublishRatchet {
+    /// Every hash-ratchet key held for the community.
+    pub keys: Vec<chs_status::hash_ratchet::RatchetKey>,
+    /// Wraps with the newest key.
+    pub wrap: WrapFn,
+}
+
+impl std::fmt::Debug for PublishRatchet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishRatchet").field("keys", &self.keys).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for PublishOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishOptions").field("step", &self.step.is_some()).finish()
+        f.debug_struct("PublishOptions")
+            .field("step", &self.step.is_some())
+            .field("ratchet_keys", &self.ratchet.as_ref().map(|r| r.keys.len()))
+            .finish()
     }
 }
 

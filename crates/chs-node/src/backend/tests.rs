@@ -34,10 +34,15 @@ fn message(ts: u64, n: u8) -> WakuMessage {
 
 /// Builds the windows of `weeks` weeks of one message each into `dir` (appending).
 fn build(dir: &Path, weeks: u64) {
+    build_wrapped(dir, weeks, None);
+}
+
+/// [`build`], wrapping with `wrapper` if given (an encrypted community).
+fn build_wrapped(dir: &Path, weeks: u64, wrapper: Option<&mut dyn chs_archive::Wrapper>) {
     let messages: Vec<_> = (0..weeks).map(|w| message(START + w * WEEK + 60, u8::try_from(w).expect("w"))).collect();
     let options =
         BuildOptions { from: Some(START), interval: WEEK, ..BuildOptions::new(vec![TOPIC], START + weeks * WEEK) };
-    Builder::new(dir, options).run(&MemorySource::new(messages)).expect("build");
+    Builder::new(dir, options).maybe_wrapper(wrapper).run(&MemorySource::new(messages)).expect("build");
 }
 
 fn client(api: &str, timeout: Duration) -> LogosClient {
@@ -56,18 +61,24 @@ fn backend(node: &StandinNode, state: &Path) -> LogosBackend {
     LogosBackend::new(client(&node.api(), Duration::from_secs(5)), LogosBackendConfig { state_dir: state.to_owned() })
 }
 
-#[tokio::test]
-async fn backend_logos_owner_to_member_and_index_replacement() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("archives");
-    build(&dir, 2);
+/// Two stand-in nodes (the member's knows the owner's) and a backend on each, state under `tmp`.
+async fn owner_and_member(tmp: &Path) -> (StandinNode, StandinNode, LogosBackend, LogosBackend) {
     let (owner_node, member_node) = (
         StandinNode::start(StandinConfig::default()).await.expect("owner"),
         StandinNode::start(StandinConfig::default()).await.expect("member"),
     );
     member_node.add_peer(&owner_node.api());
-    let owner = backend(&owner_node, &tmp.path().join("owner-state"));
-    let member = backend(&member_node, &tmp.path().join("member-state"));
+    let owner = backend(&owner_node, &tmp.join("owner-state"));
+    let member = backend(&member_node, &tmp.join("member-state"));
+    (owner_node, member_node, owner, member)
+}
+
+#[tokio::test]
+async fn backend_logos_owner_to_member_and_index_replacement() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("archives");
+    build(&dir, 2);
+    let (owner_node, member_node, owner, member) = owner_and_member(tmp.path()).await;
     let id = community();
 
     let first = owner.publish(&id, &dir, PublishOptions::default()).await.expect("publish");
@@ -204,6 +215,103 @@ async fn backend_logos_member_with_the_key_opens_a_wrapped_index_and_archives() 
     let got = fetch.archives(std::slice::from_ref(&archive_id)).await.expect("archives");
     assert_eq!(got[0].bytes, plain_archive, "the archive is read unwrapped");
     fetch.finish().await.expect("finish");
+}
+
+/// A test [`chs_archive::Wrapper`]: status-go's hash ratchet with one in-memory chain.
+struct TestRatchet {
+    key: chs_status::hash_ratchet::RatchetKey,
+    chain: Arc<std::sync::Mutex<chs_status::hash_ratchet::Chain>>,
+}
+
+impl TestRatchet {
+    fn wrap_bytes(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut chain = self.chain.lock().expect("chain");
+        let nonce = chs_waku_payload::NonceSource::Random;
+        chs_status::hash_ratchet::wrap(&self.key, &mut chain, "owner", plaintext, &nonce).expect("wrap")
+    }
+}
+
+impl chs_archive::Wrapper for TestRatchet {
+    fn wrap(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, chs_archive::WrapError> {
+        Ok(self.wrap_bytes(plaintext))
+    }
+
+    fn unwrap(&mut self, wrapped: &[u8]) -> Result<Vec<u8>, chs_archive::WrapError> {
+        chs_community::ratchet::open(std::slice::from_ref(&self.key), wrapped)
+    }
+}
+
+/// Issue 19 item 3, Logos Storage owner: a control node holding the key of an encrypted
+/// community has a wrapped folder; it publishes the archives as wrapped (what status-go uploads)
+/// and wraps its Logos Storage index too, and merges the next publication into the wrapped
+/// previous index. A member with the key reads every archive plain; one without it finds the
+/// index sealed.
+#[tokio::test]
+async fn backend_logos_owner_with_the_key_publishes_a_wrapped_folder_and_index() {
+    use chs_status::hash_ratchet::{Chain, RatchetKey};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("archives");
+    let key = RatchetKey::new(community().as_bytes().to_vec(), 1_733_356_800_123, vec![7; 32], None).expect("key");
+    let chain = Arc::new(std::sync::Mutex::new(Chain::default()));
+    let wrapped_build = |weeks: u64| {
+        let mut wrapper = TestRatchet { key: key.clone(), chain: Arc::clone(&chain) };
+        build_wrapped(&dir, weeks, Some(&mut wrapper));
+    };
+    wrapped_build(2);
+    let (owner_node, _member_node, owner, member) = owner_and_member(tmp.path()).await;
+    let id = community();
+    let wrap = Arc::new(TestRatchet { key: key.clone(), chain: Arc::clone(&chain) });
+    let options = || PublishOptions {
+        step: None,
+        ratchet: Some(PublishRatchet {
+            keys: vec![key.clone()],
+            wrap: {
+                let wrap = Arc::clone(&wrap);
+                Arc::new(move |bytes: &[u8]| Ok(wrap.wrap_bytes(bytes)))
+            },
+        }),
+    };
+    // Without the keys the wrapped folder cannot even be read: the old behaviour.
+    assert!(owner.publish(&id, &dir, PublishOptions::default()).await.is_err(), "a wrapped folder needs the keys");
+
+    let first = owner.publish(&id, &dir, options()).await.expect("publish");
+    let index_bytes = owner_node_bytes(&owner_node, &first.link).await;
+    assert!(chs_archive::hash_ratchet_wrapping(&index_bytes).is_some(), "the Logos Storage index is wrapped");
+
+    let keyed = |keys: Vec<RatchetKey>| FetchOptions { ratchet_keys: keys, ..FetchOptions::default() };
+    let mut sealed = member.open(&id, &first.link, FetchOptions::default()).await.expect("open");
+    assert!(matches!(sealed.index().await, Err(BackendError::Sealed { .. })), "no key: sealed");
+    sealed.discard().await.expect("discard");
+
+    // The next window: merged into the wrapped previous index.
+    wrapped_build(3);
+    let second = owner.publish(&id, &dir, options()).await.expect("publish again");
+    assert!(second.changed && second.link != first.link);
+    let mut fetch = member.open(&id, &second.link, keyed(vec![key.clone()])).await.expect("open");
+    let index = fetch.index().await.expect("the wrapped index opens with the key");
+    assert_eq!(index.len(), 3, "the previous wrapped index was opened and merged");
+    let ids: Vec<String> = index.keys().cloned().collect();
+    let got = fetch.archives(&ids).await.expect("archives");
+    let reader =
+        Reader::open_with(&dir, &mut chs_community::ratchet::RatchetOpener(vec![key.clone()])).expect("reader");
+    let mut plain: Vec<Vec<u8>> = reader
+        .entries()
+        .iter()
+        .map(|e| {
+            chs_community::ratchet::open(std::slice::from_ref(&key), &reader.read_raw(&e.id).expect("raw"))
+                .expect("opens")
+        })
+        .collect();
+    let mut fetched: Vec<Vec<u8>> = got.into_iter().map(|a| a.bytes).collect();
+    plain.sort();
+    fetched.sort();
+    assert_eq!(fetched, plain, "each archive is read unwrapped: the folder's archives");
+    fetch.finish().await.expect("finish");
+}
+
+/// The bytes a stand-in node holds for `cid`.
+async fn owner_node_bytes(node: &StandinNode, cid: &str) -> Vec<u8> {
+    client(&node.api(), Duration::from_secs(5)).get_local(cid).await.expect("held").to_vec()
 }
 
 #[tokio::test]
