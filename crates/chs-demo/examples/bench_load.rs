@@ -134,6 +134,32 @@ struct MemberState {
     lagged: u64,
     /// Last signal (shortened) and when (seconds since the round started).
     last: Option<(f64, String)>,
+    /// When (seconds into the round) the member's node had started, first accepted the link,
+    /// first started downloading, first fetched the index, and finished.
+    started: Option<f64>,
+    accepted: Option<f64>,
+    downloading: Option<f64>,
+    indexed: Option<f64>,
+    done: Option<f64>,
+}
+
+/// Process CPU seconds (user + system) so far, from `/proc/self/stat` (USER_HZ = 100).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `median / max` of the members' times of one step, in seconds ("-" when none reached it).
+fn spread(times: impl Iterator<Item = Option<f64>>) -> String {
+    let mut v: Vec<f64> = times.flatten().collect();
+    if v.is_empty() {
+        return "-".to_owned();
+    }
+    v.sort_by(f64::total_cmp);
+    format!("{:.2} / {:.2} s", v[v.len() / 2], v[v.len() - 1])
 }
 
 enum MemberEvent {
@@ -148,6 +174,8 @@ struct Round {
     nodes: Vec<(String, Node)>,
     /// The stuck report if not every member finished.
     stuck: Option<Stuck>,
+    /// When each step was reached, `median / max` over the members, and the process's CPU.
+    breakdown: String,
 }
 
 async fn download_round(
@@ -162,12 +190,14 @@ async fn download_round(
     let mut first_half_peers = Vec::new();
     let trace = std::env::var_os("CHS_BENCH_TRACE").is_some();
     let t = Instant::now();
+    let cpu0 = cpu_secs();
     let deadline = tokio::time::Instant::now() + phase_deadline();
     // The members start at once (the first half, then the second half given the first half's
     // torrent addresses), as `members` people opening their app together would: started one
     // after the other, the last would start seconds after the first and the round would time
     // the start-up queue, not the delivery.
     let mut slots: Vec<Option<Node>> = (0..members).map(|_| None).collect();
+    let mut started_at: Vec<Option<f64>> = vec![None; members];
     for part in [0..half, half..members] {
         let mut starting = tokio::task::JoinSet::new();
         for i in part {
@@ -213,16 +243,19 @@ async fn download_round(
         while let Some(joined) = starting.join_next().await {
             let (i, started) = joined.map_err(|e| Stuck(format!("a member start task failed: {e}")))?;
             let node = started?.unwrap();
+            started_at[i] = Some(t.elapsed().as_secs_f64());
             if i < half {
                 first_half_peers.extend(node.handle().torrent_addr());
             }
             slots[i] = Some(node);
         }
     }
+    let all_started = t.elapsed().as_secs_f64();
     let nodes: Vec<(String, Node)> =
         slots.into_iter().enumerate().map(|(i, n)| (format!("member-{i}"), n.expect("every member started"))).collect();
     drop(tx);
-    let mut states: Vec<MemberState> = (0..members).map(|_| MemberState::default()).collect();
+    let mut states: Vec<MemberState> =
+        started_at.iter().map(|&started| MemberState { started, ..MemberState::default() }).collect();
     let mut ended = String::new();
     let mut all_gave_up_at: Option<tokio::time::Instant> = None;
     while !states.iter().all(|s| s.finished) {
@@ -255,12 +288,22 @@ async fn download_round(
                     Signal::DownloadingHistoryArchivesFinished { .. } => {
                         state.finished = true;
                         state.gave_up = false;
+                        state.done.get_or_insert(at);
+                    }
+                    Signal::MagnetlinkAccepted { .. } => {
+                        state.accepted.get_or_insert(at);
+                    }
+                    Signal::HistoryArchiveIndexFetched { .. } => {
+                        state.indexed.get_or_insert(at);
                     }
                     Signal::HistoryArchiveDownloadFailed { retry_in_ms, .. } => {
                         state.failures += 1;
                         state.gave_up = *retry_in_ms == 0;
                     }
-                    Signal::DownloadingHistoryArchivesStarted { .. } => state.gave_up = false,
+                    Signal::DownloadingHistoryArchivesStarted { .. } => {
+                        state.gave_up = false;
+                        state.downloading.get_or_insert(at);
+                    }
                     // Rejections of links already fetched (re-announcements) say nothing new.
                     Signal::MagnetlinkRejected { .. } => continue,
                     _ => {}
@@ -270,7 +313,16 @@ async fn download_round(
         }
     }
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     let done = states.iter().filter(|s| s.finished).count();
+    let breakdown = format!(
+        "nodes started {} (all {all_started:.2} s); link accepted {}; download started {}; index fetched {}; done {}; process CPU {cpu:.1} s over {secs:.1} s",
+        spread(states.iter().map(|s| s.started)),
+        spread(states.iter().map(|s| s.accepted)),
+        spread(states.iter().map(|s| s.downloading)),
+        spread(states.iter().map(|s| s.indexed)),
+        spread(states.iter().map(|s| s.done)),
+    );
     let stuck = if done < members {
         let left = members - done;
         let mut report = format!("{left} of {members} member(s) did not finish {ended} ({secs:.1} s into the round):");
@@ -314,7 +366,7 @@ async fn download_round(
     } else {
         None
     };
-    Ok(Round { done, secs, nodes, stuck })
+    Ok(Round { done, secs, nodes, stuck, breakdown })
 }
 
 /// Phase (1): starts the owner and waits until every community is seeded. Fails at once if a
@@ -468,7 +520,7 @@ async fn run(dir: &std::path::Path, communities: usize, members: usize) -> Resul
     if let Some(stuck) = one.stuck {
         return Err(Stuck(format!("baseline: {}", stuck.0)));
     }
-    let (one_done, one_secs) = (one.done, one.secs);
+    let (one_done, one_secs, one_breakdown) = (one.done, one.secs, one.breakdown);
     let (uploaded_before, _) = owner_upload(&owner, &big).await?;
     // (2) `members` members at once.
     tokio::time::sleep(chs_node::REANNOUNCE_MIN_GAP).await;
@@ -478,10 +530,12 @@ async fn run(dir: &std::path::Path, communities: usize, members: usize) -> Resul
     let uploaded = uploaded_after.saturating_sub(uploaded_before);
     let rss = peak_rss_mb();
     println!("    baseline: 1 member downloaded in {one_secs:.2} s ({one_done}/1)");
+    println!("      (median / max into the round) {one_breakdown}");
     println!(
         "(2) {members} members at once: {done}/{members} completed in {secs:.2} s ({:.2}x the single member's time)",
         secs / one_secs
     );
+    println!("      (median / max into the round) {}", many.breakdown);
     println!(
         "    owner uploaded {:.1} MB for {members} × {:.1} MB ({:.2} copies; members re-seed to each other)",
         uploaded as f64 / 1e6,
@@ -489,6 +543,12 @@ async fn run(dir: &std::path::Path, communities: usize, members: usize) -> Resul
         uploaded as f64 / torrent_bytes.max(1) as f64
     );
     println!("    peak RSS of the whole process ({} nodes): {rss:.0} MB", members + 2);
+    if let Some(l) = owner.handle().torrent_listener_stats() {
+        println!(
+            "    owner's BitTorrent listener: {} accepted, {} refused (per-IP bound), {} handshakes failed",
+            l.accepted, l.refused, l.handshake_failed
+        );
+    }
     println!(
         "BENCH_JSON {{\"bench\":\"load\",\"communities\":{communities},\"owner_seed_all_s\":{owner_secs:.2},\"members\":{members},\"completed\":{done},\"completion_ratio\":{:.3},\"all_members_s\":{secs:.2},\"single_member_s\":{one_secs:.2},\"ratio\":{:.2},\"owner_upload_bytes\":{uploaded},\"torrent_bytes\":{torrent_bytes},\"peak_rss_mb\":{rss:.0},\"goal_ratio\":5.0}}",
         done as f64 / members as f64,

@@ -140,6 +140,7 @@ pub(crate) async fn run(
                 timer = None;
                 let due = std::mem::take(&mut subscribed);
                 let now = Instant::now();
+                let mut round = Vec::new();
                 for (id, entry) in &mut latest {
                     if due.contains("") || due.contains(&entry.pubsub_topic) {
                         entry.owed = true;
@@ -151,9 +152,10 @@ pub(crate) async fn run(
                         Some(allowed) if allowed > now => {
                             timer = Some(timer.map_or(allowed, |t| t.min(allowed)));
                         }
-                        _ => announce(&services, *id, entry).await,
+                        _ => round.push((*id, entry)),
                     }
                 }
+                announce_all(&services, round).await;
             }
         }
     }
@@ -194,6 +196,86 @@ async fn announce(services: &Arc<Services>, id: CommunityId, entry: &mut Latest)
     }
 }
 
+/// Announces every community of `round` (a re-announcement round: peers subscribed) like
+/// [`announce`], with one store call that builds all their messages instead of one each: a round
+/// covers every community on the topic (an owner of 100 communities on the default topic
+/// re-announces 100), and one call each made the last of them wait for the 99 before it.
+async fn announce_all(services: &Arc<Services>, round: Vec<(CommunityId, &mut Latest)>) {
+    if round.is_empty() {
+        return;
+    }
+    let now = services.clock.now_ms();
+    let channels: Vec<_> = services.config.archive.link_channels.iter().map(|c| c.channel()).collect();
+    let wanted: Vec<_> = round.iter().map(|(id, e)| (*id, e.links.clone(), e.clock, e.pubsub_topic.clone())).collect();
+    let built = services
+        .db(move |c, s| {
+            Ok(wanted
+                .into_iter()
+                .map(|(id, links, fixed, topic)| build(c, s, id, &links, fixed, &topic, &channels, now))
+                .collect::<Vec<_>>())
+        })
+        .await;
+    let sent_at = Instant::now();
+    let mut built: Vec<Option<_>> = match built {
+        Ok(built) => built.into_iter().map(Some).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e.chain(), "magnetlinks not built for re-announcement");
+            (0..round.len()).map(|_| None).collect()
+        }
+    };
+    for ((id, entry), built) in round.into_iter().zip(built.iter_mut()) {
+        entry.owed = false;
+        entry.sent_at = Some(sent_at);
+        let result = match built.take() {
+            Some(Ok((messages, clock))) => send(services, id, entry, messages, clock).await,
+            Some(Err(e)) => Err(e),
+            None => continue,
+        };
+        match result {
+            Ok(clock) => entry.clock = Some(clock),
+            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "magnetlink not published"),
+        }
+    }
+}
+
+/// The messages of one announcement: one per link and configured chat, all with one clock
+/// (`fixed`, or a new one newer than any stored, then stored); returns them with the clock.
+#[allow(clippy::too_many_arguments)]
+fn build(
+    c: &chs_community::Communities,
+    s: &mut chs_store::Store,
+    id: CommunityId,
+    links: &[String],
+    fixed: Option<u64>,
+    pubsub_topic: &str,
+    channels: &[chs_status::MagnetlinkChannel],
+    now: u64,
+) -> Result<(Vec<(String, chs_waku::WakuMessage)>, u64), NodeError> {
+    let clock = match fixed {
+        Some(clock) => clock,
+        None => {
+            let clock = now.max(c.archive_info(s, &id)?.magnetlink_clock.saturating_add(1));
+            c.set_magnetlink_clock(s, &id, clock)?;
+            clock
+        }
+    };
+    // On a protected topic, `meta` is signed with the topic key as status-go's `Send` does
+    // (wakuv2/message_publishing.go: relay.SignMessage), or relay peers drop the link.
+    let community = c.get(s, &id)?;
+    let signer = community.protected_topic_key().and_then(chs_community::TopicKey::private_key);
+    let mut messages = Vec::new();
+    for link in links {
+        for channel in channels {
+            let mut message = c.build_magnetlink_now_on(s, &id, link, clock, *channel)?;
+            if let Some(key) = signer {
+                chs_status::protected::sign_protected(&mut message, pubsub_topic, key);
+            }
+            messages.push((link.clone(), message));
+        }
+    }
+    Ok((messages, clock))
+}
+
 /// Builds and publishes one message per link and configured chat, all with one clock; returns
 /// the clock.
 async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> Result<u64, NodeError> {
@@ -202,33 +284,19 @@ async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> R
     let channels: Vec<_> = services.config.archive.link_channels.iter().map(|c| c.channel()).collect();
     let fixed = entry.clock;
     let pubsub_topic = entry.pubsub_topic.clone();
-    let (messages, clock) = services
-        .db(move |c, s| {
-            let clock = match fixed {
-                Some(clock) => clock,
-                None => {
-                    let clock = now.max(c.archive_info(s, &id)?.magnetlink_clock.saturating_add(1));
-                    c.set_magnetlink_clock(s, &id, clock)?;
-                    clock
-                }
-            };
-            // On a protected topic, `meta` is signed with the topic key as status-go's `Send` does
-            // (wakuv2/message_publishing.go: relay.SignMessage), or relay peers drop the link.
-            let community = c.get(s, &id)?;
-            let signer = community.protected_topic_key().and_then(chs_community::TopicKey::private_key);
-            let mut messages = Vec::new();
-            for link in &links {
-                for channel in &channels {
-                    let mut message = c.build_magnetlink_now_on(s, &id, link, clock, *channel)?;
-                    if let Some(key) = signer {
-                        chs_status::protected::sign_protected(&mut message, &pubsub_topic, key);
-                    }
-                    messages.push((link.clone(), message));
-                }
-            }
-            Ok((messages, clock))
-        })
-        .await?;
+    let (messages, clock) =
+        services.db(move |c, s| build(c, s, id, &links, fixed, &pubsub_topic, &channels, now)).await?;
+    send(services, id, entry, messages, clock).await
+}
+
+/// Publishes `messages` (built with `clock`) on the community's topic; returns the clock.
+async fn send(
+    services: &Arc<Services>,
+    id: CommunityId,
+    entry: &Latest,
+    messages: Vec<(String, chs_waku::WakuMessage)>,
+    clock: u64,
+) -> Result<u64, NodeError> {
     let mut result = Ok(clock);
     for (link, message) in messages {
         match services.waku.publish(&entry.pubsub_topic, message).await {

@@ -77,6 +77,8 @@ struct Running {
 struct Supervisor {
     services: Arc<Services>,
     dispatcher: Dispatcher,
+    /// The one watcher of the owner tasks' archive folders.
+    folder_watch: owner::FolderWatch,
     running: HashMap<CommunityId, Running>,
     /// Our own command queue, handed to the follow tasks (they ask for [`Command::Restart`]).
     commands: mpsc::Sender<Command>,
@@ -215,10 +217,15 @@ impl Node {
         let (dispatcher, dispatch_rx) = dispatch::channel();
         let events = services.waku.events().map_err(|_| NodeError::WakuStopped)?;
         services.tasks.spawn(dispatch::run(Arc::clone(&services), dispatch_rx, events));
+        let folder_watch = owner::FolderWatch::default();
+        if !services.backends.is_empty() {
+            services.tasks.spawn(folder_watch.clone().run(Arc::clone(&services)));
+        }
         let (commands, commands_rx) = mpsc::channel(16);
         let mut supervisor = Supervisor {
             services: Arc::clone(&services),
             dispatcher,
+            folder_watch,
             running: HashMap::new(),
             commands: commands.clone(),
         };
@@ -323,7 +330,14 @@ impl Supervisor {
             if !services.backends.is_empty() {
                 let (tx, rx) = mpsc::channel(4);
                 running.trigger = Some(tx);
-                services.tasks.spawn(owner::run(Arc::clone(services), community, rx, self.dispatcher.clone(), cancel));
+                services.tasks.spawn(owner::run(
+                    Arc::clone(services),
+                    community,
+                    rx,
+                    self.dispatcher.clone(),
+                    self.folder_watch.clone(),
+                    cancel,
+                ));
             }
         } else if !services.backends.is_empty() {
             let receiver = member::receiver(services, &community)?;

@@ -4,14 +4,15 @@
 //! archives to the folder (`chs archive build` on this node's database). Publishing goes through
 //! the node's distribution backends ([`crate::backend::DistributionBackend`]) and nothing else.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use chs_archive::{BuildOptions, Builder, CatchUpPolicy, FolderLock, INDEX_FILE, Reader, plan_catch_up};
 use chs_community::{ArchiveWrapping, Community, CommunityId};
 use chs_store::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +21,7 @@ use crate::config::Policy;
 use crate::dispatch::{Command, Dispatcher};
 use crate::error::NodeError;
 use crate::fault;
-use crate::services::Services;
+use crate::services::{Services, lock};
 use crate::signal::Signal;
 
 /// What identifies the archive folder's content cheaply: (index length, index mtime, data length).
@@ -101,9 +102,14 @@ impl OwnerMachine {
         if trigger || now >= self.next_run_at { OwnerAction::RunCycle } else { OwnerAction::Wait }
     }
 
-    /// The watch tick found the folder as `now_fp`.
+    /// The folder as last seeded (or left unfinished): what [`FolderWatch`] compares it with.
+    pub(crate) fn seeded(&self) -> Fingerprint {
+        self.seeded
+    }
+
+    /// The watch found the folder as `now_fp`.
     pub(crate) fn folder_seen(&self, now_fp: Fingerprint) -> OwnerAction {
-        if now_fp.is_some() && now_fp != self.seeded { OwnerAction::Reseed } else { OwnerAction::Wait }
+        if needs_reseed(now_fp, self.seeded) { OwnerAction::Reseed } else { OwnerAction::Wait }
     }
 
     /// A reseed of the folder seen as `seen` ended with `outcome`.
@@ -112,6 +118,108 @@ impl OwnerMachine {
             ReseedOutcome::Seeded(fp) => self.seeded = fp,
             ReseedOutcome::Unfinished => self.seeded = seen,
             ReseedOutcome::Busy | ReseedOutcome::Failed => {}
+        }
+    }
+}
+
+/// Whether a folder seen as `now_fp` differs from the one seeded as `seeded` (the one rule of
+/// [`OwnerMachine::folder_seen`] and [`FolderWatch::scan`]).
+fn needs_reseed(now_fp: Fingerprint, seeded: Fingerprint) -> bool {
+    now_fp.is_some() && now_fp != seeded
+}
+
+/// One watcher of every owner task's archive folder (`[archive] watch_interval`): a single timer
+/// for the node that stats each registered folder once per interval and wakes only the owner
+/// tasks whose folder differs from what they last seeded. One timer per community cost an idle
+/// owner of 1,000 communities 100 wake-ups a second (issue 22). The owner task still decides
+/// ([`OwnerMachine::folder_seen`]); a folder it could not reseed (busy, failed) keeps differing,
+/// so it is woken again on the next scan, as with its own timer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FolderWatch {
+    folders: Arc<Mutex<HashMap<CommunityId, Watched>>>,
+}
+
+/// One registered folder.
+#[derive(Debug)]
+struct Watched {
+    dir: PathBuf,
+    /// What its owner task last seeded ([`OwnerMachine::seeded`]).
+    seeded: Fingerprint,
+    changed: Arc<Notify>,
+}
+
+/// An owner task's registration with the [`FolderWatch`]; removed when dropped.
+#[derive(Debug)]
+pub(crate) struct WatchedFolder {
+    watch: FolderWatch,
+    id: CommunityId,
+    changed: Arc<Notify>,
+}
+
+impl FolderWatch {
+    /// Watches `dir` for the owner task of `id` (replacing an earlier registration of `id`).
+    pub(crate) fn register(&self, id: CommunityId, dir: PathBuf) -> WatchedFolder {
+        let changed = Arc::new(Notify::new());
+        let watched = Watched { dir, seeded: None, changed: Arc::clone(&changed) };
+        lock(&self.folders).insert(id, watched);
+        WatchedFolder { watch: self.clone(), id, changed }
+    }
+
+    /// One pass: stats every registered folder and wakes the owners whose folder needs a reseed.
+    /// Returns the communities woken.
+    pub(crate) fn scan(&self) -> Vec<CommunityId> {
+        let folders: Vec<(CommunityId, PathBuf, Fingerprint, Arc<Notify>)> =
+            lock(&self.folders).iter().map(|(id, w)| (*id, w.dir.clone(), w.seeded, Arc::clone(&w.changed))).collect();
+        let mut woken = Vec::new();
+        for (id, dir, seeded, changed) in folders {
+            if needs_reseed(fingerprint(&dir), seeded) {
+                changed.notify_one();
+                woken.push(id);
+            }
+        }
+        woken
+    }
+
+    /// Scans every `interval` (on the blocking pool) until the node stops.
+    pub(crate) async fn run(self, services: Arc<Services>) {
+        let interval = services.config.archive.watch_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = services.cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let watch = self.clone();
+            if let Err(e) = services.blocking(move || Ok(watch.scan().len())).await {
+                tracing::warn!(error = %e.chain(), "scanning the archive folders failed");
+            }
+        }
+    }
+}
+
+impl WatchedFolder {
+    /// The owner task seeded (or gave up on) the folder as `fp`: scans compare with it.
+    fn set_seeded(&self, fp: Fingerprint) {
+        if let Some(w) = lock(&self.watch.folders).get_mut(&self.id)
+            && Arc::ptr_eq(&w.changed, &self.changed)
+        {
+            w.seeded = fp;
+        }
+    }
+
+    /// Returns when a scan found the folder changed (at once if one did since the last call).
+    async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+impl Drop for WatchedFolder {
+    fn drop(&mut self) {
+        let mut folders = lock(&self.watch.folders);
+        if folders.get(&self.id).is_some_and(|w| Arc::ptr_eq(&w.changed, &self.changed)) {
+            folders.remove(&self.id);
         }
     }
 }
@@ -129,6 +237,7 @@ pub(crate) async fn run(
     community: Community,
     mut trigger: mpsc::Receiver<()>,
     dispatcher: Dispatcher,
+    watch: FolderWatch,
     cancel: CancellationToken,
 ) {
     let id = community.id;
@@ -175,9 +284,7 @@ pub(crate) async fn run(
             }
         }
     }
-    let mut watch = tokio::time::interval(services.config.archive.watch_interval);
-    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    watch.tick().await;
+    let folder = watch.register(id, dir.clone());
     let mut action = OwnerAction::RunCycle;
     loop {
         match action {
@@ -214,12 +321,13 @@ pub(crate) async fn run(
             }
             OwnerAction::Wait => {}
         }
+        folder.set_seeded(machine.seeded());
         let event = tokio::select! {
             biased;
             () = cancel.cancelled() => Event::Stop,
             t = trigger.recv() => if t.is_some() { Event::Trigger } else { Event::Stop },
             () = services.clock.wait_until_ms(machine.next_run_at().saturating_mul(1000)) => Event::Due,
-            _ = watch.tick() => Event::WatchTick,
+            () = folder.changed() => Event::WatchTick,
         };
         action = match event {
             Event::Stop => return,
@@ -496,7 +604,9 @@ impl Owner {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::{OwnerAction, OwnerMachine, ReseedOutcome};
+    use chs_community::CommunityId;
+
+    use super::{FolderWatch, OwnerAction, OwnerMachine, ReseedOutcome, WatchedFolder, fingerprint, lock};
 
     const RETRY: Duration = Duration::from_secs(60);
 
@@ -516,6 +626,49 @@ mod tests {
         assert_eq!(m.next_run_at(), 2_060, "retried after retry_after_failure");
         assert_eq!(m.wake(2_059, false), OwnerAction::Wait);
         assert_eq!(m.wake(2_060, false), OwnerAction::RunCycle);
+    }
+
+    #[tokio::test]
+    async fn one_folder_watch_wakes_only_owners_whose_folder_differs_from_what_they_seeded() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |dir: &std::path::Path, data: &[u8]| {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join(chs_archive::INDEX_FILE), b"index").unwrap();
+            std::fs::write(dir.join(chs_archive::DATA_FILE), data).unwrap();
+        };
+        let ids: Vec<CommunityId> =
+            (0..3).map(|_| CommunityId::from_secret_key(&chs_community::generate_key().unwrap())).collect();
+        let dirs: Vec<_> = (0..3).map(|n| root.path().join(n.to_string())).collect();
+        write(&dirs[0], b"a");
+        write(&dirs[1], b"b");
+        let watch = FolderWatch::default();
+        let folders: Vec<WatchedFolder> = ids.iter().zip(&dirs).map(|(id, d)| watch.register(*id, d.clone())).collect();
+        // Nothing seeded yet: the two folders that exist differ; the missing one does not.
+        let mut woken = watch.scan();
+        woken.sort_by_key(ToString::to_string);
+        let mut expected = vec![ids[0], ids[1]];
+        expected.sort_by_key(ToString::to_string);
+        assert_eq!(woken, expected);
+        // Woken once per scan, not once per tick of the owner: the wake-up is stored.
+        assert!(tokio::time::timeout(Duration::ZERO, folders[0].changed()).await.is_ok(), "folder 0 woken");
+        assert!(tokio::time::timeout(Duration::ZERO, folders[2].changed()).await.is_err(), "folder 2 not woken");
+        folders[0].set_seeded(fingerprint(&dirs[0]));
+        folders[1].set_seeded(fingerprint(&dirs[1]));
+        assert_eq!(watch.scan(), Vec::<CommunityId>::new(), "both as seeded");
+        // Someone else appends to folder 1: only its owner is woken, on every scan until it
+        // has seeded the new content (a busy or failed reseed is retried on the next scan).
+        write(&dirs[1], b"b and more");
+        assert_eq!(watch.scan(), vec![ids[1]]);
+        assert_eq!(watch.scan(), vec![ids[1]]);
+        folders[1].set_seeded(fingerprint(&dirs[1]));
+        assert_eq!(watch.scan(), Vec::<CommunityId>::new());
+        // A restarted owner task registers again before the old registration is dropped: the
+        // drop leaves the new one watched.
+        let again = watch.register(ids[1], dirs[1].clone());
+        drop(folders);
+        assert_eq!(watch.scan(), vec![ids[1]], "only the new registration is left, nothing seeded yet");
+        drop(again);
+        assert!(lock(&watch.folders).is_empty());
     }
 
     #[test]

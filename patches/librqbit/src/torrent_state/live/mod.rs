@@ -273,6 +273,7 @@ impl TorrentStateLive {
                 stats: Default::default(),
                 states: Default::default(),
                 live_outgoing_peers: Default::default(),
+                live_added: Default::default(),
             },
             _locked: RwLock::new(TorrentStateLocked {
                 pieces: Some(PieceTracker::new(paused.chunk_tracker)),
@@ -315,8 +316,16 @@ impl TorrentStateLive {
                     // wait twice as long after each unchanged sample, up to 30 s. librqbit
                     // sampled every 100 ms whatever happened: an idle node seeding 1,000
                     // torrents woke 10,000 times a second (35% of a core). Issue 22 item 5.
+                    // With no live peer nothing can move: sleep until one becomes live (or an
+                    // hour). An idle owner seeding 1,000 torrents still woke 33 times a second
+                    // at 30 s.
                     const BUSY: Duration = Duration::from_millis(100);
                     const IDLE_MAX: Duration = Duration::from_secs(30);
+                    const NO_PEER: Duration = Duration::from_secs(3600);
+                    let live_added = match state.upgrade() {
+                        Some(state) => state.peers.live_added.clone(),
+                        None => return Ok(()),
+                    };
                     let mut last: Option<(u64, u64)> = None;
                     let mut pause = BUSY;
                     loop {
@@ -337,11 +346,19 @@ impl TorrentStateLive {
                         state
                             .up_speed_estimator
                             .add_snapshot(stats.uploaded_bytes, None, now);
+                        let live_peers = state.peers.stats().live;
                         drop(state);
                         let moved = last != Some((fetched, stats.uploaded_bytes));
                         last = Some((fetched, stats.uploaded_bytes));
                         pause = if moved { BUSY } else { (pause * 2).min(IDLE_MAX) };
-                        tokio::time::sleep(pause).await;
+                        if !moved && live_peers == 0 {
+                            tokio::select! {
+                                _ = tokio::time::sleep(NO_PEER) => {}
+                                _ = live_added.notified() => pause = BUSY,
+                            }
+                        } else {
+                            tokio::time::sleep(pause).await;
+                        }
                     }
                 }
             },

@@ -44,6 +44,8 @@ impl Peer {
         for counter in [&counters.session_stats, &counters.stats] {
             counter.inc(&state);
         }
+        // chs patch: wake the idle speed sampler (issue 22 item 5).
+        counters.live_added.notify_one();
         Self {
             addr,
             state,
@@ -237,6 +239,8 @@ impl Peer {
                 PeerState::Live(LivePeerState::new(peer_id, tx, false, conn_kind)),
                 counters,
             );
+            // chs patch: wake the idle speed sampler (issue 22 item 5).
+            counters.live_added.notify_one();
             self.get_live_mut()
         } else {
             None

@@ -23,6 +23,9 @@ pub(crate) struct PeerStates {
     pub live_outgoing_peers: RwLock<HashSet<PeerHandle>>,
     pub stats: AggregatePeerStatsAtomic,
     pub states: DashMap<PeerHandle, Peer>,
+    /// chs patch: notified when a peer becomes live (incoming or outgoing), so that the idle
+    /// speed sampler wakes (issue 22 item 5).
+    pub live_added: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for PeerStates {
@@ -203,6 +206,7 @@ mod tests {
             live_outgoing_peers: Default::default(),
             stats: Default::default(),
             states: Default::default(),
+            live_added: Default::default(),
         }
     }
 

@@ -1,0 +1,1 @@
+pub const CHUNK_SIZE: u32 = 16384;
