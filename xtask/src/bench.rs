@@ -417,12 +417,17 @@ fn rows(v: &Value) -> Vec<Row> {
         "load" => vec![row(
             "load",
             &format!(
-                "{:.0} members at once (owner seeding {:.0} communities in {:.1} s); owner uploaded {:.1} copies; peak RSS {:.0} MB",
+                "{:.0} members at once (owner seeding {:.0} communities in {:.1} s); owner uploaded {:.1} copies; peak RSS {:.0} MB; all {:.0} nodes in one process: the round used {:.1} CPU-s, its floor on {:.0} cores {:.1} s ({:.2}x that limit)",
                 f(v, "members"),
                 f(v, "communities"),
                 f(v, "owner_seed_all_s"),
                 f(v, "owner_upload_bytes") / f(v, "torrent_bytes"),
-                f(v, "peak_rss_mb")
+                f(v, "peak_rss_mb"),
+                f(v, "members") + 2.0,
+                f(v, "round_cpu_s"),
+                f(v, "cores"),
+                f(v, "cpu_floor_s"),
+                f(v, "ratio_to_cpu_floor")
             ),
             format!("{:.0}/{:.0} complete in {:.1} s", f(v, "completed"), f(v, "members"), f(v, "all_members_s")),
             format!("1 member alone {:.1} s", f(v, "single_member_s")),
@@ -489,7 +494,7 @@ mod tests {
             r#"[{"bench":"store","messages":1000000,"insert_msgs_per_s":237464,"baseline_insert_msgs_per_s":320330,"insert_ratio":0.741,"scan_msgs_per_s":1270811,"baseline_scan_msgs_per_s":1389220,"scan_ratio":0.915,"scan_peak_rss_kib_full":10292},
                 {"bench":"torrent","size_mib":1024,"sha1_limit_mbps":1900.0,"loopback_tcp_mbps":3000.0,"anchor":"libtorrent → libtorrent (TCP)","anchor_mbps":438.0,"ours_download_mbps":500.0,"ours_librqbit_mbps":130.0,"download_ratio":1.1415,"anacrolix_chs_mbps":96.0,"anacrolix_anacrolix_mbps":54.0,"chs_anacrolix_mbps":157.0,"fetcher_sys_s_per_gib":1.0,"fetcher_user_s_per_gib":1.0,"librqbit_sys_s_per_gib":5.8,"librqbit_user_s_per_gib":3.0,"ours_create_s":0.6,"lt_create_s":0.7,"create_speed_ratio":1.17,"ours_create_cpu_s":0.7,"lt_create_cpu_s":0.77,"file_write_mbps":410.0},
                 {"bench":"e2e","mb":10,"delivery_ms":448.1,"baseline_ms":171.2,"ratio":2.617,"goal_ratio":2.0},
-                {"bench":"load","communities":100,"owner_seed_all_s":40.0,"members":50,"completed":49,"completion_ratio":0.98,"all_members_s":12.6,"single_member_s":0.4,"ratio":31.5,"owner_upload_bytes":40000000,"torrent_bytes":1200000,"peak_rss_mb":348,"goal_ratio":5.0},
+                {"bench":"load","communities":100,"owner_seed_all_s":40.0,"members":50,"completed":49,"completion_ratio":0.98,"all_members_s":12.6,"single_member_s":0.4,"ratio":31.5,"owner_upload_bytes":40000000,"torrent_bytes":1200000,"peak_rss_mb":348,"round_cpu_s":9.4,"single_cpu_s":0.2,"cores":2,"cpu_floor_s":4.7,"ratio_to_cpu_floor":2.68,"goal_ratio":5.0},
                 {"bench":"idle","communities":1000,"seeding":1000,"settle_all_s":60.0,"window_s":30.0,"cpu_pct":0.4,"rss_mb":300,"peak_rss_mb":320,"goal_cpu_pct":1.0,"goal_rss_mb":500}]"#,
         )
         .unwrap();
@@ -501,7 +506,9 @@ mod tests {
         assert!(md.contains("| torrent | create the torrent of 1024 MiB, CPU time | 0.70 s | libtorrent 0.77 s | 1.10x | ≥ 1.0x | yes |"), "{md}");
         assert!(md.contains("| torrent | anacrolix (as status-go) seeds → chs downloads | 96.0 MB/s (0.05x SHA-1) | anacrolix → anacrolix 54.0 MB/s | 1.78x | ≥ 1.0x | yes |"), "{md}");
         assert!(
-            md.contains("49/50 complete in 12.6 s") && md.contains("| 31.50x | all complete, ≤ 5.0x | **no** |"),
+            md.contains("49/50 complete in 12.6 s")
+                && md.contains("| 31.50x | all complete, ≤ 5.0x | **no** |")
+                && md.contains("the round used 9.4 CPU-s, its floor on 2 cores 4.7 s (2.68x that limit)"),
             "{md}"
         );
         assert!(md.contains("| idle | owner holding 1000 communities (1000 seeding), idle for 30 s | CPU 0.40% of one core, RSS 300 MB (peak 320 MB) | budget 1% CPU, 500 MB | 0.64x |"), "{md}");

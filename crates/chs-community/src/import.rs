@@ -294,15 +294,26 @@ pub(crate) fn import_archive(
         kept.push(msg);
         stored.push(row);
     }
-    let outcomes: Vec<Outcome> = match mode {
-        DecodeMode::Immediate => decode_all(&kept).into_iter().map(Outcome::from).collect(),
-        DecodeMode::Deferred => Vec::new(),
-    };
-    let stats = chs_store::replace_range_tx(&tx, pubsub_topic, &topics, from, to, &stored)?;
+    // Decoding (ECDSA recoveries, on every core) runs while this thread replaces the window's
+    // messages in the store: the two do not depend on each other until the history rows below.
+    let (outcomes, stored_window) = std::thread::scope(|scope| {
+        let decoding = (mode == DecodeMode::Immediate).then(|| scope.spawn(|| decode_all(&kept)));
+        let stored_window = chs_store::replace_range_tx(&tx, pubsub_topic, &topics, from, to, &stored)
+            .map_err(CommunityError::from)
+            .and_then(|stats| delete_history(&tx, cref, &topics, from, to).map(|()| stats));
+        let outcomes: Vec<Outcome> = match decoding {
+            Some(handle) => match handle.join() {
+                Ok(decoded) => decoded.into_iter().map(Outcome::from).collect(),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            None => Vec::new(),
+        };
+        (outcomes, stored_window)
+    });
+    let stats = stored_window?;
     report.deleted = stats.deleted;
     report.inserted = stats.inserted;
     report.duplicates = stored.len() - stats.inserted;
-    delete_history(&tx, cref, &topics, from, to)?;
     if outcomes.is_empty() {
         // Deferred: only the keys; every other column has its pending default.
         let mut insert = tx.prepare_cached(

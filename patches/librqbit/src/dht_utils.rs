@@ -41,12 +41,24 @@ pub async fn read_metainfo_from_peer_receiver<A: Stream<Item = SocketAddr> + Unp
 
     let semaphore = tokio::sync::Semaphore::new(128);
 
-    let read_info_guarded = |addr| {
+    // chs patch: an address whose metadata read failed is tried again, after
+    // `METAINFO_RETRY_FIRST_DELAY` doubled at each attempt, up to `METAINFO_ATTEMPTS` times in
+    // all. librqbit tried each address once: a seeder that closed the connection at once (its
+    // listener was at its bound of pending handshakes for our IP, or it was restarting) was
+    // never asked again, and the magnet resolution waited for other addresses until the
+    // caller's time-out (issue 22: 50 members behind one IP).
+    let read_info_guarded = |addr, attempt: u32| {
         let semaphore = &semaphore;
         let connector = connector.clone();
         let client_name_and_version = client_name_and_version.clone();
         async move {
-            let token = semaphore.acquire().await?;
+            if attempt > 0 {
+                tokio::time::sleep(METAINFO_RETRY_FIRST_DELAY * (1 << (attempt - 1))).await;
+            }
+            let token = match semaphore.acquire().await {
+                Ok(token) => token,
+                Err(e) => return (addr, attempt, Err(e.into())),
+            };
             let ret = peer_info_reader::read_metainfo_from_peer(
                 addr,
                 peer_id,
@@ -58,11 +70,11 @@ pub async fn read_metainfo_from_peer_receiver<A: Stream<Item = SocketAddr> + Unp
                 connector,
                 client_name_and_version,
             )
-            .instrument(debug_span!("read_metainfo_from_peer", ?addr))
+            .instrument(debug_span!("read_metainfo_from_peer", ?addr, attempt))
             .await
             .with_context(|| format!("error reading metainfo from {addr}"));
             drop(token);
-            ret
+            (addr, attempt, ret)
         }
     };
 
@@ -70,7 +82,7 @@ pub async fn read_metainfo_from_peer_receiver<A: Stream<Item = SocketAddr> + Unp
 
     for a in initial_addrs {
         seen.insert(a);
-        unordered.push(read_info_guarded(a));
+        unordered.push(read_info_guarded(a, 0));
     }
 
     let mut addrs_completed = false;
@@ -83,9 +95,13 @@ pub async fn read_metainfo_from_peer_receiver<A: Stream<Item = SocketAddr> + Unp
         tokio::select! {
             done = unordered.next(), if !unordered.is_empty() => {
                 match done {
-                    Some(Ok((info, info_bytes))) => return ReadMetainfoResult::Found { info, info_bytes, seen, rx: addrs },
-                    Some(Err(e)) => {
-                        debug!("{:#}", e);
+                    Some((_, _, Ok((info, info_bytes)))) => return ReadMetainfoResult::Found { info, info_bytes, seen, rx: addrs },
+                    Some((addr, attempt, Err(e))) => {
+                        debug!(attempt, "{:#}", e);
+                        // chs patch: try again (see above).
+                        if attempt + 1 < METAINFO_ATTEMPTS {
+                            unordered.push(read_info_guarded(addr, attempt + 1));
+                        }
                     },
                     None => unreachable!()
                 }
@@ -95,7 +111,7 @@ pub async fn read_metainfo_from_peer_receiver<A: Stream<Item = SocketAddr> + Unp
                 match next_addr {
                     Some(addr) => {
                         if seen.insert(addr) {
-                            unordered.push(read_info_guarded(addr));
+                            unordered.push(read_info_guarded(addr, 0));
                         }
                         continue;
                     },
@@ -107,6 +123,13 @@ pub async fn read_metainfo_from_peer_receiver<A: Stream<Item = SocketAddr> + Unp
         };
     }
 }
+
+/// chs patch: how many times one address is asked for the metadata (see
+/// [`read_metainfo_from_peer_receiver`]).
+pub const METAINFO_ATTEMPTS: u32 = 5;
+/// chs patch: the wait before the second attempt; it doubles at each further one (0.2, 0.4,
+/// 0.8, 1.6 s: 3 s in all).
+pub const METAINFO_RETRY_FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[cfg(test)]
 mod tests {

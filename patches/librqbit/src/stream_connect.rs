@@ -246,6 +246,10 @@ impl StreamConnector {
                 return Ok(None);
             }
             let conn = self.tcp_connect(addr).await?;
+            // chs patch: TCP_NODELAY (see `listen.rs`).
+            if let Err(e) = conn.set_nodelay(true) {
+                debug!(?addr, "could not set TCP_NODELAY: {e:#}");
+            }
             debug!(?addr, "connected over TCP");
             Ok::<_, librqbit_dualstack_sockets::Error>(Some(conn))
         };

@@ -693,7 +693,7 @@ async fn import_one(
         chs_community::MissingArchive { archive_id: archive_id.to_owned(), from, to, offset: 0, size, padding: 0 };
     let entry2 = entry.clone();
     let imported = shared
-        .db(move |c, s| Ok(c.import_fetched_archive(s, &id, &entry2, &bytes, DecodeMode::Deferred)?))
+        .db(move |c, s| Ok(c.import_fetched_archive(s, &id, &entry2, &bytes, DecodeMode::Immediate)?))
         .await?
         .map(|report| report.messages)
         .map_err(|e| chs_community::error_chain(&e));

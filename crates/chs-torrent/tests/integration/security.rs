@@ -116,6 +116,69 @@ async fn item2_listener_survives_idle_and_garbage_connections() {
     .expect("test timed out");
 }
 
+/// Issue 22 (50 members behind one address): a member whose first metadata connection is
+/// refused by the seeder's per-IP bound of pending handshakes asks again within a few seconds
+/// once the bound frees, instead of waiting out its metadata time-out. The bound is filled by
+/// idle connections from the member's own address (127.0.0.1); they are closed as soon as the
+/// seeder has refused the member once. librqbit asked each address once: here (no DHT, no
+/// tracker) the resolution failed at once, with the DHT or trackers on it waited for other
+/// addresses until the time-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_metadata_connection_is_tried_again() {
+    init_tracing();
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (_folder, meta, owner) = seeding_owner(tmp.path()).await;
+        let port = owner.local_peer_addr().expect("owner listens");
+        let member_ip = Ipv4Addr::LOCALHOST;
+
+        let idle = spawn_all((0..MAX_PENDING_HANDSHAKES_PER_IP).map(|_| connect_from(member_ip, port)).collect()).await;
+        let idle: Vec<TcpStream> = idle.into_iter().flatten().collect();
+        assert_eq!(idle.len(), MAX_PENDING_HANDSHAKES_PER_IP, "could not open the idle connections");
+        // Every slot is taken once the seeder has accepted them all.
+        let deadline = Instant::now() + REFUSE_DEADLINE;
+        while owner.listener_stats().accepted < MAX_PENDING_HANDSHAKES_PER_IP as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "seeder did not accept the idle connections: {:?}",
+                owner.listener_stats()
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused_before = owner.listener_stats().refused;
+
+        let member = node(&tmp.path().join("member-state")).await;
+        let magnet = Magnet::for_meta(&meta, &[]).with_peer(port);
+        // One attempt with a long time-out: only a retry inside the magnet resolution can finish
+        // well before it.
+        let metadata_timeout = Duration::from_secs(30);
+        let opts = DownloadOptions { metadata_timeout, max_attempts: 1, ..DownloadOptions::default() };
+        let started = Instant::now();
+        let data = tmp.path().join("member-data");
+        let fetch = tokio::spawn(async move { member.download(CID, &magnet, &data, opts).await.map(|_| ()) });
+
+        let deadline = Instant::now() + REFUSE_DEADLINE;
+        while owner.listener_stats().refused == refused_before {
+            assert!(Instant::now() < deadline, "the member was not refused: {:?}", owner.listener_stats());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused_at = started.elapsed();
+        drop(idle);
+
+        let result = fetch.await.expect("fetch task");
+        let took = started.elapsed();
+        eprintln!("refused at {refused_at:?}, metadata after {took:?}; listener: {:?}", owner.listener_stats());
+        result.expect("metadata after the bound freed");
+        assert!(
+            took < Duration::from_secs(10),
+            "metadata took {took:?}: the refused connection was not tried again (time-out {metadata_timeout:?})"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
 async fn spawn_all<F: std::future::Future + Send + 'static>(futs: Vec<F>) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
