@@ -225,6 +225,23 @@ fn rows(v: &Value) -> Vec<Row> {
                 f(v, "all_cores_ratio") >= 0.8,
             ),
         ],
+        "status_chat_key" => vec![row(
+            "status",
+            &format!(
+                "chat key derivation (PBKDF2-HMAC-SHA256, 65,356 rounds; one per chat a node follows), one core; limit 2 x 65,356 SHA-256 compressions {:.2} ms ({:.2}x of it)",
+                f(v, "limit_ms_per_key"),
+                f(v, "limit_ms_per_key") / f(v, "ms_per_key")
+            ),
+            format!("{:.2} ms/key", f(v, "ms_per_key")),
+            format!(
+                "RustCrypto pbkdf2 {:.2} ms, OpenSSL (Python hashlib) {:.2} ms",
+                f(v, "rustcrypto_ms_per_key"),
+                f(v, "openssl_ms_per_key")
+            ),
+            f(v, "ratio"),
+            "≥ 1.0x",
+            f(v, "ratio") >= 1.0,
+        )],
         "import" => vec![row(
             "import",
             &format!("canonical import of {} archived messages", thousands(f(v, "messages"))),
@@ -494,6 +511,7 @@ mod tests {
             r#"[{"bench":"store","messages":1000000,"insert_msgs_per_s":237464,"baseline_insert_msgs_per_s":320330,"insert_ratio":0.741,"scan_msgs_per_s":1270811,"baseline_scan_msgs_per_s":1389220,"scan_ratio":0.915,"scan_peak_rss_kib_full":10292},
                 {"bench":"torrent","size_mib":1024,"sha1_limit_mbps":1900.0,"loopback_tcp_mbps":3000.0,"anchor":"libtorrent → libtorrent (TCP)","anchor_mbps":438.0,"ours_download_mbps":500.0,"ours_librqbit_mbps":130.0,"download_ratio":1.1415,"anacrolix_chs_mbps":96.0,"anacrolix_anacrolix_mbps":54.0,"chs_anacrolix_mbps":157.0,"fetcher_sys_s_per_gib":1.0,"fetcher_user_s_per_gib":1.0,"librqbit_sys_s_per_gib":5.8,"librqbit_user_s_per_gib":3.0,"ours_create_s":0.6,"lt_create_s":0.7,"create_speed_ratio":1.17,"ours_create_cpu_s":0.7,"lt_create_cpu_s":0.77,"file_write_mbps":410.0},
                 {"bench":"e2e","mb":10,"delivery_ms":448.1,"baseline_ms":171.2,"ratio":2.617,"goal_ratio":2.0},
+                {"bench":"status_chat_key","keys":24,"ms_per_key":5.89,"rustcrypto_ms_per_key":7.24,"openssl_ms_per_key":14.62,"anchor_ms_per_key":7.24,"ratio":1.229,"limit_ms_per_key":4.65,"goal_ratio":1.0},
                 {"bench":"load","communities":100,"owner_seed_all_s":40.0,"members":50,"completed":49,"completion_ratio":0.98,"all_members_s":12.6,"single_member_s":0.4,"ratio":31.5,"owner_upload_bytes":40000000,"torrent_bytes":1200000,"peak_rss_mb":348,"round_cpu_s":9.4,"single_cpu_s":0.2,"cores":2,"cpu_floor_s":4.7,"ratio_to_cpu_floor":2.68,"goal_ratio":5.0},
                 {"bench":"idle","communities":1000,"seeding":1000,"settle_all_s":60.0,"window_s":30.0,"cpu_pct":0.4,"rss_mb":300,"peak_rss_mb":320,"goal_cpu_pct":1.0,"goal_rss_mb":500}]"#,
         )
@@ -513,6 +531,12 @@ mod tests {
         );
         assert!(md.contains("| idle | owner holding 1000 communities (1000 seeding), idle for 30 s | CPU 0.40% of one core, RSS 300 MB (peak 320 MB) | budget 1% CPU, 500 MB | 0.64x |"), "{md}");
         assert!(md.contains("| < 1% CPU, < 500 MB | yes |"), "{md}");
+        assert!(
+            md.contains(
+                "| 5.89 ms/key | RustCrypto pbkdf2 7.24 ms, OpenSSL (Python hashlib) 14.62 ms | 1.23x | ≥ 1.0x | yes |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("\"bench\": \"load\""));
     }
 }

@@ -2,6 +2,10 @@
 //! of what each message needs (AES-256-GCM decryption and two ECDSA key recoveries), measured
 //! in the same run.
 //!
+//! Then chat-key derivation (PBKDF2-HMAC-SHA256, 65,356 rounds: every chat a node follows pays
+//! it once), chs against RustCrypto's `pbkdf2` crate and OpenSSL's `PKCS5_PBKDF2_HMAC` (through
+//! Python's `hashlib`, timed inside Python), with SHA-256's compression rate as the limit.
+//!
 //! Run: `cargo run --release -p chs-status --example bench_status [N]`.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::cast_precision_loss)]
 
@@ -32,7 +36,83 @@ struct Bare {
     amm_signature: Vec<u8>,
 }
 
+/// Chat keys derived per measurement.
+const KEYS: usize = 24;
+
+/// Times `KEYS` derivations of distinct chat ids with chs, the `pbkdf2` crate and OpenSSL
+/// (interleaved, best of 3 each), and SHA-256's raw compression rate; prints and emits
+/// `BENCH_JSON` for `status_chat_key`.
+fn bench_chat_keys() {
+    let ids: Vec<String> = (0..KEYS).map(|i| format!("0x02{i:064x}-magnetlinks")).collect();
+    let mut best = [f64::MAX; 3];
+    let mut openssl_ok = true;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for id in &ids {
+            black_box(SymmetricKey::from_password(black_box(id)));
+        }
+        best[0] = best[0].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for id in &ids {
+            let mut out = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(black_box(id.as_bytes()), b"", 65_356, &mut out);
+            black_box(out);
+        }
+        best[1] = best[1].min(t.elapsed().as_secs_f64());
+        match openssl_pbkdf2_secs(&ids) {
+            Some(secs) => best[2] = best[2].min(secs),
+            None => openssl_ok = false,
+        }
+    }
+    // The limit: 2 compressions per round (inner and outer HMAC), at the raw rate.
+    let blocks = [[0x5au8; 64]; 64];
+    let mut state = [0u32; 8];
+    let rounds = 20_000;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        sha2::block_api::compress256(&mut state, black_box(&blocks));
+    }
+    black_box(state);
+    let compress_ns = t.elapsed().as_secs_f64() * 1e9 / (rounds * blocks.len()) as f64;
+    let limit_ms = 2.0 * 65_356.0 * compress_ns / 1e6;
+    let per_key = |secs: f64| secs * 1000.0 / KEYS as f64;
+    let (ours, rustcrypto) = (per_key(best[0]), per_key(best[1]));
+    let openssl = if openssl_ok { per_key(best[2]) } else { f64::NAN };
+    // The strongest anchor: the faster of the two others.
+    let anchor = if openssl.is_finite() { openssl.min(rustcrypto) } else { rustcrypto };
+    println!("chat key derivation (PBKDF2-HMAC-SHA256, 65,356 rounds, {KEYS} keys, best of 3, one core):");
+    println!("  chs:                         {ours:>7.2} ms/key");
+    println!("  RustCrypto pbkdf2 crate:     {rustcrypto:>7.2} ms/key");
+    println!("  OpenSSL (Python hashlib):    {openssl:>7.2} ms/key");
+    println!("  limit (2 x 65,356 SHA-256 compressions at {compress_ns:.1} ns): {limit_ms:.2} ms/key");
+    println!(
+        "BENCH_JSON {{\"bench\":\"status_chat_key\",\"keys\":{KEYS},\"ms_per_key\":{ours:.3},\"rustcrypto_ms_per_key\":{rustcrypto:.3},\"openssl_ms_per_key\":{},\"anchor_ms_per_key\":{anchor:.3},\"ratio\":{:.3},\"limit_ms_per_key\":{limit_ms:.3},\"goal_ratio\":1.0}}",
+        if openssl.is_finite() { format!("{openssl:.3}") } else { "null".to_owned() },
+        anchor / ours,
+    );
+}
+
+/// Seconds OpenSSL's PBKDF2 (Python's `hashlib.pbkdf2_hmac`) takes for `ids`, timed inside
+/// Python; `None` without a `python3`.
+fn openssl_pbkdf2_secs(ids: &[String]) -> Option<f64> {
+    let script = "import hashlib,sys,time\nids=sys.stdin.read().split()\nt=time.perf_counter()\nfor i in ids: hashlib.pbkdf2_hmac('sha256', i.encode(), b'', 65356, 32)\nprint(time.perf_counter()-t)";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take()?;
+        stdin.write_all(ids.join("\n").as_bytes()).ok()?;
+    }
+    let out = child.wait_with_output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
 fn main() {
+    bench_chat_keys();
     let total: usize = std::env::args().nth(1).and_then(|arg| arg.parse().ok()).unwrap_or(100_000);
     let cache = ChatKeyCache::new();
     let community_key = SecretKey::from_bytes(&keccak256(b"bench community")).unwrap();

@@ -78,6 +78,23 @@ fn pbkdf2_vectors() {
     );
 }
 
+/// The derivation on SHA-256's compression function agrees with the `pbkdf2` crate (RustCrypto's
+/// generic PBKDF2-HMAC) for passwords around every block boundary (0-130 bytes: shorter than,
+/// exactly, and longer than the 64-byte HMAC block, which is hashed first) and several
+/// iteration counts.
+#[test]
+fn pbkdf2_one_block_matches_the_pbkdf2_crate() {
+    for len in 0..=130usize {
+        let password: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        for iterations in [1u32, 2, 3, 17, 1000] {
+            let mut expected = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(&password, b"", iterations, &mut expected);
+            let ours = crate::symkey::pbkdf2_hmac_sha256_one_block(&password, iterations);
+            assert_eq!(hex::encode(ours), hex::encode(expected), "password of {len} bytes, {iterations} iterations");
+        }
+    }
+}
+
 #[test]
 fn symkey_cache_derives_once_and_returns_the_same_key() {
     let cache = SymKeyCache::new();
