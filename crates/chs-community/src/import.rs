@@ -261,6 +261,7 @@ pub(crate) fn import_archive(
         .collect();
     // The archive may only replace the community's own topics: a topic of another community is
     // refused, and the rest of the archive still imports.
+    let started = std::time::Instant::now();
     let tx = conn.transaction()?;
     let Scoped { allowed: topics, refused, learn } = scope_topics(&tx, community, scope, claimed)?;
     let mut refused_topics: Vec<String> = refused.iter().map(|t| format!("0x{}", hex::encode(t))).collect();
@@ -296,11 +297,13 @@ pub(crate) fn import_archive(
     }
     // Decoding (ECDSA recoveries, on every core) runs while this thread replaces the window's
     // messages in the store: the two do not depend on each other until the history rows below.
+    let parsed_ms = started.elapsed().as_millis();
     let (outcomes, stored_window) = std::thread::scope(|scope| {
         let decoding = (mode == DecodeMode::Immediate).then(|| scope.spawn(|| decode_all(&kept)));
         let stored_window = chs_store::replace_range_tx(&tx, pubsub_topic, &topics, from, to, &stored)
             .map_err(CommunityError::from)
             .and_then(|stats| delete_history(&tx, cref, &topics, from, to).map(|()| stats));
+        tracing::debug!(%archive_id, elapsed_ms = started.elapsed().as_millis(), "archive import: messages stored");
         let outcomes: Vec<Outcome> = match decoding {
             Some(handle) => match handle.join() {
                 Ok(decoded) => decoded.into_iter().map(Outcome::from).collect(),
@@ -311,6 +314,7 @@ pub(crate) fn import_archive(
         (outcomes, stored_window)
     });
     let stats = stored_window?;
+    let decoded_ms = started.elapsed().as_millis();
     report.deleted = stats.deleted;
     report.inserted = stats.inserted;
     report.duplicates = stored.len() - stats.inserted;
@@ -344,6 +348,7 @@ pub(crate) fn import_archive(
     drop(learn_topic);
     let refusal = crate::bookkeeping::Refusal { topics: &report.refused_topics, messages: report.refused_messages };
     crate::bookkeeping::mark_imported(&tx, community, &archive_id, from, to, &refusal, now_ms)?;
+    let written_ms = started.elapsed().as_millis();
     tx.commit()?;
     if !report.refused_topics.is_empty() {
         tracing::warn!(
@@ -356,6 +361,10 @@ pub(crate) fn import_archive(
         community_id = %community, %archive_id, from, to,
         inserted = report.inserted, deleted = report.deleted, undecodable = report.undecodable,
         pending_decode = report.pending_decode, refused = report.refused_messages, "archive imported"
+    );
+    tracing::debug!(
+        %archive_id, parsed_ms, decoded_ms, written_ms, committed_ms = started.elapsed().as_millis(),
+        "archive import: time into the transaction at each step"
     );
     Ok(report)
 }

@@ -580,6 +580,9 @@ async fn run(dir: &std::path::Path, communities: usize, members: usize) -> Resul
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let mut args = std::env::args().skip(1);
     let communities: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let members: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
