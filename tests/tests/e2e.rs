@@ -300,55 +300,6 @@ async fn spec15_item20_late_joiner_goes_through_the_same_magnetlink_rules() {
     member.shutdown().await;
 }
 
-/// Issue 22 (load): an owner whose first announcement found no peer on the topic (it started
-/// before anyone connected) sends the link to the first peer that subscribes at once: that
-/// announcement reached nobody, so it does not count against `REANNOUNCE_MIN_GAP`. Before, the
-/// first subscriber waited out the 2 s gap of an announcement nobody received (an owner of 100
-/// communities released them one by one, each 2 s after its own announcement).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_announcement_that_reached_no_peer_does_not_hold_back_the_first_subscriber() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = ManualClock::new(now_ms());
-    let owner_dir = dir.path().join("owner");
-    let id = owner_with_history(&owner_dir, "void", now_ms() - HOUR_MS, 10, 2, 43);
-    let member_dir = dir.path().join("member");
-    join_member(&member_dir, &id).expect("join");
-    let bus = chs_node::SignalBus::default();
-    let mut owner_signals = bus.subscribe();
-    let owner = Node::start_with_bus(NodeConfig::local(&owner_dir), Arc::new(clock.clone()), bus).await.expect("owner");
-    wait_for(&mut owner_signals, STEP, "seeding", |s| matches!(s, Signal::HistoryArchivesSeeding { .. }).then_some(()))
-        .await
-        .expect("seeded before anyone joined");
-    // The announcement's clock is stored just before it is published (to nobody): from then on the
-    // old rule deferred the first re-announcement to at least this instant + REANNOUNCE_MIN_GAP.
-    let deadline = std::time::Instant::now() + STEP;
-    loop {
-        let status = owner.handle().status().await.expect("status");
-        if status.iter().any(|c| c.magnetlink_clock > 0) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the owner never announced: {status:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let seeded_at = std::time::Instant::now();
-
-    let (member, mut signals) = start_subscribed(&member_dir, &clock, vec![first_addr(&owner).await], None).await;
-    let left = chs_node::REANNOUNCE_MIN_GAP.saturating_sub(seeded_at.elapsed());
-    let accepted = wait_for(&mut signals, left, "the link before the re-announcement gap", |s| {
-        matches!(s, Signal::MagnetlinkAccepted { .. }).then_some(())
-    })
-    .await;
-    let after = seeded_at.elapsed();
-    assert!(
-        accepted.is_ok(),
-        "no link {after:?} after the owner's announcement into the void (gap {:?})",
-        chs_node::REANNOUNCE_MIN_GAP
-    );
-    eprintln!("link accepted {after:?} after the owner's first announcement");
-    owner.shutdown().await;
-    member.shutdown().await;
-}
-
 /// Issue 20: a torrent-only member that fetched the owner's magnet is sent, correctly signed by
 /// the community key on today's `-memberUpdate` chat with a far newer clock, an empty link (what a
 /// torrent control node of today's status-go may broadcast) and a Logos Storage CID. Both are

@@ -31,9 +31,7 @@ use crate::signal::Signal;
 
 /// Peers that subscribe within this window of each other get one re-announcement between them.
 const REANNOUNCE_COALESCE: Duration = Duration::from_millis(300);
-/// At most one re-announcement of a community's link per this gap (later ones are deferred; a
-/// deferred one goes out with the round that finds it due within [`REANNOUNCE_COALESCE`], so
-/// communities whose gaps end close together share one round).
+/// At most one re-announcement of a community's link per this gap (later ones are deferred).
 pub const REANNOUNCE_MIN_GAP: Duration = Duration::from_secs(2);
 
 /// What owner tasks and the node tell the dispatcher.
@@ -71,9 +69,7 @@ struct Latest {
     links: Vec<String>,
     /// The clock it was announced with (None until the first announcement's clock is stored).
     clock: Option<u64>,
-    /// When it last reached a peer, or failed to be published (None while it never went out:
-    /// an announcement with no peer on the topic yet reached nobody, so it does not count
-    /// against [`REANNOUNCE_MIN_GAP`] and the first subscriber gets it at once).
+    /// When it last went out (or was attempted).
     sent_at: Option<Instant>,
     /// Whether a re-announcement is owed (peers subscribed since it went out).
     owed: bool,
@@ -153,7 +149,7 @@ pub(crate) async fn run(
                         continue;
                     }
                     match entry.sent_at.map(|t| t + REANNOUNCE_MIN_GAP) {
-                        Some(allowed) if allowed > now + REANNOUNCE_COALESCE => {
+                        Some(allowed) if allowed > now => {
                             timer = Some(timer.map_or(allowed, |t| t.min(allowed)));
                         }
                         _ => round.push((*id, entry)),
@@ -193,31 +189,11 @@ async fn next_event(
 /// seeding tries again.
 async fn announce(services: &Arc<Services>, id: CommunityId, entry: &mut Latest) {
     entry.owed = false;
-    let at = Instant::now();
-    let result = publish(services, id, entry).await;
-    record(id, entry, at, result);
-}
-
-/// Records the outcome of one announcement attempt started `at` in `entry`.
-fn record(id: CommunityId, entry: &mut Latest, at: Instant, result: Result<Sent, NodeError>) {
-    match result {
-        Ok(sent) => {
-            entry.clock = Some(sent.clock);
-            entry.sent_at = sent.reached_peers.then_some(at);
-        }
-        Err(e) => {
-            entry.sent_at = Some(at);
-            tracing::warn!(community_id = %id, error = %e.chain(), "magnetlink not published");
-        }
+    entry.sent_at = Some(Instant::now());
+    match publish(services, id, entry).await {
+        Ok(clock) => entry.clock = Some(clock),
+        Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "magnetlink not published"),
     }
-}
-
-/// An announcement that was published (or found no peer to publish to).
-struct Sent {
-    /// The clock its messages carry (stored).
-    clock: u64,
-    /// Whether any message reached a peer (false: no peer on the topic yet).
-    reached_peers: bool,
 }
 
 /// Announces every community of `round` (a re-announcement round: peers subscribed) like
@@ -240,8 +216,6 @@ async fn announce_all(services: &Arc<Services>, round: Vec<(CommunityId, &mut La
         })
         .await;
     let sent_at = Instant::now();
-    let communities = round.len();
-    tracing::debug!(communities, "re-announcement round: messages built");
     let mut built: Vec<Option<_>> = match built {
         Ok(built) => built.into_iter().map(Some).collect(),
         Err(e) => {
@@ -251,17 +225,17 @@ async fn announce_all(services: &Arc<Services>, round: Vec<(CommunityId, &mut La
     };
     for ((id, entry), built) in round.into_iter().zip(built.iter_mut()) {
         entry.owed = false;
+        entry.sent_at = Some(sent_at);
         let result = match built.take() {
             Some(Ok((messages, clock))) => send(services, id, entry, messages, clock).await,
             Some(Err(e)) => Err(e),
-            None => {
-                entry.sent_at = Some(sent_at);
-                continue;
-            }
+            None => continue,
         };
-        record(id, entry, sent_at, result);
+        match result {
+            Ok(clock) => entry.clock = Some(clock),
+            Err(e) => tracing::warn!(community_id = %id, error = %e.chain(), "magnetlink not published"),
+        }
     }
-    tracing::debug!(communities, elapsed_ms = sent_at.elapsed().as_millis(), "re-announcement round: published");
 }
 
 /// The messages of one announcement: one per link and configured chat, all with one clock
@@ -302,8 +276,9 @@ fn build(
     Ok((messages, clock))
 }
 
-/// Builds and publishes one message per link and configured chat, all with one clock.
-async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> Result<Sent, NodeError> {
+/// Builds and publishes one message per link and configured chat, all with one clock; returns
+/// the clock.
+async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> Result<u64, NodeError> {
     let now = services.clock.now_ms();
     let links = entry.links.clone();
     let channels: Vec<_> = services.config.archive.link_channels.iter().map(|c| c.channel()).collect();
@@ -314,20 +289,18 @@ async fn publish(services: &Arc<Services>, id: CommunityId, entry: &Latest) -> R
     send(services, id, entry, messages, clock).await
 }
 
-/// Publishes `messages` (built with `clock`) on the community's topic.
+/// Publishes `messages` (built with `clock`) on the community's topic; returns the clock.
 async fn send(
     services: &Arc<Services>,
     id: CommunityId,
     entry: &Latest,
     messages: Vec<(String, chs_waku::WakuMessage)>,
     clock: u64,
-) -> Result<Sent, NodeError> {
-    let mut result = Ok(());
-    let mut reached_peers = false;
+) -> Result<u64, NodeError> {
+    let mut result = Ok(clock);
     for (link, message) in messages {
         match services.waku.publish(&entry.pubsub_topic, message).await {
             Ok(_) => {
-                reached_peers = true;
                 services.publish(Signal::MagnetlinkPublished { community_id: id, clock, magnet_uri: link });
             }
             Err(PublishError::NoPeers { .. }) => {
@@ -338,5 +311,5 @@ async fn send(
     }
     // After the attempt (sent, or no peer yet), with its clock stored.
     fault::point(services, "published").await;
-    result.map(|()| Sent { clock, reached_peers })
+    result
 }
