@@ -52,8 +52,9 @@ pub(crate) fn pbkdf2_hmac_sha256_one_block(password: &[u8], iterations: u32) -> 
     block[32] = 0x80;
     block[56..].copy_from_slice(&(768u64).to_be_bytes());
 
-    let write = |state: &[u32; 8], block: &mut [u8; 64]| {
-        for (chunk, word) in block[..32].chunks_exact_mut(4).zip(state) {
+    // A state's 32-byte digest, big-endian, into the first 32 bytes of `to`.
+    let write = |state: &[u32; 8], to: &mut [u8]| {
+        for (chunk, word) in to[..32].chunks_exact_mut(4).zip(state) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
     };
@@ -75,9 +76,7 @@ pub(crate) fn pbkdf2_hmac_sha256_one_block(password: &[u8], iterations: u32) -> 
         }
     }
     let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(&t) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
+    write(&t, &mut out);
     out
 }
 

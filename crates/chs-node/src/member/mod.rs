@@ -640,7 +640,8 @@ async fn fetch_and_import(
         }
     }
     tracing::debug!(community_id = %id, archives, "download: archives imported");
-    // Who wrote what: decoded now so that the history reads at once.
+    // The imports above decode as they go; this decodes what an earlier deferred import (a
+    // previous version, or `chs archive import`) left pending, so that the history reads at once.
     shared.db(move |c, s| Ok(c.decode_pending_history(s, &id, usize::MAX)?)).await?;
     Ok((archives, messages, received.unwrap_or(read_bytes)))
 }
